@@ -1,0 +1,44 @@
+-- fail.lua: record one failed login of one identity, atomically.
+--
+-- KEYS[1]  the identity's attempt record (hash)   lockout:attempt:{ip=203.0.113.9}
+-- KEYS[2]  the identity's lock flag (string)      lockout:lock:{ip=203.0.113.9}
+-- ARGV[1]  cool-off, ms: how long failures are remembered after the latest one
+-- ARGV[2]  lockout duration, ms: how long a lock flag lives after it is set or renewed
+-- ARGV[3]  failure limit: the count at which the identity is locked
+-- ARGV[4]  "1" to lock at the limit, "0" to only count (Axes' LOCK_OUT_AT_FAILURE)
+-- ARGV[5]  user agent, ARGV[6] path (metadata for the attempt record; empty: keep the last)
+--
+-- Adds one failure, stamps first/last failure time (Redis' clock, ms since the epoch) and
+-- metadata, sets the lock when the count reaches the limit, renews a lock that is already
+-- there (a failure during a lockout extends it, as in Axes), and gives the record a TTL of the
+-- cool-off (or of the lock, if that is longer) so that nothing outlives its use.
+--
+-- Returns {failures, lock_ms}: lock_ms is the lock's remaining time, or -2 when not locked.
+-- Example, limit 3, third failure:
+--   EVALSHA <sha> 2 lockout:attempt:{ip=203.0.113.9} lockout:lock:{ip=203.0.113.9}
+--           1800000 1800000 3 1 "curl/8.5" "/login"                        -> {3, 1800000}
+if #KEYS ~= 2 or #ARGV ~= 6 then
+  return redis.error_reply('fail.lua: expected 2 keys and 6 arguments')
+end
+local record, lock = KEYS[1], KEYS[2]
+local cooloff, lockout, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+
+local time = redis.call('TIME')
+local now = time[1] * 1000 + math.floor(time[2] / 1000)
+
+local failures = redis.call('HINCRBY', record, 'failures', 1)
+if failures == 1 then
+  redis.call('HSET', record, 'first', now)
+end
+redis.call('HSET', record, 'last', now)
+-- The latest user agent and path that were given: an attempt without them keeps the last ones.
+if ARGV[5] ~= '' then redis.call('HSET', record, 'user_agent', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', record, 'path', ARGV[6]) end
+
+local lock_ms = -2
+if redis.call('EXISTS', lock) == 1 or (ARGV[4] == '1' and failures >= limit) then
+  redis.call('SET', lock, '1', 'PX', lockout)
+  lock_ms = lockout
+end
+redis.call('PEXPIRE', record, math.max(cooloff, lock_ms))
+return {failures, lock_ms}

@@ -1,0 +1,83 @@
+//! `check`, `fail` and `succeed`: what a login page would ask, from the shell.
+
+use super::{AttemptArgs, Output, SuccessArgs};
+use crate::attempt::Attempt;
+use crate::engine::{Engine, Verdict};
+use crate::error::Result;
+use crate::store::Store;
+use crate::wire;
+
+fn attempt(args: &AttemptArgs) -> Result<Attempt> {
+    Attempt::new(
+        args.ip,
+        args.username.as_deref(),
+        args.user_agent.as_deref(),
+        args.path.as_deref(),
+    )
+}
+
+pub(super) async fn check<S: Store>(
+    engine: &Engine<S>,
+    args: AttemptArgs,
+    output: Output,
+) -> Result<()> {
+    let verdict = engine.check(&attempt(&args)?).await?;
+    output.print(wire::verdict(&verdict), || match &verdict {
+        Verdict::Allowed => "allowed".to_string(),
+        Verdict::Locked(lockout) => {
+            let mut line = format!("locked ({})", lockout.reason.name());
+            if let Some(retry_after) = lockout.retry_after {
+                line += &format!(": retry after {} s", wire::seconds(retry_after));
+            }
+            if !lockout.locked_by.is_empty() {
+                let by: Vec<String> = lockout.locked_by.iter().map(|c| c.to_string()).collect();
+                line += &format!("; locked by {}", by.join(", "));
+            }
+            line
+        }
+    });
+    Ok(())
+}
+
+pub(super) async fn fail<S: Store>(
+    engine: &Engine<S>,
+    args: AttemptArgs,
+    output: Output,
+) -> Result<()> {
+    let report = engine.fail(&attempt(&args)?).await?;
+    output.print(wire::failure(&report), || {
+        let state = match report.retry_after {
+            Some(retry_after) => format!("locked: retry after {} s", wire::seconds(retry_after)),
+            None if report.locked => "locked".to_string(),
+            None => "not locked".to_string(),
+        };
+        let counts: Vec<String> = report
+            .failures
+            .iter()
+            .map(|f| format!("{} {}", f.combination, f.count))
+            .collect();
+        if counts.is_empty() {
+            format!("{state}; nothing counted")
+        } else {
+            format!("{state}; failures: {}", counts.join(", "))
+        }
+    });
+    Ok(())
+}
+
+pub(super) async fn succeed<S: Store>(
+    engine: &Engine<S>,
+    args: SuccessArgs,
+    output: Output,
+) -> Result<()> {
+    let attempt = Attempt::new(args.ip, args.username.as_deref(), None, None)?;
+    let reset = engine.succeed(&attempt).await?;
+    output.print(wire::success(reset), || {
+        if reset {
+            "success recorded; attempt records cleared".to_string()
+        } else {
+            "success recorded".to_string()
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! The `lockout` command line: clap structures (plain strings and flags, their doc comments are
+//! the `--help`), converted once into validated values, then one function per command family.
+//! Exit status: 0 when the command did its job (whatever the verdict), 1 when it failed,
+//! 2 for bad usage.
+
+mod login;
+mod logs;
+mod records;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::attempt::parse_ip;
+use crate::config::{Config, Overrides};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::store::redis::{RedisOptions, RedisStore};
+
+/// Brute-force login protection with Django Axes' semantics, its state in Redis.
+#[derive(Debug, Parser)]
+#[command(name = "lockout", version)]
+pub struct Cli {
+    /// Redis to use [default: redis://127.0.0.1:6379]
+    #[arg(long, global = true, env = "LOCKOUT_REDIS_URL", value_name = "URL")]
+    redis_url: Option<String>,
+    /// Prefix of every key lockout writes [default: lockout]
+    #[arg(long, global = true, env = "LOCKOUT_PREFIX", value_name = "P")]
+    prefix: Option<String>,
+    /// TOML configuration file
+    #[arg(long, global = true, env = "LOCKOUT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print JSON, in the HTTP API's shapes
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Is this attempt locked out? (A locked attempt is recorded, as in Axes.)
+    Check(AttemptArgs),
+    /// Record a failed login
+    Fail(AttemptArgs),
+    /// Record a successful login
+    Succeed(SuccessArgs),
+    /// List attempt records
+    List(ListArgs),
+    /// Delete attempt records and locks: by IP, by username, by the pair when both are given
+    Reset(ResetArgs),
+    /// Print the access log, newest first
+    Logs(LogsArgs),
+    /// Delete access-log entries at least AGE old
+    ResetLogs(ResetLogsArgs),
+    /// Axes: delete every attempt record
+    #[command(name = "axes_reset")]
+    AxesReset,
+    /// Axes: delete the attempt records of these IPs
+    #[command(name = "axes_reset_ip")]
+    AxesResetIp {
+        #[arg(required = true, value_parser = ip_arg)]
+        ip: Vec<IpAddr>,
+    },
+    /// Axes: delete the attempt records of these usernames
+    #[command(name = "axes_reset_username")]
+    AxesResetUsername {
+        #[arg(required = true, value_parser = username_arg)]
+        username: Vec<String>,
+    },
+    /// Axes: delete the attempt records of this IP and username together
+    #[command(name = "axes_reset_ip_username")]
+    AxesResetIpUsername {
+        #[arg(value_parser = ip_arg)]
+        ip: IpAddr,
+        #[arg(value_parser = username_arg)]
+        username: String,
+    },
+    /// Axes: delete access-log entries at least DAYS days old (default 30)
+    #[command(name = "axes_reset_logs")]
+    AxesResetLogs {
+        #[arg(value_name = "DAYS", conflicts_with = "age")]
+        days: Option<u64>,
+        /// Age in days
+        #[arg(long, value_name = "DAYS")]
+        age: Option<u64>,
+    },
+    /// Axes-style listing: IP, username and failures of every attempt record
+    #[command(name = "axes_list_attempts")]
+    AxesListAttempts,
+}
+
+#[derive(Debug, Args)]
+struct AttemptArgs {
+    #[arg(long, value_parser = ip_arg)]
+    ip: IpAddr,
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long, value_name = "UA")]
+    user_agent: Option<String>,
+    /// The login page's path (recorded with failures)
+    #[arg(long)]
+    path: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct SuccessArgs {
+    #[arg(long, value_parser = ip_arg)]
+    ip: IpAddr,
+    #[arg(long)]
+    username: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    #[arg(long, value_parser = ip_arg)]
+    ip: Option<IpAddr>,
+    #[arg(long, value_parser = username_arg)]
+    username: Option<String>,
+    /// Only records that are locked now
+    #[arg(long)]
+    locked: bool,
+}
+
+#[derive(Debug, Args)]
+struct ResetArgs {
+    /// An IP whose records go (repeatable)
+    #[arg(long, value_parser = ip_arg)]
+    ip: Vec<IpAddr>,
+    /// A username whose records go (repeatable)
+    #[arg(long, value_parser = username_arg)]
+    username: Vec<String>,
+    /// Delete every record (required when no filter is given)
+    #[arg(long, conflicts_with_all = ["ip", "username"])]
+    all: bool,
+    /// Count what would go, delete nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct LogsArgs {
+    #[arg(long, value_parser = ip_arg)]
+    ip: Option<IpAddr>,
+    #[arg(long, value_parser = username_arg)]
+    username: Option<String>,
+    /// How many entries at most
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+}
+
+#[derive(Debug, Args)]
+struct ResetLogsArgs {
+    /// Entries at least this old go (inclusive; `0` removes everything)
+    #[arg(long, value_name = "AGE", default_value = "30d")]
+    older_than: humantime::Duration,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
+}
+
+impl Output {
+    /// Prints `json` in JSON mode, else `text`.
+    fn print(self, json: serde_json::Value, text: impl FnOnce() -> String) {
+        match self {
+            Output::Json => println!("{json}"),
+            Output::Text => println!("{}", text()),
+        }
+    }
+}
+
+/// Parses the command line, runs the command and answers the exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("lockout: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("lockout: {err}");
+            ExitCode::from(if err.is_invalid_input() { 2 } else { 1 })
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let output = if cli.json { Output::Json } else { Output::Text };
+    let overrides = Overrides {
+        redis_url: cli.redis_url,
+        prefix: cli.prefix,
+        listen: None,
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    let store =
+        RedisStore::connect(&config.redis_url, config.keys, RedisOptions::default()).await?;
+    let engine = Engine::new(store, config.policy);
+    match cli.command {
+        Command::Check(args) => login::check(&engine, args, output).await,
+        Command::Fail(args) => login::fail(&engine, args, output).await,
+        Command::Succeed(args) => login::succeed(&engine, args, output).await,
+        Command::List(args) => records::list(&engine, args, output).await,
+        Command::Reset(args) => records::reset(&engine, args, output).await,
+        Command::AxesReset => records::axes_reset(&engine, vec![], vec![], output).await,
+        Command::AxesResetIp { ip } => records::axes_reset(&engine, ip, vec![], output).await,
+        Command::AxesResetUsername { username } => {
+            records::axes_reset(&engine, vec![], username, output).await
+        }
+        Command::AxesResetIpUsername { ip, username } => {
+            records::axes_reset(&engine, vec![ip], vec![username], output).await
+        }
+        Command::AxesListAttempts => records::axes_list(&engine, output).await,
+        Command::Logs(args) => logs::logs(&engine, args, output).await,
+        Command::ResetLogs(args) => logs::reset_logs(&engine, args.older_than.into(), output).await,
+        Command::AxesResetLogs { days, age } => {
+            logs::axes_reset_logs(&engine, days.or(age), output).await
+        }
+    }
+}
+
+fn ip_arg(value: &str) -> Result<IpAddr, String> {
+    parse_ip(value).map_err(|err| err.to_string())
+}
+
+/// Unlike Axes (whose `axes_reset_ip ""` deletes everything), an empty username is refused.
+fn username_arg(value: &str) -> Result<String, String> {
+    crate::attempt::parse_username(value)
+        .map_err(|err| err.to_string())?
+        .ok_or_else(|| "username: must not be empty".to_string())
+}
+
+fn usage(message: String) -> Error {
+    Error::InvalidInput(message)
+}

@@ -1,0 +1,139 @@
+//! `list` and `reset`, and the Django Axes aliases that map onto them (`axes_reset*`,
+//! `axes_list_attempts`) with Axes' exact output.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{usage, ListArgs, Output, ResetArgs};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::policy::Field;
+use crate::record::AttemptRecord;
+use crate::store::Store;
+use crate::target::Target;
+use crate::wire;
+
+pub(super) async fn list<S: Store>(
+    engine: &Engine<S>,
+    args: ListArgs,
+    output: Output,
+) -> Result<()> {
+    let target = Target::matching(
+        args.ip.into_iter().collect(),
+        args.username.into_iter().collect(),
+    );
+    let records = engine.list(&target, args.locked).await?;
+    output.print(wire::attempts(&records), || {
+        let mut lines =
+            vec!["IDENTITY\tFAILURES\tLOCK\tLAST FAILURE\tUSER AGENT\tPATH".to_string()];
+        lines.extend(records.iter().map(|record| {
+            let identity: Vec<String> = record
+                .identity
+                .values()
+                .iter()
+                .map(|(field, value)| format!("{}={value}", field.name()))
+                .collect();
+            let lock = record.lock_remaining.map_or("-".to_string(), |remaining| {
+                format!("locked, {} s left", wire::seconds(remaining))
+            });
+            format!(
+                "{}\t{}\t{lock}\t{}\t{}\t{}",
+                identity.join(" "),
+                record.failures,
+                record.last_failure.map_or("-".to_string(), wire::rfc3339),
+                record.user_agent.as_deref().unwrap_or("-"),
+                record.path.as_deref().unwrap_or("-"),
+            )
+        }));
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+pub(super) async fn reset<S: Store>(
+    engine: &Engine<S>,
+    args: ResetArgs,
+    output: Output,
+) -> Result<()> {
+    if args.ip.is_empty() && args.username.is_empty() && !args.all {
+        return Err(usage(
+            "reset: give --ip, --username or both, or --all to delete every record".into(),
+        ));
+    }
+    let removed = remove(
+        engine,
+        &Target::matching(args.ip, args.username),
+        args.dry_run,
+    )
+    .await?;
+    let mut json = wire::removed(removed);
+    if args.dry_run {
+        json["dry_run"] = true.into();
+    }
+    output.print(json, || {
+        if args.dry_run {
+            format!("{removed} attempt records would be removed.")
+        } else {
+            format!("{removed} attempt records removed.")
+        }
+    });
+    Ok(())
+}
+
+/// `axes_reset`, `axes_reset_ip`, `axes_reset_username`, `axes_reset_ip_username`.
+pub(super) async fn axes_reset<S: Store>(
+    engine: &Engine<S>,
+    ips: Vec<std::net::IpAddr>,
+    usernames: Vec<String>,
+    output: Output,
+) -> Result<()> {
+    let removed = remove(engine, &Target::matching(ips, usernames), false).await?;
+    output.print(wire::removed(removed), || {
+        if removed > 0 {
+            format!("{removed} attempts removed.")
+        } else {
+            "No attempts found.".to_string()
+        }
+    });
+    Ok(())
+}
+
+/// `axes_list_attempts`: `IP<TAB>USERNAME<TAB>FAILURES`, `None` for an absent field.
+pub(super) async fn axes_list<S: Store>(engine: &Engine<S>, output: Output) -> Result<()> {
+    let records = engine.list(&Target::All, false).await?;
+    output.print(wire::attempts(&records), || {
+        records
+            .iter()
+            .map(|record: &AttemptRecord| {
+                let field = |f| record.identity.value(f).unwrap_or("None");
+                format!(
+                    "{}\t{}\t{}",
+                    field(Field::Ip),
+                    field(Field::Username),
+                    record.failures
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// Runs the reset with a spinner on stderr when it is a terminal.
+async fn remove<S: Store>(engine: &Engine<S>, target: &Target, dry_run: bool) -> Result<u64> {
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new_spinner().with_message("attempt records matched");
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {pos} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let removed = engine
+        .reset(target, dry_run, &mut |matched| bar.set_position(matched))
+        .await;
+    bar.finish_and_clear();
+    removed
+}

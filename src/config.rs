@@ -1,0 +1,286 @@
+//! Configuration: defaults, then the TOML file (`--config`), then `LOCKOUT_*` environment
+//! variables, then command-line flags, each winning over the one before. Validated once into a
+//! `Config` whose policy cannot be invalid; a bad value stops start-up with one line naming
+//! the key.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keys::Keyspace;
+use crate::policy::{Combination, Field, IpList, Policy};
+
+/// What the service answers when Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreError {
+    /// Fail closed: every attempt is refused.
+    Deny,
+    /// Fail open: every attempt is allowed.
+    Allow,
+}
+
+/// The admin API's and page's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub path: String,
+    pub username: String,
+    /// Empty: the admin API and page are disabled.
+    pub password: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            path: "/dj-ad-admin/".into(),
+            username: "admin".into(),
+            password: String::new(),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub redis_url: String,
+    pub keys: Keyspace,
+    pub listen: SocketAddr,
+    pub on_store_error: OnStoreError,
+    pub policy: Policy,
+    pub admin: AdminConfig,
+}
+
+/// Values given on the command line (or through clap's own environment variables), which win
+/// over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub redis_url: Option<String>,
+    pub prefix: Option<String>,
+    pub listen: Option<String>,
+}
+
+impl Config {
+    /// Reads `file` (if any), the environment and `overrides`, and validates the result.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(Error::Config(format!(
+                    "config: {} does not exist or is not a file",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(environment());
+        for (key, value) in [
+            ("redis_url", &overrides.redis_url),
+            ("prefix", &overrides.prefix),
+            ("listen", &overrides.listen),
+        ] {
+            if let Some(value) = value {
+                figment = figment.merge(Serialized::default(key, value));
+            }
+        }
+        let raw: RawConfig = figment.extract().map_err(describe)?;
+        raw.validate()
+    }
+}
+
+/// `LOCKOUT_POLICY_FAILURE_LIMIT` is `policy.failure_limit`, `LOCKOUT_ADMIN_PASSWORD` is
+/// `admin.password`; `LOCKOUT_CONFIG` and `LOCKOUT_LOG` are not configuration keys.
+fn environment() -> Env {
+    Env::prefixed("LOCKOUT_")
+        .ignore(&["config", "log"])
+        .map(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            for section in ["policy", "admin"] {
+                if let Some(rest) = key.strip_prefix(section).and_then(|k| k.strip_prefix('_')) {
+                    return format!("{section}.{rest}").into();
+                }
+            }
+            key.into()
+        })
+}
+
+/// One line naming the key, the problem and where the value came from.
+fn describe(errors: figment::Error) -> Error {
+    let Some(error) = errors.into_iter().next() else {
+        return Error::Config("unreadable configuration".into());
+    };
+    let key = error.path.join(".");
+    let origin = match &error.metadata {
+        Some(metadata) if metadata.name.contains("environment") => format!(
+            " (environment variable LOCKOUT_{})",
+            key.replace('.', "_").to_ascii_uppercase()
+        ),
+        Some(metadata) => metadata.source.as_ref().map_or_else(
+            || format!(" ({})", metadata.name),
+            |source| format!(" (in {source})"),
+        ),
+        None => String::new(),
+    };
+    Error::Config(format!("{key}: {}{origin}", error.kind))
+}
+
+/// The configuration as written, before validation.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    redis_url: String,
+    prefix: String,
+    listen: String,
+    on_store_error: OnStoreError,
+    policy: RawPolicy,
+    admin: AdminConfig,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            prefix: "lockout".into(),
+            listen: "127.0.0.1:8080".into(),
+            on_store_error: OnStoreError::Deny,
+            policy: RawPolicy::default(),
+            admin: AdminConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPolicy {
+    failure_limit: NonZeroU32,
+    #[serde(with = "humantime_serde")]
+    cooloff: Duration,
+    #[serde(with = "humantime_serde")]
+    lockout_duration: Option<Duration>,
+    lockout_parameters: Vec<OneOrMany>,
+    lock_out_at_failure: bool,
+    reset_on_success: bool,
+    reset_cooloff_on_failure_during_lockout: bool,
+    never_lockout: OneOrMany,
+    deny: OneOrMany,
+    access_log: bool,
+    #[serde(with = "humantime_serde")]
+    access_log_retention: Duration,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        let policy = Policy::default();
+        RawPolicy {
+            failure_limit: policy.failure_limit,
+            cooloff: policy.cooloff,
+            lockout_duration: None,
+            lockout_parameters: vec![OneOrMany::One("ip".into())],
+            lock_out_at_failure: policy.lock_out_at_failure,
+            reset_on_success: policy.reset_on_success,
+            reset_cooloff_on_failure_during_lockout: policy.reset_cooloff_on_failure_during_lockout,
+            never_lockout: OneOrMany::Many(Vec::new()),
+            deny: OneOrMany::Many(Vec::new()),
+            access_log: true,
+            access_log_retention: policy.access_log.expect("on by default"),
+        }
+    }
+}
+
+/// A string or a list of strings: a lockout combination (`"ip"` or `["ip","username"]`), or an
+/// IP list (a list, or one comma-separated string as environment variables give it).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn items(&self, separator: Option<char>) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => match separator {
+                Some(separator) => one
+                    .split(separator)
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(String::from)
+                    .collect(),
+                None => vec![one.clone()],
+            },
+            OneOrMany::Many(many) => many.clone(),
+        }
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config> {
+        let listen = self.listen.parse().map_err(|_| {
+            Error::Config(format!("listen: {:?} is not an address:port", self.listen))
+        })?;
+        Ok(Config {
+            redis_url: self.redis_url,
+            keys: Keyspace::new(&self.prefix)?,
+            listen,
+            on_store_error: self.on_store_error,
+            policy: self.policy.validate()?,
+            admin: self.admin,
+        })
+    }
+}
+
+impl RawPolicy {
+    fn validate(self) -> Result<Policy> {
+        let positive = |key: &str, duration: Duration| {
+            if duration.is_zero() {
+                Err(Error::Config(format!(
+                    "policy.{key}: must be longer than 0"
+                )))
+            } else {
+                Ok(duration)
+            }
+        };
+        let cooloff = positive("cooloff", self.cooloff)?;
+        let lockout_duration =
+            positive("lockout_duration", self.lockout_duration.unwrap_or(cooloff))?;
+        let access_log_retention = positive("access_log_retention", self.access_log_retention)?;
+        if self.lockout_parameters.is_empty() {
+            return Err(Error::Config(
+                "policy.lockout_parameters: needs at least one combination".into(),
+            ));
+        }
+        let combinations = self
+            .lockout_parameters
+            .iter()
+            .map(|combination| {
+                let fields = combination
+                    .items(None)
+                    .iter()
+                    .map(|name| Field::parse(name))
+                    .collect::<Result<Vec<_>>>()?;
+                Combination::new(fields)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Policy {
+            failure_limit: self.failure_limit,
+            cooloff,
+            lockout_duration,
+            combinations,
+            lock_out_at_failure: self.lock_out_at_failure,
+            reset_on_success: self.reset_on_success,
+            reset_cooloff_on_failure_during_lockout: self.reset_cooloff_on_failure_during_lockout,
+            never_lockout: IpList::parse(
+                "policy.never_lockout",
+                &self.never_lockout.items(Some(',')),
+            )?,
+            deny: IpList::parse("policy.deny", &self.deny.items(Some(',')))?,
+            access_log: self.access_log.then_some(access_log_retention),
+        })
+    }
+}

@@ -1,0 +1,260 @@
+//! The policy applied to a store: allow and deny lists, identities per combination, the
+//! Axes decisions (what is locked, what is recorded) and the verdicts. No Redis in here.
+
+use std::time::Duration;
+
+use crate::attempt::{Attempt, Identity};
+use crate::error::Result;
+use crate::policy::{Combination, Policy};
+use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
+use crate::store::{FailureRule, LogAppend, Progress, Store};
+use crate::target::Target;
+
+/// The answer to "may this attempt proceed to the password check?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Locked(Lockout),
+}
+
+impl Verdict {
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Verdict::Locked(_))
+    }
+}
+
+/// Why and for how long an attempt is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lockout {
+    pub reason: LockReason,
+    /// When the last of the attempt's locks ends; `None` for a deny-listed IP.
+    pub retry_after: Option<Duration>,
+    /// The combinations whose identity is locked.
+    pub locked_by: Vec<Combination>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockReason {
+    /// Too many failures.
+    Lockout,
+    /// The IP is in the deny-list.
+    DenyList,
+}
+
+impl LockReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            LockReason::Lockout => "lockout",
+            LockReason::DenyList => "deny_list",
+        }
+    }
+}
+
+/// The answer to a recorded failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureReport {
+    pub locked: bool,
+    pub retry_after: Option<Duration>,
+    /// Each identity's count, in the policy's combination order.
+    pub failures: Vec<FailureCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureCount {
+    pub combination: Combination,
+    pub count: u64,
+}
+
+/// Django Axes' lockout logic over a `Store`.
+pub struct Engine<S> {
+    store: S,
+    policy: Policy,
+    rule: FailureRule,
+}
+
+impl<S: Store> Engine<S> {
+    pub fn new(store: S, policy: Policy) -> Self {
+        let rule = FailureRule {
+            cooloff: policy.cooloff,
+            lockout_duration: policy.lockout_duration,
+            failure_limit: policy.failure_limit.get(),
+            lock_out_at_failure: policy.lock_out_at_failure,
+        };
+        Engine {
+            store,
+            policy,
+            rule,
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Before the password is verified: is the attempt locked out? A refused attempt is itself
+    /// recorded as a failure (extending the lock) unless
+    /// `reset_cooloff_on_failure_during_lockout` is false. An allowed check writes nothing.
+    pub async fn check(&self, attempt: &Attempt) -> Result<Verdict> {
+        if self.policy.deny.contains(attempt.ip) {
+            return Ok(Verdict::Locked(Lockout {
+                reason: LockReason::DenyList,
+                retry_after: None,
+                locked_by: Vec::new(),
+            }));
+        }
+        if self.policy.never_lockout.contains(attempt.ip) {
+            return Ok(Verdict::Allowed);
+        }
+        let (combinations, identities) = self.identities(attempt);
+        if identities.is_empty() {
+            return Ok(Verdict::Allowed);
+        }
+        let locks = self.store.lock_states(&identities).await?;
+        if locks.iter().all(Option::is_none) {
+            return Ok(Verdict::Allowed);
+        }
+        let log = self.log(attempt, Outcome::Refused);
+        let locks = if self.policy.reset_cooloff_on_failure_during_lockout {
+            let states = self
+                .store
+                .record_failures(&identities, &self.rule, attempt, log)
+                .await?;
+            states.iter().map(|state| state.lock_remaining).collect()
+        } else {
+            if let Some(log) = log {
+                self.store.append_log(log).await?;
+            }
+            locks
+        };
+        Ok(Verdict::Locked(Lockout {
+            reason: LockReason::Lockout,
+            retry_after: locks.iter().flatten().max().copied(),
+            locked_by: combinations
+                .into_iter()
+                .zip(&locks)
+                .filter(|(_, lock)| lock.is_some())
+                .map(|(combination, _)| combination)
+                .collect(),
+        }))
+    }
+
+    /// After a wrong password: count it for every identity of the attempt. The failure that
+    /// reaches the limit is itself answered locked.
+    pub async fn fail(&self, attempt: &Attempt) -> Result<FailureReport> {
+        let deny_listed = self.policy.deny.contains(attempt.ip);
+        if deny_listed || self.policy.never_lockout.contains(attempt.ip) {
+            return Ok(FailureReport {
+                locked: deny_listed,
+                retry_after: None,
+                failures: Vec::new(),
+            });
+        }
+        let (combinations, identities) = self.identities(attempt);
+        let log = self.log(attempt, Outcome::Failure);
+        if identities.is_empty() {
+            if let Some(log) = log {
+                self.store.append_log(log).await?;
+            }
+            return Ok(report(combinations, Vec::new()));
+        }
+        if !self.policy.reset_cooloff_on_failure_during_lockout {
+            // As in Axes: a failure during a lockout records nothing, so the lock ends on time.
+            let states = self.store.peek(&identities).await?;
+            if states.iter().any(|state| state.lock_remaining.is_some()) {
+                return Ok(report(combinations, states));
+            }
+        }
+        let states = self
+            .store
+            .record_failures(&identities, &self.rule, attempt, log)
+            .await?;
+        Ok(report(combinations, states))
+    }
+
+    /// After a successful login: clears the attempt's identities when `reset_on_success` is
+    /// set, and logs it. Answers whether anything was cleared.
+    pub async fn succeed(&self, attempt: &Attempt) -> Result<bool> {
+        if self.policy.deny.contains(attempt.ip) || self.policy.never_lockout.contains(attempt.ip) {
+            return Ok(false);
+        }
+        let (_, identities) = self.identities(attempt);
+        let log = self.log(attempt, Outcome::Success);
+        if self.policy.reset_on_success && !identities.is_empty() {
+            return self.store.clear(&identities, log).await;
+        }
+        if let Some(log) = log {
+            self.store.append_log(log).await?;
+        }
+        Ok(false)
+    }
+
+    /// The attempt records `target` selects (only locked ones with `locked_only`).
+    pub async fn list(&self, target: &Target, locked_only: bool) -> Result<Vec<AttemptRecord>> {
+        let mut records = self.store.list(target).await?;
+        if locked_only {
+            records.retain(AttemptRecord::is_locked);
+        }
+        Ok(records)
+    }
+
+    /// Deletes the attempt records (and locks) `target` selects; answers how many records.
+    pub async fn reset(
+        &self,
+        target: &Target,
+        dry_run: bool,
+        progress: Progress<'_>,
+    ) -> Result<u64> {
+        self.store.remove(target, dry_run, progress).await
+    }
+
+    /// Up to `limit` access-log entries, newest first.
+    pub async fn logs(&self, filter: &LogFilter, limit: usize) -> Result<Vec<LogEntry>> {
+        self.store.logs(filter, limit, self.policy.access_log).await
+    }
+
+    /// Deletes access-log entries at least `age` old (`0` removes all); answers how many.
+    pub async fn reset_logs(&self, age: Duration) -> Result<u64> {
+        self.store.trim_logs(age).await
+    }
+
+    /// The attempt's identities with the combination each comes from; combinations whose
+    /// fields the attempt lacks form none.
+    fn identities(&self, attempt: &Attempt) -> (Vec<Combination>, Vec<Identity>) {
+        self.policy
+            .combinations
+            .iter()
+            .filter_map(|combination| {
+                attempt
+                    .identity(combination)
+                    .map(|identity| (combination.clone(), identity))
+            })
+            .unzip()
+    }
+
+    fn log<'a>(&self, attempt: &'a Attempt, outcome: Outcome) -> Option<LogAppend<'a>> {
+        self.policy.access_log.map(|retention| LogAppend {
+            attempt,
+            outcome,
+            retention,
+        })
+    }
+}
+
+fn report(combinations: Vec<Combination>, states: Vec<IdentityState>) -> FailureReport {
+    FailureReport {
+        locked: states.iter().any(|state| state.lock_remaining.is_some()),
+        retry_after: states.iter().filter_map(|state| state.lock_remaining).max(),
+        failures: combinations
+            .into_iter()
+            .zip(states)
+            .map(|(combination, state)| FailureCount {
+                combination,
+                count: state.failures,
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,201 @@
+//! The Redis key layout (documented for other clients in `docs/keys.md`):
+//!
+//! - `<prefix>:attempt:{<identity>}`: hash with the identity's failure count and metadata;
+//! - `<prefix>:lock:{<identity>}`: the identity's lock flag, alive for the lockout duration;
+//! - `<prefix>:log`: the access log, a stream.
+//!
+//! `<identity>` is `field=value` pairs joined by `&` in field order, each value percent-encoded
+//! so that only `A-Z a-z 0-9 - . _ ~ %` remain: no value can contain a delimiter, a brace (the
+//! braces are the Redis Cluster hash tag, so both keys of an identity share one slot) or a SCAN
+//! glob character.
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::attempt::Identity;
+use crate::error::{Error, Result};
+use crate::policy::Field;
+use crate::target::Target;
+
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// More patterns than this and one full scan, filtered here, is cheaper than one scan each.
+const MAX_SCAN_PATTERNS: usize = 16;
+
+/// Encodes identity values as `ip=203.0.113.9&username=alice`.
+pub(crate) fn encode_identity(values: &[(Field, String)]) -> String {
+    values
+        .iter()
+        .map(|(field, value)| format!("{}={}", field.name(), encode_value(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode_value(value: &str) -> String {
+    utf8_percent_encode(value, VALUE).to_string()
+}
+
+/// The inverse of `encode_identity`; `None` unless `tag` is exactly what it would produce.
+fn decode_identity(tag: &str) -> Option<Identity> {
+    let mut values: Vec<(Field, String)> = Vec::new();
+    for pair in tag.split('&') {
+        let (name, encoded) = pair.split_once('=')?;
+        let field = Field::parse(name).ok().filter(|f| f.name() == name)?;
+        if values.last().is_some_and(|(last, _)| *last >= field) {
+            return None;
+        }
+        let value = percent_decode_str(encoded).decode_utf8().ok()?.into_owned();
+        values.push((field, value));
+    }
+    let identity = Identity::new(values);
+    (identity.tag() == tag).then_some(identity)
+}
+
+/// What a key under the prefix holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Attempt,
+    Lock,
+}
+
+impl KeyKind {
+    fn segment(self) -> &'static str {
+        match self {
+            KeyKind::Attempt => "attempt",
+            KeyKind::Lock => "lock",
+        }
+    }
+}
+
+/// The keys of one deployment, under its prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyspace {
+    prefix: String,
+}
+
+impl Keyspace {
+    /// The prefix may hold `A-Z a-z 0-9 _ - . : /` only, so it never needs escaping in a SCAN
+    /// pattern and never forms a hash tag.
+    pub fn new(prefix: &str) -> Result<Self> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_-.:/".contains(c);
+        if prefix.is_empty() || !prefix.chars().all(allowed) {
+            return Err(Error::Config(format!(
+                "prefix: {prefix:?} must be non-empty and use only letters, digits and _ - . : /"
+            )));
+        }
+        Ok(Keyspace {
+            prefix: prefix.to_string(),
+        })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn key(&self, kind: KeyKind, identity: &Identity) -> String {
+        format!("{}:{}:{{{}}}", self.prefix, kind.segment(), identity.tag())
+    }
+
+    pub fn log_key(&self) -> String {
+        format!("{}:log", self.prefix)
+    }
+
+    /// Recognises an attempt or lock key of this keyspace; anything else is `None`.
+    pub fn parse(&self, key: &str) -> Option<(KeyKind, Identity)> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix(':')?;
+        let (segment, braced) = rest.split_once(':')?;
+        let kind = [KeyKind::Attempt, KeyKind::Lock]
+            .into_iter()
+            .find(|kind| kind.segment() == segment)?;
+        let tag = braced.strip_prefix('{')?.strip_suffix('}')?;
+        decode_identity(tag).map(|identity| (kind, identity))
+    }
+
+    /// SCAN patterns covering every attempt and lock key `target` may select (and maybe more:
+    /// callers filter with `Target::matches`).
+    pub fn scan_patterns(&self, target: &Target) -> Vec<String> {
+        let p = &self.prefix;
+        // `[&}]` ends a value: `ip=10.0.0.1` must not match `ip=10.0.0.12`.
+        let patterns: Vec<String> = match target {
+            Target::All => vec![],
+            Target::Ips(ips) => ips
+                .iter()
+                .map(|ip| format!("{p}:*:{{ip={}[&}}]*", encode_value(&ip.to_string())))
+                .collect(),
+            Target::Usernames(usernames) => usernames
+                .iter()
+                .map(|u| format!("{p}:*[{{&]username={}[&}}]*", encode_value(u)))
+                .collect(),
+            Target::Pairs { ips, usernames } => ips
+                .iter()
+                .flat_map(|ip| {
+                    usernames.iter().map(move |u| {
+                        format!(
+                            "{p}:*:{{ip={}&username={}[&}}]*",
+                            encode_value(&ip.to_string()),
+                            encode_value(u)
+                        )
+                    })
+                })
+                .collect(),
+        };
+        if patterns.is_empty() || patterns.len() > MAX_SCAN_PATTERNS {
+            vec![format!("{p}:*:{{*")]
+        } else {
+            patterns
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attempt::Attempt;
+    use crate::policy::Combination;
+
+    fn identity(ip: &str, username: &str) -> Identity {
+        Attempt::parse(ip, Some(username), None, None)
+            .unwrap()
+            .identity(&Combination::new([Field::Ip, Field::Username]).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn keys_encode_awkward_values_and_parse_back() {
+        let keys = Keyspace::new("lockout").unwrap();
+        let id = identity("2001:db8::1", "a*?[]\\{}&=: %é");
+        let key = keys.key(KeyKind::Lock, &id);
+        assert_eq!(
+            key,
+            "lockout:lock:{ip=2001%3Adb8%3A%3A1&username=a%2A%3F%5B%5D%5C%7B%7D%26%3D%3A%20%25%C3%A9}"
+        );
+        assert_eq!(keys.parse(&key), Some((KeyKind::Lock, id)));
+    }
+
+    #[test]
+    fn foreign_keys_are_not_parsed() {
+        let keys = Keyspace::new("lockout").unwrap();
+        for key in [
+            "lockout:log",
+            "lockout:other:{ip=1.2.3.4}",
+            "lockout:lock:{ip=1.2.3.4",
+            "lockout:lock:{username=a&ip=1.2.3.4}",
+            "lockout:lock:{ip=1.2.3.4&ip=1.2.3.5}",
+            "lockout:lock:{ip=%41}",
+            "lockoutx:lock:{ip=1.2.3.4}",
+        ] {
+            assert_eq!(keys.parse(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_restricted() {
+        assert!(Keyspace::new("app:lockout").is_ok());
+        assert!(Keyspace::new("").is_err());
+        assert!(Keyspace::new("a*").is_err());
+        assert!(Keyspace::new("{a}").is_err());
+    }
+}

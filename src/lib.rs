@@ -1,0 +1,33 @@
+//! `lockout`: brute-force login protection with Django Axes' semantics, its state in Redis.
+//!
+//! A login service asks [`Engine::check`] before verifying a password, reports
+//! [`Engine::fail`] after a wrong one and [`Engine::succeed`] after a right one. The map:
+//!
+//! - [`policy`] and [`config`]: what is counted and for how long, validated once;
+//! - [`attempt`]: one login attempt and the identities it forms;
+//! - [`engine`]: the Axes decisions, over a [`store::Store`];
+//! - [`store`]: the Redis store, its Lua scripts (`scripts/`) and key layout ([`keys`]);
+//! - [`target`] and [`record`]: what operators list and reset;
+//! - [`wire`]: the JSON shapes shared by the CLI and the HTTP API;
+//! - [`cli`]: the `lockout` command line.
+
+pub mod attempt;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod keys;
+pub mod policy;
+pub mod record;
+pub mod store;
+pub mod target;
+pub mod wire;
+
+pub use attempt::{Attempt, Identity};
+pub use config::Config;
+pub use engine::{Engine, FailureReport, LockReason, Lockout, Verdict};
+pub use error::{Error, Result};
+pub use policy::{Combination, Field, Policy};
+pub use store::redis::{RedisOptions, RedisStore};
+pub use store::Store;
+pub use target::Target;

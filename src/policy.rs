@@ -1,0 +1,211 @@
+//! The lockout policy: which attempt fields are counted together, how many failures lock, how
+//! long failures are remembered and locks last, and which addresses bypass or are always
+//! refused. A `Policy` is validated once (see `config`) and cannot hold an invalid value.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::attempt::canonical_ip;
+use crate::error::{Error, Result};
+
+/// An attempt field that can identify who is counted. The declaration order is the order of the
+/// fields inside an identity (and so inside its Redis key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    Ip,
+    Username,
+    UserAgent,
+}
+
+impl Field {
+    /// The name used in configuration, keys and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Ip => "ip",
+            Field::Username => "username",
+            Field::UserAgent => "user_agent",
+        }
+    }
+
+    /// Parses a configured name; `ip_address` is Axes' name for `ip`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "ip" | "ip_address" => Ok(Field::Ip),
+            "username" => Ok(Field::Username),
+            "user_agent" => Ok(Field::UserAgent),
+            other => Err(Error::Config(format!(
+                "policy.lockout_parameters: unknown field {other:?} (expected \"ip\", \"username\" or \"user_agent\")"
+            ))),
+        }
+    }
+}
+
+/// Fields that are counted together (AND). Sorted and without repeats, so `["username","ip"]`
+/// and `["ip","username"]` are one and the same combination.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Combination(Vec<Field>);
+
+impl Combination {
+    pub fn new(fields: impl IntoIterator<Item = Field>) -> Result<Self> {
+        let mut fields: Vec<Field> = fields.into_iter().collect();
+        fields.sort();
+        fields.dedup();
+        if fields.is_empty() {
+            return Err(Error::Config(
+                "policy.lockout_parameters: a combination needs at least one field".into(),
+            ));
+        }
+        Ok(Combination(fields))
+    }
+
+    pub fn fields(&self) -> &[Field] {
+        &self.0
+    }
+
+    /// The field names, as the JSON answers list them.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|field| field.name()).collect()
+    }
+}
+
+impl fmt::Display for Combination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.names().join("+"))
+    }
+}
+
+/// A list of addresses and CIDR ranges, IPv4 and IPv6.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpList(Vec<IpNet>);
+
+impl IpList {
+    /// Parses entries such as `10.0.0.0/8`, `2001:db8::/32` or a single address; `key` names
+    /// the configuration key in the error.
+    pub fn parse<S: AsRef<str>>(key: &str, entries: &[S]) -> Result<Self> {
+        entries
+            .iter()
+            .map(|entry| {
+                let entry = entry.as_ref().trim();
+                entry
+                    .parse::<IpNet>()
+                    .map(|net| match net.addr() {
+                        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+                            let prefix = net.prefix_len().saturating_sub(96);
+                            IpNet::new(canonical_ip(net.addr()), prefix).expect("prefix <= 32")
+                        }
+                        _ => net,
+                    })
+                    .or_else(|_| {
+                        entry
+                            .parse::<IpAddr>()
+                            .map(|ip| IpNet::from(canonical_ip(ip)))
+                    })
+                    .map_err(|_| {
+                        Error::Config(format!(
+                            "{key}: {entry:?} is not an IP address or CIDR range"
+                        ))
+                    })
+            })
+            .collect::<Result<_>>()
+            .map(IpList)
+    }
+
+    /// `ip` must already be canonical (see `attempt::canonical_ip`).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The validated policy the engine applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Failures of one identity after which it is locked (Axes `AXES_FAILURE_LIMIT`).
+    pub failure_limit: NonZeroU32,
+    /// How long failures are remembered after the latest one (Axes `AXES_COOLOFF_TIME`).
+    pub cooloff: Duration,
+    /// How long a lock flag lives after the failure that set or renewed it.
+    pub lockout_duration: Duration,
+    /// Locked when any combination is locked (OR across the list, AND inside one).
+    pub combinations: Vec<Combination>,
+    pub lock_out_at_failure: bool,
+    pub reset_on_success: bool,
+    pub reset_cooloff_on_failure_during_lockout: bool,
+    /// Never locked, failures not counted.
+    pub never_lockout: IpList,
+    /// Always locked, nothing stored. Wins over `never_lockout`.
+    pub deny: IpList,
+    /// How long access-log entries are kept; `None` when the access log is off.
+    pub access_log: Option<Duration>,
+}
+
+impl Default for Policy {
+    /// Django Axes' defaults, with Axes' 30-minute cool-off as used by Climweb.
+    fn default() -> Self {
+        let cooloff = Duration::from_secs(30 * 60);
+        Policy {
+            failure_limit: NonZeroU32::new(3).expect("non-zero"),
+            cooloff,
+            lockout_duration: cooloff,
+            combinations: vec![Combination(vec![Field::Ip])],
+            lock_out_at_failure: true,
+            reset_on_success: false,
+            reset_cooloff_on_failure_during_lockout: true,
+            never_lockout: IpList::default(),
+            deny: IpList::default(),
+            access_log: Some(Duration::from_secs(30 * 24 * 3600)),
+        }
+    }
+}
+
+impl Policy {
+    /// One line for start-up logs and `--help`-style summaries.
+    pub fn summary(&self) -> String {
+        let combinations: Vec<String> = self.combinations.iter().map(|c| c.to_string()).collect();
+        format!(
+            "lock after {} failures of any of [{}], cool-off {}, lockout {}",
+            self.failure_limit,
+            combinations.join(", "),
+            humantime::format_duration(self.cooloff),
+            humantime::format_duration(self.lockout_duration),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combinations_ignore_field_order() {
+        let a = Combination::new([Field::Username, Field::Ip]).unwrap();
+        let b = Combination::new([Field::Ip, Field::Username, Field::Ip]).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.names(), ["ip", "username"]);
+    }
+
+    #[test]
+    fn ip_lists_take_addresses_ranges_and_mapped_forms() {
+        let list = IpList::parse(
+            "policy.deny",
+            &["10.0.0.0/8", "2001:db8::1", "::ffff:192.0.2.0/120"],
+        )
+        .unwrap();
+        assert!(list.contains("10.200.3.4".parse().unwrap()));
+        assert!(list.contains("2001:db8::1".parse().unwrap()));
+        assert!(list.contains("192.0.2.77".parse().unwrap()));
+        assert!(!list.contains("11.0.0.1".parse().unwrap()));
+        let err = IpList::parse("policy.deny", &["10.0.0.0/33"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: policy.deny: \"10.0.0.0/33\" is not an IP address or CIDR range"
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! What the store answers about identities: their live state, their attempt records (what the
+//! admin page and `list` show), and the entries of the access log.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use crate::attempt::Identity;
+
+/// One identity's failures and lock, as a check or a failure leaves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityState {
+    pub failures: u64,
+    /// Remaining time of the lock flag; `None` when not locked.
+    pub lock_remaining: Option<Duration>,
+}
+
+/// One identity with its counter, metadata and lock (section 1 of DESIGN.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub identity: Identity,
+    pub failures: u64,
+    pub first_failure: Option<SystemTime>,
+    pub last_failure: Option<SystemTime>,
+    pub user_agent: Option<String>,
+    pub path: Option<String>,
+    pub lock_remaining: Option<Duration>,
+}
+
+impl AttemptRecord {
+    pub fn is_locked(&self) -> bool {
+        self.lock_remaining.is_some()
+    }
+}
+
+/// What became of a logged attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A failed password, counted.
+    Failure,
+    /// Refused because locked out (counted too, unless the policy says otherwise).
+    Refused,
+    Success,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Failure => "failure",
+            Outcome::Refused => "refused",
+            Outcome::Success => "success",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Outcome::Failure, Outcome::Refused, Outcome::Success]
+            .into_iter()
+            .find(|outcome| outcome.name() == name)
+    }
+}
+
+/// One access-log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub time: SystemTime,
+    pub ip: IpAddr,
+    pub username: Option<String>,
+    pub user_agent: Option<String>,
+    pub path: Option<String>,
+    pub outcome: Outcome,
+}
+
+/// Which access-log entries to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    pub ip: Option<IpAddr>,
+    pub username: Option<String>,
+}
+
+impl LogFilter {
+    pub fn matches(&self, entry: &LogEntry) -> bool {
+        self.ip.is_none_or(|ip| ip == entry.ip)
+            && self
+                .username
+                .as_ref()
+                .is_none_or(|u| entry.username.as_ref() == Some(u))
+    }
+}

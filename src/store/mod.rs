@@ -1,0 +1,95 @@
+//! Where the engine keeps its state. The `Store` trait speaks of identities, never of policy
+//! decisions: the engine decides, the store counts, locks and forgets atomically.
+//!
+//! Every method that serves a login (`lock_states`, `peek`, `record_failures`, `clear`,
+//! `append_log`) is one round trip, whatever the number of identities.
+
+pub mod redis;
+mod scripts;
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::attempt::{Attempt, Identity};
+use crate::error::Result;
+use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
+use crate::target::Target;
+
+/// How a failure is counted: the policy's numbers, in the form the store needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureRule {
+    pub cooloff: Duration,
+    pub lockout_duration: Duration,
+    pub failure_limit: u32,
+    pub lock_out_at_failure: bool,
+}
+
+/// An access-log entry to append along with a write.
+#[derive(Debug, Clone, Copy)]
+pub struct LogAppend<'a> {
+    pub attempt: &'a Attempt,
+    pub outcome: Outcome,
+    pub retention: Duration,
+}
+
+/// Called during long scans with the number of keys matched so far.
+pub type Progress<'a> = &'a mut (dyn FnMut(u64) + Send);
+
+/// Failure counters, lock flags and the access log.
+pub trait Store: Send + Sync {
+    /// The remaining lock time of each identity (`None`: not locked), in order. Reads only.
+    fn lock_states(
+        &self,
+        identities: &[Identity],
+    ) -> impl Future<Output = Result<Vec<Option<Duration>>>> + Send;
+
+    /// Failures and lock of each identity, in order. Reads only.
+    fn peek(
+        &self,
+        identities: &[Identity],
+    ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
+
+    /// Adds one failure to each identity (locking at the limit, renewing present locks) and
+    /// appends `log`; answers each identity's new state.
+    fn record_failures(
+        &self,
+        identities: &[Identity],
+        rule: &FailureRule,
+        attempt: &Attempt,
+        log: Option<LogAppend<'_>>,
+    ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
+
+    /// Deletes the identities' records and locks and appends `log`; answers whether anything
+    /// was deleted.
+    fn clear(
+        &self,
+        identities: &[Identity],
+        log: Option<LogAppend<'_>>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    fn append_log(&self, log: LogAppend<'_>) -> impl Future<Output = Result<()>> + Send;
+
+    /// The attempt records `target` selects, most recent failure first.
+    fn list(&self, target: &Target) -> impl Future<Output = Result<Vec<AttemptRecord>>> + Send;
+
+    /// Deletes (or with `dry_run` only counts) the attempt records `target` selects, locks
+    /// included; answers how many records.
+    fn remove(
+        &self,
+        target: &Target,
+        dry_run: bool,
+        progress: Progress<'_>,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Up to `limit` access-log entries matching `filter`, newest first, none older than
+    /// `max_age`.
+    fn logs(
+        &self,
+        filter: &LogFilter,
+        limit: usize,
+        max_age: Option<Duration>,
+    ) -> impl Future<Output = Result<Vec<LogEntry>>> + Send;
+
+    /// Deletes access-log entries at least `age` old; answers how many.
+    fn trim_logs(&self, age: Duration) -> impl Future<Output = Result<u64>> + Send;
+}

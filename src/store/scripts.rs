@@ -1,0 +1,54 @@
+//! The Lua scripts of `scripts/`, compiled into the binary. Each file states its KEYS/ARGV
+//! contract; `RedisStore` runs them with EVALSHA and loads them again on NOSCRIPT.
+
+use std::sync::LazyLock;
+
+use redis::{Cmd, Script};
+
+/// One script: its source (for SCRIPT LOAD) and its SHA1 (for EVALSHA).
+pub(crate) struct LuaScript {
+    source: &'static str,
+    script: Script,
+}
+
+impl LuaScript {
+    fn new(source: &'static str) -> Self {
+        LuaScript {
+            source,
+            script: Script::new(source),
+        }
+    }
+
+    pub(crate) fn sha(&self) -> &str {
+        self.script.get_hash()
+    }
+
+    /// `EVALSHA sha numkeys keys... args...`
+    pub(crate) fn evalsha<K: redis::ToRedisArgs, A: redis::ToRedisArgs>(
+        &self,
+        keys: &[K],
+        args: A,
+    ) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.sha()).arg(keys.len()).arg(keys).arg(args);
+        cmd
+    }
+
+    pub(crate) fn load(&self) -> Cmd {
+        let mut cmd = redis::cmd("SCRIPT");
+        cmd.arg("LOAD").arg(self.source);
+        cmd
+    }
+}
+
+pub(crate) static FAIL: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("../../scripts/fail.lua")));
+pub(crate) static LOG: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("../../scripts/log.lua")));
+pub(crate) static TRIM_LOG: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("../../scripts/trim_log.lua")));
+
+/// Every script, for loading after NOSCRIPT.
+pub(crate) fn all() -> [&'static LuaScript; 3] {
+    [&FAIL, &LOG, &TRIM_LOG]
+}

@@ -1,0 +1,55 @@
+//! Which attempt records an operator means: all of them, those of some IPs, of some usernames,
+//! or of IP+username pairs. Built once from the command line or a query string.
+
+use std::net::IpAddr;
+
+use crate::attempt::Identity;
+use crate::policy::Field;
+
+/// A selection of attempt records, for listing and resetting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    All,
+    /// Records whose identity holds one of these IPs.
+    Ips(Vec<IpAddr>),
+    /// Records whose identity holds one of these usernames.
+    Usernames(Vec<String>),
+    /// Records whose identity holds one of the IPs AND one of the usernames.
+    Pairs {
+        ips: Vec<IpAddr>,
+        usernames: Vec<String>,
+    },
+}
+
+impl Target {
+    /// The records matching every given filter; no filter at all means every record.
+    /// IPs must be canonical and usernames non-empty (see `attempt::parse_ip`, `parse_username`).
+    pub fn matching(ips: Vec<IpAddr>, usernames: Vec<String>) -> Self {
+        match (ips.is_empty(), usernames.is_empty()) {
+            (true, true) => Target::All,
+            (false, true) => Target::Ips(ips),
+            (true, false) => Target::Usernames(usernames),
+            (false, false) => Target::Pairs { ips, usernames },
+        }
+    }
+
+    /// Exact test of one record's identity (scan patterns only narrow the search).
+    pub fn matches(&self, identity: &Identity) -> bool {
+        let ip_in = |ips: &[IpAddr]| {
+            identity
+                .value(Field::Ip)
+                .is_some_and(|value| ips.iter().any(|ip| ip.to_string() == value))
+        };
+        let username_in = |usernames: &[String]| {
+            identity
+                .value(Field::Username)
+                .is_some_and(|value| usernames.iter().any(|u| u == value))
+        };
+        match self {
+            Target::All => true,
+            Target::Ips(ips) => ip_in(ips),
+            Target::Usernames(usernames) => username_in(usernames),
+            Target::Pairs { ips, usernames } => ip_in(ips) && username_in(usernames),
+        }
+    }
+}

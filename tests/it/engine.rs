@@ -1,0 +1,818 @@
+//! The engine against a real Redis: Axes' semantics, the invariants of DESIGN.md section 2,
+//! one round trip per login call, NOSCRIPT recovery, resets with awkward usernames.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lockout::record::{LogFilter, Outcome};
+use lockout::{Attempt, Engine, LockReason, Policy, RedisStore, Target, Verdict};
+
+use crate::support::{policy, RedisServer};
+
+fn attempt(ip: &str, username: &str, user_agent: &str) -> Attempt {
+    let present = |value: &str| (!value.is_empty()).then(|| value.to_string());
+    Attempt::parse(
+        ip,
+        present(username).as_deref(),
+        present(user_agent).as_deref(),
+        None,
+    )
+    .unwrap()
+}
+
+/// Runs `("fail" | "check", ip, username, user_agent, expected locked)` steps in order
+/// (an empty string is an absent field), failing with the step's number.
+async fn run_steps(engine: &Engine<RedisStore>, steps: &[(&str, &str, &str, &str, bool)]) {
+    for (n, &(op, ip, username, user_agent, expected)) in steps.iter().enumerate() {
+        let attempt = attempt(ip, username, user_agent);
+        let locked = match op {
+            "fail" => engine.fail(&attempt).await.unwrap().locked,
+            "check" => engine.check(&attempt).await.unwrap().is_locked(),
+            other => panic!("unknown step {other}"),
+        };
+        assert_eq!(
+            locked,
+            expected,
+            "step {}: {op} {ip} {username:?} {user_agent:?}",
+            n + 1
+        );
+    }
+}
+
+async fn failures_of(engine: &Engine<RedisStore>, target: Target) -> Vec<(String, u64)> {
+    let mut counts: Vec<(String, u64)> = engine
+        .list(&target, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| (record.identity.tag().to_string(), record.failures))
+        .collect();
+    counts.sort();
+    counts
+}
+
+#[tokio::test]
+async fn design_reference_scenario_username_or_ip() {
+    let server = RedisServer::start();
+    let engine = server.engine(policy(3, &[&["username"], &["ip"]])).await;
+    run_steps(
+        &engine,
+        &[
+            ("fail", "10.0.0.1", "u1", "", false),
+            ("fail", "10.0.0.2", "u1", "", false),
+            ("fail", "10.0.0.2", "u1", "", true),  // U1 has 3
+            ("check", "10.0.0.3", "u1", "", true), // refused, and recorded
+            ("fail", "10.0.0.1", "u2", "", false), // IP1 has 2
+            ("check", "10.0.0.1", "u1", "", true), // refused, recorded: IP1 now 3
+            ("check", "10.0.0.1", "u2", "", true),
+            ("check", "10.0.0.1", "u3", "", true),
+        ],
+    )
+    .await;
+    assert_eq!(
+        failures_of(&engine, Target::All).await,
+        [
+            ("ip=10.0.0.1".to_string(), 5),
+            ("ip=10.0.0.2".to_string(), 2),
+            ("ip=10.0.0.3".to_string(), 1),
+            ("username=u1".to_string(), 5),
+            ("username=u2".to_string(), 2),
+            ("username=u3".to_string(), 1),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ip_mode_counts_every_username_of_an_ip() {
+    let server = RedisServer::start();
+    let engine = server.engine(policy(3, &[&["ip"]])).await;
+    run_steps(
+        &engine,
+        &[
+            ("fail", "10.0.0.1", "a", "", false),
+            ("fail", "10.0.0.1", "b", "", false),
+            ("check", "10.0.0.1", "c", "", false),
+            ("fail", "10.0.0.1", "", "", true),
+            ("check", "10.0.0.1", "d", "", true),
+            ("check", "10.0.0.2", "a", "", false),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn username_mode_never_counts_an_absent_username() {
+    let server = RedisServer::start();
+    let engine = server.engine(policy(2, &[&["username"]])).await;
+    run_steps(
+        &engine,
+        &[
+            ("fail", "10.0.0.1", "", "", false),
+            ("fail", "10.0.0.2", "", "", false),
+            ("fail", "10.0.0.3", "", "", false),
+            ("check", "10.0.0.4", "", "", false),
+            ("fail", "10.0.0.1", "alice", "", false),
+            ("fail", "10.0.0.9", "alice", "", true),
+            ("check", "10.0.0.7", "alice", "", true),
+            ("check", "10.0.0.7", "bob", "", false),
+        ],
+    )
+    .await;
+    let keys = server.keys();
+    assert!(
+        keys.iter().all(|key| !key.contains("username=}")),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn pair_mode_locks_only_the_pair() {
+    let server = RedisServer::start();
+    let engine = server.engine(policy(3, &[&["username", "ip"]])).await;
+    run_steps(
+        &engine,
+        &[
+            ("fail", "10.0.0.1", "u1", "", false),
+            ("fail", "10.0.0.1", "u1", "", false),
+            ("fail", "10.0.0.2", "u1", "", false),
+            ("fail", "10.0.0.1", "u2", "", false),
+            ("fail", "10.0.0.1", "u1", "", true),
+            ("check", "10.0.0.2", "u1", "", false),
+            ("check", "10.0.0.1", "u2", "", false),
+            ("check", "10.0.0.1", "u1", "", true),
+            ("check", "10.0.0.1", "", "", false),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ip_or_username_with_user_agent() {
+    let server = RedisServer::start();
+    let engine = server
+        .engine(policy(2, &[&["ip"], &["username", "user_agent"]]))
+        .await;
+    run_steps(
+        &engine,
+        &[
+            ("fail", "10.0.0.1", "u1", "firefox", false),
+            ("fail", "10.0.0.2", "u1", "firefox", true), // u1+firefox has 2
+            ("check", "10.0.0.3", "u1", "chrome", false),
+            ("check", "10.0.0.3", "u1", "", false), // no user agent: no such identity
+            ("check", "10.0.0.4", "u1", "firefox", true),
+            ("fail", "10.0.0.1", "u2", "curl", true), // IP1 has 2
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn three_field_combination() {
+    let server = RedisServer::start();
+    let engine = server
+        .engine(policy(2, &[&["ip", "username", "user_agent"]]))
+        .await;
+    run_steps(
+        &engine,
+        &[
+            ("fail", "10.0.0.1", "u1", "ua", false),
+            ("fail", "10.0.0.1", "u1", "other", false),
+            ("fail", "10.0.0.2", "u1", "ua", false),
+            ("fail", "10.0.0.1", "u2", "ua", false),
+            ("fail", "10.0.0.1", "u1", "ua", true),
+            ("check", "10.0.0.1", "u1", "other", false),
+            ("check", "10.0.0.1", "u1", "ua", true),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_limit_th_failure_locks_and_answers_counts() {
+    let server = RedisServer::start();
+    let engine = server
+        .engine(policy(5, &[&["ip"], &["ip", "username"]]))
+        .await;
+    let a = attempt("192.0.2.1", "alice", "");
+    for n in 1..5u64 {
+        let report = engine.fail(&a).await.unwrap();
+        assert!(!report.locked, "failure {n}");
+        assert_eq!(report.retry_after, None);
+        let counts: Vec<u64> = report.failures.iter().map(|f| f.count).collect();
+        assert_eq!(counts, [n, n]);
+        assert_eq!(engine.check(&a).await.unwrap(), Verdict::Allowed);
+    }
+    let report = engine.fail(&a).await.unwrap();
+    assert!(report.locked);
+    let retry_after = report.retry_after.unwrap();
+    assert!(retry_after > Duration::from_secs(29 * 60) && retry_after <= Duration::from_secs(1800));
+    let Verdict::Locked(lockout) = engine.check(&a).await.unwrap() else {
+        panic!("locked after the limit");
+    };
+    assert_eq!(lockout.reason, LockReason::Lockout);
+    let by: Vec<String> = lockout.locked_by.iter().map(|c| c.to_string()).collect();
+    assert_eq!(by, ["ip", "ip+username"]);
+}
+
+fn short(policy: Policy, cooloff_ms: u64) -> Policy {
+    Policy {
+        cooloff: Duration::from_millis(cooloff_ms),
+        lockout_duration: Duration::from_millis(cooloff_ms),
+        ..policy
+    }
+}
+
+#[tokio::test]
+async fn cooloff_is_an_inactivity_timeout() {
+    let server = RedisServer::start();
+    let engine = server.engine(short(policy(3, &[&["ip"]]), 1000)).await;
+    let steady = attempt("10.0.0.1", "", "");
+    let idle = attempt("10.0.0.2", "", "");
+    engine.fail(&steady).await.unwrap();
+    engine.fail(&idle).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    engine.fail(&steady).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // 1.2 s after the first failure, but each failure renewed the cool-off.
+    assert!(engine.fail(&steady).await.unwrap().locked);
+    // The idle identity's failure was forgotten: counting starts again.
+    let report = engine.fail(&idle).await.unwrap();
+    assert_eq!(report.failures[0].count, 1);
+    // And the lock ends a cool-off after the latest failure.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(engine.check(&steady).await.unwrap(), Verdict::Allowed);
+    assert_eq!(failures_of(&engine, Target::All).await, []);
+}
+
+#[tokio::test]
+async fn refused_attempts_extend_the_lock_by_default() {
+    let server = RedisServer::start();
+    let engine = server.engine(short(policy(1, &[&["ip"]]), 1000)).await;
+    let a = attempt("10.0.0.1", "", "");
+    assert!(engine.fail(&a).await.unwrap().locked);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(engine.check(&a).await.unwrap().is_locked()); // recorded: lock renewed
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // 1.2 s after the failure that locked: still locked thanks to the refused check.
+    assert!(engine.check(&a).await.unwrap().is_locked());
+    assert_eq!(failures_of(&engine, Target::All).await[0].1, 3);
+}
+
+#[tokio::test]
+async fn without_reset_cooloff_the_lock_ends_on_time() {
+    let server = RedisServer::start();
+    let engine = server
+        .engine(Policy {
+            reset_cooloff_on_failure_during_lockout: false,
+            ..short(policy(1, &[&["ip"]]), 1000)
+        })
+        .await;
+    let a = attempt("10.0.0.1", "", "");
+    assert!(engine.fail(&a).await.unwrap().locked);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(engine.check(&a).await.unwrap().is_locked());
+    let report = engine.fail(&a).await.unwrap();
+    assert!(report.locked);
+    assert_eq!(
+        report.failures[0].count, 1,
+        "nothing recorded during the lock"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(engine.check(&a).await.unwrap(), Verdict::Allowed);
+}
+
+#[tokio::test]
+async fn reset_on_success_clears_the_attempts_identities() {
+    let server = RedisServer::start();
+    let mut on = policy(2, &[&["username"], &["ip"]]);
+    on.reset_on_success = true;
+    let engine = server.engine(on).await;
+    let a = attempt("10.0.0.1", "alice", "");
+    engine.fail(&a).await.unwrap();
+    engine.fail(&attempt("10.0.0.9", "bob", "")).await.unwrap();
+    assert!(engine.succeed(&a).await.unwrap());
+    assert_eq!(
+        failures_of(&engine, Target::All).await,
+        [
+            ("ip=10.0.0.9".to_string(), 1),
+            ("username=bob".to_string(), 1)
+        ]
+    );
+    assert!(!engine.succeed(&a).await.unwrap(), "nothing left to clear");
+
+    let server = RedisServer::start();
+    let engine = server.engine(policy(2, &[&["ip"]])).await;
+    engine.fail(&a).await.unwrap();
+    assert!(!engine.succeed(&a).await.unwrap());
+    assert_eq!(failures_of(&engine, Target::All).await.len(), 1);
+}
+
+#[tokio::test]
+async fn lock_out_at_failure_false_only_counts() {
+    let server = RedisServer::start();
+    let engine = server
+        .engine(Policy {
+            lock_out_at_failure: false,
+            ..policy(2, &[&["ip"]])
+        })
+        .await;
+    let a = attempt("10.0.0.1", "", "");
+    for _ in 0..4 {
+        assert!(!engine.fail(&a).await.unwrap().locked);
+    }
+    assert_eq!(engine.check(&a).await.unwrap(), Verdict::Allowed);
+    assert_eq!(failures_of(&engine, Target::All).await[0].1, 4);
+}
+
+#[tokio::test]
+async fn allow_and_deny_lists_with_cidrs() {
+    use lockout::policy::IpList;
+    let server = RedisServer::start();
+    let engine = server
+        .engine(Policy {
+            never_lockout: IpList::parse("never_lockout", &["10.0.0.0/8", "2001:db8::/32"])
+                .unwrap(),
+            deny: IpList::parse("deny", &["10.6.6.0/24", "192.0.2.7"]).unwrap(),
+            ..policy(1, &[&["ip"], &["username"]])
+        })
+        .await;
+    for ip in ["10.1.2.3", "::ffff:10.1.2.3", "2001:db8::42"] {
+        let a = attempt(ip, "alice", "");
+        assert!(!engine.fail(&a).await.unwrap().locked, "{ip}");
+        assert_eq!(engine.check(&a).await.unwrap(), Verdict::Allowed, "{ip}");
+    }
+    for ip in ["10.6.6.6", "192.0.2.7"] {
+        let a = attempt(ip, "bob", "");
+        let Verdict::Locked(lockout) = engine.check(&a).await.unwrap() else {
+            panic!("{ip} is deny-listed");
+        };
+        assert_eq!(lockout.reason, LockReason::DenyList);
+        assert_eq!(lockout.retry_after, None);
+        assert!(engine.fail(&a).await.unwrap().locked);
+    }
+    assert_eq!(
+        server.keys(),
+        Vec::<String>::new(),
+        "nothing stored for either list"
+    );
+    // Outside both lists, the policy applies.
+    assert!(
+        engine
+            .fail(&attempt("172.16.0.1", "carol", ""))
+            .await
+            .unwrap()
+            .locked
+    );
+}
+
+#[tokio::test]
+async fn ip_spellings_share_one_counter() {
+    let server = RedisServer::start();
+    let engine = server.engine(policy(3, &[&["ip"]])).await;
+    engine.fail(&attempt("2001:db8::1", "", "")).await.unwrap();
+    engine
+        .fail(&attempt("2001:0DB8:0000:0000:0000:0000:0000:0001", "", ""))
+        .await
+        .unwrap();
+    assert!(
+        engine
+            .fail(&attempt("2001:db8:0:0::1", "", ""))
+            .await
+            .unwrap()
+            .locked
+    );
+    engine
+        .fail(&attempt("::ffff:198.51.100.4", "", ""))
+        .await
+        .unwrap();
+    engine.fail(&attempt("198.51.100.4", "", "")).await.unwrap();
+    assert_eq!(
+        failures_of(&engine, Target::All).await,
+        [
+            ("ip=198.51.100.4".to_string(), 2),
+            ("ip=2001%3Adb8%3A%3A1".to_string(), 3)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn parallel_failures_are_all_counted() {
+    let server = RedisServer::start();
+    let engine = Arc::new(server.engine(policy(3, &[&["ip"], &["username"]])).await);
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.fail(&attempt("10.0.0.1", "alice", "")).await })
+        })
+        .collect();
+    let mut locked = 0;
+    for task in tasks {
+        locked += u32::from(task.await.unwrap().unwrap().locked);
+    }
+    assert_eq!(
+        locked, 198,
+        "every failure from the 3rd on is answered locked"
+    );
+    assert_eq!(
+        failures_of(&engine, Target::All).await,
+        [
+            ("ip=10.0.0.1".to_string(), 200),
+            ("username=alice".to_string(), 200)
+        ]
+    );
+    assert!(engine
+        .check(&attempt("10.0.0.1", "", ""))
+        .await
+        .unwrap()
+        .is_locked());
+}
+
+#[tokio::test]
+async fn every_key_has_a_ttl_after_a_random_workload() {
+    use rand::{Rng, SeedableRng};
+    let server = RedisServer::start();
+    let engine = server
+        .engine(Policy {
+            reset_on_success: true,
+            ..policy(
+                3,
+                &[&["ip"], &["username", "ip"], &["username", "user_agent"]],
+            )
+        })
+        .await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for _ in 0..600 {
+        let a = attempt(
+            &format!("10.0.{}.{}", rng.random_range(0..3), rng.random_range(0..5)),
+            ["", "alice", "bob", "c*rol"][rng.random_range(0..4)],
+            ["", "curl", "firefox"][rng.random_range(0..3)],
+        );
+        match rng.random_range(0..10) {
+            0..=5 => drop(engine.fail(&a).await.unwrap()),
+            6..=8 => drop(engine.check(&a).await.unwrap()),
+            _ => drop(engine.succeed(&a).await.unwrap()),
+        }
+    }
+    let keys = server.keys();
+    assert!(keys.len() > 20, "the workload wrote keys: {keys:?}");
+    let mut connection = server.connection();
+    for key in keys {
+        let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut connection).unwrap();
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+    }
+}
+
+const AWKWARD: &[&str] = &[
+    "a*",
+    "abc",
+    "a",
+    "?",
+    "[a]",
+    "]",
+    "\\",
+    "{",
+    "}",
+    "{a}",
+    "&",
+    "=",
+    ":",
+    "%",
+    "%2A",
+    "a b",
+    "Ünïcødé",
+    "日本",
+    "a&username=b",
+    "*",
+];
+
+#[tokio::test]
+async fn resets_by_awkward_usernames_remove_exactly_their_records() {
+    let server = RedisServer::start();
+    let engine = server
+        .engine(policy(3, &[&["username"], &["ip", "username"]]))
+        .await;
+    for username in AWKWARD {
+        engine
+            .fail(&attempt("10.0.0.1", username, ""))
+            .await
+            .unwrap();
+    }
+    let all: HashSet<String> = server.keys().into_iter().collect();
+    assert_eq!(
+        all.len(),
+        AWKWARD.len() * 2 + 1,
+        "attempt records and the log"
+    );
+    for username in AWKWARD {
+        let before: HashSet<String> = server.keys().into_iter().collect();
+        let target = Target::Usernames(vec![username.to_string()]);
+        let removed = engine.reset(&target, false, &mut |_| {}).await.unwrap();
+        assert_eq!(
+            removed, 2,
+            "{username:?}: its username and ip+username records"
+        );
+        let after: HashSet<String> = server.keys().into_iter().collect();
+        let gone: Vec<&String> = before.difference(&after).collect();
+        assert_eq!(gone.len(), 2, "{username:?} removed {gone:?}");
+        assert!(engine.list(&target, false).await.unwrap().is_empty());
+        for other in AWKWARD.iter().skip_while(|u| *u != username).skip(1) {
+            let left = engine
+                .list(&Target::Usernames(vec![other.to_string()]), false)
+                .await
+                .unwrap();
+            assert_eq!(left.len(), 2, "resetting {username:?} touched {other:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn resets_by_ip_pair_and_all_with_dry_run() {
+    let server = RedisServer::start();
+    let engine = server
+        .engine(policy(3, &[&["ip"], &["ip", "username"]]))
+        .await;
+    for (ip, username) in [
+        ("10.0.0.1", "alice"),
+        ("10.0.0.1", "bob"),
+        ("10.0.0.12", "alice"),
+        ("2001:db8::1", "alice"),
+    ] {
+        engine.fail(&attempt(ip, username, "")).await.unwrap();
+    }
+    let ip = |s: &str| s.parse().unwrap();
+    let one_ip = Target::Ips(vec![ip("10.0.0.1")]);
+    assert_eq!(engine.reset(&one_ip, true, &mut |_| {}).await.unwrap(), 3);
+    assert_eq!(
+        engine.list(&one_ip, false).await.unwrap().len(),
+        3,
+        "dry run deletes nothing"
+    );
+    let pair = Target::Pairs {
+        ips: vec![ip("10.0.0.1"), ip("10.0.0.12")],
+        usernames: vec!["alice".into()],
+    };
+    assert_eq!(engine.reset(&pair, false, &mut |_| {}).await.unwrap(), 2);
+    assert_eq!(engine.reset(&one_ip, false, &mut |_| {}).await.unwrap(), 2);
+    assert_eq!(
+        failures_of(&engine, Target::All).await,
+        [
+            ("ip=10.0.0.12".to_string(), 1),
+            ("ip=2001%3Adb8%3A%3A1".to_string(), 1),
+            ("ip=2001%3Adb8%3A%3A1&username=alice".to_string(), 1),
+        ]
+    );
+    let v6 = Target::Ips(vec![ip("2001:db8:0::1")]);
+    assert_eq!(engine.reset(&v6, false, &mut |_| {}).await.unwrap(), 2);
+    assert_eq!(
+        engine
+            .reset(&Target::All, false, &mut |_| {})
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        server.keys(),
+        ["lockout:log"],
+        "only the access log is left"
+    );
+}
+
+#[tokio::test]
+async fn list_filters_and_locked_only() {
+    let server = RedisServer::start();
+    let engine = server.engine(policy(2, &[&["ip", "username"]])).await;
+    let a = attempt("10.0.0.1", "alice", "Mozilla/5.0");
+    engine.fail(&a).await.unwrap();
+    engine.fail(&a).await.unwrap();
+    engine
+        .fail(&attempt("10.0.0.2", "alice", ""))
+        .await
+        .unwrap();
+    let locked = engine.list(&Target::All, true).await.unwrap();
+    assert_eq!(locked.len(), 1);
+    let record = &locked[0];
+    assert_eq!(record.identity.tag(), "ip=10.0.0.1&username=alice");
+    assert_eq!(record.failures, 2);
+    assert_eq!(record.user_agent.as_deref(), Some("Mozilla/5.0"));
+    assert!(record.first_failure <= record.last_failure && record.first_failure.is_some());
+    assert_eq!(
+        engine
+            .list(&Target::Usernames(vec!["alice".into()]), false)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+/// What the server counted while `action` ran: commands, socket reads (one per request the
+/// client wrote, a pipeline being one write), and the `cmdstat_*` lines of INFO.
+async fn server_work<F: std::future::Future>(
+    server: &RedisServer,
+    action: F,
+) -> (u64, u64, String) {
+    let mut connection = server.connection();
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query::<()>(&mut connection)
+        .unwrap();
+    action.await;
+    let info: String = redis::cmd("INFO")
+        .arg("all")
+        .query(&mut connection)
+        .unwrap();
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}:")))
+            .map_or(0, |value| value.trim().parse().unwrap())
+    };
+    let per_command: String = info
+        .lines()
+        .filter(|line| line.starts_with("cmdstat_") && !line.starts_with("cmdstat_info"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // CONFIG RESETSTAT counts itself once reset; the INFO that reads the counters was itself
+    // read from the socket.
+    let commands = field("total_commands_processed") - 1;
+    (commands, field("total_reads_processed") - 1, per_command)
+}
+
+#[tokio::test]
+async fn one_round_trip_per_check_and_per_failure() {
+    let server = RedisServer::start();
+    let engine = server
+        .engine(policy(
+            3,
+            &[&["ip"], &["username"], &["ip", "username", "user_agent"]],
+        ))
+        .await;
+    let a = attempt("10.0.0.1", "alice", "curl");
+
+    let (commands, reads, per_command) = server_work(&server, engine.check(&a)).await;
+    assert_eq!(
+        (commands, reads),
+        (3, 1),
+        "check: 3 PTTL in one read\n{per_command}"
+    );
+    assert!(
+        per_command.contains("cmdstat_pttl:calls=3,"),
+        "{per_command}"
+    );
+
+    let (commands, reads, per_command) = server_work(&server, engine.fail(&a)).await;
+    // Scripts' inner commands count too; EVALSHA calls are what the client sent.
+    assert!(
+        per_command.contains("cmdstat_evalsha:calls=4,"),
+        "{per_command}"
+    );
+    assert_eq!(
+        reads, 1,
+        "failure: 3 identities and the log in one read\n{per_command}"
+    );
+    assert!(commands > 4);
+}
+
+#[tokio::test]
+async fn noscript_after_script_flush_is_recovered_without_double_counting() {
+    let server = RedisServer::start();
+    let engine = server.engine(policy(3, &[&["ip"], &["username"]])).await;
+    let a = attempt("10.0.0.1", "alice", "");
+    engine.fail(&a).await.unwrap();
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query::<()>(&mut server.connection())
+        .unwrap();
+    let report = engine.fail(&a).await.unwrap();
+    let counts: Vec<u64> = report.failures.iter().map(|f| f.count).collect();
+    assert_eq!(counts, [2, 2]);
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query::<()>(&mut server.connection())
+        .unwrap();
+    assert_eq!(
+        engine.reset_logs(Duration::ZERO).await.unwrap(),
+        2,
+        "one entry per failure"
+    );
+}
+
+#[tokio::test]
+async fn access_log_records_failures_refusals_and_successes() {
+    let server = RedisServer::start();
+    let engine = server.engine(policy(1, &[&["ip"]])).await;
+    let mut a = attempt("10.0.0.1", "alice", "curl/8");
+    a.path = Some("/login".into());
+    engine.fail(&a).await.unwrap();
+    engine.check(&a).await.unwrap();
+    engine
+        .succeed(&attempt("10.0.0.2", "bob", ""))
+        .await
+        .unwrap();
+    engine.check(&attempt("10.0.0.3", "", "")).await.unwrap(); // allowed: not logged
+
+    let all = engine.logs(&LogFilter::default(), 10).await.unwrap();
+    let outcomes: Vec<(String, Outcome)> =
+        all.iter().map(|e| (e.ip.to_string(), e.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("10.0.0.2".to_string(), Outcome::Success),
+            ("10.0.0.1".to_string(), Outcome::Refused),
+            ("10.0.0.1".to_string(), Outcome::Failure),
+        ]
+    );
+    assert_eq!(all[2].username.as_deref(), Some("alice"));
+    assert_eq!(all[2].user_agent.as_deref(), Some("curl/8"));
+    assert_eq!(all[2].path.as_deref(), Some("/login"));
+    assert!(all[0].time >= all[2].time);
+
+    let alice = LogFilter {
+        ip: None,
+        username: Some("alice".into()),
+    };
+    assert_eq!(engine.logs(&alice, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        engine.logs(&alice, 1).await.unwrap()[0].outcome,
+        Outcome::Refused
+    );
+    let by_ip = LogFilter {
+        ip: Some("10.0.0.2".parse().unwrap()),
+        username: None,
+    };
+    assert_eq!(engine.logs(&by_ip, 10).await.unwrap().len(), 1);
+
+    assert_eq!(
+        engine.reset_logs(Duration::from_secs(3600)).await.unwrap(),
+        0
+    );
+    assert_eq!(engine.reset_logs(Duration::ZERO).await.unwrap(), 3);
+    assert!(engine
+        .logs(&LogFilter::default(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn access_log_expires_by_itself_or_is_off() {
+    let server = RedisServer::start();
+    let engine = server
+        .engine(Policy {
+            access_log: Some(Duration::from_millis(500)),
+            ..policy(3, &[&["ip"]])
+        })
+        .await;
+    engine.fail(&attempt("10.0.0.1", "", "")).await.unwrap();
+    assert_eq!(
+        engine.logs(&LogFilter::default(), 10).await.unwrap().len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(engine
+        .logs(&LogFilter::default(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        !server.keys().contains(&"lockout:log".to_string()),
+        "the stream expired"
+    );
+
+    let server = RedisServer::start();
+    let engine = server
+        .engine(Policy {
+            access_log: None,
+            ..policy(3, &[&["ip"]])
+        })
+        .await;
+    engine.fail(&attempt("10.0.0.1", "", "")).await.unwrap();
+    engine.succeed(&attempt("10.0.0.1", "", "")).await.unwrap();
+    assert!(engine
+        .logs(&LogFilter::default(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!server.keys().contains(&"lockout:log".to_string()));
+}
+
+#[tokio::test]
+async fn store_errors_name_the_url_and_are_unavailable() {
+    let server = RedisServer::start();
+    let url = format!("redis://:secret@127.0.0.1:{}", server.port());
+    drop(server);
+    let started = std::time::Instant::now();
+    let err = RedisStore::connect(
+        &url,
+        lockout::keys::Keyspace::new("lockout").unwrap(),
+        lockout::RedisOptions::default(),
+    )
+    .await
+    .err()
+    .expect("nothing listens there any more");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(err.is_unavailable(), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("redis://:***@127.0.0.1:"), "{message}");
+    assert!(!message.contains("secret"), "{message}");
+}

@@ -1,0 +1,5 @@
+//! Integration tests, one binary: each test starts its own redis-server (see `support`).
+
+mod cli;
+mod engine;
+mod support;
