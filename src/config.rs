@@ -34,6 +34,8 @@ pub struct AdminConfig {
     pub username: String,
     /// Empty: the admin API and page are disabled.
     pub password: String,
+    /// Also accepted as `Authorization: Bearer <token>`; empty: no bearer token.
+    pub token: String,
 }
 
 impl Default for AdminConfig {
@@ -42,8 +44,18 @@ impl Default for AdminConfig {
             path: "/dj-ad-admin/".into(),
             username: "admin".into(),
             password: String::new(),
+            token: String::new(),
         }
     }
+}
+
+/// How the service writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The validated configuration.
@@ -53,6 +65,11 @@ pub struct Config {
     pub keys: Keyspace,
     pub listen: SocketAddr,
     pub on_store_error: OnStoreError,
+    /// How long the service waits for Redis before answering in its fail mode.
+    pub command_timeout: Duration,
+    /// When set, check/failure/success require `Authorization: Bearer <api_token>`.
+    pub api_token: Option<String>,
+    pub log_format: LogFormat,
     pub policy: Policy,
     pub admin: AdminConfig,
 }
@@ -138,6 +155,10 @@ struct RawConfig {
     prefix: String,
     listen: String,
     on_store_error: OnStoreError,
+    #[serde(with = "humantime_serde")]
+    command_timeout: Duration,
+    api_token: String,
+    log_format: LogFormat,
     policy: RawPolicy,
     admin: AdminConfig,
 }
@@ -149,6 +170,9 @@ impl Default for RawConfig {
             prefix: "lockout".into(),
             listen: "127.0.0.1:8080".into(),
             on_store_error: OnStoreError::Deny,
+            command_timeout: Duration::from_millis(250),
+            api_token: String::new(),
+            log_format: LogFormat::Text,
             policy: RawPolicy::default(),
             admin: AdminConfig::default(),
         }
@@ -224,11 +248,25 @@ impl RawConfig {
         let listen = self.listen.parse().map_err(|_| {
             Error::Config(format!("listen: {:?} is not an address:port", self.listen))
         })?;
+        if self.command_timeout.is_zero() {
+            return Err(Error::Config(
+                "command_timeout: must be longer than 0".into(),
+            ));
+        }
+        if self.admin.path.is_empty() || !self.admin.path.starts_with('/') {
+            return Err(Error::Config(format!(
+                "admin.path: {:?} must start with /",
+                self.admin.path
+            )));
+        }
         Ok(Config {
             redis_url: self.redis_url,
             keys: Keyspace::new(&self.prefix)?,
             listen,
             on_store_error: self.on_store_error,
+            command_timeout: self.command_timeout,
+            api_token: Some(self.api_token).filter(|token| !token.is_empty()),
+            log_format: self.log_format,
             policy: self.policy.validate()?,
             admin: self.admin,
         })

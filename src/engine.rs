@@ -31,6 +31,9 @@ pub struct Lockout {
     pub retry_after: Option<Duration>,
     /// The combinations whose identity is locked.
     pub locked_by: Vec<Combination>,
+    /// The combinations whose lock this very attempt started (recording a refused attempt can
+    /// lock another identity of it).
+    pub started: Vec<Combination>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,8 @@ pub struct FailureReport {
     pub retry_after: Option<Duration>,
     /// Each identity's count, in the policy's combination order.
     pub failures: Vec<FailureCount>,
+    /// The combinations whose lock this failure started.
+    pub started: Vec<Combination>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +109,7 @@ impl<S: Store> Engine<S> {
                 reason: LockReason::DenyList,
                 retry_after: None,
                 locked_by: Vec::new(),
+                started: Vec::new(),
             }));
         }
         if self.policy.never_lockout.contains(attempt.ip) {
@@ -118,27 +124,29 @@ impl<S: Store> Engine<S> {
             return Ok(Verdict::Allowed);
         }
         let log = self.log(attempt, Outcome::Refused);
-        let locks = if self.policy.reset_cooloff_on_failure_during_lockout {
-            let states = self
-                .store
+        let states: Vec<IdentityState> = if self.policy.reset_cooloff_on_failure_during_lockout {
+            self.store
                 .record_failures(&identities, &self.rule, attempt, log)
-                .await?;
-            states.iter().map(|state| state.lock_remaining).collect()
+                .await?
         } else {
             if let Some(log) = log {
                 self.store.append_log(log).await?;
             }
             locks
+                .into_iter()
+                .map(|lock_remaining| IdentityState {
+                    failures: 0,
+                    lock_remaining,
+                })
+                .collect()
         };
         Ok(Verdict::Locked(Lockout {
             reason: LockReason::Lockout,
-            retry_after: locks.iter().flatten().max().copied(),
-            locked_by: combinations
-                .into_iter()
-                .zip(&locks)
-                .filter(|(_, lock)| lock.is_some())
-                .map(|(combination, _)| combination)
-                .collect(),
+            retry_after: latest_lock_end(&states),
+            locked_by: select(&combinations, &states, |state| {
+                state.lock_remaining.is_some()
+            }),
+            started: self.started(&combinations, &states),
         }))
     }
 
@@ -151,6 +159,7 @@ impl<S: Store> Engine<S> {
                 locked: deny_listed,
                 retry_after: None,
                 failures: Vec::new(),
+                started: Vec::new(),
             });
         }
         let (combinations, identities) = self.identities(attempt);
@@ -159,20 +168,23 @@ impl<S: Store> Engine<S> {
             if let Some(log) = log {
                 self.store.append_log(log).await?;
             }
-            return Ok(report(combinations, Vec::new()));
+            return Ok(self.report(combinations, Vec::new()));
         }
         if !self.policy.reset_cooloff_on_failure_during_lockout {
             // As in Axes: a failure during a lockout records nothing, so the lock ends on time.
             let states = self.store.peek(&identities).await?;
             if states.iter().any(|state| state.lock_remaining.is_some()) {
-                return Ok(report(combinations, states));
+                return Ok(FailureReport {
+                    started: Vec::new(), // nothing was recorded, so nothing started
+                    ..self.report(combinations, states)
+                });
             }
         }
         let states = self
             .store
             .record_failures(&identities, &self.rule, attempt, log)
             .await?;
-        Ok(report(combinations, states))
+        Ok(self.report(combinations, states))
     }
 
     /// After a successful login: clears the attempt's identities when `reset_on_success` is
@@ -235,6 +247,30 @@ impl<S: Store> Engine<S> {
             .unzip()
     }
 
+    /// Identities locked by the failure just recorded: their count has just reached the limit.
+    fn started(&self, combinations: &[Combination], states: &[IdentityState]) -> Vec<Combination> {
+        let limit = u64::from(self.rule.failure_limit);
+        select(combinations, states, |state| {
+            state.lock_remaining.is_some() && state.failures == limit
+        })
+    }
+
+    fn report(&self, combinations: Vec<Combination>, states: Vec<IdentityState>) -> FailureReport {
+        FailureReport {
+            locked: states.iter().any(|state| state.lock_remaining.is_some()),
+            retry_after: latest_lock_end(&states),
+            started: self.started(&combinations, &states),
+            failures: combinations
+                .into_iter()
+                .zip(states)
+                .map(|(combination, state)| FailureCount {
+                    combination,
+                    count: state.failures,
+                })
+                .collect(),
+        }
+    }
+
     fn log<'a>(&self, attempt: &'a Attempt, outcome: Outcome) -> Option<LogAppend<'a>> {
         self.policy.access_log.map(|retention| LogAppend {
             attempt,
@@ -244,17 +280,21 @@ impl<S: Store> Engine<S> {
     }
 }
 
-fn report(combinations: Vec<Combination>, states: Vec<IdentityState>) -> FailureReport {
-    FailureReport {
-        locked: states.iter().any(|state| state.lock_remaining.is_some()),
-        retry_after: states.iter().filter_map(|state| state.lock_remaining).max(),
-        failures: combinations
-            .into_iter()
-            .zip(states)
-            .map(|(combination, state)| FailureCount {
-                combination,
-                count: state.failures,
-            })
-            .collect(),
-    }
+/// The combinations whose identity's state satisfies `test`.
+fn select(
+    combinations: &[Combination],
+    states: &[IdentityState],
+    test: impl Fn(&IdentityState) -> bool,
+) -> Vec<Combination> {
+    combinations
+        .iter()
+        .zip(states)
+        .filter(|(_, state)| test(state))
+        .map(|(combination, _)| combination.clone())
+        .collect()
+}
+
+/// When the last of the locks ends: the attempt's retry-after.
+fn latest_lock_end(states: &[IdentityState]) -> Option<Duration> {
+    states.iter().filter_map(|state| state.lock_remaining).max()
 }

@@ -12,6 +12,14 @@ pub enum Error {
     /// The configuration is unusable; the message names the key.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The service could not listen or serve.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, e.g. `listen: cannot bind 127.0.0.1:8080`.
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// Redis could not be reached or refused a command.
     #[error("Redis at {target}: {source}")]
     Store {

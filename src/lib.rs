@@ -19,6 +19,7 @@ pub mod error;
 pub mod keys;
 pub mod policy;
 pub mod record;
+pub mod server;
 pub mod store;
 pub mod target;
 pub mod wire;

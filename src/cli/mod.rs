@@ -6,6 +6,7 @@
 mod login;
 mod logs;
 mod records;
+mod serve;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -41,6 +42,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP service (JSON API, health, metrics)
+    #[command(after_long_help = serve::SETTINGS_HELP)]
+    Serve(ServeArgs),
+    #[command(flatten)]
+    Store(StoreCommand),
+}
+
+/// The commands that talk to Redis directly.
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
     /// Is this attempt locked out? (A locked attempt is recorded, as in Axes.)
     Check(AttemptArgs),
     /// Record a failed login
@@ -90,6 +101,13 @@ enum Command {
     /// Axes-style listing: IP, username and failures of every attempt record
     #[command(name = "axes_list_attempts")]
     AxesListAttempts,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "LOCKOUT_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -199,33 +217,43 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     let output = if cli.json { Output::Json } else { Output::Text };
+    let listen = match &cli.command {
+        Command::Serve(args) => args.listen.clone(),
+        _ => None,
+    };
     let overrides = Overrides {
         redis_url: cli.redis_url,
         prefix: cli.prefix,
-        listen: None,
+        listen,
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
+    let command = match cli.command {
+        Command::Serve(_) => return serve::serve(config).await,
+        Command::Store(command) => command,
+    };
     let store =
         RedisStore::connect(&config.redis_url, config.keys, RedisOptions::default()).await?;
     let engine = Engine::new(store, config.policy);
-    match cli.command {
-        Command::Check(args) => login::check(&engine, args, output).await,
-        Command::Fail(args) => login::fail(&engine, args, output).await,
-        Command::Succeed(args) => login::succeed(&engine, args, output).await,
-        Command::List(args) => records::list(&engine, args, output).await,
-        Command::Reset(args) => records::reset(&engine, args, output).await,
-        Command::AxesReset => records::axes_reset(&engine, vec![], vec![], output).await,
-        Command::AxesResetIp { ip } => records::axes_reset(&engine, ip, vec![], output).await,
-        Command::AxesResetUsername { username } => {
+    match command {
+        StoreCommand::Check(args) => login::check(&engine, args, output).await,
+        StoreCommand::Fail(args) => login::fail(&engine, args, output).await,
+        StoreCommand::Succeed(args) => login::succeed(&engine, args, output).await,
+        StoreCommand::List(args) => records::list(&engine, args, output).await,
+        StoreCommand::Reset(args) => records::reset(&engine, args, output).await,
+        StoreCommand::AxesReset => records::axes_reset(&engine, vec![], vec![], output).await,
+        StoreCommand::AxesResetIp { ip } => records::axes_reset(&engine, ip, vec![], output).await,
+        StoreCommand::AxesResetUsername { username } => {
             records::axes_reset(&engine, vec![], username, output).await
         }
-        Command::AxesResetIpUsername { ip, username } => {
+        StoreCommand::AxesResetIpUsername { ip, username } => {
             records::axes_reset(&engine, vec![ip], vec![username], output).await
         }
-        Command::AxesListAttempts => records::axes_list(&engine, output).await,
-        Command::Logs(args) => logs::logs(&engine, args, output).await,
-        Command::ResetLogs(args) => logs::reset_logs(&engine, args.older_than.into(), output).await,
-        Command::AxesResetLogs { days, age } => {
+        StoreCommand::AxesListAttempts => records::axes_list(&engine, output).await,
+        StoreCommand::Logs(args) => logs::logs(&engine, args, output).await,
+        StoreCommand::ResetLogs(args) => {
+            logs::reset_logs(&engine, args.older_than.into(), output).await
+        }
+        StoreCommand::AxesResetLogs { days, age } => {
             logs::axes_reset_logs(&engine, days.or(age), output).await
         }
     }

@@ -55,9 +55,19 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to `url` (e.g. `redis://127.0.0.1:6379`); fails within about two connect
-    /// timeouts when Redis cannot be reached.
+    /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) and loads the scripts; fails within
+    /// about two connect timeouts when Redis cannot be reached.
     pub async fn connect(url: &str, keys: Keyspace, options: RedisOptions) -> Result<Self> {
+        let store = Self::lazy(url, keys, options)?;
+        // Loaded now, the first login does not pay for a NOSCRIPT round trip.
+        store.round_trip(&load_commands()).await?;
+        Ok(store)
+    }
+
+    /// A store that connects on first use and reconnects by itself after any failure: for a
+    /// service that must start, and keep answering, while Redis is away. Fails only for an
+    /// invalid URL.
+    pub fn lazy(url: &str, keys: Keyspace, options: RedisOptions) -> Result<Self> {
         let target = RedisTarget::new(url);
         let store_error = |source| Error::Store {
             target: target.clone(),
@@ -70,17 +80,19 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(store_error)?;
-        let store = RedisStore {
+        let connection =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(store_error)?;
+        Ok(RedisStore {
             connection,
             keys,
             target,
-        };
-        // Loaded now, the first login does not pay for a NOSCRIPT round trip.
-        store.round_trip(&load_commands()).await?;
-        Ok(store)
+        })
+    }
+
+    /// One PING: for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        self.round_trip(&[redis::cmd("PING")]).await?;
+        Ok(())
     }
 
     pub fn keys(&self) -> &Keyspace {

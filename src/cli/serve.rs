@@ -1,0 +1,90 @@
+//! `lockout serve`: logging set up, the listener bound, the service run until SIGTERM/SIGINT.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::server::{self, Service};
+use crate::store::redis::{RedisOptions, RedisStore};
+
+/// Printed by `lockout serve --help`: every setting, with its environment variable.
+pub(super) const SETTINGS_HELP: &str = "\
+Settings (TOML file key = environment variable; flags win over the environment, which wins
+over the file, which wins over the defaults):
+  redis_url = LOCKOUT_REDIS_URL               redis://127.0.0.1:6379
+  prefix = LOCKOUT_PREFIX                     lockout
+  listen = LOCKOUT_LISTEN                     127.0.0.1:8080
+  on_store_error = LOCKOUT_ON_STORE_ERROR     deny (locked while Redis is away) or allow
+  command_timeout = LOCKOUT_COMMAND_TIMEOUT   250ms: longest wait for Redis per request
+  api_token = LOCKOUT_API_TOKEN               empty; else check/failure/success need it as a bearer token
+  log_format = LOCKOUT_LOG_FORMAT             text or json (one object per line)
+  [policy] failure_limit = LOCKOUT_POLICY_FAILURE_LIMIT                       3
+           cooloff = LOCKOUT_POLICY_COOLOFF                                   30m
+           lockout_duration = LOCKOUT_POLICY_LOCKOUT_DURATION                 the cool-off
+           lockout_parameters = LOCKOUT_POLICY_LOCKOUT_PARAMETERS             [\"ip\"]
+           lock_out_at_failure = LOCKOUT_POLICY_LOCK_OUT_AT_FAILURE           true
+           reset_on_success = LOCKOUT_POLICY_RESET_ON_SUCCESS                 false
+           reset_cooloff_on_failure_during_lockout = LOCKOUT_POLICY_RESET_COOLOFF_ON_FAILURE_DURING_LOCKOUT  true
+           never_lockout = LOCKOUT_POLICY_NEVER_LOCKOUT                       [] (IPs, CIDRs)
+           deny = LOCKOUT_POLICY_DENY                                         [] (IPs, CIDRs)
+           access_log = LOCKOUT_POLICY_ACCESS_LOG                             true
+           access_log_retention = LOCKOUT_POLICY_ACCESS_LOG_RETENTION         30d
+  [admin]  path = LOCKOUT_ADMIN_PATH            /dj-ad-admin/
+           username = LOCKOUT_ADMIN_USERNAME    admin
+           password = LOCKOUT_ADMIN_PASSWORD    empty: admin API and page disabled
+           token = LOCKOUT_ADMIN_TOKEN          empty; else also accepted as a bearer token
+Logging: LOCKOUT_LOG (a tracing filter, default info). See lockout.example.toml.";
+
+pub(super) async fn serve(config: Config) -> Result<()> {
+    init_logging(config.log_format);
+    let options = RedisOptions {
+        connect_timeout: config.command_timeout,
+        command_timeout: config.command_timeout,
+    };
+    let store = RedisStore::lazy(&config.redis_url, config.keys.clone(), options)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Io {
+            what: format!("listen: cannot bind {}", config.listen),
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| Error::Io {
+        what: "listen: no local address".into(),
+        source,
+    })?;
+    tracing::info!(
+        "lockout listening on http://{address}; Redis {}; prefix {}; {}; on store error: {:?}; admin {}",
+        crate::error::RedisTarget::new(&config.redis_url),
+        config.keys.prefix(),
+        config.policy.summary(),
+        config.on_store_error,
+        if config.admin.password.is_empty() { "disabled".to_string() } else { format!("at {}", config.admin.path) },
+    );
+    let engine = Engine::new(store, config.policy.clone());
+    let service = Arc::new(Service::new(engine, &config));
+    server::serve(listener, service, server::shutdown_signal())
+        .await
+        .map_err(|source| Error::Io {
+            what: "serving HTTP".into(),
+            source,
+        })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("LOCKOUT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,127 @@
+//! Who may call what. Login endpoints: anyone, or holders of `api_token` when one is set.
+//! Admin endpoints: HTTP Basic with the admin credentials (or the admin bearer token),
+//! compared in constant time; a wrong guess is itself a failed login that the engine counts, so
+//! whoever guesses the admin password is locked out like anyone else.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use headers::authorization::{Basic, Bearer};
+use headers::{Authorization, HeaderMapExt};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use super::Service;
+use crate::attempt::Attempt;
+use crate::engine::Verdict;
+use crate::wire;
+
+/// A caller allowed to use the login endpoints.
+pub struct ApiClient;
+
+impl FromRequestParts<Arc<Service>> for ApiClient {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Arc<Service>,
+    ) -> Result<Self, ApiError> {
+        let Some(token) = &service.api_token else {
+            return Ok(ApiClient);
+        };
+        match parts.headers.typed_get::<Authorization<Bearer>>() {
+            Some(given) if same(given.token(), token) => Ok(ApiClient),
+            _ => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this endpoint needs Authorization: Bearer <api_token>",
+            )
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))),
+        }
+    }
+}
+
+/// A caller that proved to be the admin.
+pub struct Admin;
+
+impl FromRequestParts<Arc<Service>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Arc<Service>,
+    ) -> Result<Self, ApiError> {
+        let admin = &service.admin;
+        if admin.password.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "the admin API is disabled: set admin.password (LOCKOUT_ADMIN_PASSWORD) to enable it",
+            ));
+        }
+        let basic = parts.headers.typed_get::<Authorization<Basic>>();
+        let bearer = parts.headers.typed_get::<Authorization<Bearer>>();
+        if basic.is_none() && bearer.is_none() {
+            return Err(challenge("admin credentials required"));
+        }
+        let attempt = admin_attempt(parts, basic.as_ref().map(|b| b.username()))?;
+        let verdict = service
+            .store_call("check", service.engine.check(&attempt))
+            .await?;
+        if let Verdict::Locked(lockout) = verdict {
+            let retry_after = lockout.retry_after.map_or(0, wire::seconds);
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("locked out after too many failed logins; retry after {retry_after} s"),
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after)));
+        }
+        let valid = match (&basic, &bearer) {
+            (Some(basic), _) => {
+                // Both compared, always: the time taken says nothing about which was wrong.
+                let user = same(basic.username(), &admin.username);
+                let password = same(basic.password(), &admin.password);
+                user & password
+            }
+            (None, Some(bearer)) => !admin.token.is_empty() && same(bearer.token(), &admin.token),
+            (None, None) => false,
+        };
+        if valid {
+            return Ok(Admin);
+        }
+        let report = service
+            .store_call("failure", service.engine.fail(&attempt))
+            .await?;
+        service.metrics.failure();
+        service.metrics.lockouts_started(report.started.len());
+        tracing::warn!(ip = %attempt.ip, username = attempt.username.as_deref().unwrap_or("-"), "failed admin login");
+        Err(challenge("wrong admin credentials"))
+    }
+}
+
+fn challenge(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, message).with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"lockout admin\", charset=\"UTF-8\""),
+    )
+}
+
+/// The admin login as an attempt: the peer's address, the Basic username, the user agent and
+/// the path. Behind a reverse proxy the peer is the proxy: put the admin behind its own
+/// authentication there.
+fn admin_attempt(parts: &Parts, username: Option<&str>) -> Result<Attempt, ApiError> {
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |info| info.0.ip());
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok());
+    Attempt::new(ip, username, user_agent, Some(parts.uri.path())).map_err(ApiError::bad_request)
+}
+
+fn same(given: &str, expected: &str) -> bool {
+    given.as_bytes().ct_eq(expected.as_bytes()).into()
+}

@@ -1,0 +1,191 @@
+//! Prometheus metrics: what the engine decided (checks by verdict, failures, lockouts started,
+//! successes, resets), what went wrong (store errors, degraded answers), and how long requests
+//! and store calls took. Served at `/metrics` in the OpenMetrics text format.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use super::Service;
+
+type Label = [(&'static str, &'static str); 1];
+type RequestLabels = [(&'static str, String); 3];
+
+/// Latency buckets from 100 µs to about 3 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    checks: Family<Label, Counter>,
+    failures: Counter,
+    lockouts_started: Counter,
+    successes: Counter,
+    resets: Counter,
+    store_errors: Family<Label, Counter>,
+    degraded: Family<Label, Counter>,
+    requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    store_latency: Family<Label, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("lockout"),
+            checks: Family::default(),
+            failures: Counter::default(),
+            lockouts_started: Counter::default(),
+            successes: Counter::default(),
+            resets: Counter::default(),
+            store_errors: Family::default(),
+            degraded: Family::default(),
+            requests: Family::new_with_constructor(latency_histogram),
+            store_latency: Family::new_with_constructor(latency_histogram),
+        };
+        let r = &mut metrics.registry;
+        r.register("checks", "Login checks by verdict", metrics.checks.clone());
+        r.register(
+            "failures",
+            "Failed logins reported",
+            metrics.failures.clone(),
+        );
+        r.register(
+            "lockouts_started",
+            "Identities locked (one per combination that reached the limit)",
+            metrics.lockouts_started.clone(),
+        );
+        r.register(
+            "successes",
+            "Successful logins reported",
+            metrics.successes.clone(),
+        );
+        r.register(
+            "resets",
+            "Attempt records removed through the admin API",
+            metrics.resets.clone(),
+        );
+        r.register(
+            "store_errors",
+            "Store calls that failed or timed out, by operation",
+            metrics.store_errors.clone(),
+        );
+        r.register(
+            "degraded_answers",
+            "Answers given by the fail mode because the store was unavailable, by endpoint",
+            metrics.degraded.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by endpoint, method and status class",
+            metrics.requests.clone(),
+        );
+        r.register(
+            "store_duration_seconds",
+            "Latency of engine calls to Redis (round trips included), by operation",
+            metrics.store_latency.clone(),
+        );
+        metrics
+    }
+
+    /// `verdict`: `allowed`, `lockout`, `deny_list` or `degraded`.
+    pub fn check(&self, verdict: &'static str) {
+        self.checks.get_or_create(&[("verdict", verdict)]).inc();
+    }
+
+    pub fn failure(&self) {
+        self.failures.inc();
+    }
+
+    pub fn lockouts_started(&self, count: usize) {
+        self.lockouts_started.inc_by(count as u64);
+    }
+
+    pub fn success(&self) {
+        self.successes.inc();
+    }
+
+    pub fn resets(&self, removed: u64) {
+        self.resets.inc_by(removed);
+    }
+
+    pub fn store_error(&self, operation: &'static str) {
+        self.store_errors
+            .get_or_create(&[("operation", operation)])
+            .inc();
+    }
+
+    pub fn degraded(&self, endpoint: &'static str) {
+        self.degraded.get_or_create(&[("endpoint", endpoint)]).inc();
+    }
+
+    pub fn observe_store(&self, operation: &'static str, elapsed: Duration) {
+        self.store_latency
+            .get_or_create(&[("operation", operation)])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn observe_request(
+        &self,
+        endpoint: String,
+        method: String,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        let class = format!("{}xx", status.as_u16() / 100);
+        self.requests
+            .get_or_create(&[
+                ("endpoint", endpoint),
+                ("method", method),
+                ("status", class),
+            ])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Middleware timing every routed request.
+pub async fn track(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(String::new, |path| path.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    service
+        .metrics
+        .observe_request(endpoint, method, response.status(), started.elapsed());
+    response
+}
+
+/// `GET /metrics`
+pub async fn render(State(service): State<Arc<Service>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        service.metrics.encode(),
+    )
+}

@@ -1,0 +1,133 @@
+//! `lockout serve`: the HTTP JSON API (`api`), its authentication (`auth`), its error answers
+//! (`error`) and its metrics (`metrics`), over one shared engine and one multiplexed Redis
+//! connection. `app` builds the router (tests call it too); `serve` runs it until `shutdown`.
+
+mod api;
+mod auth;
+mod error;
+mod input;
+mod metrics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::config::{AdminConfig, Config, OnStoreError};
+use crate::engine::Engine;
+use crate::store::redis::RedisStore;
+use error::ApiError;
+pub use metrics::Metrics;
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Everything a request handler needs, shared by all of them.
+pub struct Service {
+    engine: Engine<RedisStore>,
+    on_store_error: OnStoreError,
+    command_timeout: Duration,
+    api_token: Option<String>,
+    admin: AdminConfig,
+    metrics: Metrics,
+}
+
+impl Service {
+    pub fn new(engine: Engine<RedisStore>, config: &Config) -> Self {
+        Service {
+            engine,
+            on_store_error: config.on_store_error,
+            command_timeout: config.command_timeout,
+            api_token: config.api_token.clone(),
+            admin: config.admin.clone(),
+            metrics: Metrics::new(),
+        }
+    }
+
+    /// Runs one engine call within the command timeout, timing it; a store error or a timeout
+    /// is logged, counted and answered as 503 (login endpoints turn it into their fail mode).
+    async fn store_call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = crate::Result<T>>,
+    ) -> Result<T, ApiError> {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.command_timeout, call).await;
+        self.metrics.observe_store(operation, started.elapsed());
+        let cause = match result {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(err)) if err.is_invalid_input() => return Err(ApiError::bad_request(err)),
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => format!("no answer from Redis within {:?}", self.command_timeout),
+        };
+        self.metrics.store_error(operation);
+        tracing::warn!(operation, cause, "store unavailable");
+        Err(ApiError::unavailable())
+    }
+}
+
+/// The router: the API, health and metrics, with the body limit and request metrics.
+pub fn app(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/v1/check", post(api::check))
+        .route("/v1/failure", post(api::failure))
+        .route("/v1/success", post(api::success))
+        .route(
+            "/v1/attempts",
+            get(api::list_attempts).delete(api::delete_attempts),
+        )
+        .route("/v1/logs", get(api::list_logs).delete(api::delete_logs))
+        .route("/healthz", get(api::health))
+        .route("/metrics", get(metrics::render))
+        .route_layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            metrics::track,
+        ))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .with_state(service)
+}
+
+/// Serves `app(service)` on `listener` until `shutdown` completes; requests in flight then
+/// finish before it returns.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<Service>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app(service).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,860 @@
+//! `lockout serve` over real TCP: every endpoint and shape, the Axes scenario through HTTP,
+//! authentication, bad input (including random bodies), Redis going away and coming back,
+//! graceful shutdown.
+
+use std::time::{Duration, Instant};
+
+use lockout::config::OnStoreError;
+use rand::{Rng, SeedableRng};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{free_port, policy, RedisServer, TestService};
+
+async fn post(client: &Client, url: String, body: Value) -> (StatusCode, Value) {
+    let response = client.post(url).json(&body).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+async fn admin(client: &Client, method: Method, url: String) -> (StatusCode, Value) {
+    let response = client
+        .request(method, url)
+        .basic_auth("admin", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+fn with_admin(config: &mut lockout::Config) {
+    config.admin.password = "s3cret".into();
+}
+
+#[tokio::test]
+async fn design_reference_scenario_through_http() {
+    let redis = RedisServer::start();
+    let service =
+        TestService::start(&redis, |c| c.policy = policy(3, &[&["username"], &["ip"]])).await;
+    let client = Client::new();
+    let steps = [
+        ("failure", "10.0.0.1", "u1", false),
+        ("failure", "10.0.0.2", "u1", false),
+        ("failure", "10.0.0.2", "u1", true),
+        ("check", "10.0.0.3", "u1", true),
+        ("failure", "10.0.0.1", "u2", false),
+        ("check", "10.0.0.1", "u1", true),
+        ("check", "10.0.0.1", "u2", true),
+        ("check", "10.0.0.1", "u3", true),
+    ];
+    for (n, (endpoint, ip, username, locked)) in steps.into_iter().enumerate() {
+        let (status, body) = post(
+            &client,
+            service.at(&format!("/v1/{endpoint}")),
+            json!({"ip": ip, "username": username}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["locked"], locked, "step {}: {body}", n + 1);
+    }
+    let (_, body) = post(
+        &client,
+        service.at("/v1/check"),
+        json!({"ip": "10.0.0.1", "username": "u3"}),
+    )
+    .await;
+    assert_eq!(
+        body["locked_by"],
+        json!([["ip"]]),
+        "u3 has 2 now, IP1 is locked"
+    );
+}
+
+#[tokio::test]
+async fn login_endpoints_answer_the_documented_shapes() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |c| {
+        c.policy = policy(2, &[&["ip"], &["ip", "username"]]);
+        c.policy.reset_on_success = true;
+        c.policy.deny = lockout::policy::IpList::parse("deny", &["192.0.2.0/24"]).unwrap();
+    })
+    .await;
+    let client = Client::new();
+    let alice =
+        json!({"ip": "10.0.0.1", "username": "alice", "user_agent": "curl/8", "path": "/login"});
+    assert_eq!(
+        post(&client, service.at("/v1/check"), json!({"ip": "10.0.0.1"})).await,
+        (StatusCode::OK, json!({"locked": false}))
+    );
+    assert_eq!(
+        post(&client, service.at("/v1/failure"), alice.clone())
+            .await
+            .1,
+        json!({"locked": false, "retry_after_secs": null, "failures": [
+            {"parameters": ["ip"], "count": 1},
+            {"parameters": ["ip", "username"], "count": 1},
+        ]})
+    );
+    assert_eq!(
+        post(&client, service.at("/v1/failure"), alice.clone())
+            .await
+            .1,
+        json!({"locked": true, "retry_after_secs": 1800, "failures": [
+            {"parameters": ["ip"], "count": 2},
+            {"parameters": ["ip", "username"], "count": 2},
+        ]})
+    );
+    assert_eq!(
+        post(
+            &client,
+            service.at("/v1/check"),
+            json!({"ip": "10.0.0.1", "username": "alice", "user_agent": "x"})
+        )
+        .await
+        .1,
+        json!({"locked": true, "reason": "lockout", "retry_after_secs": 1800, "locked_by": [["ip"], ["ip", "username"]]})
+    );
+    assert_eq!(
+        post(&client, service.at("/v1/check"), json!({"ip": "192.0.2.1"}))
+            .await
+            .1,
+        json!({"locked": true, "reason": "deny_list", "retry_after_secs": null, "locked_by": []})
+    );
+    assert_eq!(
+        post(
+            &client,
+            service.at("/v1/success"),
+            json!({"ip": "10.0.0.1", "username": "alice"})
+        )
+        .await
+        .1,
+        json!({"reset": true})
+    );
+    assert_eq!(
+        post(
+            &client,
+            service.at("/v1/check"),
+            json!({"ip": "10.0.0.1", "username": "alice"})
+        )
+        .await
+        .1,
+        json!({"locked": false})
+    );
+    let response = client.get(service.at("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+}
+
+#[tokio::test]
+async fn admin_endpoints_list_and_delete() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |c| {
+        with_admin(c);
+        c.policy = policy(2, &[&["ip", "username"]]);
+    })
+    .await;
+    let client = Client::new();
+    for (ip, username) in [
+        ("10.0.0.1", "alice"),
+        ("10.0.0.1", "alice"),
+        ("10.0.0.2", "bob"),
+    ] {
+        post(
+            &client,
+            service.at("/v1/failure"),
+            json!({"ip": ip, "username": username, "user_agent": "ua", "path": "/login"}),
+        )
+        .await;
+    }
+    let (status, body) = admin(&client, Method::GET, service.at("/v1/attempts")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["attempts"].as_array().unwrap().len(), 2);
+    let (_, body) = admin(&client, Method::GET, service.at("/v1/attempts?locked=true")).await;
+    let locked = &body["attempts"][0];
+    assert_eq!(body["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        locked["parameters"],
+        json!({"ip": "10.0.0.1", "username": "alice"})
+    );
+    assert_eq!(
+        (locked["failures"].as_u64(), locked["locked"].as_bool()),
+        (Some(2), Some(true))
+    );
+    assert_eq!(
+        (locked["user_agent"].as_str(), locked["path"].as_str()),
+        (Some("ua"), Some("/login"))
+    );
+    let (_, body) = admin(
+        &client,
+        Method::GET,
+        service.at("/v1/attempts?username=bob"),
+    )
+    .await;
+    assert_eq!(body["attempts"][0]["parameters"]["ip"], "10.0.0.2");
+
+    let (status, body) = admin(&client, Method::DELETE, service.at("/v1/attempts")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("all=true"));
+    let (status, body) = admin(
+        &client,
+        Method::DELETE,
+        service.at("/v1/attempts?ip=10.0.0.1&all=true"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        admin(
+            &client,
+            Method::DELETE,
+            service.at("/v1/attempts?ip=10.0.0.1&username=alice")
+        )
+        .await,
+        (StatusCode::OK, json!({"removed": 1}))
+    );
+    assert_eq!(
+        admin(&client, Method::DELETE, service.at("/v1/attempts?all=true")).await,
+        (StatusCode::OK, json!({"removed": 1}))
+    );
+
+    let (status, body) = admin(
+        &client,
+        Method::GET,
+        service.at("/v1/logs?username=alice&limit=1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let entries = body["logs"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["outcome"], "failure");
+    assert_eq!(entries[0]["username"], "alice");
+    assert_eq!(
+        admin(
+            &client,
+            Method::DELETE,
+            service.at("/v1/logs?older_than=1h")
+        )
+        .await,
+        (StatusCode::OK, json!({"removed": 0}))
+    );
+    assert_eq!(
+        admin(
+            &client,
+            Method::DELETE,
+            service.at("/v1/logs?older_than=0s")
+        )
+        .await,
+        (StatusCode::OK, json!({"removed": 3}))
+    );
+    let (status, body) = admin(
+        &client,
+        Method::DELETE,
+        service.at("/v1/logs?older_than=soon"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("older_than:"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn admin_authentication_401_403_and_lockout() {
+    let redis = RedisServer::start();
+    let disabled = TestService::start(&redis, |_| {}).await;
+    let client = Client::new();
+    let response = client
+        .get(disabled.at("/v1/attempts"))
+        .basic_auth("admin", Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("admin.password"),
+        "{body}"
+    );
+
+    let service = TestService::start(&redis, |c| {
+        with_admin(c);
+        c.admin.token = "t0ken".into();
+        c.policy = policy(3, &[&["ip"]]);
+    })
+    .await;
+    let attempts = service.at("/v1/attempts");
+    let response = client.get(&attempts).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    let response = client
+        .get(&attempts)
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        admin(&client, Method::GET, attempts.clone()).await.0,
+        StatusCode::OK
+    );
+    for wrong in ["guess1", "guess2"] {
+        let response = client
+            .get(&attempts)
+            .basic_auth("admin", Some(wrong))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = client
+        .get(&attempts)
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "the third wrong guess"
+    );
+    // Locked out now, even with the right password.
+    let response = client
+        .get(&attempts)
+        .basic_auth("admin", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 1700
+    );
+    let mut connection = redis.connection();
+    let failures: u64 = redis::cmd("HGET")
+        .arg("lockout:attempt:{ip=127.0.0.1}")
+        .arg("failures")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(failures, 4, "3 wrong guesses and the refused attempt");
+}
+
+#[tokio::test]
+async fn api_token_protects_the_login_endpoints() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |c| c.api_token = Some("k3y".into())).await;
+    let client = Client::new();
+    for endpoint in ["/v1/check", "/v1/failure", "/v1/success"] {
+        let response = client
+            .post(service.at(endpoint))
+            .json(&json!({"ip": "10.0.0.1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{endpoint}");
+        let response = client
+            .post(service.at(endpoint))
+            .bearer_auth("k3y")
+            .json(&json!({"ip": "10.0.0.1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{endpoint}");
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_naming_the_problem() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, with_admin).await;
+    let client = Client::new();
+    let long = "x".repeat(300);
+    let cases: Vec<(&str, String, StatusCode, &str)> = vec![
+        (
+            "/v1/check",
+            "{".into(),
+            StatusCode::BAD_REQUEST,
+            "EOF while parsing",
+        ),
+        (
+            "/v1/check",
+            "[]".into(),
+            StatusCode::BAD_REQUEST,
+            "expected struct CheckRequest",
+        ),
+        (
+            "/v1/check",
+            "{}".into(),
+            StatusCode::BAD_REQUEST,
+            "missing field `ip`",
+        ),
+        (
+            "/v1/check",
+            r#"{"ip":"1.2.3.4","password":"x"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "unknown field `password`",
+        ),
+        (
+            "/v1/check",
+            r#"{"ip":7}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "ip: invalid type",
+        ),
+        (
+            "/v1/check",
+            r#"{"ip":"1.2.3.4","username":["a"]}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "username: invalid type",
+        ),
+        (
+            "/v1/check",
+            r#"{"ip":"not-an-ip"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "ip: \"not-an-ip\" is not a valid IP address",
+        ),
+        (
+            "/v1/check",
+            r#"{"ip":""}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "ip: must not be empty",
+        ),
+        (
+            "/v1/failure",
+            format!(r#"{{"ip":"1.2.3.4","username":"{long}"}}"#),
+            StatusCode::BAD_REQUEST,
+            "username: longer than 255",
+        ),
+        (
+            "/v1/failure",
+            r#"{"ip":"1.2.3.4"} {}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "trailing characters",
+        ),
+        (
+            "/v1/success",
+            format!(r#"{{"ip":"1.2.3.4","path":"{}"}}"#, "a".repeat(20_000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than 16384 bytes",
+        ),
+    ];
+    for (endpoint, body, status, says) in cases {
+        let response = client
+            .post(service.at(endpoint))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{endpoint} {body:.60}");
+        let answer: Value = response.json().await.unwrap();
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{endpoint} {body:.60}: {error}");
+    }
+    // User agents and paths are truncated, not refused.
+    let (status, _) = post(
+        &client,
+        service.at("/v1/failure"),
+        json!({"ip": "1.2.3.4", "user_agent": long, "path": long}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for (query, says) in [
+        ("/v1/attempts?ip=300.1.1.1", "ip: \"300.1.1.1\""),
+        ("/v1/attempts?username=", "username: must not be empty"),
+        ("/v1/attempts?locked=maybe", "locked:"),
+        ("/v1/attempts?colour=red", "unknown field `colour`"),
+        ("/v1/logs?limit=-1", "limit:"),
+        ("/v1/logs?limit=20000", "limit: at most 10000"),
+    ] {
+        let (status, body) = admin(&client, Method::GET, service.at(query)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(says),
+            "{query}: {body}"
+        );
+    }
+    let response = client.get(service.at("/nowhere")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = client.get(service.at("/v1/check")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.json::<Value>().await.unwrap()["error"].is_string());
+}
+
+/// Random bytes, random JSON and mutated valid bodies at every endpoint: never a 5xx.
+#[tokio::test]
+async fn random_bodies_never_get_a_5xx() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, with_admin).await;
+    let client = Client::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let fields = [
+        "ip",
+        "username",
+        "user_agent",
+        "path",
+        "locked",
+        "all",
+        "limit",
+        "older_than",
+        "x",
+    ];
+    let values = [
+        json!("10.0.0.1"),
+        json!("::ffff:1.2.3.4"),
+        json!(""),
+        json!("*"),
+        json!("{}&="),
+        json!(null),
+        json!(true),
+        json!(-1),
+        json!(1e300),
+        json!([]),
+        json!({"a": 1}),
+        json!("\u{0}\u{7f}é日本"),
+        json!("2001:db8::1%eth0"),
+        json!("1.2.3.4/24"),
+    ];
+    let endpoints = [
+        (Method::POST, "/v1/check"),
+        (Method::POST, "/v1/failure"),
+        (Method::POST, "/v1/success"),
+        (Method::GET, "/v1/attempts"),
+        (Method::DELETE, "/v1/attempts"),
+        (Method::GET, "/v1/logs"),
+        (Method::DELETE, "/v1/logs"),
+    ];
+    let mut statuses = std::collections::BTreeMap::new();
+    for round in 0..700 {
+        let (method, path) = &endpoints[round % endpoints.len()];
+        let body: Vec<u8> = match rng.random_range(0..3) {
+            0 => (0..rng.random_range(0..64))
+                .map(|_| rng.random::<u8>())
+                .collect(),
+            _ => {
+                let object: serde_json::Map<String, Value> = (0..rng.random_range(0..4))
+                    .map(|_| {
+                        let field = fields[rng.random_range(0..fields.len())].to_string();
+                        (field, values[rng.random_range(0..values.len())].clone())
+                    })
+                    .collect();
+                serde_json::to_vec(&object).unwrap()
+            }
+        };
+        let query: String = (0..rng.random_range(0..3))
+            .map(|_| {
+                let field = fields[rng.random_range(0..fields.len())];
+                let value = values[rng.random_range(0..values.len())].to_string();
+                format!("{field}={}&", percent(&value.trim_matches('"').to_string()))
+            })
+            .collect();
+        let response = client
+            .request(method.clone(), service.at(&format!("{path}?{query}")))
+            .basic_auth("admin", Some("s3cret"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            !status.is_server_error(),
+            "{method} {path}?{query} {:?} -> {status}",
+            String::from_utf8_lossy(&body)
+        );
+        *statuses.entry(status.as_u16()).or_insert(0) += 1;
+    }
+    assert!(
+        statuses.contains_key(&200) && statuses.contains_key(&400),
+        "{statuses:?}"
+    );
+}
+
+fn percent(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn metric(client: &Client, service: &TestService, line_start: &str) -> f64 {
+    let text = client
+        .get(service.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|line| line.starts_with(line_start))
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or(0.0, |value| value.parse().unwrap())
+}
+
+#[tokio::test]
+async fn redis_going_away_gives_the_fail_mode_then_recovers() {
+    let mut redis = RedisServer::start();
+    let service = TestService::start(&redis, |c| c.policy = policy(3, &[&["ip"]])).await;
+    let client = Client::new();
+    let attempt = json!({"ip": "10.0.0.1"});
+    assert_eq!(
+        post(&client, service.at("/v1/failure"), attempt.clone())
+            .await
+            .1["locked"],
+        false
+    );
+
+    redis.stop();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, body) = post(&client, service.at("/v1/check"), attempt.clone()).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            json!({"locked": true, "reason": "store_unavailable", "retry_after_secs": null, "locked_by": [], "degraded": true})
+        );
+        let (_, body) = post(&client, service.at("/v1/failure"), attempt.clone()).await;
+        assert_eq!(
+            (body["locked"].as_bool(), body["degraded"].as_bool()),
+            (Some(true), Some(true))
+        );
+    }
+    let health = client.get(service.at("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        metric(
+            &client,
+            &service,
+            "lockout_store_errors_total{operation=\"check\"}"
+        )
+        .await
+            >= 3.0
+    );
+    assert_eq!(
+        metric(
+            &client,
+            &service,
+            "lockout_degraded_answers_total{endpoint=\"check\"}"
+        )
+        .await,
+        3.0
+    );
+    assert_eq!(
+        metric(
+            &client,
+            &service,
+            "lockout_checks_total{verdict=\"degraded\"}"
+        )
+        .await,
+        3.0
+    );
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = post(&client, service.at("/v1/failure"), attempt.clone()).await;
+        if body.get("degraded").is_none() {
+            assert_eq!(
+                body["failures"][0]["count"], 1,
+                "a fresh Redis: counting starts again"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service did not recover within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        client
+            .get(service.at("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn fail_open_answers_allowed_while_redis_is_away() {
+    let mut redis = RedisServer::start();
+    let service = TestService::start(&redis, |c| c.on_store_error = OnStoreError::Allow).await;
+    redis.stop();
+    let client = Client::new();
+    let (_, body) = post(&client, service.at("/v1/check"), json!({"ip": "10.0.0.1"})).await;
+    assert_eq!(body, json!({"locked": false, "degraded": true}));
+    let (_, body) = post(
+        &client,
+        service.at("/v1/failure"),
+        json!({"ip": "10.0.0.1"}),
+    )
+    .await;
+    assert_eq!(body["locked"], false);
+}
+
+#[tokio::test]
+async fn script_flush_and_client_kill_mid_run_are_survived() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |c| c.policy = policy(100, &[&["ip"]])).await;
+    let client = Client::new();
+    let attempt = json!({"ip": "10.0.0.1"});
+    post(&client, service.at("/v1/failure"), attempt.clone()).await;
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query::<()>(&mut redis.connection())
+        .unwrap();
+    let (_, body) = post(&client, service.at("/v1/failure"), attempt.clone()).await;
+    assert_eq!(body["failures"][0]["count"], 2, "{body}");
+
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query::<()>(&mut redis.connection())
+        .unwrap();
+    let mut counted = 2;
+    let mut degraded = 0;
+    for _ in 0..5 {
+        let (_, body) = post(&client, service.at("/v1/failure"), attempt.clone()).await;
+        if body.get("degraded").is_some() {
+            degraded += 1;
+        } else {
+            counted += 1;
+            assert_eq!(body["failures"][0]["count"], counted, "{body}");
+        }
+    }
+    assert!(
+        degraded <= 1,
+        "at most the request in flight on the killed connection: {degraded}"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_requests_in_flight_finish() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |c| c.command_timeout = Duration::from_secs(5)).await;
+    let client = Client::new();
+    post(&client, service.at("/v1/check"), json!({"ip": "10.0.0.1"})).await;
+    // Redis busy for 600 ms: the next failure is in flight until then.
+    let mut blocker = redis.connection();
+    let busy = std::thread::spawn(move || {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("0.6")
+            .query::<()>(&mut blocker)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let in_flight = tokio::spawn({
+        let url = service.at("/v1/failure");
+        let client = client.clone();
+        async move { post(&client, url, json!({"ip": "10.0.0.1"})).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let url = service.url.clone();
+    service.stop().await.unwrap();
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["failures"][0]["count"], 1, "{body}");
+    busy.join().unwrap().unwrap();
+    assert!(
+        client.get(format!("{url}/healthz")).send().await.is_err(),
+        "no longer listening"
+    );
+}
+
+#[test]
+fn serve_binary_starts_says_where_and_stops_on_sigterm() {
+    let redis = RedisServer::start();
+    let port = free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lockout"))
+        .args([
+            "serve",
+            "--redis-url",
+            &redis.url(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("LOCKOUT_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "lockout serve did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let log = String::from_utf8(output.stderr).unwrap();
+    let first: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    let message = first["fields"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("listening on http://127.0.0.1:{port}")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&redis.url()) && message.contains("prefix lockout"),
+        "{message}"
+    );
+    assert!(log.contains("shutting down"), "{log}");
+}
+
+#[tokio::test]
+async fn metrics_count_verdicts_failures_lockouts_and_latency() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |c| c.policy = policy(2, &[&["ip"]])).await;
+    let client = Client::new();
+    let attempt = json!({"ip": "10.0.0.1"});
+    post(&client, service.at("/v1/check"), attempt.clone()).await;
+    post(&client, service.at("/v1/failure"), attempt.clone()).await;
+    post(&client, service.at("/v1/failure"), attempt.clone()).await;
+    post(&client, service.at("/v1/check"), attempt.clone()).await;
+    post(
+        &client,
+        service.at("/v1/success"),
+        json!({"ip": "10.0.0.2"}),
+    )
+    .await;
+    let response = client.get(service.at("/metrics")).send().await.unwrap();
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("openmetrics-text"));
+    for (line, value) in [
+        ("lockout_checks_total{verdict=\"allowed\"}", 1.0),
+        ("lockout_checks_total{verdict=\"lockout\"}", 1.0),
+        ("lockout_failures_total", 2.0),
+        ("lockout_lockouts_started_total", 1.0),
+        ("lockout_successes_total", 1.0),
+        ("lockout_http_request_duration_seconds_count{endpoint=\"/v1/check\",method=\"POST\",status=\"2xx\"}", 2.0),
+        ("lockout_store_duration_seconds_count{operation=\"failure\"}", 2.0),
+    ] {
+        assert_eq!(metric(&client, &service, line).await, value, "{line}");
+    }
+}
