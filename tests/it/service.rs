@@ -553,7 +553,7 @@ async fn random_bodies_never_get_a_5xx() {
             .map(|_| {
                 let field = fields[rng.random_range(0..fields.len())];
                 let value = values[rng.random_range(0..values.len())].to_string();
-                format!("{field}={}&", percent(&value.trim_matches('"').to_string()))
+                format!("{field}={}&", percent(value.trim_matches('"')))
             })
             .collect();
         let response = client
