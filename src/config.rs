@@ -322,3 +322,18 @@ impl RawPolicy {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_valid_and_holds_the_defaults() {
+        let example = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/lockout.example.toml"));
+        let config = Config::load(Some(example), &Overrides::default()).unwrap();
+        assert_eq!(config.policy, Policy::default());
+        assert_eq!(config.admin, AdminConfig::default());
+        assert_eq!(config.command_timeout, Duration::from_millis(250));
+        assert_eq!(config.on_store_error, OnStoreError::Deny);
+    }
+}
