@@ -323,17 +323,16 @@ impl Store for RedisStore {
                 ]
             })
             .collect();
-        let replies = self.round_trip(&commands).await?;
-        replies
-            .chunks(2)
-            .map(|pair| {
-                let failures: Option<u64> = self.parse(pair[0].clone())?;
-                Ok(IdentityState {
-                    failures: failures.unwrap_or(0),
-                    lock_remaining: remaining(self.parse(pair[1].clone())?),
-                })
-            })
-            .collect()
+        let mut replies = self.round_trip(&commands).await?.into_iter();
+        let mut states = Vec::with_capacity(identities.len());
+        while let (Some(failures), Some(pttl)) = (replies.next(), replies.next()) {
+            let failures: Option<u64> = self.parse(failures)?;
+            states.push(IdentityState {
+                failures: failures.unwrap_or(0),
+                lock_remaining: remaining(self.parse(pttl)?),
+            });
+        }
+        Ok(states)
     }
 
     async fn record_failures(

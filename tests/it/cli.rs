@@ -265,6 +265,13 @@ fn invalid_configuration_exits_1_naming_the_key() {
         "{}",
         run.stderr
     );
+    let run = lockout(&server, &[("LOCKOUT_LISTEN", "localhost")], &["serve"]);
+    assert_eq!(run.code, 1, "serve refuses to start: {}", run.stderr);
+    assert!(
+        run.stderr.contains("listen: \"localhost\" is not an address:port"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
