@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
 use crate::policy::{Combination, Field, IpList, Policy};
+use crate::store::redis::RedisEndpoint;
 
 /// What the service answers when Redis cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -61,7 +62,8 @@ pub enum LogFormat {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub redis_url: String,
+    /// `redis_cluster` when given, else `redis_url`.
+    pub redis: RedisEndpoint,
     pub keys: Keyspace,
     pub listen: SocketAddr,
     pub on_store_error: OnStoreError,
@@ -79,6 +81,7 @@ pub struct Config {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub redis_url: Option<String>,
+    pub redis_cluster: Option<Vec<String>>,
     pub prefix: Option<String>,
     pub listen: Option<String>,
 }
@@ -105,6 +108,9 @@ impl Config {
             if let Some(value) = value {
                 figment = figment.merge(Serialized::default(key, value));
             }
+        }
+        if let Some(seeds) = &overrides.redis_cluster {
+            figment = figment.merge(Serialized::default("redis_cluster", seeds));
         }
         let raw: RawConfig = figment.extract().map_err(describe)?;
         raw.validate()
@@ -152,6 +158,7 @@ fn describe(errors: figment::Error) -> Error {
 #[serde(deny_unknown_fields, default)]
 struct RawConfig {
     redis_url: String,
+    redis_cluster: OneOrMany,
     prefix: String,
     listen: String,
     on_store_error: OnStoreError,
@@ -167,6 +174,7 @@ impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_cluster: OneOrMany::Many(Vec::new()),
             prefix: "lockout".into(),
             listen: "127.0.0.1:8080".into(),
             on_store_error: OnStoreError::Deny,
@@ -259,8 +267,14 @@ impl RawConfig {
                 self.admin.path
             )));
         }
+        let seeds = self.redis_cluster.items(Some(','));
+        let redis = if seeds.is_empty() {
+            RedisEndpoint::Server(self.redis_url)
+        } else {
+            RedisEndpoint::Cluster(seeds)
+        };
         Ok(Config {
-            redis_url: self.redis_url,
+            redis,
             keys: Keyspace::new(&self.prefix)?,
             listen,
             on_store_error: self.on_store_error,

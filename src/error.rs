@@ -86,6 +86,23 @@ impl RedisTarget {
     }
 }
 
+impl RedisTarget {
+    /// The URL of a server, or the seed URLs of a cluster joined by commas.
+    pub fn of(endpoint: &crate::store::redis::RedisEndpoint) -> Self {
+        use crate::store::redis::RedisEndpoint;
+        match endpoint {
+            RedisEndpoint::Server(url) => RedisTarget::new(url),
+            RedisEndpoint::Cluster(seeds) => RedisTarget(
+                seeds
+                    .iter()
+                    .map(|url| RedisTarget::new(url).0)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        }
+    }
+}
+
 impl fmt::Display for RedisTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

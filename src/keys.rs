@@ -2,7 +2,8 @@
 //!
 //! - `<prefix>:attempt:{<identity>}`: hash with the identity's failure count and metadata;
 //! - `<prefix>:lock:{<identity>}`: the identity's lock flag, alive for the lockout duration;
-//! - `<prefix>:log`: the access log, a stream.
+//! - `<prefix>:log:<n>`: the access log, a stream in `LOG_SHARDS` shards by IP, so that on a
+//!   cluster its writes spread over the primaries instead of all landing on one.
 //!
 //! `<identity>` is `field=value` pairs joined by `&` in field order, each value percent-encoded
 //! so that only `A-Z a-z 0-9 - . _ ~ %` remain: no value can contain a delimiter, a brace (the
@@ -21,6 +22,9 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// The access log is this many streams; an IP's entries all go to one of them.
+pub const LOG_SHARDS: usize = 16;
 
 /// More patterns than this and one full scan, filtered here, is cheaper than one scan each.
 const MAX_SCAN_PATTERNS: usize = 16;
@@ -99,8 +103,17 @@ impl Keyspace {
         format!("{}:{}:{{{}}}", self.prefix, kind.segment(), identity.tag())
     }
 
-    pub fn log_key(&self) -> String {
-        format!("{}:log", self.prefix)
+    pub fn log_key(&self, shard: usize) -> String {
+        format!("{}:log:{shard}", self.prefix)
+    }
+
+    /// The access-log shard of `ip` (canonical): FNV-1a (32 bits) of its text, modulo
+    /// `LOG_SHARDS`. Part of the key layout: another client must compute the same.
+    pub fn log_shard(ip: std::net::IpAddr) -> usize {
+        let hash = ip.to_string().bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+            (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+        });
+        hash as usize % LOG_SHARDS
     }
 
     /// Recognises an attempt or lock key of this keyspace; anything else is `None`.
@@ -179,7 +192,7 @@ mod tests {
     fn foreign_keys_are_not_parsed() {
         let keys = Keyspace::new("lockout").unwrap();
         for key in [
-            "lockout:log",
+            "lockout:log:3",
             "lockout:other:{ip=1.2.3.4}",
             "lockout:lock:{ip=1.2.3.4",
             "lockout:lock:{username=a&ip=1.2.3.4}",
@@ -189,6 +202,50 @@ mod tests {
         ] {
             assert_eq!(keys.parse(key), None, "{key}");
         }
+    }
+
+    #[test]
+    fn an_identitys_keys_share_a_slot_for_every_combination() {
+        use redis::cluster_routing::Slot;
+        let keys = Keyspace::new("lockout").unwrap();
+        let attempt =
+            Attempt::parse("2001:db8::7", Some("{a}*&=:"), Some("Mozilla {x}"), None).unwrap();
+        for fields in [
+            &[Field::Ip][..],
+            &[Field::Username],
+            &[Field::UserAgent],
+            &[Field::Ip, Field::Username],
+            &[Field::Username, Field::UserAgent],
+            &[Field::Ip, Field::Username, Field::UserAgent],
+        ] {
+            let identity = attempt
+                .identity(&Combination::new(fields.iter().copied()).unwrap())
+                .unwrap();
+            let attempt_key = keys.key(KeyKind::Attempt, &identity);
+            let lock_key = keys.key(KeyKind::Lock, &identity);
+            assert_eq!(
+                Slot::for_key(&attempt_key),
+                Slot::for_key(&lock_key),
+                "{attempt_key}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_shards_are_stable_and_spread() {
+        assert_eq!(
+            Keyspace::log_shard("203.0.113.9".parse().unwrap()),
+            Keyspace::log_shard(
+                "::ffff:203.0.113.9"
+                    .parse::<std::net::IpAddr>()
+                    .map(crate::attempt::canonical_ip)
+                    .unwrap()
+            )
+        );
+        let used: std::collections::HashSet<usize> = (0..200u8)
+            .map(|n| Keyspace::log_shard(std::net::IpAddr::from([10, 0, 0, n])))
+            .collect();
+        assert_eq!(used.len(), LOG_SHARDS);
     }
 
     #[test]

@@ -29,6 +29,6 @@ pub use config::Config;
 pub use engine::{Engine, FailureReport, LockReason, Lockout, Verdict};
 pub use error::{Error, Result};
 pub use policy::{Combination, Field, Policy};
-pub use store::redis::{RedisOptions, RedisStore};
+pub use store::redis::{RedisEndpoint, RedisOptions, RedisStore};
 pub use store::Store;
 pub use target::Target;

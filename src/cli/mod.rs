@@ -27,6 +27,15 @@ pub struct Cli {
     /// Redis to use [default: redis://127.0.0.1:6379]
     #[arg(long, global = true, env = "LOCKOUT_REDIS_URL", value_name = "URL")]
     redis_url: Option<String>,
+    /// Seed nodes of a Redis Cluster, instead of --redis-url
+    #[arg(
+        long,
+        global = true,
+        env = "LOCKOUT_REDIS_CLUSTER",
+        value_name = "URL,URL,...",
+        value_delimiter = ','
+    )]
+    redis_cluster: Vec<String>,
     /// Prefix of every key lockout writes [default: lockout]
     #[arg(long, global = true, env = "LOCKOUT_PREFIX", value_name = "P")]
     prefix: Option<String>,
@@ -223,6 +232,7 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let overrides = Overrides {
         redis_url: cli.redis_url,
+        redis_cluster: Some(cli.redis_cluster).filter(|seeds| !seeds.is_empty()),
         prefix: cli.prefix,
         listen,
     };
@@ -231,8 +241,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve(_) => return serve::serve(config).await,
         Command::Store(command) => command,
     };
-    let store =
-        RedisStore::connect(&config.redis_url, config.keys, RedisOptions::default()).await?;
+    let store = RedisStore::connect(&config.redis, config.keys, RedisOptions::default()).await?;
     let engine = Engine::new(store, config.policy);
     match command {
         StoreCommand::Check(args) => login::check(&engine, args, output).await,

@@ -17,6 +17,7 @@ pub(super) const SETTINGS_HELP: &str = "\
 Settings (TOML file key = environment variable; flags win over the environment, which wins
 over the file, which wins over the defaults):
   redis_url = LOCKOUT_REDIS_URL               redis://127.0.0.1:6379
+  redis_cluster = LOCKOUT_REDIS_CLUSTER       [] (seed URLs, comma-separated in the environment)
   prefix = LOCKOUT_PREFIX                     lockout
   listen = LOCKOUT_LISTEN                     127.0.0.1:8080
   on_store_error = LOCKOUT_ON_STORE_ERROR     deny (locked while Redis is away) or allow
@@ -46,7 +47,7 @@ pub(super) async fn serve(config: Config) -> Result<()> {
         connect_timeout: config.command_timeout,
         command_timeout: config.command_timeout,
     };
-    let store = RedisStore::lazy(&config.redis_url, config.keys.clone(), options)?;
+    let store = RedisStore::open(&config.redis, config.keys.clone(), options).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| Error::Io {
@@ -59,7 +60,7 @@ pub(super) async fn serve(config: Config) -> Result<()> {
     })?;
     tracing::info!(
         "lockout listening on http://{address}; Redis {}; prefix {}; {}; on store error: {:?}; admin {}",
-        crate::error::RedisTarget::new(&config.redis_url),
+        crate::error::RedisTarget::of(&config.redis),
         config.keys.prefix(),
         config.policy.summary(),
         config.on_store_error,

@@ -4,6 +4,7 @@
 //! Every method that serves a login (`lock_states`, `peek`, `record_failures`, `clear`,
 //! `append_log`) is one round trip, whatever the number of identities.
 
+mod connection;
 pub mod redis;
 mod scripts;
 

@@ -1,22 +1,25 @@
 //! The Redis store: counters and lock flags as keys with TTLs (layout in `keys`), written by the
-//! Lua scripts of `scripts/`, over one multiplexed connection that reconnects by itself.
+//! Lua scripts of `scripts/`, over one multiplexed connection (a server or a cluster, see
+//! `connection`) that reconnects by itself.
 //!
-//! Each login-path method sends all its commands as one pipeline: one round trip. Scripts run
-//! with EVALSHA; commands refused with NOSCRIPT (a restart, a failover, SCRIPT FLUSH) are run
-//! again, alone, after loading the scripts, so nothing is ever counted twice.
+//! Each login-path method sends all its commands at once: one round-trip time. Scripts run with
+//! EVALSHA; commands refused with NOSCRIPT (a restart, a failover, SCRIPT FLUSH, a primary that
+//! never saw the script) are run again, alone, after loading the scripts everywhere, so nothing
+//! is ever counted twice.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ServerErrorKind, Value};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value};
 
+pub use super::connection::RedisEndpoint;
+use super::connection::{Connection, Node, Request};
 use super::scripts::{self, FAIL, LOG, TRIM_LOG};
 use super::{FailureRule, LogAppend, Progress, Store};
 use crate::attempt::{Attempt, Identity};
 use crate::error::{Error, RedisTarget, Result};
-use crate::keys::{KeyKind, Keyspace};
+use crate::keys::{KeyKind, Keyspace, LOG_SHARDS};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::target::Target;
 
@@ -25,7 +28,7 @@ const SCAN_BATCH: usize = 1000;
 const UNLINK_BATCH: usize = 500;
 /// Attempt records fetched per round trip when listing.
 const FETCH_BATCH: usize = 500;
-/// Access-log entries read per round trip.
+/// Access-log entries read per shard and round trip.
 const LOG_BATCH: usize = 500;
 
 /// How long to wait for Redis.
@@ -46,42 +49,44 @@ impl Default for RedisOptions {
     }
 }
 
-/// A `Store` on one Redis server.
+/// A `Store` on a Redis server or a Redis Cluster.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     keys: Keyspace,
     target: RedisTarget,
 }
 
 impl RedisStore {
-    /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) and loads the scripts; fails within
-    /// about two connect timeouts when Redis cannot be reached.
-    pub async fn connect(url: &str, keys: Keyspace, options: RedisOptions) -> Result<Self> {
-        let store = Self::lazy(url, keys, options)?;
+    /// Connects and loads the scripts; fails within about two connect timeouts when Redis
+    /// cannot be reached. For commands that need Redis now (the CLI).
+    pub async fn connect(
+        endpoint: &RedisEndpoint,
+        keys: Keyspace,
+        options: RedisOptions,
+    ) -> Result<Self> {
+        let store = Self::open(endpoint, keys, options).await?;
         // Loaded now, the first login does not pay for a NOSCRIPT round trip.
-        store.round_trip(&load_commands()).await?;
+        store.load_scripts().await?;
         Ok(store)
     }
 
-    /// A store that connects on first use and reconnects by itself after any failure: for a
-    /// service that must start, and keep answering, while Redis is away. Fails only for an
-    /// invalid URL.
-    pub fn lazy(url: &str, keys: Keyspace, options: RedisOptions) -> Result<Self> {
-        let target = RedisTarget::new(url);
-        let store_error = |source| Error::Store {
-            target: target.clone(),
-            source,
-        };
-        let client = redis::Client::open(url).map_err(store_error)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.connect_timeout))
-            .set_response_timeout(Some(options.command_timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
+    /// A store that reconnects by itself after any failure: for a service that must start,
+    /// and keep answering, while Redis is away. A server is connected on first use; a cluster
+    /// needs one seed node to answer now.
+    pub async fn open(
+        endpoint: &RedisEndpoint,
+        keys: Keyspace,
+        options: RedisOptions,
+    ) -> Result<Self> {
+        let target = RedisTarget::of(endpoint);
         let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(store_error)?;
+            Connection::open(endpoint, options.connect_timeout, options.command_timeout)
+                .await
+                .map_err(|source| Error::Store {
+                    target: target.clone(),
+                    source,
+                })?;
         Ok(RedisStore {
             connection,
             keys,
@@ -89,14 +94,16 @@ impl RedisStore {
         })
     }
 
-    /// One PING: for health checks.
-    pub async fn ping(&self) -> Result<()> {
-        self.round_trip(&[redis::cmd("PING")]).await?;
-        Ok(())
-    }
-
     pub fn keys(&self) -> &Keyspace {
         &self.keys
+    }
+
+    /// One PING: for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        self.connection
+            .everywhere(&redis::cmd("PING"))
+            .await
+            .map_err(|err| self.error(err))
     }
 
     fn error(&self, source: RedisError) -> Error {
@@ -113,47 +120,46 @@ impl RedisStore {
         })
     }
 
-    /// Sends `commands` as one pipeline and answers their replies in order; an error reply of
-    /// any command is the error of the whole.
-    async fn round_trip(&self, commands: &[Cmd]) -> Result<Vec<Value>> {
-        let mut results = self.pipeline(commands).await?;
-        let refused: Vec<usize> = (0..results.len())
-            .filter(|&i| matches!(&results[i], Err(err) if is_noscript(err)))
+    async fn load_scripts(&self) -> Result<()> {
+        for script in scripts::all() {
+            self.connection
+                .everywhere(&script.load())
+                .await
+                .map_err(|err| self.error(err))?;
+        }
+        Ok(())
+    }
+
+    /// Sends `requests` at once and answers their replies in order; an error reply of any of
+    /// them is the error of the whole.
+    async fn round_trip(&self, requests: &[Request]) -> Result<Vec<Value>> {
+        let mut replies = self
+            .connection
+            .send(requests)
+            .await
+            .map_err(|err| self.error(err))?;
+        let refused: Vec<usize> = (0..replies.len())
+            .filter(|&i| matches!(&replies[i], Err(err) if is_noscript(err)))
             .collect();
         if !refused.is_empty() {
-            let loads = load_commands();
-            let retry: Vec<Cmd> = loads
-                .iter()
-                .cloned()
-                .chain(refused.iter().map(|&i| commands[i].clone()))
-                .collect();
-            let retried = self.pipeline(&retry).await?;
-            for (i, result) in refused
-                .into_iter()
-                .zip(retried.into_iter().skip(loads.len()))
-            {
-                results[i] = result;
+            self.load_scripts().await?;
+            let retry: Vec<Request> = refused.iter().map(|&i| requests[i].clone()).collect();
+            let retried = self
+                .connection
+                .send(&retry)
+                .await
+                .map_err(|err| self.error(err))?;
+            for (i, reply) in refused.into_iter().zip(retried) {
+                replies[i] = reply;
             }
         }
-        results
+        replies
             .into_iter()
-            .map(|result| result.map_err(|err| self.error(err)))
+            .map(|reply| reply.map_err(|err| self.error(err)))
             .collect()
     }
 
-    async fn pipeline(&self, commands: &[Cmd]) -> Result<Vec<RedisResult<Value>>> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for command in commands {
-            pipe.add_command(command.clone());
-        }
-        let mut connection = self.connection.clone();
-        pipe.query_async(&mut connection)
-            .await
-            .map_err(|err| self.error(err))
-    }
-
-    fn log_command(&self, log: LogAppend<'_>) -> Cmd {
+    fn log_request(&self, log: LogAppend<'_>) -> Request {
         let attempt = log.attempt;
         let mut args: Vec<String> = vec![
             millis(log.retention).to_string(),
@@ -171,7 +177,8 @@ impl RedisStore {
                 args.extend([field.to_string(), value.clone()]);
             }
         }
-        LOG.evalsha(&[self.keys.log_key()], args)
+        let key = self.keys.log_key(Keyspace::log_shard(attempt.ip));
+        Request::new(&key, LOG.evalsha(&[&key], args))
     }
 
     fn identity_keys(&self, identity: &Identity) -> [String; 2] {
@@ -181,21 +188,43 @@ impl RedisStore {
         ]
     }
 
-    fn scan(&self, target: &Target) -> Scan {
-        Scan {
-            patterns: self.keys.scan_patterns(target),
-            cursor: 0,
-        }
+    /// One command on one identity's keys (both share its slot).
+    fn on_identity(
+        &self,
+        identity: &Identity,
+        command: impl FnOnce([String; 2]) -> Cmd,
+    ) -> Request {
+        let keys = self.identity_keys(identity);
+        let slot_key = keys[0].clone();
+        Request::new(&slot_key, command(keys))
     }
 
-    /// The next page of keys matching the scan's patterns, as (key, kind, identity); `None`
-    /// when every pattern has been walked.
+    async fn scan(&self, target: &Target) -> Result<Scan> {
+        let nodes = self
+            .connection
+            .nodes()
+            .await
+            .map_err(|err| self.error(err))?;
+        let patterns = self.keys.scan_patterns(target);
+        let walks = nodes
+            .into_iter()
+            .flat_map(|node| {
+                patterns
+                    .iter()
+                    .map(move |pattern| (node.clone(), pattern.clone()))
+            })
+            .collect();
+        Ok(Scan { walks, cursor: 0 })
+    }
+
+    /// The next page of keys matching the scan's patterns on its nodes, as (key, identity);
+    /// `None` when every node and pattern has been walked.
     async fn next_page(
         &self,
         scan: &mut Scan,
         target: &Target,
-    ) -> Result<Option<Vec<(String, KeyKind, Identity)>>> {
-        let Some(pattern) = scan.patterns.last() else {
+    ) -> Result<Option<Vec<(String, Identity)>>> {
+        let Some((node, pattern)) = scan.walks.last() else {
             return Ok(None);
         };
         let mut command = redis::cmd("SCAN");
@@ -205,34 +234,39 @@ impl RedisStore {
             .arg(pattern)
             .arg("COUNT")
             .arg(SCAN_BATCH);
-        let reply = self.round_trip(&[command]).await?.remove(0);
+        let reply = self
+            .connection
+            .on_node(node, &command)
+            .await
+            .map_err(|err| self.error(err))?;
         let (cursor, keys): (u64, Vec<String>) = self.parse(reply)?;
         scan.cursor = cursor;
         if cursor == 0 {
-            scan.patterns.pop();
+            scan.walks.pop();
         }
         Ok(Some(
             keys.into_iter()
                 .filter_map(|key| {
-                    let (kind, identity) = self.keys.parse(&key)?;
-                    target.matches(&identity).then_some((key, kind, identity))
+                    let (_, identity) = self.keys.parse(&key)?;
+                    target.matches(&identity).then_some((key, identity))
                 })
                 .collect(),
         ))
     }
 
     async fn fetch_records(&self, identities: &[Identity]) -> Result<Vec<AttemptRecord>> {
-        let commands: Vec<Cmd> = identities
+        let requests: Vec<Request> = identities
             .iter()
             .flat_map(|identity| {
-                let [record, lock] = self.identity_keys(identity);
                 [
-                    redis::cmd("HGETALL").arg(record).clone(),
-                    redis::cmd("PTTL").arg(lock).clone(),
+                    self.on_identity(identity, |[record, _]| {
+                        redis::cmd("HGETALL").arg(record).clone()
+                    }),
+                    self.on_identity(identity, |[_, lock]| redis::cmd("PTTL").arg(lock).clone()),
                 ]
             })
             .collect();
-        let mut replies = self.round_trip(&commands).await?.into_iter();
+        let mut replies = self.round_trip(&requests).await?.into_iter();
         let mut records = Vec::with_capacity(identities.len());
         for identity in identities {
             let (Some(fields), Some(pttl)) = (replies.next(), replies.next()) else {
@@ -287,25 +321,43 @@ impl RedisStore {
             outcome,
         })
     }
+
+    async fn unlink(&self, keys: &[String]) -> Result<()> {
+        for batch in keys.chunks(UNLINK_BATCH) {
+            let command = redis::cmd("UNLINK").arg(batch).clone();
+            self.connection
+                .query(&command)
+                .await
+                .map_err(|err| self.error(err))?;
+        }
+        Ok(())
+    }
 }
 
-/// Where a scan is: the patterns still to walk (the current one last) and its cursor.
+/// What a scan has left: (node, pattern) walks, the current one last, and its cursor.
 struct Scan {
-    patterns: Vec<String>,
+    walks: Vec<(Node, String)>,
     cursor: u64,
+}
+
+/// Where reading one access-log shard is.
+struct ShardRead {
+    key: String,
+    /// Exclusive upper bound of the next page (`+` at first).
+    newest: String,
+    matched: usize,
+    exhausted: bool,
 }
 
 impl Store for RedisStore {
     async fn lock_states(&self, identities: &[Identity]) -> Result<Vec<Option<Duration>>> {
-        let commands: Vec<Cmd> = identities
+        let requests: Vec<Request> = identities
             .iter()
             .map(|identity| {
-                redis::cmd("PTTL")
-                    .arg(self.keys.key(KeyKind::Lock, identity))
-                    .clone()
+                self.on_identity(identity, |[_, lock]| redis::cmd("PTTL").arg(lock).clone())
             })
             .collect();
-        self.round_trip(&commands)
+        self.round_trip(&requests)
             .await?
             .into_iter()
             .map(|reply| self.parse(reply).map(remaining))
@@ -313,17 +365,18 @@ impl Store for RedisStore {
     }
 
     async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
-        let commands: Vec<Cmd> = identities
+        let requests: Vec<Request> = identities
             .iter()
             .flat_map(|identity| {
-                let [record, lock] = self.identity_keys(identity);
                 [
-                    redis::cmd("HGET").arg(record).arg("failures").clone(),
-                    redis::cmd("PTTL").arg(lock).clone(),
+                    self.on_identity(identity, |[record, _]| {
+                        redis::cmd("HGET").arg(record).arg("failures").clone()
+                    }),
+                    self.on_identity(identity, |[_, lock]| redis::cmd("PTTL").arg(lock).clone()),
                 ]
             })
             .collect();
-        let mut replies = self.round_trip(&commands).await?.into_iter();
+        let mut replies = self.round_trip(&requests).await?.into_iter();
         let mut states = Vec::with_capacity(identities.len());
         while let (Some(failures), Some(pttl)) = (replies.next(), replies.next()) {
             let failures: Option<u64> = self.parse(failures)?;
@@ -350,12 +403,12 @@ impl Store for RedisStore {
             attempt.user_agent.as_deref().unwrap_or(""),
             attempt.path.as_deref().unwrap_or(""),
         );
-        let mut commands: Vec<Cmd> = identities
+        let mut requests: Vec<Request> = identities
             .iter()
-            .map(|identity| FAIL.evalsha(&self.identity_keys(identity), args))
+            .map(|identity| self.on_identity(identity, |keys| FAIL.evalsha(&keys, args)))
             .collect();
-        commands.extend(log.map(|log| self.log_command(log)));
-        let replies = self.round_trip(&commands).await?;
+        requests.extend(log.map(|log| self.log_request(log)));
+        let replies = self.round_trip(&requests).await?;
         replies
             .into_iter()
             .take(identities.len())
@@ -370,16 +423,14 @@ impl Store for RedisStore {
     }
 
     async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<bool> {
-        let mut commands: Vec<Cmd> = identities
+        let mut requests: Vec<Request> = identities
             .iter()
             .map(|identity| {
-                redis::cmd("UNLINK")
-                    .arg(&self.identity_keys(identity))
-                    .clone()
+                self.on_identity(identity, |keys| redis::cmd("UNLINK").arg(&keys).clone())
             })
             .collect();
-        commands.extend(log.map(|log| self.log_command(log)));
-        let replies = self.round_trip(&commands).await?;
+        requests.extend(log.map(|log| self.log_request(log)));
+        let replies = self.round_trip(&requests).await?;
         let mut removed = 0u64;
         for reply in replies.into_iter().take(identities.len()) {
             removed += self.parse::<u64>(reply)?;
@@ -388,16 +439,16 @@ impl Store for RedisStore {
     }
 
     async fn append_log(&self, log: LogAppend<'_>) -> Result<()> {
-        self.round_trip(&[self.log_command(log)]).await?;
+        self.round_trip(&[self.log_request(log)]).await?;
         Ok(())
     }
 
     async fn list(&self, target: &Target) -> Result<Vec<AttemptRecord>> {
         let mut seen = HashSet::new();
         let mut identities = Vec::new();
-        let mut scan = self.scan(target);
+        let mut scan = self.scan(target).await?;
         while let Some(page) = self.next_page(&mut scan, target).await? {
-            for (_, _, identity) in page {
+            for (_, identity) in page {
                 if seen.insert(identity.tag().to_string()) {
                     identities.push(identity);
                 }
@@ -418,9 +469,9 @@ impl Store for RedisStore {
     async fn remove(&self, target: &Target, dry_run: bool, progress: Progress<'_>) -> Result<u64> {
         let mut records = HashSet::new();
         let mut doomed: Vec<String> = Vec::new();
-        let mut scan = self.scan(target);
+        let mut scan = self.scan(target).await?;
         while let Some(page) = self.next_page(&mut scan, target).await? {
-            for (key, _, identity) in page {
+            for (key, identity) in page {
                 records.insert(identity.tag().to_string());
                 if !dry_run {
                     doomed.push(key);
@@ -447,58 +498,76 @@ impl Store for RedisStore {
                 .unwrap_or_default();
             millis(now.saturating_sub(age)).to_string()
         });
-        let mut newest = "+".to_string();
+        // One IP's entries are all in its shard; other filters read every shard.
+        let shards: Vec<usize> = match filter.ip {
+            Some(ip) => vec![Keyspace::log_shard(ip)],
+            None => (0..LOG_SHARDS).collect(),
+        };
+        let mut reads: Vec<ShardRead> = shards
+            .into_iter()
+            .map(|shard| ShardRead {
+                key: self.keys.log_key(shard),
+                newest: "+".into(),
+                matched: 0,
+                exhausted: false,
+            })
+            .collect();
         let mut entries = Vec::new();
-        while entries.len() < limit {
-            let mut command = redis::cmd("XREVRANGE");
-            command
-                .arg(self.keys.log_key())
-                .arg(&newest)
-                .arg(&oldest)
-                .arg("COUNT")
-                .arg(LOG_BATCH);
-            let reply = self.round_trip(&[command]).await?.remove(0);
-            let page: Vec<(String, HashMap<String, String>)> = self.parse(reply)?;
-            let exhausted = page.len() < LOG_BATCH;
-            if let Some((last_id, _)) = page.last() {
-                newest = format!("({last_id}");
-            }
-            for (id, fields) in page {
-                let entry = self.parse_log_entry(&id, fields)?;
-                if filter.matches(&entry) && entries.len() < limit {
-                    entries.push(entry);
-                }
-            }
-            if exhausted {
+        loop {
+            let active: Vec<&mut ShardRead> = reads
+                .iter_mut()
+                .filter(|read| !read.exhausted && read.matched < limit)
+                .collect();
+            if active.is_empty() {
                 break;
             }
+            let requests: Vec<Request> = active
+                .iter()
+                .map(|read| {
+                    let mut command = redis::cmd("XREVRANGE");
+                    command
+                        .arg(&read.key)
+                        .arg(&read.newest)
+                        .arg(&oldest)
+                        .arg("COUNT")
+                        .arg(LOG_BATCH);
+                    Request::new(&read.key, command)
+                })
+                .collect();
+            let replies = self.round_trip(&requests).await?;
+            for (read, reply) in active.into_iter().zip(replies) {
+                let page: Vec<(String, HashMap<String, String>)> = self.parse(reply)?;
+                read.exhausted = page.len() < LOG_BATCH;
+                if let Some((last_id, _)) = page.last() {
+                    read.newest = format!("({last_id}");
+                }
+                for (id, fields) in page {
+                    let entry = self.parse_log_entry(&id, fields)?;
+                    if filter.matches(&entry) && read.matched < limit {
+                        read.matched += 1;
+                        entries.push(entry);
+                    }
+                }
+            }
         }
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.time));
+        entries.truncate(limit);
         Ok(entries)
     }
 
     async fn trim_logs(&self, age: Duration) -> Result<u64> {
-        let command = TRIM_LOG.evalsha(&[self.keys.log_key()], millis(age));
-        let reply = self.round_trip(&[command]).await?.remove(0);
-        self.parse(reply)
-    }
-}
-
-impl RedisStore {
-    async fn unlink(&self, keys: &[String]) -> Result<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let commands: Vec<Cmd> = keys
-            .chunks(UNLINK_BATCH)
-            .map(|batch| redis::cmd("UNLINK").arg(batch).clone())
+        let requests: Vec<Request> = (0..LOG_SHARDS)
+            .map(|shard| {
+                let key = self.keys.log_key(shard);
+                Request::new(&key, TRIM_LOG.evalsha(&[&key], millis(age)))
+            })
             .collect();
-        self.round_trip(&commands).await?;
-        Ok(())
+        let mut removed = 0;
+        for reply in self.round_trip(&requests).await? {
+            removed += self.parse::<u64>(reply)?;
+        }
+        Ok(removed)
     }
-}
-
-fn load_commands() -> Vec<Cmd> {
-    scripts::all().iter().map(|script| script.load()).collect()
 }
 
 fn is_noscript(err: &RedisError) -> bool {

@@ -268,7 +268,8 @@ fn invalid_configuration_exits_1_naming_the_key() {
     let run = lockout(&server, &[("LOCKOUT_LISTEN", "localhost")], &["serve"]);
     assert_eq!(run.code, 1, "serve refuses to start: {}", run.stderr);
     assert!(
-        run.stderr.contains("listen: \"localhost\" is not an address:port"),
+        run.stderr
+            .contains("listen: \"localhost\" is not an address:port"),
         "{}",
         run.stderr
     );
@@ -296,15 +297,16 @@ fn flags_beat_environment_beat_file() {
     fail(&[("LOCKOUT_PREFIX", "env")], &["--prefix", "flag"]);
     let mut keys = server.keys();
     keys.sort();
+    let shard = lockout::keys::Keyspace::log_shard("10.0.0.1".parse().unwrap());
     assert_eq!(
         keys,
         [
-            "env:attempt:{ip=10.0.0.1}",
-            "env:log",
-            "file:attempt:{ip=10.0.0.1}",
-            "file:log",
-            "flag:attempt:{ip=10.0.0.1}",
-            "flag:log"
+            "env:attempt:{ip=10.0.0.1}".to_string(),
+            format!("env:log:{shard}"),
+            "file:attempt:{ip=10.0.0.1}".to_string(),
+            format!("file:log:{shard}"),
+            "flag:attempt:{ip=10.0.0.1}".to_string(),
+            format!("flag:log:{shard}"),
         ]
     );
     // The file's limit of 5 and cool-off of 1 h apply; the environment's limit wins over it.

@@ -1,6 +1,7 @@
 //! Integration tests, one binary: each test starts its own redis-server (see `support`).
 
 mod cli;
+mod cluster;
 mod engine;
 mod service;
 mod support;

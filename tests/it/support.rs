@@ -12,19 +12,21 @@ use lockout::config::{Config, Overrides};
 use lockout::keys::Keyspace;
 use lockout::policy::{Combination, Field, Policy};
 use lockout::server::{self, Service};
-use lockout::{Engine, RedisOptions, RedisStore};
+use lockout::{Engine, RedisEndpoint, RedisOptions, RedisStore};
 
 pub struct RedisServer {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
-fn spawn_redis(port: u16, dir: &Path) -> Child {
+fn spawn_redis(port: u16, dir: &Path, extra: &[String]) -> Child {
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .args(["--enable-debug-command", "local"])
+        .args(extra)
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
@@ -43,13 +45,20 @@ pub fn free_port() -> u16 {
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with more `redis-server` arguments (`--cluster-enabled yes`, ...).
+    pub fn start_with(extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|arg| arg.to_string()).collect();
         for _ in 0..10 {
             let port = free_port();
             let dir = tempfile::tempdir().expect("a temporary directory");
             let mut server = RedisServer {
-                child: spawn_redis(port, dir.path()),
+                child: spawn_redis(port, dir.path(), &extra),
                 port,
                 dir,
+                extra: extra.clone(),
             };
             // Not ready: the port was taken between choosing and binding it. Try another.
             if server.wait_until_ready() {
@@ -77,6 +86,11 @@ impl RedisServer {
         false
     }
 
+    pub fn is_running(&self) -> bool {
+        // try_wait needs &mut; a stopped server refuses connections.
+        std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+    }
+
     /// Stops the server (as a crash would), keeping its port for `restart`.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -86,7 +100,7 @@ impl RedisServer {
     /// Starts the server again on the same port, empty.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = spawn_redis(self.port, self.dir.path());
+        self.child = spawn_redis(self.port, self.dir.path(), &self.extra);
         assert!(
             self.wait_until_ready(),
             "redis-server restarts on port {}",
@@ -121,15 +135,181 @@ impl RedisServer {
     }
 
     pub async fn engine(&self, policy: Policy) -> Engine<RedisStore> {
-        let store = RedisStore::connect(
-            &self.url(),
-            Keyspace::new("lockout").unwrap(),
-            RedisOptions::default(),
-        )
-        .await
-        .expect("connects to the test's redis-server");
-        Engine::new(store, policy)
+        engine_on(&RedisEndpoint::Server(self.url()), policy).await
     }
+}
+
+async fn engine_on(endpoint: &RedisEndpoint, policy: Policy) -> Engine<RedisStore> {
+    let store = RedisStore::connect(
+        endpoint,
+        Keyspace::new("lockout").unwrap(),
+        RedisOptions::default(),
+    )
+    .await
+    .expect("connects to the test's Redis");
+    Engine::new(store, policy)
+}
+
+/// A throwaway Redis Cluster: 3 primaries, each with `replicas` replicas, made with
+/// `redis-cli --cluster create`, ready (`cluster_state:ok` everywhere) when `start` returns.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start(replicas: usize) -> Self {
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
+                ])
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed (.ci/run installs redis-tools)");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = RedisCluster { nodes };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// Polls every node until it reports `cluster_state:ok`, and every replica until it is in
+    /// sync with its primary (a replica that never synced cannot take over).
+    pub fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in self.nodes.iter().filter(|node| node.is_running()) {
+            loop {
+                let mut connection = node.connection();
+                let cluster: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut connection)
+                    .unwrap();
+                let replication: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut connection)
+                    .unwrap();
+                let synced = replication.contains("role:master")
+                    || replication.contains("master_link_status:up");
+                if cluster.contains("cluster_state:ok") && synced {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "cluster not ok: {cluster}\n{replication}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|node| node.is_running())
+            .map(RedisServer::url)
+            .collect()
+    }
+
+    pub fn endpoint(&self) -> RedisEndpoint {
+        RedisEndpoint::Cluster(self.seeds())
+    }
+
+    /// A cluster connection for inspecting what the engine wrote.
+    pub fn connection(&self) -> redis::cluster::ClusterConnection {
+        redis::cluster::ClusterClient::new(self.seeds())
+            .unwrap()
+            .get_connection()
+            .expect("the test's cluster answers")
+    }
+
+    /// The nodes that are primaries now.
+    pub fn primaries(&self) -> Vec<&RedisServer> {
+        self.nodes
+            .iter()
+            .filter(|node| node.is_running())
+            .filter(|node| {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut node.connection())
+                    .unwrap();
+                info.contains("role:master")
+            })
+            .collect()
+    }
+
+    /// The primary serving `key` now, as the cluster itself says.
+    pub fn primary_of(&mut self, key: &str) -> &mut RedisServer {
+        let mut seed = self
+            .nodes
+            .iter()
+            .find(|node| node.is_running())
+            .unwrap()
+            .connection();
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut seed)
+            .unwrap();
+        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut seed).unwrap();
+        let port: u16 = nodes
+            .lines()
+            .find(|line| {
+                let flags = line.split_whitespace().nth(2).unwrap_or_default();
+                flags.contains("master") && !flags.contains("fail") && owns(line, slot)
+            })
+            .and_then(|line| {
+                line.split_whitespace()
+                    .nth(1)?
+                    .split(['@', ':'])
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            })
+            .expect("some primary owns the slot");
+        self.nodes
+            .iter_mut()
+            .find(|node| node.port == port)
+            .unwrap()
+    }
+
+    pub async fn engine(&self, policy: Policy) -> Engine<RedisStore> {
+        engine_on(&self.endpoint(), policy).await
+    }
+
+    /// Every key on every primary.
+    pub fn keys(&self) -> Vec<String> {
+        self.primaries()
+            .iter()
+            .flat_map(|node| node.keys())
+            .collect()
+    }
+}
+
+/// Whether a CLUSTER NODES line lists `slot` among its ranges (`0-5460 5462 ...`).
+fn owns(line: &str, slot: u16) -> bool {
+    line.split_whitespace()
+        .skip(8)
+        .any(|range| match range.split_once('-') {
+            Some((from, to)) => {
+                from.parse::<u16>().is_ok_and(|from| from <= slot)
+                    && to.parse::<u16>().is_ok_and(|to| slot <= to)
+            }
+            None => range.parse::<u16>() == Ok(slot),
+        })
 }
 
 impl Drop for RedisServer {
@@ -161,19 +341,23 @@ pub struct TestService {
 }
 
 impl TestService {
-    /// Starts the service with the default configuration changed by `configure`.
+    /// Starts the service on `redis` with the default configuration changed by `configure`.
     pub async fn start(redis: &RedisServer, configure: impl FnOnce(&mut Config)) -> Self {
-        let overrides = Overrides {
-            redis_url: Some(redis.url()),
-            ..Overrides::default()
-        };
-        let mut config = Config::load(None, &overrides).expect("the default configuration");
+        Self::start_on(RedisEndpoint::Server(redis.url()), configure).await
+    }
+
+    pub async fn start_on(endpoint: RedisEndpoint, configure: impl FnOnce(&mut Config)) -> Self {
+        let mut config =
+            Config::load(None, &Overrides::default()).expect("the default configuration");
+        config.redis = endpoint;
         configure(&mut config);
         let options = RedisOptions {
             connect_timeout: config.command_timeout,
             command_timeout: config.command_timeout,
         };
-        let store = RedisStore::lazy(&config.redis_url, config.keys.clone(), options).unwrap();
+        let store = RedisStore::open(&config.redis, config.keys.clone(), options)
+            .await
+            .unwrap();
         let service = Arc::new(Service::new(
             Engine::new(store, config.policy.clone()),
             &config,
@@ -208,4 +392,85 @@ impl Drop for TestService {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A standalone Redis or a cluster, for the behaviour tests that must hold on both.
+pub enum Backend {
+    Server(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Backend {
+    pub fn server() -> Self {
+        Backend::Server(RedisServer::start())
+    }
+
+    pub fn cluster() -> Self {
+        Backend::Cluster(RedisCluster::start(0))
+    }
+
+    /// A new, empty backend of the same kind.
+    pub fn another(&self) -> Self {
+        match self {
+            Backend::Server(_) => Backend::server(),
+            Backend::Cluster(_) => Backend::cluster(),
+        }
+    }
+
+    pub async fn engine(&self, policy: Policy) -> Engine<RedisStore> {
+        match self {
+            Backend::Server(server) => server.engine(policy).await,
+            Backend::Cluster(cluster) => cluster.engine(policy).await,
+        }
+    }
+
+    /// Every key.
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            Backend::Server(server) => server.keys(),
+            Backend::Cluster(cluster) => cluster.keys(),
+        }
+    }
+
+    /// PTTL of `key`, wherever it lives.
+    pub fn pttl(&self, key: &str) -> i64 {
+        let command = redis::cmd("PTTL").arg(key).clone();
+        match self {
+            Backend::Server(server) => command.query(&mut server.connection()).unwrap(),
+            Backend::Cluster(cluster) => command.query(&mut cluster.connection()).unwrap(),
+        }
+    }
+
+    /// SCRIPT FLUSH on every node, as after a restart or a failover.
+    pub fn flush_scripts(&self) {
+        let flush = redis::cmd("SCRIPT").arg("FLUSH").clone();
+        match self {
+            Backend::Server(server) => flush.query::<()>(&mut server.connection()).unwrap(),
+            Backend::Cluster(cluster) => {
+                for node in cluster.primaries() {
+                    flush.query::<()>(&mut node.connection()).unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// Runs each named `async fn name(redis: Backend)` as two tests, `standalone::name` on one
+/// Redis and `cluster::name` on a 3-primary cluster: one body, both deployments.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod standalone {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::support::Backend::server()).await
+            })*
+        }
+        mod cluster {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::support::Backend::cluster()).await
+            })*
+        }
+    };
 }
