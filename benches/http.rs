@@ -3,10 +3,11 @@
 //!
 //!     cargo bench --bench http -- [--seconds 5] [--connections 64] [--ips 100000]
 //!
-//! It starts its own redis-server and `lockout serve` (release builds) on free loopback ports,
-//! drives the failed-login flow (POST /v1/check, then POST /v1/failure, random IPs, policy
-//! ["ip"]) over keep-alive connections, and prints logins/s, latency percentiles and the
-//! ratio to the redis-benchmark reference.
+//! It starts its own redis-server, a 3-primary Redis Cluster and `lockout serve` (release
+//! builds) on free loopback ports, drives the failed-login flow (POST /v1/check, then POST
+//! /v1/failure, random IPs, policy ["ip"]) over keep-alive connections against the single
+//! Redis and then against the cluster, and prints logins/s, latency percentiles and the ratio to
+//! the redis-benchmark reference.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -48,13 +49,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A child process killed when dropped.
-struct Process(Child);
+/// A child process killed when dropped, with the directory it may have written to.
+struct Process(Child, Option<std::path::PathBuf>);
 
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let Some(dir) = &self.1 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -104,16 +108,16 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[index]) / 1000.0
 }
 
-fn main() {
-    let options = options();
-    let redis_port = free_port();
-    let dir = std::env::temp_dir().join(format!("lockout-bench-{redis_port}"));
+/// A redis-server on a free port, killed when dropped.
+fn start_redis(extra: &[&str]) -> (Process, u16) {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("lockout-bench-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let _redis = Process(
+    let process = Process(
         Command::new("redis-server")
             .args([
                 "--port",
-                &redis_port.to_string(),
+                &port.to_string(),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -121,49 +125,110 @@ fn main() {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be installed"),
+        Some(dir),
     );
-    wait_for_port(redis_port);
-    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    wait_for_port(port);
+    (process, port)
+}
 
-    let source = include_str!("../scripts/fail.lua");
+/// Three cluster-enabled servers joined by `redis-cli --cluster create`.
+fn start_cluster() -> (Vec<Process>, Vec<u16>) {
+    let (processes, ports): (Vec<Process>, Vec<u16>) = (0..3)
+        .map(|_| {
+            start_redis(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+        })
+        .unzip();
+    let addresses: Vec<String> = ports
+        .iter()
+        .map(|port| format!("127.0.0.1:{port}"))
+        .collect();
+    let created = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addresses)
+        .arg("--cluster-yes")
+        .stdout(Stdio::null())
+        .status()
+        .expect("redis-cli must be installed");
+    assert!(created.success());
+    for port in &ports {
+        let mut connection = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        while !redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query::<String>(&mut connection)
+            .unwrap()
+            .contains("cluster_state:ok")
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    (processes, ports)
+}
+
+struct Flow {
+    logins_per_second: f64,
+    latencies: Vec<u32>,
+}
+
+/// `lockout serve` with `redis_args`, driven for the configured time.
+fn run_service(redis_args: &[&str], options: &Options) -> Flow {
+    let http_port = free_port();
+    let _service = Process(
+        Command::new(env!("CARGO_BIN_EXE_lockout"))
+            .args(redis_args)
+            .args(["serve", "--listen", &format!("127.0.0.1:{http_port}")])
+            .env("LOCKOUT_LOG", "error")
+            .spawn()
+            .expect("the lockout binary"),
+        None,
+    );
+    wait_for_port(http_port);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (logins, mut latencies, elapsed) = runtime.block_on(drive(http_port, options));
+    latencies.sort_unstable();
+    Flow {
+        logins_per_second: logins as f64 / elapsed.as_secs_f64(),
+        latencies,
+    }
+}
+
+fn main() {
+    let options = options();
+    let (_redis, redis_port) = start_redis(&[]);
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
     let mut connection = redis::Client::open(redis_url.as_str())
         .unwrap()
         .get_connection()
         .unwrap();
     let sha: String = redis::cmd("SCRIPT")
         .arg("LOAD")
-        .arg(source)
+        .arg(include_str!("../scripts/fail.lua"))
         .query(&mut connection)
         .unwrap();
     let pipelined = redis_benchmark(redis_port, &sha, options.ips, 16);
     let unpipelined = redis_benchmark(redis_port, &sha, options.ips, 1);
     redis::cmd("FLUSHALL").query::<()>(&mut connection).unwrap();
+    let single = run_service(&["--redis-url", &redis_url], &options);
 
-    let http_port = free_port();
-    let _service = Process(
-        Command::new(env!("CARGO_BIN_EXE_lockout"))
-            .args([
-                "serve",
-                "--redis-url",
-                &redis_url,
-                "--listen",
-                &format!("127.0.0.1:{http_port}"),
-            ])
-            .env("LOCKOUT_LOG", "error")
-            .spawn()
-            .expect("the lockout binary"),
-    );
-    wait_for_port(http_port);
-
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (logins, mut latencies, elapsed) = runtime.block_on(drive(http_port, &options));
-    latencies.sort_unstable();
-    let logins_per_second = logins as f64 / elapsed.as_secs_f64();
+    let (_cluster, cluster_ports) = start_cluster();
+    let seeds: Vec<String> = cluster_ports
+        .iter()
+        .map(|port| format!("redis://127.0.0.1:{port}"))
+        .collect();
+    let cluster = run_service(&["--redis-cluster", &seeds.join(",")], &options);
 
     println!(
         "lockout HTTP benchmark ({} cores, {})",
@@ -174,20 +239,23 @@ fn main() {
     println!("| --- | --- | --- | --- | --- |");
     println!("| redis-benchmark EVALSHA fail.lua, 50 clients, pipeline 16 | {pipelined:.0} scripts/s | | | |");
     println!("| redis-benchmark EVALSHA fail.lua, 50 clients, no pipeline | {unpipelined:.0} scripts/s | | | |");
+    for (what, flow) in [("one Redis", &single), ("3-primary cluster", &cluster)] {
+        println!(
+            "| lockout serve on {what}, {} keep-alive connections, check + failure | {:.0} logins/s ({:.0} requests/s) | {:.2} ms | {:.2} ms | {:.2} ms |",
+            options.connections,
+            flow.logins_per_second,
+            flow.logins_per_second * 2.0,
+            percentile(&flow.latencies, 0.50),
+            percentile(&flow.latencies, 0.99),
+            percentile(&flow.latencies, 0.999),
+        );
+    }
     println!(
-        "| lockout serve, {} keep-alive connections, check + failure | {logins_per_second:.0} logins/s ({:.0} requests/s) | {:.2} ms | {:.2} ms | {:.2} ms |",
-        options.connections,
-        logins_per_second * 2.0,
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 0.999),
+        "ratio (one Redis): logins/s / redis-benchmark scripts/s = {:.3} (pipelined), {:.3} (no pipeline); cluster / one Redis = {:.2}",
+        single.logins_per_second / pipelined,
+        single.logins_per_second / unpipelined,
+        cluster.logins_per_second / single.logins_per_second,
     );
-    println!(
-        "ratio: logins/s / redis-benchmark scripts/s = {:.3} (pipelined), {:.3} (no pipeline)",
-        logins_per_second / pipelined,
-        logins_per_second / unpipelined
-    );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn redis_version(connection: &mut redis::Connection) -> String {
