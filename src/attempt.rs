@@ -109,6 +109,11 @@ impl Identity {
         self.values.iter().map(|(field, _)| *field)
     }
 
+    /// The identity whose `tag` this is; `None` for anything `tag` never produces.
+    pub fn from_tag(tag: &str) -> Option<Self> {
+        keys::decode_identity(tag)
+    }
+
     /// The encoded identity, as it stands between the braces of its keys.
     pub fn tag(&self) -> &str {
         &self.tag

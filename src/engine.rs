@@ -7,7 +7,7 @@ use crate::attempt::{Attempt, Identity};
 use crate::error::Result;
 use crate::policy::{Combination, Policy};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
-use crate::store::{FailureRule, LogAppend, Progress, Store};
+use crate::store::{FailureRule, LogAppend, Page, Progress, Store};
 use crate::target::Target;
 
 /// The answer to "may this attempt proceed to the password check?".
@@ -196,7 +196,7 @@ impl<S: Store> Engine<S> {
         let (_, identities) = self.identities(attempt);
         let log = self.log(attempt, Outcome::Success);
         if self.policy.reset_on_success && !identities.is_empty() {
-            return self.store.clear(&identities, log).await;
+            return Ok(self.store.clear(&identities, log).await? > 0);
         }
         if let Some(log) = log {
             self.store.append_log(log).await?;
@@ -211,6 +211,27 @@ impl<S: Store> Engine<S> {
             records.retain(AttemptRecord::is_locked);
         }
         Ok(records)
+    }
+
+    /// One page of the attempt records `target` selects (only locked ones with
+    /// `locked_only`), for browsing millions of them; see `Store::page`.
+    pub async fn page(
+        &self,
+        target: &Target,
+        locked_only: bool,
+        cursor: Option<&str>,
+        size: usize,
+    ) -> Result<Page> {
+        let mut page = self.store.page(target, cursor, size).await?;
+        if locked_only {
+            page.records.retain(AttemptRecord::is_locked);
+        }
+        Ok(page)
+    }
+
+    /// Deletes these identities' records and locks; answers how many had any.
+    pub async fn remove(&self, identities: &[Identity]) -> Result<u64> {
+        self.store.clear(identities, None).await
     }
 
     /// Deletes the attempt records (and locks) `target` selects; answers how many records.

@@ -43,7 +43,7 @@ fn encode_value(value: &str) -> String {
 }
 
 /// The inverse of `encode_identity`; `None` unless `tag` is exactly what it would produce.
-fn decode_identity(tag: &str) -> Option<Identity> {
+pub(crate) fn decode_identity(tag: &str) -> Option<Identity> {
     let mut values: Vec<(Field, String)> = Vec::new();
     for pair in tag.split('&') {
         let (name, encoded) = pair.split_once('=')?;
@@ -127,36 +127,44 @@ impl Keyspace {
         decode_identity(tag).map(|identity| (kind, identity))
     }
 
-    /// SCAN patterns covering every attempt and lock key `target` may select (and maybe more:
-    /// callers filter with `Target::matches`).
-    pub fn scan_patterns(&self, target: &Target) -> Vec<String> {
-        let p = &self.prefix;
-        // `[&}]` ends a value: `ip=10.0.0.1` must not match `ip=10.0.0.12`.
+    /// SCAN patterns covering every key of `kind` (or of both kinds) that `target` may select
+    /// (and maybe more: callers filter with `Target::matches`).
+    pub fn scan_patterns(&self, target: &Target, kind: Option<KeyKind>) -> Vec<String> {
+        let p = &format!("{}:{}", self.prefix, kind.map_or("*", KeyKind::segment));
+        let enc = |value: &str| encode_value(value);
+        // `[&}]` ends a value: `ip=10.0.0.1` must not match `ip=10.0.0.12`. Percent-encoding
+        // keeps prefixes: the encoding of a prefix is a prefix of the encoding.
         let patterns: Vec<String> = match target {
             Target::All => vec![],
             Target::Ips(ips) => ips
                 .iter()
-                .map(|ip| format!("{p}:*:{{ip={}[&}}]*", encode_value(&ip.to_string())))
+                .map(|ip| format!("{p}:{{ip={}[&}}]*", enc(&ip.to_string())))
                 .collect(),
             Target::Usernames(usernames) => usernames
                 .iter()
-                .map(|u| format!("{p}:*[{{&]username={}[&}}]*", encode_value(u)))
+                .map(|u| format!("{p}:*[{{&]username={}[&}}]*", enc(u)))
                 .collect(),
             Target::Pairs { ips, usernames } => ips
                 .iter()
                 .flat_map(|ip| {
                     usernames.iter().map(move |u| {
                         format!(
-                            "{p}:*:{{ip={}&username={}[&}}]*",
-                            encode_value(&ip.to_string()),
-                            encode_value(u)
+                            "{p}:{{ip={}&username={}[&}}]*",
+                            enc(&ip.to_string()),
+                            enc(u)
                         )
                     })
                 })
                 .collect(),
+            Target::Prefixes { ip, username } => match (ip, username) {
+                (None, None) => vec![],
+                (Some(ip), None) => vec![format!("{p}:{{ip={}*", enc(ip))],
+                (None, Some(u)) => vec![format!("{p}:*[{{&]username={}*", enc(u))],
+                (Some(ip), Some(u)) => vec![format!("{p}:{{ip={}*&username={}*", enc(ip), enc(u))],
+            },
         };
         if patterns.is_empty() || patterns.len() > MAX_SCAN_PATTERNS {
-            vec![format!("{p}:*:{{*")]
+            vec![format!("{p}:{{*")]
         } else {
             patterns
         }

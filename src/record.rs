@@ -43,6 +43,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Failure, Outcome::Refused, Outcome::Success];
+
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Failure => "failure",
@@ -52,7 +54,7 @@ impl Outcome {
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [Outcome::Failure, Outcome::Refused, Outcome::Success]
+        Outcome::ALL
             .into_iter()
             .find(|outcome| outcome.name() == name)
     }
@@ -74,11 +76,13 @@ pub struct LogEntry {
 pub struct LogFilter {
     pub ip: Option<IpAddr>,
     pub username: Option<String>,
+    pub outcome: Option<Outcome>,
 }
 
 impl LogFilter {
     pub fn matches(&self, entry: &LogEntry) -> bool {
         self.ip.is_none_or(|ip| ip == entry.ip)
+            && self.outcome.is_none_or(|outcome| outcome == entry.outcome)
             && self
                 .username
                 .as_ref()

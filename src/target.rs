@@ -19,6 +19,13 @@ pub enum Target {
         ips: Vec<IpAddr>,
         usernames: Vec<String>,
     },
+    /// Records whose IP text starts with `ip` and whose username starts with `username` (an
+    /// absent prefix matches anything, a record without that field too); the admin page's
+    /// search boxes.
+    Prefixes {
+        ip: Option<String>,
+        username: Option<String>,
+    },
 }
 
 impl Target {
@@ -50,6 +57,16 @@ impl Target {
             Target::Ips(ips) => ip_in(ips),
             Target::Usernames(usernames) => username_in(usernames),
             Target::Pairs { ips, usernames } => ip_in(ips) && username_in(usernames),
+            Target::Prefixes { ip, username } => {
+                let starts = |field, prefix: &Option<String>| {
+                    prefix.as_deref().is_none_or(|prefix| {
+                        identity
+                            .value(field)
+                            .is_some_and(|value| value.starts_with(prefix))
+                    })
+                };
+                starts(Field::Ip, ip) && starts(Field::Username, username)
+            }
         }
     }
 }

@@ -20,6 +20,7 @@ pub(super) async fn logs<S: Store>(
     let filter = LogFilter {
         ip: args.ip,
         username: args.username,
+        outcome: None,
     };
     let entries = engine.logs(&filter, args.limit).await?;
     output.print(wire::logs(&entries), || {

@@ -281,6 +281,7 @@ pub async fn list_logs(
             .transpose()
             .map_err(ApiError::bad_request)?,
         username: query.username.filter(|username| !username.is_empty()),
+        outcome: None,
     };
     let entries = service
         .store_call("logs", service.engine.logs(&filter, limit))

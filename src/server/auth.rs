@@ -122,6 +122,7 @@ fn admin_attempt(parts: &Parts, username: Option<&str>) -> Result<Attempt, ApiEr
     Attempt::new(ip, username, user_agent, Some(parts.uri.path())).map_err(ApiError::bad_request)
 }
 
-fn same(given: &str, expected: &str) -> bool {
+/// Equal strings, compared in constant time (for a given length).
+pub(super) fn same(given: &str, expected: &str) -> bool {
     given.as_bytes().ct_eq(expected.as_bytes()).into()
 }

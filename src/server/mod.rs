@@ -2,6 +2,7 @@
 //! (`error`) and its metrics (`metrics`), over one shared engine and one multiplexed Redis
 //! connection. `app` builds the router (tests call it too); `serve` runs it until `shutdown`.
 
+mod admin;
 mod api;
 mod auth;
 mod error;
@@ -36,6 +37,8 @@ pub struct Service {
     api_token: Option<String>,
     admin: AdminConfig,
     metrics: Metrics,
+    /// Carried by every admin page form: unguessable, made anew at each start.
+    csrf_token: String,
 }
 
 impl Service {
@@ -47,6 +50,7 @@ impl Service {
             api_token: config.api_token.clone(),
             admin: config.admin.clone(),
             metrics: Metrics::new(),
+            csrf_token: random_token(),
         }
     }
 
@@ -72,9 +76,18 @@ impl Service {
     }
 }
 
-/// The router: the API, health and metrics, with the body limit and request metrics.
+/// 32 random bytes, hex.
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The router: the API, the admin page (when enabled), health and metrics, with the body limit
+/// and request metrics.
 pub fn app(service: Arc<Service>) -> Router {
+    let admin_page = admin::routes(&service).unwrap_or_default();
     Router::new()
+        .merge(admin_page)
         .route("/v1/check", post(api::check))
         .route("/v1/failure", post(api::failure))
         .route("/v1/success", post(api::success))

@@ -39,7 +39,7 @@ impl Request {
 }
 
 /// A node to walk with SCAN: the server itself, or one primary of the cluster.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Node {
     Server,
     Primary { host: String, port: u16 },

@@ -33,6 +33,13 @@ pub struct LogAppend<'a> {
     pub retention: Duration,
 }
 
+/// One page of attempt records, and where the next one starts (`None`: this was the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub records: Vec<AttemptRecord>,
+    pub next: Option<String>,
+}
+
 /// Called during long scans with the number of keys matched so far.
 pub type Progress<'a> = &'a mut (dyn FnMut(u64) + Send);
 
@@ -60,18 +67,28 @@ pub trait Store: Send + Sync {
         log: Option<LogAppend<'_>>,
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 
-    /// Deletes the identities' records and locks and appends `log`; answers whether anything
-    /// was deleted.
+    /// Deletes the identities' records and locks and appends `log`; answers how many of the
+    /// identities had anything to delete.
     fn clear(
         &self,
         identities: &[Identity],
         log: Option<LogAppend<'_>>,
-    ) -> impl Future<Output = Result<bool>> + Send;
+    ) -> impl Future<Output = Result<u64>> + Send;
 
     fn append_log(&self, log: LogAppend<'_>) -> impl Future<Output = Result<()>> + Send;
 
     /// The attempt records `target` selects, most recent failure first.
     fn list(&self, target: &Target) -> impl Future<Output = Result<Vec<AttemptRecord>>> + Send;
+
+    /// About `size` of the records `target` selects, from `cursor` (a previous page's `next`,
+    /// or the start), in no particular order across pages: the store's own order, which stays
+    /// fast over millions of records.
+    fn page(
+        &self,
+        target: &Target,
+        cursor: Option<&str>,
+        size: usize,
+    ) -> impl Future<Output = Result<Page>> + Send;
 
     /// Deletes (or with `dry_run` only counts) the attempt records `target` selects, locks
     /// included; answers how many records.

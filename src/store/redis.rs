@@ -16,7 +16,7 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value};
 pub use super::connection::RedisEndpoint;
 use super::connection::{Connection, Node, Request};
 use super::scripts::{self, FAIL, LOG, TRIM_LOG};
-use super::{FailureRule, LogAppend, Progress, Store};
+use super::{FailureRule, LogAppend, Page, Progress, Store};
 use crate::attempt::{Attempt, Identity};
 use crate::error::{Error, RedisTarget, Result};
 use crate::keys::{KeyKind, Keyspace, LOG_SHARDS};
@@ -28,6 +28,8 @@ const SCAN_BATCH: usize = 1000;
 const UNLINK_BATCH: usize = 500;
 /// Attempt records fetched per round trip when listing.
 const FETCH_BATCH: usize = 500;
+/// About how many keys one page of the admin page may look at.
+const PAGE_WORK: usize = 100_000;
 /// Access-log entries read per shard and round trip.
 const LOG_BATCH: usize = 500;
 
@@ -199,13 +201,16 @@ impl RedisStore {
         Request::new(&slot_key, command(keys))
     }
 
-    async fn scan(&self, target: &Target) -> Result<Scan> {
-        let nodes = self
+    /// A scan over every node for the keys of `kind` (or both kinds) that `target` may select.
+    /// The nodes are sorted so that a page cursor means the same walk on the next request.
+    async fn scan(&self, target: &Target, kind: Option<KeyKind>) -> Result<Scan> {
+        let mut nodes = self
             .connection
             .nodes()
             .await
             .map_err(|err| self.error(err))?;
-        let patterns = self.keys.scan_patterns(target);
+        nodes.sort();
+        let patterns = self.keys.scan_patterns(target, kind);
         let walks = nodes
             .into_iter()
             .flat_map(|node| {
@@ -214,17 +219,22 @@ impl RedisStore {
                     .map(move |pattern| (node.clone(), pattern.clone()))
             })
             .collect();
-        Ok(Scan { walks, cursor: 0 })
+        Ok(Scan {
+            walks,
+            walk: 0,
+            cursor: 0,
+        })
     }
 
-    /// The next page of keys matching the scan's patterns on its nodes, as (key, identity);
-    /// `None` when every node and pattern has been walked.
+    /// The next page of keys matching the scan, as (key, identity), asking SCAN to look at
+    /// about `count` keys; `None` when every walk is done.
     async fn next_page(
         &self,
         scan: &mut Scan,
         target: &Target,
+        count: usize,
     ) -> Result<Option<Vec<(String, Identity)>>> {
-        let Some((node, pattern)) = scan.walks.last() else {
+        let Some((node, pattern)) = scan.walks.get(scan.walk) else {
             return Ok(None);
         };
         let mut command = redis::cmd("SCAN");
@@ -233,7 +243,7 @@ impl RedisStore {
             .arg("MATCH")
             .arg(pattern)
             .arg("COUNT")
-            .arg(SCAN_BATCH);
+            .arg(count);
         let reply = self
             .connection
             .on_node(node, &command)
@@ -242,7 +252,7 @@ impl RedisStore {
         let (cursor, keys): (u64, Vec<String>) = self.parse(reply)?;
         scan.cursor = cursor;
         if cursor == 0 {
-            scan.walks.pop();
+            scan.walk += 1;
         }
         Ok(Some(
             keys.into_iter()
@@ -334,10 +344,37 @@ impl RedisStore {
     }
 }
 
-/// What a scan has left: (node, pattern) walks, the current one last, and its cursor.
+/// Where a scan is: its (node, pattern) walks, the one under way, and that walk's cursor.
 struct Scan {
     walks: Vec<(Node, String)>,
+    walk: usize,
     cursor: u64,
+}
+
+impl Scan {
+    fn is_done(&self) -> bool {
+        self.walk >= self.walks.len()
+    }
+
+    /// `<walk>-<cursor>`, for a page link.
+    fn position(&self) -> String {
+        format!("{}-{}", self.walk, self.cursor)
+    }
+
+    fn resume(&mut self, position: &str) -> Result<()> {
+        let parsed = position
+            .split_once('-')
+            .and_then(|(walk, cursor)| Some((walk.parse().ok()?, cursor.parse().ok()?)));
+        match parsed {
+            Some((walk, cursor)) if walk <= self.walks.len() => {
+                (self.walk, self.cursor) = (walk, cursor);
+                Ok(())
+            }
+            _ => Err(Error::invalid(format!(
+                "cursor: {position:?} is not a page cursor"
+            ))),
+        }
+    }
 }
 
 /// Where reading one access-log shard is.
@@ -422,7 +459,7 @@ impl Store for RedisStore {
             .collect()
     }
 
-    async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<bool> {
+    async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
         let mut requests: Vec<Request> = identities
             .iter()
             .map(|identity| {
@@ -433,9 +470,9 @@ impl Store for RedisStore {
         let replies = self.round_trip(&requests).await?;
         let mut removed = 0u64;
         for reply in replies.into_iter().take(identities.len()) {
-            removed += self.parse::<u64>(reply)?;
+            removed += u64::from(self.parse::<u64>(reply)? > 0);
         }
-        Ok(removed > 0)
+        Ok(removed)
     }
 
     async fn append_log(&self, log: LogAppend<'_>) -> Result<()> {
@@ -444,11 +481,42 @@ impl Store for RedisStore {
     }
 
     async fn list(&self, target: &Target) -> Result<Vec<AttemptRecord>> {
+        let mut records = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.page(target, cursor.as_deref(), FETCH_BATCH).await?;
+            records.extend(page.records);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        sort_newest_first(&mut records);
+        Ok(records)
+    }
+
+    async fn page(&self, target: &Target, cursor: Option<&str>, size: usize) -> Result<Page> {
+        // A record's hash outlives its lock flag (fail.lua gives it the longer TTL), so walking
+        // the hashes finds every record once.
+        let mut scan = self.scan(target, Some(KeyKind::Attempt)).await?;
+        if let Some(cursor) = cursor {
+            scan.resume(cursor)?;
+        }
         let mut seen = HashSet::new();
         let mut identities = Vec::new();
-        let mut scan = self.scan(target).await?;
-        while let Some(page) = self.next_page(&mut scan, target).await? {
-            for (_, identity) in page {
+        let mut count = size.max(1);
+        let mut examined = 0;
+        // SCAN looks at about `count` keys a call: grow it while a selective filter finds
+        // little, and stop after about PAGE_WORK keys so that a page stays fast.
+        while identities.len() < size && examined < PAGE_WORK {
+            let Some(keys) = self.next_page(&mut scan, target, count).await? else {
+                break;
+            };
+            examined += count;
+            if keys.len() < size / 2 {
+                count = (count * 4).min(SCAN_BATCH * 10);
+            }
+            for (_, identity) in keys {
                 if seen.insert(identity.tag().to_string()) {
                     identities.push(identity);
                 }
@@ -458,19 +526,18 @@ impl Store for RedisStore {
         for batch in identities.chunks(FETCH_BATCH) {
             records.extend(self.fetch_records(batch).await?);
         }
-        records.sort_by(|a, b| {
-            b.last_failure
-                .cmp(&a.last_failure)
-                .then_with(|| a.identity.tag().cmp(b.identity.tag()))
-        });
-        Ok(records)
+        sort_newest_first(&mut records);
+        Ok(Page {
+            records,
+            next: (!scan.is_done()).then(|| scan.position()),
+        })
     }
 
     async fn remove(&self, target: &Target, dry_run: bool, progress: Progress<'_>) -> Result<u64> {
         let mut records = HashSet::new();
         let mut doomed: Vec<String> = Vec::new();
-        let mut scan = self.scan(target).await?;
-        while let Some(page) = self.next_page(&mut scan, target).await? {
+        let mut scan = self.scan(target, None).await?;
+        while let Some(page) = self.next_page(&mut scan, target, SCAN_BATCH).await? {
             for (key, identity) in page {
                 records.insert(identity.tag().to_string());
                 if !dry_run {
@@ -568,6 +635,14 @@ impl Store for RedisStore {
         }
         Ok(removed)
     }
+}
+
+fn sort_newest_first(records: &mut [AttemptRecord]) {
+    records.sort_by(|a, b| {
+        b.last_failure
+            .cmp(&a.last_failure)
+            .then_with(|| a.identity.tag().cmp(b.identity.tag()))
+    });
 }
 
 fn is_noscript(err: &RedisError) -> bool {

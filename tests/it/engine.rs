@@ -704,8 +704,8 @@ async fn access_log_records_failures_refusals_and_successes(server: Backend) {
     assert!(all[0].time >= all[2].time);
 
     let alice = LogFilter {
-        ip: None,
         username: Some("alice".into()),
+        ..LogFilter::default()
     };
     assert_eq!(engine.logs(&alice, 10).await.unwrap().len(), 2);
     assert_eq!(
@@ -714,9 +714,16 @@ async fn access_log_records_failures_refusals_and_successes(server: Backend) {
     );
     let by_ip = LogFilter {
         ip: Some("10.0.0.2".parse().unwrap()),
-        username: None,
+        ..LogFilter::default()
     };
     assert_eq!(engine.logs(&by_ip, 10).await.unwrap().len(), 1);
+    let refusals = LogFilter {
+        outcome: Some(Outcome::Refused),
+        ..LogFilter::default()
+    };
+    let refused = engine.logs(&refusals, 10).await.unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].ip.to_string(), "10.0.0.1");
 
     assert_eq!(
         engine.reset_logs(Duration::from_secs(3600)).await.unwrap(),
