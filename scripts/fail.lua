@@ -27,18 +27,29 @@ local time = redis.call('TIME')
 local now = time[1] * 1000 + math.floor(time[2] / 1000)
 
 local failures = redis.call('HINCRBY', record, 'failures', 1)
+-- One HSET: the time of this failure (and of the first), and the latest user agent and path
+-- that were given (an attempt without them keeps the last ones).
+local fields = {'last', now}
 if failures == 1 then
-  redis.call('HSET', record, 'first', now)
+  fields[#fields + 1] = 'first'
+  fields[#fields + 1] = now
 end
-redis.call('HSET', record, 'last', now)
--- The latest user agent and path that were given: an attempt without them keeps the last ones.
-if ARGV[5] ~= '' then redis.call('HSET', record, 'user_agent', ARGV[5]) end
-if ARGV[6] ~= '' then redis.call('HSET', record, 'path', ARGV[6]) end
+if ARGV[5] ~= '' then
+  fields[#fields + 1] = 'user_agent'
+  fields[#fields + 1] = ARGV[5]
+end
+if ARGV[6] ~= '' then
+  fields[#fields + 1] = 'path'
+  fields[#fields + 1] = ARGV[6]
+end
+redis.call('HSET', record, unpack(fields))
 
-local lock_ms = -2
-if redis.call('EXISTS', lock) == 1 or (ARGV[4] == '1' and failures >= limit) then
+-- A present lock is renewed; an absent one is set when the count reaches the limit.
+local locked = redis.call('PEXPIRE', lock, lockout) == 1
+if not locked and ARGV[4] == '1' and failures >= limit then
   redis.call('SET', lock, '1', 'PX', lockout)
-  lock_ms = lockout
+  locked = true
 end
+local lock_ms = locked and lockout or -2
 redis.call('PEXPIRE', record, math.max(cooloff, lock_ms))
 return {failures, lock_ms}

@@ -1,0 +1,873 @@
+//! The benchmark tool: lockout measured side by side with Redis itself, in one run. Not a test:
+//! nothing is asserted.
+//!
+//!     cargo bench --bench lockout -- [--redis-url URL] [--seconds 5] [--json] [--tiny]
+//!
+//! Against the Redis it is pointed at (by default a redis-server of its own on a free port; it
+//! only ever touches keys under the `lockout-bench` prefix) it runs:
+//!
+//! 1. the reference: `redis-benchmark` running the engine's own `fail.lua` over 100,000 random
+//!    IPs, pipelined and not;
+//! 2. the library's failed-login flow (check, then failure) at concurrency 1, 64 and 512, for
+//!    the policies `["ip"]` and `[["ip","username"], "ip"]`, over 100,000 random IPs and 10,000
+//!    usernames;
+//! 3. the same flow through `lockout serve` over keep-alive HTTP, 64 and 512 connections (and,
+//!    with its own Redis, once more on a 3-primary cluster of its own);
+//! 4. Redis memory per tracked identity over 1,000,000 identities, next to a bare counter key;
+//! 5. `reset --username X` and `reset --ip X` over 1,000,000 records, next to
+//!    `redis-cli --scan --pattern ... | xargs redis-cli unlink`.
+//!
+//! For each flow: logins/s, p50/p99/p99.9 latency of a login (check + failure), Redis commands
+//! the client sent per login (INFO commandstats), CPU of the client, of the service and of
+//! redis-server (in cores), and the ratio to the reference. A table, or JSON with `--json`.
+//! `--tiny` runs every part briefly on small data, to keep the tool working (CI runs it so).
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lockout::keys::Keyspace;
+use lockout::policy::{Combination, Field};
+use lockout::{Attempt, Engine, Policy, RedisEndpoint, RedisOptions, RedisStore, Target};
+use rand::Rng;
+use serde::Serialize;
+
+const PREFIX: &str = "lockout-bench";
+const SCRIPT: &str = include_str!("../scripts/fail.lua");
+
+struct Options {
+    redis_url: Option<String>,
+    seconds: f64,
+    json: bool,
+    tiny: bool,
+    ips: u32,
+    usernames: u32,
+    concurrency: Vec<usize>,
+    connections: Vec<usize>,
+    identities: u64,
+}
+
+impl Options {
+    fn parse() -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        let value = |name: &str| {
+            args.iter()
+                .position(|arg| arg == name)
+                .and_then(|i| args.get(i + 1).cloned())
+        };
+        let tiny = args.iter().any(|arg| arg == "--tiny");
+        Options {
+            redis_url: value("--redis-url"),
+            seconds: value("--seconds")
+                .map(|s| s.parse().expect("--seconds takes a number"))
+                .unwrap_or(if tiny { 0.5 } else { 5.0 }),
+            json: args.iter().any(|arg| arg == "--json"),
+            tiny,
+            ips: 100_000,
+            usernames: 10_000,
+            concurrency: if tiny { vec![1, 8] } else { vec![1, 64, 512] },
+            connections: if tiny { vec![8] } else { vec![64, 512] },
+            identities: if tiny { 10_000 } else { 1_000_000 },
+        }
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.seconds)
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Default, Serialize)]
+struct Row {
+    what: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<f64>,
+    unit: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p99_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p999_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commands_per_login: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_cpu: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_cpu: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_cpu: Option<f64>,
+    /// logins/s x commands per login / the reference's pipelined scripts/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio: Option<f64>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    note: String,
+}
+
+/// A child process killed when dropped, with the directory it may have written to.
+struct Process(Child, Option<std::path::PathBuf>);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        if let Some(dir) = &self.1 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn start_redis(extra: &[&str]) -> (Process, u16) {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("lockout-bench-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(extra)
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed");
+    let process = Process(child, Some(dir));
+    wait_for_port(port);
+    (process, port)
+}
+
+fn start_cluster() -> (Vec<Process>, Vec<String>) {
+    let (processes, ports): (Vec<Process>, Vec<u16>) = (0..3)
+        .map(|_| {
+            start_redis(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+        })
+        .unzip();
+    let addresses: Vec<String> = ports
+        .iter()
+        .map(|port| format!("127.0.0.1:{port}"))
+        .collect();
+    let created = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addresses)
+        .arg("--cluster-yes")
+        .stdout(Stdio::null())
+        .status()
+        .expect("redis-cli must be installed");
+    assert!(created.success(), "redis-cli --cluster create");
+    for port in &ports {
+        let mut connection = redis_connection(&format!("redis://127.0.0.1:{port}"));
+        while !redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query::<String>(&mut connection)
+            .unwrap()
+            .contains("cluster_state:ok")
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let seeds = ports
+        .iter()
+        .map(|port| format!("redis://127.0.0.1:{port}"))
+        .collect();
+    (processes, seeds)
+}
+
+fn redis_connection(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_connection()
+        .expect("Redis answers")
+}
+
+/// A field of INFO as a number.
+fn info_field(connection: &mut redis::Connection, section: &str, name: &str) -> f64 {
+    let info: String = redis::cmd("INFO").arg(section).query(connection).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Commands a client sent (not those scripts ran inside): EVALSHA, PTTL, HGET.
+fn client_commands(connection: &mut redis::Connection) -> f64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(connection)
+        .unwrap();
+    ["evalsha", "pttl", "hget"]
+        .iter()
+        .filter_map(|name| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(&format!("cmdstat_{name}:calls=")))
+                .and_then(|rest| rest.split(',').next()?.parse::<f64>().ok())
+        })
+        .sum()
+}
+
+fn redis_cpu_seconds(connection: &mut redis::Connection) -> f64 {
+    info_field(connection, "cpu", "used_cpu_user") + info_field(connection, "cpu", "used_cpu_sys")
+}
+
+/// CPU seconds a process has used (user + system), from /proc.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the command name: state is field 0, utime 11, stime 12; USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The flow's counters read before and after a run.
+struct Meter {
+    started: Instant,
+    commands: f64,
+    redis_cpu: f64,
+    client_cpu: f64,
+    service_cpu: Option<(u32, f64)>,
+}
+
+impl Meter {
+    fn start(redis: &mut redis::Connection, service: Option<u32>) -> Self {
+        Meter {
+            started: Instant::now(),
+            commands: client_commands(redis),
+            redis_cpu: redis_cpu_seconds(redis),
+            client_cpu: process_cpu_seconds(std::process::id()),
+            service_cpu: service.map(|pid| (pid, process_cpu_seconds(pid))),
+        }
+    }
+
+    fn finish(
+        self,
+        redis: &mut redis::Connection,
+        what: String,
+        logins: u64,
+        mut latencies: Vec<u32>,
+        reference: f64,
+    ) -> Row {
+        let seconds = self.started.elapsed().as_secs_f64();
+        latencies.sort_unstable();
+        let rate = logins as f64 / seconds;
+        let commands = (client_commands(redis) - self.commands) / logins.max(1) as f64;
+        Row {
+            what,
+            rate: Some(rate),
+            unit: "logins/s",
+            p50_ms: Some(percentile(&latencies, 0.50)),
+            p99_ms: Some(percentile(&latencies, 0.99)),
+            p999_ms: Some(percentile(&latencies, 0.999)),
+            commands_per_login: Some(commands),
+            client_cpu: Some((process_cpu_seconds(std::process::id()) - self.client_cpu) / seconds),
+            service_cpu: self
+                .service_cpu
+                .map(|(pid, before)| (process_cpu_seconds(pid) - before) / seconds),
+            redis_cpu: Some((redis_cpu_seconds(redis) - self.redis_cpu) / seconds),
+            ratio: Some(rate * commands / reference),
+            note: String::new(),
+        }
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    f64::from(sorted[index]) / 1000.0
+}
+
+/// Where redis-benchmark and redis-cli connect.
+struct Server {
+    host: String,
+    port: u16,
+}
+
+/// Requests/s of redis-benchmark running `command` (with `__rand_int__` under `keyspace`),
+/// `pipeline` commands per round trip, 50 clients.
+fn redis_benchmark(
+    server: &Server,
+    requests: u64,
+    keyspace: u64,
+    pipeline: u32,
+    command: &[&str],
+) -> f64 {
+    let output = Command::new("redis-benchmark")
+        .args([
+            "-h",
+            &server.host,
+            "-p",
+            &server.port.to_string(),
+            "-c",
+            "50",
+        ])
+        .args(["-n", &requests.to_string(), "-P", &pipeline.to_string()])
+        .args(["-r", &keyspace.to_string(), "--csv"])
+        .args(command)
+        .output()
+        .expect("redis-benchmark (package redis-tools) must be installed");
+    let csv = String::from_utf8_lossy(&output.stdout);
+    csv.lines()
+        .last()
+        .and_then(|line| line.split(',').nth(1)?.trim_matches('"').parse().ok())
+        .unwrap_or_else(|| panic!("no rate in redis-benchmark's output: {csv}"))
+}
+
+/// fail.lua on random IPs, as the engine calls it, with a failure limit.
+fn fail_script<'a>(sha: &'a str, limit: &'a str) -> [&'a str; 11] {
+    [
+        "EVALSHA",
+        sha,
+        "2",
+        "lockout-bench:attempt:{ip=__rand_int__}",
+        "lockout-bench:lock:{ip=__rand_int__}",
+        "1800000",
+        "1800000",
+        limit,
+        "1",
+        "",
+        "",
+    ]
+}
+
+fn policy(name: &str) -> Policy {
+    let combinations = match name {
+        "ip" => vec![Combination::new([Field::Ip]).unwrap()],
+        _ => vec![
+            Combination::new([Field::Ip, Field::Username]).unwrap(),
+            Combination::new([Field::Ip]).unwrap(),
+        ],
+    };
+    Policy {
+        combinations,
+        ..Policy::default()
+    }
+}
+
+const POLICIES: [(&str, &str); 2] = [
+    ("ip", r#"["ip"]"#),
+    ("ip+username, ip", r#"[["ip","username"],"ip"]"#),
+];
+
+fn flood_ip(n: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(172, 16, (n >> 8) as u8, n as u8))
+}
+
+fn random_ip(rng: &mut impl Rng, ips: u32) -> IpAddr {
+    let n = rng.random_range(0..ips);
+    IpAddr::V4(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8))
+}
+
+/// Runs `login` from `concurrency` tasks until `duration` is over; answers the logins done and
+/// each one's latency in µs.
+async fn drive<F, Fut>(options: &Options, concurrency: usize, login: F) -> (u64, Vec<u32>)
+where
+    F: Fn(IpAddr, u32) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let (ips, usernames, duration) = (options.ips, options.usernames, options.duration());
+    let deadline = Instant::now() + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let login = login.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let (ip, user) = {
+                        let mut rng = rand::rng();
+                        (random_ip(&mut rng, ips), rng.random_range(0..usernames))
+                    };
+                    let started = Instant::now();
+                    login(ip, user).await;
+                    latencies.push(started.elapsed().as_micros() as u32);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.unwrap());
+    }
+    (latencies.len() as u64, latencies)
+}
+
+async fn engine(url: &str, policy: Policy) -> Engine<RedisStore> {
+    let store = RedisStore::connect(
+        &RedisEndpoint::Server(url.to_string()),
+        Keyspace::new(PREFIX).unwrap(),
+        RedisOptions::default(),
+    )
+    .await
+    .expect("Redis answers");
+    Engine::new(store, policy)
+}
+
+async fn clean(url: &str) {
+    engine(url, Policy::default())
+        .await
+        .reset(&Target::All, false, &mut |_| {})
+        .await
+        .unwrap();
+    let mut connection = redis_connection(url);
+    for shard in 0..lockout::keys::LOG_SHARDS {
+        redis::cmd("UNLINK")
+            .arg(format!("{PREFIX}:log:{shard}"))
+            .query::<()>(&mut connection)
+            .unwrap();
+    }
+}
+
+/// `lockout serve` on `redis_args`, with a policy, until dropped.
+fn start_service(redis_args: &[&str], policy_json: &str) -> (Process, u16) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_lockout"))
+        .args(redis_args)
+        .args([
+            "--prefix",
+            PREFIX,
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("LOCKOUT_POLICY_LOCKOUT_PARAMETERS", policy_json)
+        .env("LOCKOUT_LOG", "error")
+        .spawn()
+        .expect("the lockout binary");
+    wait_for_port(port);
+    (Process(child, None), port)
+}
+
+async fn http_flow(options: &Options, port: u16, connections: usize) -> (u64, Vec<u32>) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .unwrap();
+    let base = Arc::new(format!("http://127.0.0.1:{port}"));
+    drive(options, connections, move |ip, user| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let body = format!(r#"{{"ip":"{ip}","username":"user{user}"}}"#);
+            for endpoint in ["/v1/check", "/v1/failure"] {
+                let response = client
+                    .post(format!("{base}{endpoint}"))
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .expect("the service answers");
+                assert!(response.status().is_success());
+                response.bytes().await.unwrap();
+            }
+        }
+    })
+    .await
+}
+
+/// Bytes of Redis memory per key that `command` adds, over about `count` random keys.
+fn memory_per_key(
+    connection: &mut redis::Connection,
+    server: &Server,
+    count: u64,
+    command: &[&str],
+    pattern: &str,
+) -> (f64, u64) {
+    let before = info_field(connection, "memory", "used_memory");
+    redis_benchmark(server, count, 1_000_000_000, 32, command);
+    let after = info_field(connection, "memory", "used_memory");
+    let keys = scan_count(connection, pattern);
+    ((after - before) / keys.max(1) as f64, keys)
+}
+
+fn scan_count(connection: &mut redis::Connection, pattern: &str) -> u64 {
+    let mut cursor = 0u64;
+    let mut count = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(connection)
+            .unwrap();
+        count += keys.len() as u64;
+        if next == 0 {
+            return count;
+        }
+        cursor = next;
+    }
+}
+
+fn unlink_matching(server: &Server, pattern: &str) -> Duration {
+    let (host, port) = (&server.host, server.port);
+    let started = Instant::now();
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "redis-cli -h {host} -p {port} --scan --pattern '{pattern}' | xargs -r redis-cli -h {host} -p {port} unlink > /dev/null"
+        ))
+        .status()
+        .expect("bash and redis-cli");
+    assert!(status.success());
+    started.elapsed()
+}
+
+/// `count` attempt records `ip=10.x.y.z&username=userN` written server-side in chunks, plus 100
+/// records of `victim_ip` and 100 of `victim`.
+fn fill_records(connection: &mut redis::Connection, count: u64) {
+    let script = r"
+        for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+          local ip = '10.' .. (math.floor(i / 65536) % 256) .. '.' .. (math.floor(i / 256) % 256) .. '.' .. (i % 256)
+          local key = ARGV[3] .. ':attempt:{ip=' .. ip .. '&username=user' .. (i % 10000) .. '}'
+          redis.call('HSET', key, 'failures', 1, 'first', 0, 'last', 0)
+          redis.call('PEXPIRE', key, 3600000)
+        end";
+    let mut from = 0;
+    while from < count {
+        let to = (from + 20_000).min(count) - 1;
+        redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .arg(from)
+            .arg(to)
+            .arg(PREFIX)
+            .query::<()>(connection)
+            .unwrap();
+        from = to + 1;
+    }
+    fill_victims(connection);
+}
+
+fn fill_victims(connection: &mut redis::Connection) {
+    for n in 0..100 {
+        for key in [
+            format!("{PREFIX}:attempt:{{ip=192.0.2.1&username=someone{n}}}"),
+            format!(
+                "{PREFIX}:attempt:{{ip=198.51.{}.{}&username=victim}}",
+                n / 256,
+                n % 256
+            ),
+        ] {
+            redis::pipe()
+                .hset(&key, "failures", 1)
+                .pexpire(&key, 3_600_000)
+                .query::<()>(connection)
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let options = Options::parse();
+    let own = options.redis_url.is_none().then(|| start_redis(&[]));
+    let url = options
+        .redis_url
+        .clone()
+        .unwrap_or_else(|| format!("redis://127.0.0.1:{}", own.as_ref().unwrap().1));
+    let target = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection_info()
+        .clone();
+    let server = match target.addr() {
+        redis::ConnectionAddr::Tcp(host, port) => Server {
+            host: host.clone(),
+            port: *port,
+        },
+        other => panic!("the bench needs a TCP Redis URL, not {other:?}"),
+    };
+    let mut redis = redis_connection(&url);
+    let version = format!("Redis {}", {
+        let info: String = redis::cmd("INFO").arg("server").query(&mut redis).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("?")
+            .trim()
+            .to_string()
+    });
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(SCRIPT)
+        .query(&mut redis)
+        .unwrap();
+    let mut rows = Vec::new();
+    let requests = if options.tiny { 20_000 } else { 500_000 };
+
+    // 1. The reference.
+    let mut reference = 0.0;
+    for pipeline in [16, 1] {
+        let cpu = redis_cpu_seconds(&mut redis);
+        let started = Instant::now();
+        let script = fail_script(&sha, "3");
+        let rate = redis_benchmark(&server, requests, u64::from(options.ips), pipeline, &script);
+        let redis_cpu = (redis_cpu_seconds(&mut redis) - cpu) / started.elapsed().as_secs_f64();
+        if pipeline == 16 {
+            reference = rate;
+        }
+        rows.push(Row {
+            what: format!("redis-benchmark EVALSHA fail.lua, 50 clients, pipeline {pipeline}"),
+            rate: Some(rate),
+            unit: "scripts/s",
+            redis_cpu: Some(redis_cpu),
+            ratio: Some(rate / reference),
+            ..Row::default()
+        });
+    }
+    clean(&url).await;
+
+    // 2. The library's flow.
+    for (name, _) in POLICIES {
+        for &concurrency in &options.concurrency {
+            let engine = Arc::new(engine(&url, policy(name)).await);
+            let meter = Meter::start(&mut redis, None);
+            let (logins, latencies) = drive(&options, concurrency, move |ip, user| {
+                let engine = engine.clone();
+                async move {
+                    let username = format!("user{user}");
+                    let attempt = Attempt::new(ip, Some(&username), None, None).unwrap();
+                    engine.check(&attempt).await.unwrap();
+                    engine.fail(&attempt).await.unwrap();
+                }
+            })
+            .await;
+            let what = format!("library, policy {name}, concurrency {concurrency}");
+            rows.push(meter.finish(&mut redis, what, logins, latencies, reference));
+            clean(&url).await;
+        }
+    }
+
+    // 2b. Under attack: checks of identities that are all locked already (a credential-stuffing
+    // flood from 1,000 addresses).
+    {
+        let engine = Arc::new(engine(&url, policy("ip")).await);
+        let flooders = 1_000u32;
+        for n in 0..flooders {
+            let attempt = Attempt::from_ip(flood_ip(n));
+            for _ in 0..3 {
+                engine.fail(&attempt).await.unwrap();
+            }
+        }
+        let meter = Meter::start(&mut redis, None);
+        let (refused, latencies) = drive(&options, 64, move |_, user| {
+            let engine = engine.clone();
+            async move {
+                let attempt = Attempt::from_ip(flood_ip(user % flooders));
+                assert!(engine.check(&attempt).await.unwrap().is_locked());
+            }
+        })
+        .await;
+        let mut row = meter.finish(
+            &mut redis,
+            "flood: checks of locked IPs, library, concurrency 64".into(),
+            refused,
+            latencies,
+            reference,
+        );
+        row.unit = "refused/s";
+        row.note = "cmds per refused attempt".into();
+        rows.push(row);
+        clean(&url).await;
+    }
+
+    // 3. The HTTP service.
+    for (name, json) in POLICIES {
+        for &connections in &options.connections {
+            let (service, http_port) = start_service(&["--redis-url", &url], json);
+            let meter = Meter::start(&mut redis, Some(service.0.id()));
+            let (logins, latencies) = http_flow(&options, http_port, connections).await;
+            let what = format!("lockout serve, policy {name}, {connections} connections");
+            rows.push(meter.finish(&mut redis, what, logins, latencies, reference));
+            drop(service);
+            clean(&url).await;
+        }
+    }
+    if own.is_some() && !options.tiny {
+        let (_cluster, seeds) = start_cluster();
+        let (service, http_port) =
+            start_service(&["--redis-cluster", &seeds.join(",")], r#"["ip"]"#);
+        let started = Instant::now();
+        let (logins, mut latencies) = http_flow(&options, http_port, 64).await;
+        latencies.sort_unstable();
+        rows.push(Row {
+            what: "lockout serve on a 3-primary cluster, policy ip, 64 connections".into(),
+            rate: Some(logins as f64 / started.elapsed().as_secs_f64()),
+            unit: "logins/s",
+            p50_ms: Some(percentile(&latencies, 0.50)),
+            p99_ms: Some(percentile(&latencies, 0.99)),
+            p999_ms: Some(percentile(&latencies, 0.999)),
+            note: "same machine: the cluster's 3 servers share its cores".into(),
+            ..Row::default()
+        });
+        drop(service);
+    }
+
+    // 4. Memory per identity.
+    let n = options.identities;
+    // A limit no identity reaches: one key (the record) per identity, as most are.
+    let script = fail_script(&sha, "1000000");
+    let (per_identity, identities) =
+        memory_per_key(&mut redis, &server, n, &script, "lockout-bench:attempt:*");
+    clean(&url).await;
+    let (per_counter, counters) = memory_per_key(
+        &mut redis,
+        &server,
+        n,
+        &["INCR", "lockout-bench:counter:__rand_int__"],
+        "lockout-bench:counter:*",
+    );
+    unlink_matching(&server, "lockout-bench:counter:*");
+    rows.push(Row {
+        what: format!("Redis memory per tracked identity ({identities} identities)"),
+        rate: Some(per_identity),
+        unit: "bytes",
+        ratio: Some(per_identity / per_counter),
+        note: "ratio: to a bare INCR counter key".into(),
+        ..Row::default()
+    });
+    rows.push(Row {
+        what: format!("Redis memory per bare INCR counter key ({counters} keys)"),
+        rate: Some(per_counter),
+        unit: "bytes",
+        ..Row::default()
+    });
+
+    // 5. Resets over n records.
+    fill_records(&mut redis, n);
+    let engine = engine(&url, Policy::default()).await;
+    for (name, target, pattern) in [
+        (
+            "--username victim",
+            Target::Usernames(vec!["victim".into()]),
+            "lockout-bench:*[{&]username=victim[&}]*",
+        ),
+        (
+            "--ip 192.0.2.1",
+            Target::Ips(vec!["192.0.2.1".parse().unwrap()]),
+            "lockout-bench:*:{ip=192.0.2.1[&}]*",
+        ),
+    ] {
+        let started = Instant::now();
+        let removed = engine.reset(&target, false, &mut |_| {}).await.unwrap();
+        let ours = started.elapsed();
+        fill_victims(&mut redis);
+        let theirs = unlink_matching(&server, pattern);
+        fill_victims(&mut redis);
+        rows.push(Row {
+            what: format!("reset {name} over {n} records ({removed} removed)"),
+            rate: Some(ours.as_secs_f64()),
+            unit: "s",
+            ratio: Some(ours.as_secs_f64() / theirs.as_secs_f64()),
+            note: format!(
+                "redis-cli --scan | xargs unlink: {:.2} s",
+                theirs.as_secs_f64()
+            ),
+            ..Row::default()
+        });
+    }
+    engine
+        .reset(&Target::All, false, &mut |_| {})
+        .await
+        .unwrap();
+
+    if options.json {
+        let report = serde_json::json!({
+            "machine": machine(),
+            "redis": version,
+            "seconds_per_flow": options.seconds,
+            "rows": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        return;
+    }
+    println!(
+        "lockout benchmark: {}, {version}, {} s per flow",
+        machine(),
+        options.seconds
+    );
+    println!();
+    println!("| what | rate | p50 ms | p99 ms | p99.9 ms | Redis cmds/login | CPU client | CPU service | CPU redis | ratio |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let number = |value: Option<f64>, digits: usize| {
+        value.map_or(String::new(), |v| format!("{v:.digits$}"))
+    };
+    for row in &rows {
+        let rate = row
+            .rate
+            .map_or(String::new(), |rate| format!("{rate:.2} {}", row.unit));
+        let rate = if row.unit.ends_with("/s") {
+            row.rate
+                .map_or(rate.clone(), |r| format!("{r:.0} {}", row.unit))
+        } else {
+            rate
+        };
+        let ratio = number(row.ratio, 2);
+        let ratio = if row.note.is_empty() {
+            ratio
+        } else {
+            format!("{ratio} ({})", row.note)
+        };
+        println!(
+            "| {} | {rate} | {} | {} | {} | {} | {} | {} | {} | {ratio} |",
+            row.what,
+            number(row.p50_ms, 2),
+            number(row.p99_ms, 2),
+            number(row.p999_ms, 2),
+            number(row.commands_per_login, 2),
+            number(row.client_cpu, 2),
+            number(row.service_cpu, 2),
+            number(row.redis_cpu, 2),
+        );
+    }
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu})")
+}
