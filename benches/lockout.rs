@@ -348,11 +348,14 @@ fn redis_benchmark(
     csv.lines()
         .last()
         .and_then(|line| line.split(',').nth(1)?.trim_matches('"').parse().ok())
-        .unwrap_or_else(|| panic!("no rate in redis-benchmark's output: {csv}"))
+        .unwrap_or_else(|| {
+            let errors = String::from_utf8_lossy(&output.stderr);
+            panic!("no rate in redis-benchmark's output: {csv}{errors}")
+        })
 }
 
 /// fail.lua on random IPs, as the engine calls it, with a failure limit.
-fn fail_script<'a>(sha: &'a str, limit: &'a str) -> [&'a str; 11] {
+fn fail_script<'a>(sha: &'a str, limit: &'a str) -> [&'a str; 12] {
     [
         "EVALSHA",
         sha,
@@ -365,6 +368,7 @@ fn fail_script<'a>(sha: &'a str, limit: &'a str) -> [&'a str; 11] {
         "1",
         "",
         "",
+        "1",
     ]
 }
 
@@ -676,9 +680,19 @@ async fn main() {
     }
 
     // 2b. Under attack: checks of identities that are all locked already (a credential-stuffing
-    // flood from 1,000 addresses).
-    {
-        let engine = Arc::new(engine(&url, policy("ip")).await);
+    // flood from 1,000 addresses), without and with the lock cache.
+    for cache in [false, true] {
+        let engine = engine(&url, policy("ip")).await;
+        let (engine, _tasks) = if cache {
+            let (engine, tasks) = engine.with_lock_cache();
+            while !engine.lock_cache_listening() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (engine, Some(tasks))
+        } else {
+            (engine, None)
+        };
+        let engine = Arc::new(engine);
         let flooders = 1_000u32;
         for n in 0..flooders {
             let attempt = Attempt::from_ip(flood_ip(n));
@@ -695,15 +709,13 @@ async fn main() {
             }
         })
         .await;
-        let mut row = meter.finish(
-            &mut redis,
-            "flood: checks of locked IPs, library, concurrency 64".into(),
-            refused,
-            latencies,
-            reference,
+        let what = format!(
+            "flood: checks of 1,000 locked IPs, library, concurrency 64, lock cache {}",
+            if cache { "on" } else { "off" }
         );
+        let mut row = meter.finish(&mut redis, what, refused, latencies, reference);
         row.unit = "refused/s";
-        row.note = "cmds per refused attempt".into();
+        row.note = "Redis cmds per refused attempt".into();
         rows.push(row);
         clean(&url).await;
     }

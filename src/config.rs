@@ -72,6 +72,9 @@ pub struct Config {
     /// When set, check/failure/success require `Authorization: Bearer <api_token>`.
     pub api_token: Option<String>,
     pub log_format: LogFormat,
+    /// Whether `lockout serve` answers checks of identities known to be locked from memory
+    /// (see `lock_cache`).
+    pub lock_cache: bool,
     pub policy: Policy,
     pub admin: AdminConfig,
 }
@@ -166,6 +169,7 @@ struct RawConfig {
     command_timeout: Duration,
     api_token: String,
     log_format: LogFormat,
+    lock_cache: bool,
     policy: RawPolicy,
     admin: AdminConfig,
 }
@@ -181,6 +185,7 @@ impl Default for RawConfig {
             command_timeout: Duration::from_millis(250),
             api_token: String::new(),
             log_format: LogFormat::Text,
+            lock_cache: true,
             policy: RawPolicy::default(),
             admin: AdminConfig::default(),
         }
@@ -281,6 +286,7 @@ impl RawConfig {
             command_timeout: self.command_timeout,
             api_token: Some(self.api_token).filter(|token| !token.is_empty()),
             log_format: self.log_format,
+            lock_cache: self.lock_cache,
             policy: self.policy.validate()?,
             admin: self.admin,
         })

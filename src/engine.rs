@@ -1,10 +1,12 @@
 //! The policy applied to a store: allow and deny lists, identities per combination, the
 //! Axes decisions (what is locked, what is recorded) and the verdicts. No Redis in here.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attempt::{Attempt, Identity};
 use crate::error::Result;
+use crate::lock_cache::{LockCache, LockCacheTasks};
 use crate::policy::{Combination, Policy};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::store::{FailureRule, LogAppend, Page, Progress, Store};
@@ -75,6 +77,7 @@ pub struct Engine<S> {
     store: S,
     policy: Policy,
     rule: FailureRule,
+    cache: Option<Arc<LockCache>>,
 }
 
 impl<S: Store> Engine<S> {
@@ -89,7 +92,32 @@ impl<S: Store> Engine<S> {
             store,
             policy,
             rule,
+            cache: None,
         }
+    }
+
+    /// Turns on the local lock cache (see `lock_cache`) and starts its tasks, which run until
+    /// the returned guard is dropped. For a long-running service, not for one-shot commands.
+    pub fn with_lock_cache(mut self) -> (Self, LockCacheTasks)
+    where
+        S: Clone + 'static,
+    {
+        let cache = Arc::new(LockCache::default());
+        let tasks = LockCacheTasks::start(
+            cache.clone(),
+            self.store.clone(),
+            self.rule,
+            self.policy.access_log,
+        );
+        self.cache = Some(cache);
+        (self, tasks)
+    }
+
+    /// Whether the lock cache is on and listening to resets (so answering from memory).
+    pub fn lock_cache_listening(&self) -> bool {
+        self.cache
+            .as_ref()
+            .is_some_and(|cache| cache.is_listening())
     }
 
     pub fn policy(&self) -> &Policy {
@@ -119,15 +147,35 @@ impl<S: Store> Engine<S> {
         if identities.is_empty() {
             return Ok(Verdict::Allowed);
         }
+        if let Some(cache) = &self.cache {
+            if let Some(locks) = cache.locked(&identities) {
+                cache.defer_refusal(
+                    &identities,
+                    attempt,
+                    self.policy.reset_cooloff_on_failure_during_lockout,
+                    self.policy.access_log.is_some(),
+                );
+                return Ok(Verdict::Locked(Lockout {
+                    reason: LockReason::Lockout,
+                    retry_after: locks.into_iter().max(),
+                    locked_by: combinations,
+                    started: Vec::new(),
+                }));
+            }
+        }
         let locks = self.store.lock_states(&identities).await?;
+        self.remember(&identities, locks.iter().copied());
         if locks.iter().all(Option::is_none) {
             return Ok(Verdict::Allowed);
         }
         let log = self.log(attempt, Outcome::Refused);
         let states: Vec<IdentityState> = if self.policy.reset_cooloff_on_failure_during_lockout {
-            self.store
+            let states = self
+                .store
                 .record_failures(&identities, &self.rule, attempt, log)
-                .await?
+                .await?;
+            self.remember(&identities, states.iter().map(|state| state.lock_remaining));
+            states
         } else {
             if let Some(log) = log {
                 self.store.append_log(log).await?;
@@ -184,6 +232,7 @@ impl<S: Store> Engine<S> {
             .store
             .record_failures(&identities, &self.rule, attempt, log)
             .await?;
+        self.remember(&identities, states.iter().map(|state| state.lock_remaining));
         Ok(self.report(combinations, states))
     }
 
@@ -292,11 +341,19 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Tells the lock cache, if on, what Redis said of these identities' locks.
+    fn remember(&self, identities: &[Identity], locks: impl Iterator<Item = Option<Duration>>) {
+        if let Some(cache) = &self.cache {
+            cache.remember(identities, &locks.collect::<Vec<_>>());
+        }
+    }
+
     fn log<'a>(&self, attempt: &'a Attempt, outcome: Outcome) -> Option<LogAppend<'a>> {
         self.policy.access_log.map(|retention| LogAppend {
             attempt,
             outcome,
             retention,
+            count: 1,
         })
     }
 }

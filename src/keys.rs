@@ -103,6 +103,12 @@ impl Keyspace {
         format!("{}:{}:{{{}}}", self.prefix, kind.segment(), identity.tag())
     }
 
+    /// The pub/sub channel on which resets name the identities they deleted (tags, one per
+    /// line), so that every process's lock cache forgets them.
+    pub fn reset_channel(&self) -> String {
+        format!("{}:resets", self.prefix)
+    }
+
     pub fn log_key(&self, shard: usize) -> String {
         format!("{}:log:{shard}", self.prefix)
     }

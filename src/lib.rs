@@ -5,7 +5,8 @@
 //!
 //! - [`policy`] and [`config`]: what is counted and for how long, validated once;
 //! - [`attempt`]: one login attempt and the identities it forms;
-//! - [`engine`]: the Axes decisions, over a [`store::Store`];
+//! - [`engine`]: the Axes decisions, over a [`store::Store`]; [`lock_cache`] spares Redis
+//!   the checks of identities known to be locked;
 //! - [`store`]: the Redis store, its Lua scripts (`scripts/`) and key layout ([`keys`]);
 //! - [`target`] and [`record`]: what operators list and reset;
 //! - [`wire`]: the JSON shapes shared by the CLI and the HTTP API;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod keys;
+pub mod lock_cache;
 pub mod policy;
 pub mod record;
 pub mod server;

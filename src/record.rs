@@ -69,6 +69,9 @@ pub struct LogEntry {
     pub user_agent: Option<String>,
     pub path: Option<String>,
     pub outcome: Outcome,
+    /// How many attempts the entry stands for: 1, or more for refusals coalesced by a lock
+    /// cache.
+    pub count: u64,
 }
 
 /// Which access-log entries to read.

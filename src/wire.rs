@@ -62,16 +62,23 @@ fn attempt(record: &AttemptRecord) -> Value {
     })
 }
 
-/// `{"logs":[{"time","ip","username","user_agent","path","outcome"}]}`, newest first.
+/// `{"logs":[{"time","ip","username","user_agent","path","outcome"}]}`, newest first; an
+/// entry that stands for several coalesced refusals also has `"count"`.
 pub fn logs(entries: &[LogEntry]) -> Value {
-    json!({ "logs": entries.iter().map(|entry| json!({
-        "time": rfc3339(entry.time),
-        "ip": entry.ip.to_string(),
-        "username": entry.username,
-        "user_agent": entry.user_agent,
-        "path": entry.path,
-        "outcome": entry.outcome.name(),
-    })).collect::<Vec<_>>() })
+    json!({ "logs": entries.iter().map(|entry| {
+        let mut value = json!({
+            "time": rfc3339(entry.time),
+            "ip": entry.ip.to_string(),
+            "username": entry.username,
+            "user_agent": entry.user_agent,
+            "path": entry.path,
+            "outcome": entry.outcome.name(),
+        });
+        if entry.count > 1 {
+            value["count"] = entry.count.into();
+        }
+        value
+    }).collect::<Vec<_>>() })
 }
 
 /// `{"removed":N}`.

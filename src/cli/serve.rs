@@ -24,6 +24,7 @@ over the file, which wins over the defaults):
   command_timeout = LOCKOUT_COMMAND_TIMEOUT   250ms: longest wait for Redis per request
   api_token = LOCKOUT_API_TOKEN               empty; else check/failure/success need it as a bearer token
   log_format = LOCKOUT_LOG_FORMAT             text or json (one object per line)
+  lock_cache = LOCKOUT_LOCK_CACHE             true: checks of identities known locked skip Redis
   [policy] failure_limit = LOCKOUT_POLICY_FAILURE_LIMIT                       3
            cooloff = LOCKOUT_POLICY_COOLOFF                                   30m
            lockout_duration = LOCKOUT_POLICY_LOCKOUT_DURATION                 the cool-off

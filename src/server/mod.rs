@@ -22,6 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::{AdminConfig, Config, OnStoreError};
 use crate::engine::Engine;
+use crate::lock_cache::LockCacheTasks;
 use crate::store::redis::RedisStore;
 use error::ApiError;
 pub use metrics::Metrics;
@@ -39,11 +40,21 @@ pub struct Service {
     metrics: Metrics,
     /// Carried by every admin page form: unguessable, made anew at each start.
     csrf_token: String,
+    /// The lock cache's tasks, when it is on; stopped with the service.
+    _lock_cache: Option<LockCacheTasks>,
 }
 
 impl Service {
+    /// Must run inside a tokio runtime: the lock cache, when on, starts its tasks.
     pub fn new(engine: Engine<RedisStore>, config: &Config) -> Self {
+        let (engine, lock_cache) = if config.lock_cache {
+            let (engine, tasks) = engine.with_lock_cache();
+            (engine, Some(tasks))
+        } else {
+            (engine, None)
+        };
         Service {
+            _lock_cache: lock_cache,
             engine,
             on_store_error: config.on_store_error,
             command_timeout: config.command_timeout,

@@ -31,6 +31,26 @@ pub struct LogAppend<'a> {
     pub attempt: &'a Attempt,
     pub outcome: Outcome,
     pub retention: Duration,
+    /// How many attempts the entry stands for (a lock cache coalesces refusals).
+    pub count: u64,
+}
+
+/// Refused attempts of one identity, coalesced by a lock cache, to be recorded as failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusals {
+    pub identity: Identity,
+    pub count: u64,
+    pub user_agent: Option<String>,
+    pub path: Option<String>,
+}
+
+/// What a store's reset channel says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResetNotice {
+    /// Listening: from now on every reset will be told.
+    Listening,
+    /// The records and locks of these identities (tags) were deleted.
+    Removed(Vec<String>),
 }
 
 /// One page of attempt records, and where the next one starts (`None`: this was the last).
@@ -67,8 +87,24 @@ pub trait Store: Send + Sync {
         log: Option<LogAppend<'_>>,
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 
+    /// Records coalesced refusals (`fail.lua` with a count per identity) and appends `logs`;
+    /// answers each identity's new state. One round trip.
+    fn record_refusals(
+        &self,
+        refusals: &[Refusals],
+        rule: &FailureRule,
+        logs: &[LogAppend<'_>],
+    ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
+
+    /// Calls `on_notice` with `Listening`, then with every reset of any process sharing this
+    /// store, until the channel fails (the error) or the store goes away.
+    fn watch_resets(
+        &self,
+        on_notice: &(dyn Fn(ResetNotice) + Send + Sync),
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// Deletes the identities' records and locks and appends `log`; answers how many of the
-    /// identities had anything to delete.
+    /// identities had anything to delete. Tells the reset channel.
     fn clear(
         &self,
         identities: &[Identity],
@@ -91,7 +127,7 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Page>> + Send;
 
     /// Deletes (or with `dry_run` only counts) the attempt records `target` selects, locks
-    /// included; answers how many records.
+    /// included; answers how many records. Tells the reset channel.
     fn remove(
         &self,
         target: &Target,

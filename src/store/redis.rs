@@ -16,7 +16,7 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value};
 pub use super::connection::RedisEndpoint;
 use super::connection::{Connection, Node, Request};
 use super::scripts::{self, FAIL, LOG, TRIM_LOG};
-use super::{FailureRule, LogAppend, Page, Progress, Store};
+use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::{Attempt, Identity};
 use crate::error::{Error, RedisTarget, Result};
 use crate::keys::{KeyKind, Keyspace, LOG_SHARDS};
@@ -55,6 +55,7 @@ impl Default for RedisOptions {
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
+    endpoint: RedisEndpoint,
     keys: Keyspace,
     target: RedisTarget,
 }
@@ -91,6 +92,7 @@ impl RedisStore {
                 })?;
         Ok(RedisStore {
             connection,
+            endpoint: endpoint.clone(),
             keys,
             target,
         })
@@ -170,6 +172,9 @@ impl RedisStore {
             "outcome".into(),
             log.outcome.name().into(),
         ];
+        if log.count > 1 {
+            args.extend(["count".to_string(), log.count.to_string()]);
+        }
         for (field, value) in [
             ("username", &attempt.username),
             ("user_agent", &attempt.user_agent),
@@ -181,6 +186,57 @@ impl RedisStore {
         }
         let key = self.keys.log_key(Keyspace::log_shard(attempt.ip));
         Request::new(&key, LOG.evalsha(&[&key], args))
+    }
+
+    /// `fail.lua` adding `count` failures to `identity`.
+    fn fail_request(
+        &self,
+        identity: &Identity,
+        rule: &FailureRule,
+        count: u64,
+        user_agent: Option<&str>,
+        path: Option<&str>,
+    ) -> Request {
+        let args = (
+            millis(rule.cooloff),
+            millis(rule.lockout_duration),
+            rule.failure_limit,
+            u8::from(rule.lock_out_at_failure),
+            user_agent.unwrap_or(""),
+            path.unwrap_or(""),
+            count,
+        );
+        self.on_identity(identity, |keys| FAIL.evalsha(&keys, args))
+    }
+
+    /// Sends `requests`, whose first `identities` are `fail.lua` calls, and answers their states.
+    async fn identity_states(
+        &self,
+        requests: &[Request],
+        identities: usize,
+    ) -> Result<Vec<IdentityState>> {
+        let replies = self.round_trip(requests).await?;
+        replies
+            .into_iter()
+            .take(identities)
+            .map(|reply| {
+                let (failures, lock_ms): (u64, i64) = self.parse(reply)?;
+                Ok(IdentityState {
+                    failures,
+                    lock_remaining: remaining(lock_ms),
+                })
+            })
+            .collect()
+    }
+
+    /// PUBLISH of the removed identities' tags on the reset channel.
+    fn reset_notice<'a>(&self, tags: impl Iterator<Item = &'a str>) -> Request {
+        let channel = self.keys.reset_channel();
+        let message = tags.collect::<Vec<_>>().join("\n");
+        Request::new(
+            &channel,
+            redis::cmd("PUBLISH").arg(&channel).arg(message).clone(),
+        )
     }
 
     fn identity_keys(&self, identity: &Identity) -> [String; 2] {
@@ -329,16 +385,25 @@ impl RedisStore {
             user_agent: fields.remove("user_agent"),
             path: fields.remove("path"),
             outcome,
+            count: fields
+                .get("count")
+                .and_then(|count| count.parse().ok())
+                .unwrap_or(1),
         })
     }
 
-    async fn unlink(&self, keys: &[String]) -> Result<()> {
+    /// Deletes `keys` in batches, then tells the reset channel which identities went.
+    async fn unlink(&self, keys: &[String], tags: &HashSet<String>) -> Result<()> {
         for batch in keys.chunks(UNLINK_BATCH) {
             let command = redis::cmd("UNLINK").arg(batch).clone();
             self.connection
                 .query(&command)
                 .await
                 .map_err(|err| self.error(err))?;
+        }
+        if !tags.is_empty() {
+            self.round_trip(&[self.reset_notice(tags.iter().map(String::as_str))])
+                .await?;
         }
         Ok(())
     }
@@ -432,31 +497,67 @@ impl Store for RedisStore {
         attempt: &Attempt,
         log: Option<LogAppend<'_>>,
     ) -> Result<Vec<IdentityState>> {
-        let args = (
-            millis(rule.cooloff),
-            millis(rule.lockout_duration),
-            rule.failure_limit,
-            u8::from(rule.lock_out_at_failure),
-            attempt.user_agent.as_deref().unwrap_or(""),
-            attempt.path.as_deref().unwrap_or(""),
-        );
         let mut requests: Vec<Request> = identities
             .iter()
-            .map(|identity| self.on_identity(identity, |keys| FAIL.evalsha(&keys, args)))
+            .map(|identity| {
+                self.fail_request(
+                    identity,
+                    rule,
+                    1,
+                    attempt.user_agent.as_deref(),
+                    attempt.path.as_deref(),
+                )
+            })
             .collect();
         requests.extend(log.map(|log| self.log_request(log)));
-        let replies = self.round_trip(&requests).await?;
-        replies
-            .into_iter()
-            .take(identities.len())
-            .map(|reply| {
-                let (failures, lock_ms): (u64, i64) = self.parse(reply)?;
-                Ok(IdentityState {
-                    failures,
-                    lock_remaining: remaining(lock_ms),
-                })
+        self.identity_states(&requests, identities.len()).await
+    }
+
+    async fn record_refusals(
+        &self,
+        refusals: &[Refusals],
+        rule: &FailureRule,
+        logs: &[LogAppend<'_>],
+    ) -> Result<Vec<IdentityState>> {
+        let mut requests: Vec<Request> = refusals
+            .iter()
+            .map(|refusal| {
+                self.fail_request(
+                    &refusal.identity,
+                    rule,
+                    refusal.count,
+                    refusal.user_agent.as_deref(),
+                    refusal.path.as_deref(),
+                )
             })
-            .collect()
+            .collect();
+        requests.extend(logs.iter().map(|log| self.log_request(*log)));
+        self.identity_states(&requests, refusals.len()).await
+    }
+
+    async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
+        // Pub/sub reaches every node of a cluster from any one: listen on the first seed.
+        let url = match &self.endpoint {
+            RedisEndpoint::Server(url) => url.as_str(),
+            RedisEndpoint::Cluster(seeds) => seeds.first().map_or("", String::as_str),
+        };
+        let listen = async {
+            let mut pubsub = redis::Client::open(url)?.get_async_pubsub().await?;
+            pubsub.subscribe(self.keys.reset_channel()).await?;
+            on_notice(ResetNotice::Listening);
+            let mut messages = pubsub.into_on_message();
+            while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+                let tags: String = message.get_payload()?;
+                on_notice(ResetNotice::Removed(
+                    tags.lines().map(String::from).collect(),
+                ));
+            }
+            Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "the reset channel closed",
+            )))
+        };
+        listen.await.map_err(|err: RedisError| self.error(err))
     }
 
     async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
@@ -467,6 +568,7 @@ impl Store for RedisStore {
             })
             .collect();
         requests.extend(log.map(|log| self.log_request(log)));
+        requests.push(self.reset_notice(identities.iter().map(Identity::tag)));
         let replies = self.round_trip(&requests).await?;
         let mut removed = 0u64;
         for reply in replies.into_iter().take(identities.len()) {
@@ -536,20 +638,26 @@ impl Store for RedisStore {
     async fn remove(&self, target: &Target, dry_run: bool, progress: Progress<'_>) -> Result<u64> {
         let mut records = HashSet::new();
         let mut doomed: Vec<String> = Vec::new();
+        let mut doomed_tags: HashSet<String> = HashSet::new();
         let mut scan = self.scan(target, None).await?;
         while let Some(page) = self.next_page(&mut scan, target, SCAN_BATCH).await? {
             for (key, identity) in page {
-                records.insert(identity.tag().to_string());
                 if !dry_run {
                     doomed.push(key);
+                    doomed_tags.insert(identity.tag().to_string());
                 }
+                records.insert(identity.tag().to_string());
             }
             if doomed.len() >= UNLINK_BATCH {
-                self.unlink(&std::mem::take(&mut doomed)).await?;
+                self.unlink(
+                    &std::mem::take(&mut doomed),
+                    &std::mem::take(&mut doomed_tags),
+                )
+                .await?;
             }
             progress(records.len() as u64);
         }
-        self.unlink(&doomed).await?;
+        self.unlink(&doomed, &doomed_tags).await?;
         Ok(records.len() as u64)
     }
 

@@ -465,3 +465,21 @@ fn text_output_of_the_login_commands() {
         "1 attempt records removed.\n"
     );
 }
+
+#[test]
+fn resets_tell_every_lock_cache_which_identities_went() {
+    let server = RedisServer::start();
+    ok(&server, &[], &["fail", "--ip", "10.0.0.1"]);
+    let mut listener = server.connection();
+    let mut pubsub = listener.as_pubsub();
+    pubsub.subscribe("lockout:resets").unwrap();
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        ok(&server, &[], &["axes_reset_ip", "10.0.0.1"]),
+        "1 attempts removed.\n"
+    );
+    let message: String = pubsub.get_message().unwrap().get_payload().unwrap();
+    assert_eq!(message, "ip=10.0.0.1");
+}

@@ -4,5 +4,6 @@ mod admin_page;
 mod cli;
 mod cluster;
 mod engine;
+mod lock_cache;
 mod service;
 mod support;

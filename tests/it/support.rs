@@ -474,3 +474,36 @@ macro_rules! on_both {
         }
     };
 }
+
+impl Backend {
+    /// Calls of `command` (e.g. `pttl`) the servers have run, summed over every primary.
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let nodes: Vec<&RedisServer> = match self {
+            Backend::Server(server) => vec![server],
+            Backend::Cluster(cluster) => cluster.primaries(),
+        };
+        nodes
+            .into_iter()
+            .map(|node| {
+                let info: String = redis::cmd("INFO")
+                    .arg("commandstats")
+                    .query(&mut node.connection())
+                    .unwrap();
+                info.lines()
+                    .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+                    .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds; panics after `within`. For what happens in the
+/// background (a flush, a pub/sub message), never to wait out a race.
+pub async fn eventually(within: Duration, what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

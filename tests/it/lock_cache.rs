@@ -1,0 +1,119 @@
+//! The lock cache: locked checks answered without Redis, refusals recorded in batches, and
+//! resets by another process reaching the cache, on one Redis and on a cluster.
+
+use std::time::Duration;
+
+use lockout::record::{LogFilter, Outcome};
+use lockout::{Attempt, Engine, RedisStore, Target, Verdict};
+
+use crate::support::{eventually, policy, Backend};
+
+crate::on_both!(
+    locked_checks_skip_redis_and_refusals_arrive_in_batches,
+    a_reset_by_another_process_reaches_the_cache,
+    attempts_not_all_locked_go_to_redis_at_once,
+);
+
+fn attempt(ip: &str, username: Option<&str>) -> Attempt {
+    Attempt::parse(ip, username, None, None).unwrap()
+}
+
+/// `engine` with its lock cache on and listening.
+async fn cached(
+    engine: Engine<RedisStore>,
+) -> (Engine<RedisStore>, lockout::lock_cache::LockCacheTasks) {
+    let (engine, tasks) = engine.with_lock_cache();
+    eventually(
+        Duration::from_secs(5),
+        "the cache listens to resets",
+        async || engine.lock_cache_listening(),
+    )
+    .await;
+    (engine, tasks)
+}
+
+async fn failures(engine: &Engine<RedisStore>, tag: &str) -> u64 {
+    engine
+        .list(&Target::All, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|record| record.identity.tag() == tag)
+        .map_or(0, |record| record.failures)
+}
+
+async fn locked_checks_skip_redis_and_refusals_arrive_in_batches(redis: Backend) {
+    let (engine, _tasks) = cached(redis.engine(policy(3, &[&["ip"]])).await).await;
+    let flooder = attempt("10.6.6.6", None);
+    for _ in 0..3 {
+        engine.fail(&flooder).await.unwrap();
+    }
+    let reads = redis.command_calls("pttl");
+    for _ in 0..50 {
+        let Verdict::Locked(lockout) = engine.check(&flooder).await.unwrap() else {
+            panic!("locked");
+        };
+        assert!(lockout.retry_after.unwrap() > Duration::from_secs(1790));
+    }
+    assert_eq!(
+        redis.command_calls("pttl"),
+        reads,
+        "no lock read from Redis"
+    );
+    eventually(Duration::from_secs(2), "53 failures recorded", async || {
+        failures(&engine, "ip=10.6.6.6").await == 53
+    })
+    .await;
+    let refusals = LogFilter {
+        outcome: Some(Outcome::Refused),
+        ..LogFilter::default()
+    };
+    let entries = engine.logs(&refusals, 100).await.unwrap();
+    assert_eq!(entries.iter().map(|entry| entry.count).sum::<u64>(), 50);
+    assert!(entries.len() < 50, "coalesced: {} entries", entries.len());
+}
+
+async fn a_reset_by_another_process_reaches_the_cache(redis: Backend) {
+    let (engine, _tasks) = cached(redis.engine(policy(3, &[&["ip"]])).await).await;
+    let other_process = redis.engine(policy(3, &[&["ip"]])).await;
+    let locked_out = attempt("10.7.7.7", Some("alice"));
+    for _ in 0..3 {
+        engine.fail(&locked_out).await.unwrap();
+    }
+    assert!(engine.check(&locked_out).await.unwrap().is_locked());
+    let reset = Target::Ips(vec!["10.7.7.7".parse().unwrap()]);
+    assert_eq!(
+        other_process
+            .reset(&reset, false, &mut |_| {})
+            .await
+            .unwrap(),
+        1
+    );
+    // The lock would last 30 minutes: only the reset notice can unlock it this soon.
+    eventually(
+        Duration::from_secs(2),
+        "the reset reaches the cache",
+        async || engine.check(&locked_out).await.unwrap() == Verdict::Allowed,
+    )
+    .await;
+    assert_eq!(
+        failures(&engine, "ip=10.7.7.7").await,
+        0,
+        "no refusal recorded after the reset"
+    );
+}
+
+async fn attempts_not_all_locked_go_to_redis_at_once(redis: Backend) {
+    let (engine, _tasks) = cached(redis.engine(policy(3, &[&["username"], &["ip"]])).await).await;
+    for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.2"] {
+        engine.fail(&attempt(ip, Some("u1"))).await.unwrap();
+    }
+    // u1 is known locked, 10.0.0.3 is not: Redis answers, and records the refusal at once.
+    assert!(engine
+        .check(&attempt("10.0.0.3", Some("u1")))
+        .await
+        .unwrap()
+        .is_locked());
+    assert_eq!(failures(&engine, "ip=10.0.0.3").await, 1);
+    assert_eq!(failures(&engine, "username=u1").await, 4);
+}
