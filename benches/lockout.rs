@@ -400,18 +400,91 @@ fn random_ip(rng: &mut impl Rng, ips: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8))
 }
 
-/// Runs `login` from `concurrency` tasks until `duration` is over; answers the logins done and
-/// each one's latency in µs.
-async fn drive<F, Fut>(options: &Options, concurrency: usize, login: F) -> (u64, Vec<u32>)
+/// One client's failed-login flow, repeated by `drive`.
+trait Login: Send + 'static {
+    fn login(&mut self, ip: IpAddr, user: u32) -> impl Future<Output = ()> + Send;
+}
+
+/// The library: check, then failure.
+struct LibraryLogin(Arc<Engine<RedisStore>>);
+
+impl Login for LibraryLogin {
+    async fn login(&mut self, ip: IpAddr, user: u32) {
+        let username = format!("user{user}");
+        let attempt = Attempt::new(ip, Some(&username), None, None).unwrap();
+        self.0.check(&attempt).await.unwrap();
+        self.0.fail(&attempt).await.unwrap();
+    }
+}
+
+/// A flood: checks of locked identities only (`user` picks the flooding IP).
+struct FloodCheck(Arc<Engine<RedisStore>>, u32);
+
+impl Login for FloodCheck {
+    async fn login(&mut self, _: IpAddr, user: u32) {
+        let attempt = Attempt::from_ip(flood_ip(user % self.1));
+        assert!(self.0.check(&attempt).await.unwrap().is_locked());
+    }
+}
+
+/// HTTP/1.1 on one keep-alive connection of its own: POST /v1/check, then POST /v1/failure.
+/// hyper's connection API directly: a pooled client costs the load generator more CPU than
+/// the service spends answering.
+struct HttpLogin(hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>);
+
+impl HttpLogin {
+    async fn connect(port: u16) -> Self {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(connection);
+        HttpLogin(sender)
+    }
+}
+
+impl Login for HttpLogin {
+    async fn login(&mut self, ip: IpAddr, user: u32) {
+        use http_body_util::BodyExt;
+        let body = format!(r#"{{"ip":"{ip}","username":"user{user}"}}"#);
+        for endpoint in ["/v1/check", "/v1/failure"] {
+            let request = hyper::Request::post(endpoint)
+                .header("host", "127.0.0.1")
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(hyper::body::Bytes::from(
+                    body.clone(),
+                )))
+                .unwrap();
+            let response = self
+                .0
+                .send_request(request)
+                .await
+                .expect("the service answers");
+            assert!(response.status().is_success());
+            response.into_body().collect().await.unwrap();
+        }
+    }
+}
+
+/// Runs `concurrency` clients made by `make`, each repeating its login until the time is up;
+/// answers the logins done and each one's latency in µs.
+async fn drive<L, F, Fut>(options: &Options, concurrency: usize, make: F) -> (u64, Vec<u32>)
 where
-    F: Fn(IpAddr, u32) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = ()> + Send,
+    L: Login,
+    F: Fn() -> Fut,
+    Fut: Future<Output = L>,
 {
     let (ips, usernames, duration) = (options.ips, options.usernames, options.duration());
+    let mut clients = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        clients.push(make().await);
+    }
     let deadline = Instant::now() + duration;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let login = login.clone();
+    let workers: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
@@ -420,7 +493,7 @@ where
                         (random_ip(&mut rng, ips), rng.random_range(0..usernames))
                     };
                     let started = Instant::now();
-                    login(ip, user).await;
+                    client.login(ip, user).await;
                     latencies.push(started.elapsed().as_micros() as u32);
                 }
                 latencies
@@ -481,29 +554,7 @@ fn start_service(redis_args: &[&str], policy_json: &str) -> (Process, u16) {
 }
 
 async fn http_flow(options: &Options, port: u16, connections: usize) -> (u64, Vec<u32>) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()
-        .unwrap();
-    let base = Arc::new(format!("http://127.0.0.1:{port}"));
-    drive(options, connections, move |ip, user| {
-        let client = client.clone();
-        let base = base.clone();
-        async move {
-            let body = format!(r#"{{"ip":"{ip}","username":"user{user}"}}"#);
-            for endpoint in ["/v1/check", "/v1/failure"] {
-                let response = client
-                    .post(format!("{base}{endpoint}"))
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .expect("the service answers");
-                assert!(response.status().is_success());
-                response.bytes().await.unwrap();
-            }
-        }
-    })
-    .await
+    drive(options, connections, || HttpLogin::connect(port)).await
 }
 
 /// Bytes of Redis memory per key that `command` adds, over about `count` random keys.
@@ -663,14 +714,9 @@ async fn main() {
         for &concurrency in &options.concurrency {
             let engine = Arc::new(engine(&url, policy(name)).await);
             let meter = Meter::start(&mut redis, None);
-            let (logins, latencies) = drive(&options, concurrency, move |ip, user| {
+            let (logins, latencies) = drive(&options, concurrency, || {
                 let engine = engine.clone();
-                async move {
-                    let username = format!("user{user}");
-                    let attempt = Attempt::new(ip, Some(&username), None, None).unwrap();
-                    engine.check(&attempt).await.unwrap();
-                    engine.fail(&attempt).await.unwrap();
-                }
+                async move { LibraryLogin(engine) }
             })
             .await;
             let what = format!("library, policy {name}, concurrency {concurrency}");
@@ -701,12 +747,9 @@ async fn main() {
             }
         }
         let meter = Meter::start(&mut redis, None);
-        let (refused, latencies) = drive(&options, 64, move |_, user| {
+        let (refused, latencies) = drive(&options, 64, || {
             let engine = engine.clone();
-            async move {
-                let attempt = Attempt::from_ip(flood_ip(user % flooders));
-                assert!(engine.check(&attempt).await.unwrap().is_locked());
-            }
+            async move { FloodCheck(engine, flooders) }
         })
         .await;
         let what = format!(
@@ -767,6 +810,20 @@ async fn main() {
         "lockout-bench:counter:*",
     );
     unlink_matching(&server, "lockout-bench:counter:*");
+    let (per_expiring, expiring) = memory_per_key(
+        &mut redis,
+        &server,
+        n,
+        &[
+            "SET",
+            "lockout-bench:counter:__rand_int__",
+            "1",
+            "PX",
+            "1800000",
+        ],
+        "lockout-bench:counter:*",
+    );
+    unlink_matching(&server, "lockout-bench:counter:*");
     rows.push(Row {
         what: format!("Redis memory per tracked identity ({identities} identities)"),
         rate: Some(per_identity),
@@ -779,6 +836,14 @@ async fn main() {
         what: format!("Redis memory per bare INCR counter key ({counters} keys)"),
         rate: Some(per_counter),
         unit: "bytes",
+        ..Row::default()
+    });
+    rows.push(Row {
+        what: format!("Redis memory per counter key with a TTL ({expiring} keys)"),
+        rate: Some(per_expiring),
+        unit: "bytes",
+        ratio: Some(per_identity / per_expiring),
+        note: "ratio: a tracked identity to this".into(),
         ..Row::default()
     });
 
