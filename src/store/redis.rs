@@ -536,28 +536,43 @@ impl Store for RedisStore {
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
-        // Pub/sub reaches every node of a cluster from any one: listen on the first seed.
-        let url = match &self.endpoint {
-            RedisEndpoint::Server(url) => url.as_str(),
-            RedisEndpoint::Cluster(seeds) => seeds.first().map_or("", String::as_str),
+        // Pub/sub reaches every node of a cluster from any one: listen on the first seed that
+        // answers.
+        let urls: Vec<&str> = match &self.endpoint {
+            RedisEndpoint::Server(url) => vec![url.as_str()],
+            RedisEndpoint::Cluster(seeds) => seeds.iter().map(String::as_str).collect(),
         };
-        let listen = async {
-            let mut pubsub = redis::Client::open(url)?.get_async_pubsub().await?;
-            pubsub.subscribe(self.keys.reset_channel()).await?;
+        let mut last_error = None;
+        for url in urls {
+            let subscribed = async {
+                let mut pubsub = redis::Client::open(url)?.get_async_pubsub().await?;
+                pubsub.subscribe(self.keys.reset_channel()).await?;
+                Ok::<_, RedisError>(pubsub)
+            };
+            let pubsub = match subscribed.await {
+                Ok(pubsub) => pubsub,
+                Err(err) => {
+                    last_error = Some(err);
+                    continue;
+                }
+            };
             on_notice(ResetNotice::Listening);
             let mut messages = pubsub.into_on_message();
             while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
-                let tags: String = message.get_payload()?;
+                let tags: String = message.get_payload().map_err(|err| self.error(err))?;
                 on_notice(ResetNotice::Removed(
                     tags.lines().map(String::from).collect(),
                 ));
             }
-            Err(RedisError::from(std::io::Error::new(
+            last_error = Some(RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::ConnectionReset,
                 "the reset channel closed",
-            )))
-        };
-        listen.await.map_err(|err: RedisError| self.error(err))
+            )));
+            break;
+        }
+        Err(self.error(last_error.unwrap_or_else(|| {
+            RedisError::from(std::io::Error::other("no Redis node to listen on"))
+        })))
     }
 
     async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
