@@ -13,17 +13,6 @@ use serde_json::{json, Value};
 
 use crate::support::{policy, RedisCluster, RedisServer, TestService};
 
-fn stat(node: &RedisServer, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut node.connection())
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn slot_key(attempt: &Attempt, combination: &Combination) -> String {
     Keyspace::new("lockout")
         .unwrap()
@@ -81,7 +70,7 @@ async fn an_attempts_commands_reach_all_primaries_at_once() {
                 .collect();
             let before: Vec<u64> = others
                 .iter()
-                .map(|&port| stat(node(port), command))
+                .map(|&port| node(port).command_calls(command))
                 .collect();
             redis::cmd("CLIENT")
                 .arg("PAUSE")
@@ -104,7 +93,7 @@ async fn an_attempts_commands_reach_all_primaries_at_once() {
                 let answered = others
                     .iter()
                     .zip(&before)
-                    .all(|(&port, &before)| stat(node(port), command) > before);
+                    .all(|(&port, &before)| node(port).command_calls(command) > before);
                 if answered {
                     break;
                 }

@@ -86,6 +86,18 @@ impl RedisServer {
         false
     }
 
+    /// Calls of `command` (e.g. `pttl`) this server has run, from INFO commandstats.
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut self.connection())
+            .unwrap();
+        info.lines()
+            .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn is_running(&self) -> bool {
         // try_wait needs &mut; a stopped server refuses connections.
         std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
@@ -478,23 +490,14 @@ macro_rules! on_both {
 impl Backend {
     /// Calls of `command` (e.g. `pttl`) the servers have run, summed over every primary.
     pub fn command_calls(&self, command: &str) -> u64 {
-        let nodes: Vec<&RedisServer> = match self {
-            Backend::Server(server) => vec![server],
-            Backend::Cluster(cluster) => cluster.primaries(),
-        };
-        nodes
-            .into_iter()
-            .map(|node| {
-                let info: String = redis::cmd("INFO")
-                    .arg("commandstats")
-                    .query(&mut node.connection())
-                    .unwrap();
-                info.lines()
-                    .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-                    .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
-                    .unwrap_or(0)
-            })
-            .sum()
+        match self {
+            Backend::Server(server) => server.command_calls(command),
+            Backend::Cluster(cluster) => cluster
+                .primaries()
+                .into_iter()
+                .map(|node| node.command_calls(command))
+                .sum(),
+        }
     }
 }
 
