@@ -105,10 +105,6 @@ impl Identity {
             .map(|(_, value)| value.as_str())
     }
 
-    pub fn fields(&self) -> impl Iterator<Item = Field> + '_ {
-        self.values.iter().map(|(field, _)| *field)
-    }
-
     /// The identity whose `tag` this is; `None` for anything `tag` never produces.
     pub fn from_tag(tag: &str) -> Option<Self> {
         keys::decode_identity(tag)

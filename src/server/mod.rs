@@ -75,14 +75,22 @@ impl Service {
         let started = Instant::now();
         let result = tokio::time::timeout(self.command_timeout, call).await;
         self.metrics.observe_store(operation, started.elapsed());
-        let cause = match result {
+        match result {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(err)) if err.is_invalid_input() => return Err(ApiError::bad_request(err)),
-            Ok(Err(err)) => err.to_string(),
-            Err(_) => format!("no answer from Redis within {:?}", self.command_timeout),
-        };
+            Ok(Err(err)) if err.is_unavailable() => {
+                tracing::warn!(operation, %err, "store unavailable");
+            }
+            // Not an outage: Redis answered something the engine cannot use. Same answer
+            // for the caller, but it is a bug or a foreign key under the prefix to look at.
+            Ok(Err(err)) => tracing::error!(operation, %err, "store error"),
+            Err(_) => tracing::warn!(
+                operation,
+                "store unavailable: no answer from Redis within {:?}",
+                self.command_timeout
+            ),
+        }
         self.metrics.store_error(operation);
-        tracing::warn!(operation, cause, "store unavailable");
         Err(ApiError::unavailable())
     }
 }

@@ -98,10 +98,6 @@ impl RedisStore {
         })
     }
 
-    pub fn keys(&self) -> &Keyspace {
-        &self.keys
-    }
-
     /// One PING: for health checks.
     pub async fn ping(&self) -> Result<()> {
         self.connection
