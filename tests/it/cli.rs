@@ -483,3 +483,31 @@ fn resets_tell_every_lock_cache_which_identities_went() {
     let message: String = pubsub.get_message().unwrap().get_payload().unwrap();
     assert_eq!(message, "ip=10.0.0.1");
 }
+
+/// The reset spinner draws on a terminal (a pseudo-terminal made by `script`) and nowhere else.
+#[test]
+fn resets_show_progress_on_a_terminal_only() {
+    let server = RedisServer::start();
+    for n in 0..5 {
+        ok(&server, &[], &["fail", "--ip", &format!("10.0.0.{n}")]);
+    }
+    let command = format!(
+        "{} --redis-url {} reset --all --dry-run",
+        env!("CARGO_BIN_EXE_lockout"),
+        server.url()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("LOCKOUT_REDIS_URL")
+        .output()
+        .expect("script (util-linux) runs the command on a pseudo-terminal");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(screen.contains("5 attempt records matched"), "{screen}");
+    assert!(
+        screen.contains("5 attempt records would be removed."),
+        "{screen}"
+    );
+    let run = lockout(&server, &[], &["reset", "--all", "--dry-run"]);
+    assert_eq!(run.stdout, "5 attempt records would be removed.\n");
+    assert_eq!(run.stderr, "", "no spinner without a terminal");
+}
