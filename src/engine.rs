@@ -147,21 +147,8 @@ impl<S: Store> Engine<S> {
         if identities.is_empty() {
             return Ok(Verdict::Allowed);
         }
-        if let Some(cache) = &self.cache {
-            if let Some(locks) = cache.locked(&identities) {
-                cache.defer_refusal(
-                    &identities,
-                    attempt,
-                    self.policy.reset_cooloff_on_failure_during_lockout,
-                    self.policy.access_log.is_some(),
-                );
-                return Ok(Verdict::Locked(Lockout {
-                    reason: LockReason::Lockout,
-                    retry_after: locks.into_iter().max(),
-                    locked_by: combinations,
-                    started: Vec::new(),
-                }));
-            }
+        if let Some(lockout) = self.refuse_from_cache(attempt, &combinations, &identities) {
+            return Ok(Verdict::Locked(lockout));
         }
         let locks = self.store.lock_states(&identities).await?;
         self.remember(&identities, locks.iter().copied());
@@ -339,6 +326,30 @@ impl<S: Store> Engine<S> {
                 })
                 .collect(),
         }
+    }
+
+    /// With the lock cache on and every identity of the attempt known locked: the refusal,
+    /// answered without Redis, its recording queued for the cache's next flush.
+    fn refuse_from_cache(
+        &self,
+        attempt: &Attempt,
+        combinations: &[Combination],
+        identities: &[Identity],
+    ) -> Option<Lockout> {
+        let cache = self.cache.as_ref()?;
+        let locks = cache.locked(identities)?;
+        cache.defer_refusal(
+            identities,
+            attempt,
+            self.policy.reset_cooloff_on_failure_during_lockout,
+            self.policy.access_log.is_some(),
+        );
+        Some(Lockout {
+            reason: LockReason::Lockout,
+            retry_after: locks.into_iter().max(),
+            locked_by: combinations.to_vec(),
+            started: Vec::new(),
+        })
     }
 
     /// Tells the lock cache, if on, what Redis said of these identities' locks.
