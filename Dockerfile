@@ -4,6 +4,10 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY scripts ./scripts
+COPY templates ./templates
+COPY assets ./assets
+# Cargo.toml names the benchmark target: its file must exist for any build.
+COPY benches ./benches
 RUN cargo build --release --locked --bin lockout
 
 FROM debian:bookworm-slim
