@@ -11,10 +11,11 @@
 //! listening, the cache answers nothing and holds nothing.
 //!
 //! The documented tolerance (Axes records every refused attempt at once): a refused attempt
-//! answered here reaches Redis (its counts, its log entry) up to `FLUSH_INTERVAL` later, coalesced with the others of its
-//! identity (one `fail.lua` with a count, one access-log entry with a count); its lock renewal
-//! is counted from the flush; and a refusal pending when the process dies is lost. Keys deleted
-//! behind lockout's back (a `DEL` by hand) are not seen until their cached expiry.
+//! answered here reaches Redis (its counts, its log entry) up to `FLUSH_INTERVAL` later,
+//! coalesced with the others of its identity (one `fail.lua` with a count, one access-log
+//! entry with a count); its lock renewal is counted from the flush; and a refusal pending when
+//! the process dies is lost. Keys deleted behind lockout's back (a `DEL` by hand) are not seen
+//! until their cached expiry.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -1,8 +1,9 @@
 //! Where the engine keeps its state. The `Store` trait speaks of identities, never of policy
 //! decisions: the engine decides, the store counts, locks and forgets atomically.
 //!
-//! Every method that serves a login (`lock_states`, `peek`, `record_failures`, `clear`,
-//! `append_log`) is one round trip, whatever the number of identities.
+//! Every method that serves a login (`lock_states`, `peek`, `record_failures`,
+//! `record_refusals`, `clear`, `append_log`) is one round trip, whatever the number of
+//! identities.
 
 mod connection;
 pub mod redis;
