@@ -393,6 +393,27 @@ async fn delete_all_matching_asks_first() {
     );
 }
 
+/// Waits until the browser shows a page whose address contains `part`: the page a click
+/// navigated to (WebDriver's click returns before that page has loaded).
+async fn arrived(browser: &fantoccini::Client, part: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = browser.current_url().await.unwrap();
+        let ready = browser
+            .execute("return document.readyState", vec![])
+            .await
+            .unwrap();
+        if url.as_str().contains(part) && ready == "complete" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the browser never reached {part}: at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// chromedriver on a free port, stopped when dropped.
 struct ChromeDriver(Child, u16);
 
@@ -513,6 +534,8 @@ async fn an_operator_unlocks_two_records_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+    // A click that submits a form does not wait for the next page: wait for its address.
+    arrived(&browser, "username=ali").await;
     let boxes = browser
         .find_all(Locator::Css("input[name=tag]"))
         .await
@@ -532,6 +555,7 @@ async fn an_operator_unlocks_two_records_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+    arrived(&browser, "removed=2").await;
     let flash = browser
         .find(Locator::Css("p.flash"))
         .await
