@@ -77,7 +77,7 @@ impl Metrics {
         );
         r.register(
             "resets",
-            "Attempt records removed through the admin API",
+            "Attempt records removed through the admin API and page",
             metrics.resets.clone(),
         );
         r.register(
