@@ -14,8 +14,10 @@
 //! answered here reaches Redis (its counts, its log entry) up to `FLUSH_INTERVAL` later,
 //! coalesced with the others of its identity (one `fail.lua` with a count, one access-log
 //! entry with a count); its lock renewal is counted from the flush; and a refusal pending when
-//! the process dies is lost. Keys deleted behind lockout's back (a `DEL` by hand) are not seen
-//! until their cached expiry.
+//! the process dies is lost; refusals already taken for a flush when a reset lands are counted
+//! after it (as if they came just after the reset: an attacker still at it locks again either
+//! way). Keys deleted behind lockout's back (a `DEL` by hand) are not seen until their cached
+//! expiry.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
