@@ -149,6 +149,12 @@ pub fn parse_username(value: &str) -> Result<Option<String>> {
     Ok(Some(value.to_string()))
 }
 
+/// A username that names records (a reset, a filter): unlike an attempt's, it must not be
+/// empty (Axes' `axes_reset_username ""` would delete everything).
+pub fn parse_named_username(value: &str) -> Result<String> {
+    parse_username(value)?.ok_or_else(|| Error::invalid("username: must not be empty"))
+}
+
 fn non_empty(value: Option<&str>) -> Option<&str> {
     value.filter(|v| !v.is_empty())
 }

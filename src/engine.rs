@@ -355,7 +355,7 @@ impl<S: Store> Engine<S> {
     /// Tells the lock cache, if on, what Redis said of these identities' locks.
     fn remember(&self, identities: &[Identity], locks: impl Iterator<Item = Option<Duration>>) {
         if let Some(cache) = &self.cache {
-            cache.remember(identities, &locks.collect::<Vec<_>>());
+            cache.remember(identities, locks);
         }
     }
 

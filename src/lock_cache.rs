@@ -82,7 +82,11 @@ impl LockCache {
     }
 
     /// Notes what Redis just said of these identities' locks.
-    pub fn remember(&self, identities: &[Identity], locks: &[Option<Duration>]) {
+    pub fn remember(
+        &self,
+        identities: &[Identity],
+        locks: impl IntoIterator<Item = Option<Duration>>,
+    ) {
         let mut state = self.state();
         if !state.listening {
             return;
@@ -95,7 +99,7 @@ impl LockCache {
                         state.locks.retain(|_, end| *end > now);
                     }
                     if state.locks.len() < MAX_ENTRIES {
-                        state.locks.insert(identity.tag().to_string(), now + *left);
+                        state.locks.insert(identity.tag().to_string(), now + left);
                     }
                 }
                 None => {
@@ -245,9 +249,7 @@ async fn flush<S: Store>(
     match store.record_refusals(&refusals, rule, &appends).await {
         Ok(states) => {
             let identities: Vec<Identity> = refusals.into_iter().map(|r| r.identity).collect();
-            let locks: Vec<Option<Duration>> =
-                states.iter().map(|state| state.lock_remaining).collect();
-            cache.remember(&identities, &locks);
+            cache.remember(&identities, states.iter().map(|state| state.lock_remaining));
         }
         Err(err) => tracing::warn!(%err, refusals = refusals.len(), "coalesced refusals lost"),
     }

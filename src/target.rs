@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use crate::attempt::Identity;
+use crate::attempt::{parse_ip, parse_named_username, Identity};
+use crate::error::Result;
 use crate::policy::Field;
 
 /// A selection of attempt records, for listing and resetting.
@@ -38,6 +39,18 @@ impl Target {
             (true, false) => Target::Usernames(usernames),
             (false, false) => Target::Pairs { ips, usernames },
         }
+    }
+
+    /// The records of an IP, a username or the pair, as text gives them (a query string, a
+    /// form): each value given must be a valid IP or a non-empty username.
+    pub fn exact(ip: Option<&str>, username: Option<&str>) -> Result<Self> {
+        let ips = ip.map(parse_ip).transpose()?.into_iter().collect();
+        let usernames = username
+            .map(parse_named_username)
+            .transpose()?
+            .into_iter()
+            .collect();
+        Ok(Target::matching(ips, usernames))
     }
 
     /// Exact test of one record's identity (scan patterns only narrow the search).

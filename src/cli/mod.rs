@@ -274,9 +274,7 @@ fn ip_arg(value: &str) -> Result<IpAddr, String> {
 
 /// Unlike Axes (whose `axes_reset_ip ""` deletes everything), an empty username is refused.
 fn username_arg(value: &str) -> Result<String, String> {
-    crate::attempt::parse_username(value)
-        .map_err(|err| err.to_string())?
-        .ok_or_else(|| "username: must not be empty".to_string())
+    crate::attempt::parse_named_username(value).map_err(|err| err.to_string())
 }
 
 fn usage(message: String) -> Error {

@@ -5,13 +5,12 @@
 //! every form POST carries the CSRF token and is refused without it. Not mounted at all when
 //! no admin password is set.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -143,14 +142,10 @@ impl Filters {
                 username: non_empty(&self.username),
             });
         }
-        let ips: Vec<IpAddr> = match non_empty(&self.ip) {
-            Some(ip) => vec![parse_ip(&ip).map_err(|err| err.to_string())?],
-            None => Vec::new(),
-        };
-        Ok(Target::matching(
-            ips,
-            non_empty(&self.username).into_iter().collect(),
-        ))
+        // A form sends every field: an empty one is no filter.
+        let ip = Some(self.ip.as_str()).filter(|ip| !ip.is_empty());
+        let username = Some(self.username.as_str()).filter(|username| !username.is_empty());
+        Target::exact(ip, username).map_err(|err| err.to_string())
     }
 
     /// The query string that shows these filters again.
@@ -377,15 +372,26 @@ async fn attempts(
     html(page)
 }
 
-/// Refuses a form without the page's CSRF token.
-fn check_csrf(service: &Service, fields: &Fields) -> Result<(), ApiError> {
-    if same(fields.get("csrf"), &service.csrf_token) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "missing or invalid CSRF token: reload the page and try again",
-        ))
+/// The fields of a form POST that carried the page's CSRF token: the only way a handler gets
+/// a form, so no state-changing handler can forget the check.
+struct CheckedForm(Fields);
+
+impl FromRequest<Arc<Service>> for CheckedForm {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, service: &Arc<Service>) -> Result<Self, ApiError> {
+        let body = Bytes::from_request(request, service)
+            .await
+            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+        let fields = Fields::parse(&body);
+        if same(fields.get("csrf"), &service.csrf_token) {
+            Ok(CheckedForm(fields))
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "missing or invalid CSRF token: reload the page and try again",
+            ))
+        }
     }
 }
 
@@ -398,10 +404,8 @@ fn back_to_attempts(service: &Service, removed: u64) -> Response {
 async fn delete_selected(
     State(service): State<Arc<Service>>,
     _: Admin,
-    body: Bytes,
+    CheckedForm(fields): CheckedForm,
 ) -> Result<Response, ApiError> {
-    let fields = Fields::parse(&body);
-    check_csrf(&service, &fields)?;
     let identities = fields
         .all("tag")
         .map(|tag| {
@@ -427,10 +431,8 @@ async fn delete_selected(
 async fn delete_matching(
     State(service): State<Arc<Service>>,
     _: Admin,
-    body: Bytes,
+    CheckedForm(fields): CheckedForm,
 ) -> Result<Response, ApiError> {
-    let fields = Fields::parse(&body);
-    check_csrf(&service, &fields)?;
     let filters = Filters::from(&fields);
     let target = filters.target().map_err(ApiError::bad_request)?;
     let confirmed = fields.get("confirm") == "yes";

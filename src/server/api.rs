@@ -1,7 +1,6 @@
 //! The endpoints of DESIGN.md section 4: login calls (`check`, `failure`, `success`), admin
 //! calls (attempts and logs), health. The JSON shapes come from `wire`, shared with the CLI.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use super::auth::{Admin, ApiClient};
 use super::error::ApiError;
 use super::input::{ApiJson, ApiQuery};
 use super::Service;
-use crate::attempt::{parse_ip, parse_username, Attempt};
+use crate::attempt::{parse_ip, Attempt};
 use crate::config::OnStoreError;
 use crate::engine::Verdict;
 use crate::record::LogFilter;
@@ -187,21 +186,7 @@ pub struct AttemptsQuery {
 
 impl AttemptsQuery {
     fn target(&self) -> Result<Target, ApiError> {
-        let ips: Vec<IpAddr> = self
-            .ip
-            .as_deref()
-            .map(parse_ip)
-            .transpose()
-            .map_err(ApiError::bad_request)?
-            .into_iter()
-            .collect();
-        let usernames: Vec<String> = match self.username.as_deref() {
-            None => Vec::new(),
-            Some(username) => vec![parse_username(username)
-                .map_err(ApiError::bad_request)?
-                .ok_or_else(|| ApiError::bad_request("username: must not be empty"))?],
-        };
-        Ok(Target::matching(ips, usernames))
+        Target::exact(self.ip.as_deref(), self.username.as_deref()).map_err(ApiError::bad_request)
     }
 }
 

@@ -171,8 +171,6 @@ async fn failover_keeps_the_service_answering_and_it_recovers() {
         recovered["failures"][0]["count"], 3,
         "the promoted replica kept the count"
     );
-    let health = client.get(service.at("/healthz")).send().await.unwrap();
-    assert!(health.status() == 200 || health.status() == 503);
 }
 
 #[tokio::test]
