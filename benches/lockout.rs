@@ -26,7 +26,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lockout::keys::Keyspace;
 use lockout::policy::{Combination, Field};
@@ -355,7 +355,8 @@ fn redis_benchmark(
 }
 
 /// fail.lua on random IPs, as the engine calls it, with a failure limit.
-fn fail_script<'a>(sha: &'a str, limit: &'a str) -> [&'a str; 12] {
+/// `fail.lua` as the engine sends it for one IP: cool-off and lockout 30 minutes, no metadata.
+fn fail_script<'a>(sha: &'a str, limit: &'a str, now: &'a str) -> [&'a str; 10] {
     [
         "EVALSHA",
         sha,
@@ -366,9 +367,7 @@ fn fail_script<'a>(sha: &'a str, limit: &'a str) -> [&'a str; 12] {
         "1800000",
         limit,
         "1",
-        "",
-        "",
-        "1",
+        now,
     ]
 }
 
@@ -613,7 +612,7 @@ fn fill_records(connection: &mut redis::Connection, count: u64) {
         for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
           local ip = '10.' .. (math.floor(i / 65536) % 256) .. '.' .. (math.floor(i / 256) % 256) .. '.' .. (i % 256)
           local key = ARGV[3] .. ':attempt:{ip=' .. ip .. '&username=user' .. (i % 10000) .. '}'
-          redis.call('HSET', key, 'failures', 1, 'first', 0, 'last', 0)
+          redis.call('HSET', key, 'n', 1, 'f', 0, 'l', 0)
           redis.call('PEXPIRE', key, 3600000)
         end";
     let mut from = 0;
@@ -689,10 +688,15 @@ async fn main() {
 
     // 1. The reference.
     let mut reference = 0.0;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
     for pipeline in [16, 1] {
         let cpu = redis_cpu_seconds(&mut redis);
         let started = Instant::now();
-        let script = fail_script(&sha, "3");
+        let script = fail_script(&sha, "3", &now);
         let rate = redis_benchmark(&server, requests, u64::from(options.ips), pipeline, &script);
         let redis_cpu = (redis_cpu_seconds(&mut redis) - cpu) / started.elapsed().as_secs_f64();
         if pipeline == 16 {
@@ -798,7 +802,7 @@ async fn main() {
     // 4. Memory per identity.
     let n = options.identities;
     // A limit no identity reaches: one key (the record) per identity, as most are.
-    let script = fail_script(&sha, "1000000");
+    let script = fail_script(&sha, "1000000", &now);
     let (per_identity, identities) =
         memory_per_key(&mut redis, &server, n, &script, "lockout-bench:attempt:*");
     clean(&url).await;

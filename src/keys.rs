@@ -23,6 +23,22 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// The fields of an attempt record hash, written by `scripts/fail.lua`. They are short because a
+/// record is paid for once per tracked identity: with these names an IP's record stays in Redis'
+/// smallest listpack allocation (docs/keys.md).
+pub mod record_field {
+    /// Failures counted (integer).
+    pub const FAILURES: &str = "n";
+    /// Time of the first failure, seconds since the Unix epoch (Redis' clock).
+    pub const FIRST: &str = "f";
+    /// Time of the latest failure, likewise.
+    pub const LAST: &str = "l";
+    /// The latest user agent given.
+    pub const USER_AGENT: &str = "ua";
+    /// The latest login path given.
+    pub const PATH: &str = "p";
+}
+
 /// The access log is this many streams; an IP's entries all go to one of them.
 pub const LOG_SHARDS: usize = 16;
 

@@ -19,7 +19,7 @@ use super::scripts::{self, FAIL, LOG, TRIM_LOG};
 use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::{Attempt, Identity};
 use crate::error::{Error, RedisTarget, Result};
-use crate::keys::{KeyKind, Keyspace, LOG_SHARDS};
+use crate::keys::{record_field, KeyKind, Keyspace, LOG_SHARDS};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::target::Target;
 
@@ -161,7 +161,9 @@ impl RedisStore {
 
     fn log_request(&self, log: LogAppend<'_>) -> Request {
         let attempt = log.attempt;
+        let oldest_kept = since_epoch().saturating_sub(log.retention);
         let mut args: Vec<String> = vec![
+            millis(oldest_kept).to_string(),
             millis(log.retention).to_string(),
             "ip".into(),
             attempt.ip.to_string(),
@@ -193,16 +195,30 @@ impl RedisStore {
         user_agent: Option<&str>,
         path: Option<&str>,
     ) -> Request {
+        let limit = if rule.lock_out_at_failure {
+            rule.failure_limit
+        } else {
+            0
+        };
         let args = (
             millis(rule.cooloff),
             millis(rule.lockout_duration),
-            rule.failure_limit,
-            u8::from(rule.lock_out_at_failure),
-            user_agent.unwrap_or(""),
-            path.unwrap_or(""),
+            limit,
             count,
+            since_epoch().as_secs(),
         );
-        self.on_identity(identity, |keys| FAIL.evalsha(&keys, args))
+        self.on_identity(identity, |keys| {
+            let mut command = FAIL.evalsha(&keys, args);
+            for (field, value) in [
+                (record_field::USER_AGENT, user_agent),
+                (record_field::PATH, path),
+            ] {
+                if let Some(value) = value {
+                    command.arg(field).arg(value);
+                }
+            }
+            command
+        })
     }
 
     /// Sends `requests`, whose first `identities` are `fail.lua` calls, and answers their states.
@@ -339,17 +355,24 @@ impl RedisStore {
             if fields.is_empty() && lock_remaining.is_none() {
                 continue; // expired between the scan and now
             }
-            let time = |ms: Option<String>| ms?.parse().ok().map(from_millis);
+            let time = |secs: Option<String>| {
+                secs?
+                    .parse()
+                    .ok()
+                    .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+            };
             records.push(AttemptRecord {
                 identity: identity.clone(),
                 failures: fields
-                    .get("failures")
+                    .get(record_field::FAILURES)
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(0),
-                first_failure: time(fields.remove("first")),
-                last_failure: time(fields.remove("last")),
-                user_agent: fields.remove("user_agent").filter(|v| !v.is_empty()),
-                path: fields.remove("path").filter(|v| !v.is_empty()),
+                first_failure: time(fields.remove(record_field::FIRST)),
+                last_failure: time(fields.remove(record_field::LAST)),
+                user_agent: fields
+                    .remove(record_field::USER_AGENT)
+                    .filter(|v| !v.is_empty()),
+                path: fields.remove(record_field::PATH).filter(|v| !v.is_empty()),
                 lock_remaining,
             });
         }
@@ -468,7 +491,10 @@ impl Store for RedisStore {
             .flat_map(|identity| {
                 [
                     self.on_identity(identity, |[record, _]| {
-                        redis::cmd("HGET").arg(record).arg("failures").clone()
+                        redis::cmd("HGET")
+                            .arg(record)
+                            .arg(record_field::FAILURES)
+                            .clone()
                     }),
                     self.on_identity(identity, |[_, lock]| redis::cmd("PTTL").arg(lock).clone()),
                 ]
@@ -679,10 +705,7 @@ impl Store for RedisStore {
         max_age: Option<Duration>,
     ) -> Result<Vec<LogEntry>> {
         let oldest = max_age.map_or("-".to_string(), |age| {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            millis(now.saturating_sub(age)).to_string()
+            millis(since_epoch().saturating_sub(age)).to_string()
         });
         // One IP's entries are all in its shard; other filters read every shard.
         let shards: Vec<usize> = match filter.ip {
@@ -774,6 +797,13 @@ fn remaining(ms: i64) -> Option<Duration> {
         .ok()
         .filter(|&ms| ms > 0)
         .map(Duration::from_millis)
+}
+
+/// Now, on this machine's clock, as a duration since the Unix epoch.
+fn since_epoch() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 fn millis(duration: Duration) -> u64 {

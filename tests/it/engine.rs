@@ -659,6 +659,57 @@ async fn one_round_trip_per_check_and_per_failure() {
     assert!(commands > 4);
 }
 
+/// The attempt record is the hash docs/keys.md documents for clients in other languages, in
+/// Redis' compact listpack encoding.
+#[tokio::test]
+async fn attempt_record_has_the_documented_fields() {
+    let server = RedisServer::start();
+    let engine = server.engine(policy(3, &[&["ip"]])).await;
+    let key = "lockout:attempt:{ip=10.0.0.1}";
+    let mut connection = server.connection();
+    let hash = |connection: &mut redis::Connection| -> std::collections::BTreeMap<String, String> {
+        redis::cmd("HGETALL").arg(key).query(connection).unwrap()
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+
+    let before = now();
+    engine.fail(&attempt("10.0.0.1", "", "")).await.unwrap();
+    let first = hash(&mut connection);
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        ["f", "l", "n"],
+        "{first:?}"
+    );
+    assert_eq!(first["n"], "1");
+    let stamped: u64 = first["f"].parse().unwrap();
+    assert!((before..=now()).contains(&stamped), "{first:?}: seconds");
+    assert_eq!(first["l"], first["f"]);
+    let encoding: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(key)
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(encoding, "listpack");
+
+    let with_metadata = Attempt::parse("10.0.0.1", None, Some("curl/8"), Some("/login")).unwrap();
+    engine.fail(&with_metadata).await.unwrap();
+    let second = hash(&mut connection);
+    assert_eq!(
+        (&second["n"], &second["f"], &second["ua"], &second["p"]),
+        (
+            &"2".to_string(),
+            &first["f"],
+            &"curl/8".to_string(),
+            &"/login".to_string()
+        )
+    );
+}
+
 async fn noscript_after_script_flush_is_recovered_without_double_counting(server: Backend) {
     let engine = server.engine(policy(3, &[&["ip"], &["username"]])).await;
     let a = attempt("10.0.0.1", "alice", "");

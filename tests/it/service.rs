@@ -346,7 +346,7 @@ async fn admin_authentication_401_403_and_lockout() {
     loop {
         let failures: u64 = redis::cmd("HGET")
             .arg("lockout:attempt:{ip=127.0.0.1}")
-            .arg("failures")
+            .arg(lockout::keys::record_field::FAILURES)
             .query(&mut connection)
             .unwrap();
         if failures == 4 {
