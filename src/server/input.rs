@@ -32,6 +32,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     )
                 }
             })?;
+        // The path of a bad field is tracked only to explain an error: a body that parses
+        // does so without it.
+        if let Ok(value) = serde_json::from_slice(&body) {
+            return Ok(ApiJson(value));
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(&body);
         let value = serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|err| ApiError::bad_request(describe(err.path().to_string(), err.inner())))?;

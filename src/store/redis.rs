@@ -161,17 +161,16 @@ impl RedisStore {
 
     fn log_request(&self, log: LogAppend<'_>) -> Request {
         let attempt = log.attempt;
+        let key = self.keys.log_key(Keyspace::log_shard(attempt.ip));
         let oldest_kept = since_epoch().saturating_sub(log.retention);
-        let mut args: Vec<String> = vec![
-            millis(oldest_kept).to_string(),
-            millis(log.retention).to_string(),
-            "ip".into(),
-            attempt.ip.to_string(),
-            "outcome".into(),
-            log.outcome.name().into(),
-        ];
+        let mut command = LOG.evalsha(&[&key], (millis(oldest_kept), millis(log.retention)));
+        command
+            .arg("ip")
+            .arg(attempt.ip.to_string())
+            .arg("outcome")
+            .arg(log.outcome.name());
         if log.count > 1 {
-            args.extend(["count".to_string(), log.count.to_string()]);
+            command.arg("count").arg(log.count);
         }
         for (field, value) in [
             ("username", &attempt.username),
@@ -179,11 +178,10 @@ impl RedisStore {
             ("path", &attempt.path),
         ] {
             if let Some(value) = value {
-                args.extend([field.to_string(), value.clone()]);
+                command.arg(field).arg(value);
             }
         }
-        let key = self.keys.log_key(Keyspace::log_shard(attempt.ip));
-        Request::new(&key, LOG.evalsha(&[&key], args))
+        Request::new(&key, command)
     }
 
     /// `fail.lua` adding `count` failures to `identity`.
