@@ -2,27 +2,32 @@
 //! nothing is asserted.
 //!
 //!     cargo bench --bench lockout -- [--redis-url URL] [--seconds 5] [--json] [--tiny]
+//!                                    [--only peer,library,flood,http,memory,resets]
 //!
 //! Against the Redis it is pointed at (by default a redis-server of its own on a free port; it
 //! only ever touches keys under the `lockout-bench` prefix) it runs:
 //!
 //! 1. the reference: `redis-benchmark` running the engine's own `fail.lua` over 100,000 random
 //!    IPs, pipelined and not;
-//! 2. the library's failed-login flow (check, then failure) at concurrency 1, 64 and 512, for
+//! 2. the peer the goals are stated against: rate-limiter-flexible's documented login recipe
+//!    (Node, ioredis; `benches/peers`, installed with `npm ci` on first use) at concurrency 64;
+//! 3. the library's failed-login flow (check, then failure) at concurrency 1, 64 and 512, for
 //!    the policies `["ip"]` and `[["ip","username"], "ip"]`, over 100,000 random IPs and 10,000
 //!    usernames;
-//! 3. the same flow through `lockout serve` over keep-alive HTTP, 64 and 512 connections (and,
+//! 4. the same flow through `lockout serve` over keep-alive HTTP, 64 and 512 connections (and,
 //!    with its own Redis, once more on a 3-primary cluster of its own);
-//! 4. Redis memory per tracked identity over 1,000,000 identities, next to a bare counter key;
-//! 5. `reset --username X` and `reset --ip X` over 1,000,000 records, next to
+//! 5. Redis memory per tracked identity over 1,000,000 identities, next to a bare counter key;
+//! 6. `reset --username X` and `reset --ip X` over 1,000,000 records, next to
 //!    `redis-cli --scan --pattern ... | xargs redis-cli unlink`.
 //!
 //! For each flow: logins/s, p50/p99/p99.9 latency of a login (check + failure), Redis commands
 //! the client sent per login (INFO commandstats), CPU of the client, of the service and of
-//! redis-server (in cores), and the ratio to the reference. A table, or JSON with `--json`.
+//! redis-server (in cores), and the ratio to the reference (and, for the rows the goals name,
+//! to the peer). A table, or JSON with `--json`.
 //! `--tiny` runs every part briefly on small data, to keep the tool working (CI runs it so).
 
 use std::future::Future;
+use std::io::{BufRead, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -47,7 +52,13 @@ struct Options {
     concurrency: Vec<usize>,
     connections: Vec<usize>,
     identities: u64,
+    /// `--only reference,peer,...`: the parts to run (the reference always runs: the ratios
+    /// need it); all when absent.
+    only: Option<Vec<String>>,
 }
+
+/// The parts `--only` can name, in the order they run.
+const PARTS: [&str; 6] = ["peer", "library", "flood", "http", "memory", "resets"];
 
 impl Options {
     fn parse() -> Self {
@@ -70,7 +81,24 @@ impl Options {
             concurrency: if tiny { vec![1, 8] } else { vec![1, 64, 512] },
             connections: if tiny { vec![8] } else { vec![64, 512] },
             identities: if tiny { 10_000 } else { 1_000_000 },
+            only: value("--only").map(|parts| {
+                let parts: Vec<String> = parts.split(',').map(str::to_string).collect();
+                for part in &parts {
+                    assert!(
+                        PARTS.contains(&part.as_str()),
+                        "--only {part}: the parts are {}",
+                        PARTS.join(", ")
+                    );
+                }
+                parts
+            }),
         }
+    }
+
+    fn runs(&self, part: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|parts| parts.iter().any(|p| p == part))
     }
 
     fn duration(&self) -> Duration {
@@ -79,7 +107,7 @@ impl Options {
 }
 
 /// One line of the report.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 struct Row {
     what: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -261,17 +289,18 @@ struct Meter {
     started: Instant,
     commands: f64,
     redis_cpu: f64,
-    client_cpu: f64,
+    client_cpu: (u32, f64),
     service_cpu: Option<(u32, f64)>,
 }
 
 impl Meter {
-    fn start(redis: &mut redis::Connection, service: Option<u32>) -> Self {
+    /// Starts measuring a flow driven by process `client` (this one, or a peer's).
+    fn start(redis: &mut redis::Connection, client: u32, service: Option<u32>) -> Self {
         Meter {
             started: Instant::now(),
             commands: client_commands(redis),
             redis_cpu: redis_cpu_seconds(redis),
-            client_cpu: process_cpu_seconds(std::process::id()),
+            client_cpu: (client, process_cpu_seconds(client)),
             service_cpu: service.map(|pid| (pid, process_cpu_seconds(pid))),
         }
     }
@@ -296,7 +325,9 @@ impl Meter {
             p99_ms: Some(percentile(&latencies, 0.99)),
             p999_ms: Some(percentile(&latencies, 0.999)),
             commands_per_login: Some(commands),
-            client_cpu: Some((process_cpu_seconds(std::process::id()) - self.client_cpu) / seconds),
+            client_cpu: Some(
+                (process_cpu_seconds(self.client_cpu.0) - self.client_cpu.1) / seconds,
+            ),
             service_cpu: self
                 .service_cpu
                 .map(|(pid, before)| (process_cpu_seconds(pid) - before) / seconds),
@@ -426,10 +457,16 @@ impl Login for FloodCheck {
     }
 }
 
-/// HTTP/1.1 on one keep-alive connection of its own: POST /v1/check, then POST /v1/failure.
-/// hyper's connection API directly: a pooled client costs the load generator more CPU than
-/// the service spends answering.
-struct HttpLogin(hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>);
+/// The HTTP service: check, then failure, on one keep-alive HTTP/1.1 connection spoken
+/// directly (the request's bytes written, the response read up to its Content-Length), as wrk
+/// does: the load generator shares the machine's cores with the service and Redis, so it must
+/// take as little of them as it can: 44 µs of CPU per login, against 64 for hyper's client
+/// connection (a task of its own per connection) and more than the service for reqwest's.
+struct HttpLogin {
+    stream: tokio::net::TcpStream,
+    request: Vec<u8>,
+    response: Vec<u8>,
+}
 
 impl HttpLogin {
     async fn connect(port: u16) -> Self {
@@ -437,33 +474,54 @@ impl HttpLogin {
             .await
             .unwrap();
         stream.set_nodelay(true).unwrap();
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let (sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
-        tokio::spawn(connection);
-        HttpLogin(sender)
+        HttpLogin {
+            stream,
+            request: Vec::with_capacity(256),
+            response: Vec::with_capacity(1024),
+        }
+    }
+
+    /// POSTs `body` to `path` and reads the whole answer, which must be a success.
+    async fn post(&mut self, path: &str, body: &str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.request.clear();
+        write!(
+            self.request,
+            "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        self.stream.write_all(&self.request).await.unwrap();
+        self.response.clear();
+        loop {
+            let read = self.stream.read_buf(&mut self.response).await.unwrap();
+            assert!(read > 0, "the service closed the connection");
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut response = httparse::Response::new(&mut headers);
+            let httparse::Status::Complete(head) = response.parse(&self.response).unwrap() else {
+                continue;
+            };
+            let status = response.code.unwrap();
+            assert!((200..300).contains(&status), "{path}: status {status}");
+            let length: usize = response
+                .headers
+                .iter()
+                .find(|header| header.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|header| std::str::from_utf8(header.value).ok()?.parse().ok())
+                .expect("a Content-Length");
+            if self.response.len() >= head + length {
+                return;
+            }
+        }
     }
 }
 
 impl Login for HttpLogin {
     async fn login(&mut self, ip: IpAddr, user: u32) {
-        use http_body_util::BodyExt;
         let body = format!(r#"{{"ip":"{ip}","username":"user{user}"}}"#);
-        for endpoint in ["/v1/check", "/v1/failure"] {
-            let request = hyper::Request::post(endpoint)
-                .header("host", "127.0.0.1")
-                .header("content-type", "application/json")
-                .body(http_body_util::Full::new(hyper::body::Bytes::from(
-                    body.clone(),
-                )))
-                .unwrap();
-            let response = self
-                .0
-                .send_request(request)
-                .await
-                .expect("the service answers");
-            assert!(response.status().is_success());
-            response.into_body().collect().await.unwrap();
-        }
+        self.post("/v1/check", &body).await;
+        self.post("/v1/failure", &body).await;
     }
 }
 
@@ -530,6 +588,72 @@ async fn clean(url: &str) {
             .query::<()>(&mut connection)
             .unwrap();
     }
+}
+
+/// rate-limiter-flexible's login recipe (`benches/peers/rlf_login.js`) against the same Redis,
+/// driven like the library's flow: the peer of the performance goals, measured in the same run.
+fn rate_limiter_flexible(
+    options: &Options,
+    server: &Server,
+    redis: &mut redis::Connection,
+    concurrency: usize,
+    reference: f64,
+) -> Row {
+    let peers = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers");
+    if !std::path::Path::new(peers).join("node_modules").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix", peers])
+            .stdout(Stdio::null())
+            .status()
+            .expect("npm (Node.js) must be installed to run rate-limiter-flexible side by side");
+        assert!(status.success(), "npm ci in {peers} failed");
+    }
+    let mut node = Command::new("node")
+        .arg(format!("{peers}/rlf_login.js"))
+        .args([
+            server.host.clone(),
+            server.port.to_string(),
+            options.seconds.to_string(),
+            concurrency.to_string(),
+            options.ips.to_string(),
+            options.usernames.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node (Node.js) must be installed to run rate-limiter-flexible side by side");
+    let mut stdin = node.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(node.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "rlf_login.js did not start");
+    let meter = Meter::start(redis, node.id(), None);
+    writeln!(stdin, "go").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|err| panic!("rlf_login.js: {err}: {line}"));
+    let latencies: Vec<u32> = result["latencies_us"]
+        .as_array()
+        .expect("rlf_login.js's latencies")
+        .iter()
+        .map(|us| u32::try_from(us.as_u64().unwrap()).unwrap_or(u32::MAX))
+        .collect();
+    let what =
+        format!("rate-limiter-flexible login recipe (Node, ioredis), concurrency {concurrency}");
+    let logins = latencies.len() as u64;
+    let mut row = meter.finish(redis, what, logins, latencies, reference);
+    // Redis counts the commands of scripts too: the peer counts what it sent.
+    let commands = result["commands"]
+        .as_f64()
+        .expect("rlf_login.js's commands")
+        / logins as f64;
+    row.commands_per_login = Some(commands);
+    row.ratio = row.rate.map(|rate| rate * commands / reference);
+    drop(stdin);
+    assert!(node.wait().unwrap().success(), "rlf_login.js failed");
+    unlink_matching(server, "lockout-bench-rlf:*");
+    row
 }
 
 /// `lockout serve` on `redis_args`, with a policy, until dropped.
@@ -713,181 +837,209 @@ async fn main() {
     }
     clean(&url).await;
 
-    // 2. The library's flow.
-    for (name, _) in POLICIES {
-        for &concurrency in &options.concurrency {
-            let engine = Arc::new(engine(&url, policy(name)).await);
-            let meter = Meter::start(&mut redis, None);
-            let (logins, latencies) = drive(&options, concurrency, || {
+    // 2. The peer.
+    let peer = options.runs("peer").then(|| {
+        let row = rate_limiter_flexible(&options, &server, &mut redis, 64, reference);
+        rows.push(row.clone());
+        row
+    });
+    let versus_peer = |row: &mut Row| {
+        if let (Some(rate), Some(peer)) = (row.rate, peer.as_ref().and_then(|peer| peer.rate)) {
+            row.note = format!("{:.2}x rate-limiter-flexible", rate / peer);
+        }
+    };
+
+    // 3. The library's flow.
+    if options.runs("library") {
+        for (name, _) in POLICIES {
+            for &concurrency in &options.concurrency {
+                let engine = Arc::new(engine(&url, policy(name)).await);
+                let meter = Meter::start(&mut redis, std::process::id(), None);
+                let (logins, latencies) = drive(&options, concurrency, || {
+                    let engine = engine.clone();
+                    async move { LibraryLogin(engine) }
+                })
+                .await;
+                let what = format!("library, policy {name}, concurrency {concurrency}");
+                let mut row = meter.finish(&mut redis, what, logins, latencies, reference);
+                if name != "ip" {
+                    versus_peer(&mut row); // the policy of the peer's recipe: IP, username and IP
+                }
+                rows.push(row);
+                clean(&url).await;
+            }
+        }
+    }
+
+    // 3b. Under attack: checks of identities that are all locked already (a credential-stuffing
+    // flood from 1,000 addresses), without and with the lock cache.
+    if options.runs("flood") {
+        for cache in [false, true] {
+            let engine = engine(&url, policy("ip")).await;
+            let (engine, _tasks) = if cache {
+                let (engine, tasks) = engine.with_lock_cache();
+                while !engine.lock_cache_listening() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                (engine, Some(tasks))
+            } else {
+                (engine, None)
+            };
+            let engine = Arc::new(engine);
+            let flooders = 1_000u32;
+            for n in 0..flooders {
+                let attempt = Attempt::from_ip(flood_ip(n));
+                for _ in 0..3 {
+                    engine.fail(&attempt).await.unwrap();
+                }
+            }
+            let meter = Meter::start(&mut redis, std::process::id(), None);
+            let (refused, latencies) = drive(&options, 64, || {
                 let engine = engine.clone();
-                async move { LibraryLogin(engine) }
+                async move { FloodCheck(engine, flooders) }
             })
             .await;
-            let what = format!("library, policy {name}, concurrency {concurrency}");
-            rows.push(meter.finish(&mut redis, what, logins, latencies, reference));
+            let what = format!(
+                "flood: checks of 1,000 locked IPs, library, concurrency 64, lock cache {}",
+                if cache { "on" } else { "off" }
+            );
+            let mut row = meter.finish(&mut redis, what, refused, latencies, reference);
+            row.unit = "refused/s";
+            row.note = "Redis cmds per refused attempt".into();
+            rows.push(row);
             clean(&url).await;
         }
     }
 
-    // 2b. Under attack: checks of identities that are all locked already (a credential-stuffing
-    // flood from 1,000 addresses), without and with the lock cache.
-    for cache in [false, true] {
-        let engine = engine(&url, policy("ip")).await;
-        let (engine, _tasks) = if cache {
-            let (engine, tasks) = engine.with_lock_cache();
-            while !engine.lock_cache_listening() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            (engine, Some(tasks))
-        } else {
-            (engine, None)
-        };
-        let engine = Arc::new(engine);
-        let flooders = 1_000u32;
-        for n in 0..flooders {
-            let attempt = Attempt::from_ip(flood_ip(n));
-            for _ in 0..3 {
-                engine.fail(&attempt).await.unwrap();
+    // 4. The HTTP service.
+    if options.runs("http") {
+        for (name, json) in POLICIES {
+            for &connections in &options.connections {
+                let (service, http_port) = start_service(&["--redis-url", &url], json);
+                let meter = Meter::start(&mut redis, std::process::id(), Some(service.0.id()));
+                let (logins, latencies) = http_flow(&options, http_port, connections).await;
+                let what = format!("lockout serve, policy {name}, {connections} connections");
+                let mut row = meter.finish(&mut redis, what, logins, latencies, reference);
+                versus_peer(&mut row);
+                rows.push(row);
+                drop(service);
+                clean(&url).await;
             }
         }
-        let meter = Meter::start(&mut redis, None);
-        let (refused, latencies) = drive(&options, 64, || {
-            let engine = engine.clone();
-            async move { FloodCheck(engine, flooders) }
-        })
-        .await;
-        let what = format!(
-            "flood: checks of 1,000 locked IPs, library, concurrency 64, lock cache {}",
-            if cache { "on" } else { "off" }
-        );
-        let mut row = meter.finish(&mut redis, what, refused, latencies, reference);
-        row.unit = "refused/s";
-        row.note = "Redis cmds per refused attempt".into();
-        rows.push(row);
-        clean(&url).await;
-    }
-
-    // 3. The HTTP service.
-    for (name, json) in POLICIES {
-        for &connections in &options.connections {
-            let (service, http_port) = start_service(&["--redis-url", &url], json);
-            let meter = Meter::start(&mut redis, Some(service.0.id()));
-            let (logins, latencies) = http_flow(&options, http_port, connections).await;
-            let what = format!("lockout serve, policy {name}, {connections} connections");
-            rows.push(meter.finish(&mut redis, what, logins, latencies, reference));
+        if own.is_some() && !options.tiny {
+            let (_cluster, seeds) = start_cluster();
+            let (service, http_port) =
+                start_service(&["--redis-cluster", &seeds.join(",")], r#"["ip"]"#);
+            let started = Instant::now();
+            let (logins, mut latencies) = http_flow(&options, http_port, 64).await;
+            latencies.sort_unstable();
+            rows.push(Row {
+                what: "lockout serve on a 3-primary cluster, policy ip, 64 connections".into(),
+                rate: Some(logins as f64 / started.elapsed().as_secs_f64()),
+                unit: "logins/s",
+                p50_ms: Some(percentile(&latencies, 0.50)),
+                p99_ms: Some(percentile(&latencies, 0.99)),
+                p999_ms: Some(percentile(&latencies, 0.999)),
+                note: "same machine: the cluster's 3 servers share its cores".into(),
+                ..Row::default()
+            });
             drop(service);
-            clean(&url).await;
         }
     }
-    if own.is_some() && !options.tiny {
-        let (_cluster, seeds) = start_cluster();
-        let (service, http_port) =
-            start_service(&["--redis-cluster", &seeds.join(",")], r#"["ip"]"#);
-        let started = Instant::now();
-        let (logins, mut latencies) = http_flow(&options, http_port, 64).await;
-        latencies.sort_unstable();
-        rows.push(Row {
-            what: "lockout serve on a 3-primary cluster, policy ip, 64 connections".into(),
-            rate: Some(logins as f64 / started.elapsed().as_secs_f64()),
-            unit: "logins/s",
-            p50_ms: Some(percentile(&latencies, 0.50)),
-            p99_ms: Some(percentile(&latencies, 0.99)),
-            p999_ms: Some(percentile(&latencies, 0.999)),
-            note: "same machine: the cluster's 3 servers share its cores".into(),
-            ..Row::default()
-        });
-        drop(service);
-    }
 
-    // 4. Memory per identity.
+    // 5. Memory per identity.
     let n = options.identities;
-    // A limit no identity reaches: one key (the record) per identity, as most are.
-    let script = fail_script(&sha, "1000000", &now);
-    let (per_identity, identities) =
-        memory_per_key(&mut redis, &server, n, &script, "lockout-bench:attempt:*");
-    clean(&url).await;
-    let (per_counter, counters) = memory_per_key(
-        &mut redis,
-        &server,
-        n,
-        &["INCR", "lockout-bench:counter:__rand_int__"],
-        "lockout-bench:counter:*",
-    );
-    unlink_matching(&server, "lockout-bench:counter:*");
-    let (per_expiring, expiring) = memory_per_key(
-        &mut redis,
-        &server,
-        n,
-        &[
-            "SET",
-            "lockout-bench:counter:__rand_int__",
-            "1",
-            "PX",
-            "1800000",
-        ],
-        "lockout-bench:counter:*",
-    );
-    unlink_matching(&server, "lockout-bench:counter:*");
-    rows.push(Row {
-        what: format!("Redis memory per tracked identity ({identities} identities)"),
-        rate: Some(per_identity),
-        unit: "bytes",
-        ratio: Some(per_identity / per_counter),
-        note: "ratio: to a bare INCR counter key".into(),
-        ..Row::default()
-    });
-    rows.push(Row {
-        what: format!("Redis memory per bare INCR counter key ({counters} keys)"),
-        rate: Some(per_counter),
-        unit: "bytes",
-        ..Row::default()
-    });
-    rows.push(Row {
-        what: format!("Redis memory per counter key with a TTL ({expiring} keys)"),
-        rate: Some(per_expiring),
-        unit: "bytes",
-        ratio: Some(per_identity / per_expiring),
-        note: "ratio: a tracked identity to this".into(),
-        ..Row::default()
-    });
-
-    // 5. Resets over n records.
-    fill_records(&mut redis, n);
-    let engine = engine(&url, Policy::default()).await;
-    for (name, target, pattern) in [
-        (
-            "--username victim",
-            Target::Usernames(vec!["victim".into()]),
-            "lockout-bench:*[{&]username=victim[&}]*",
-        ),
-        (
-            "--ip 192.0.2.1",
-            Target::Ips(vec!["192.0.2.1".parse().unwrap()]),
-            "lockout-bench:*:{ip=192.0.2.1[&}]*",
-        ),
-    ] {
-        let started = Instant::now();
-        let removed = engine.reset(&target, false, &mut |_| {}).await.unwrap();
-        let ours = started.elapsed();
-        fill_victims(&mut redis);
-        let theirs = unlink_matching(&server, pattern);
-        fill_victims(&mut redis);
+    if options.runs("memory") {
+        // A limit no identity reaches: one key (the record) per identity, as most are.
+        let script = fail_script(&sha, "1000000", &now);
+        let (per_identity, identities) =
+            memory_per_key(&mut redis, &server, n, &script, "lockout-bench:attempt:*");
+        clean(&url).await;
+        let (per_counter, counters) = memory_per_key(
+            &mut redis,
+            &server,
+            n,
+            &["INCR", "lockout-bench:counter:__rand_int__"],
+            "lockout-bench:counter:*",
+        );
+        unlink_matching(&server, "lockout-bench:counter:*");
+        let (per_expiring, expiring) = memory_per_key(
+            &mut redis,
+            &server,
+            n,
+            &[
+                "SET",
+                "lockout-bench:counter:__rand_int__",
+                "1",
+                "PX",
+                "1800000",
+            ],
+            "lockout-bench:counter:*",
+        );
+        unlink_matching(&server, "lockout-bench:counter:*");
         rows.push(Row {
-            what: format!("reset {name} over {n} records ({removed} removed)"),
-            rate: Some(ours.as_secs_f64()),
-            unit: "s",
-            ratio: Some(ours.as_secs_f64() / theirs.as_secs_f64()),
-            note: format!(
-                "redis-cli --scan | xargs unlink: {:.2} s",
-                theirs.as_secs_f64()
-            ),
+            what: format!("Redis memory per tracked identity ({identities} identities)"),
+            rate: Some(per_identity),
+            unit: "bytes",
+            ratio: Some(per_identity / per_counter),
+            note: "ratio: to a bare INCR counter key".into(),
+            ..Row::default()
+        });
+        rows.push(Row {
+            what: format!("Redis memory per bare INCR counter key ({counters} keys)"),
+            rate: Some(per_counter),
+            unit: "bytes",
+            ..Row::default()
+        });
+        rows.push(Row {
+            what: format!("Redis memory per counter key with a TTL ({expiring} keys)"),
+            rate: Some(per_expiring),
+            unit: "bytes",
+            ratio: Some(per_identity / per_expiring),
+            note: "ratio: a tracked identity to this".into(),
             ..Row::default()
         });
     }
-    engine
-        .reset(&Target::All, false, &mut |_| {})
-        .await
-        .unwrap();
+
+    // 6. Resets over n records.
+    if options.runs("resets") {
+        fill_records(&mut redis, n);
+        let engine = engine(&url, Policy::default()).await;
+        for (name, target, pattern) in [
+            (
+                "--username victim",
+                Target::Usernames(vec!["victim".into()]),
+                "lockout-bench:*[{&]username=victim[&}]*",
+            ),
+            (
+                "--ip 192.0.2.1",
+                Target::Ips(vec!["192.0.2.1".parse().unwrap()]),
+                "lockout-bench:*:{ip=192.0.2.1[&}]*",
+            ),
+        ] {
+            let started = Instant::now();
+            let removed = engine.reset(&target, false, &mut |_| {}).await.unwrap();
+            let ours = started.elapsed();
+            fill_victims(&mut redis);
+            let theirs = unlink_matching(&server, pattern);
+            fill_victims(&mut redis);
+            rows.push(Row {
+                what: format!("reset {name} over {n} records ({removed} removed)"),
+                rate: Some(ours.as_secs_f64()),
+                unit: "s",
+                ratio: Some(ours.as_secs_f64() / theirs.as_secs_f64()),
+                note: format!(
+                    "redis-cli --scan | xargs unlink: {:.2} s",
+                    theirs.as_secs_f64()
+                ),
+                ..Row::default()
+            });
+        }
+        engine
+            .reset(&Target::All, false, &mut |_| {})
+            .await
+            .unwrap();
+    }
 
     if options.json {
         let report = serde_json::json!({
