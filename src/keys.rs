@@ -29,7 +29,7 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
 pub mod record_field {
     /// Failures counted (integer).
     pub const FAILURES: &str = "n";
-    /// Time of the first failure, seconds since the Unix epoch (Redis' clock).
+    /// Time of the first failure, seconds since the Unix epoch (the recording process's clock).
     pub const FIRST: &str = "f";
     /// Time of the latest failure, likewise.
     pub const LAST: &str = "l";
