@@ -336,17 +336,15 @@ impl<S: Store> Engine<S> {
         combinations: &[Combination],
         identities: &[Identity],
     ) -> Option<Lockout> {
-        let cache = self.cache.as_ref()?;
-        let locks = cache.locked(identities)?;
-        cache.defer_refusal(
+        let retry_after = self.cache.as_ref()?.refuse(
             identities,
             attempt,
             self.policy.reset_cooloff_on_failure_during_lockout,
             self.policy.access_log.is_some(),
-        );
+        )?;
         Some(Lockout {
             reason: LockReason::Lockout,
-            retry_after: locks.into_iter().max(),
+            retry_after: Some(retry_after),
             locked_by: combinations.to_vec(),
             started: Vec::new(),
         })

@@ -50,6 +50,44 @@ struct State {
     logs: HashMap<(IpAddr, Option<String>), (Attempt, u64)>,
 }
 
+impl State {
+    /// Queues a refused attempt: a failure of each identity when `record`, a log entry when
+    /// `log`.
+    fn queue_refusal(
+        &mut self,
+        identities: &[Identity],
+        attempt: &Attempt,
+        record: bool,
+        log: bool,
+    ) {
+        if record {
+            for identity in identities {
+                let refusals = self
+                    .refusals
+                    .entry(identity.tag().to_string())
+                    .or_insert_with(|| Refusals {
+                        identity: identity.clone(),
+                        count: 0,
+                        user_agent: None,
+                        path: None,
+                    });
+                refusals.count += 1;
+                refusals.user_agent = attempt.user_agent.clone().or(refusals.user_agent.take());
+                refusals.path = attempt.path.clone().or(refusals.path.take());
+            }
+        }
+        if log {
+            self.logs
+                .entry((attempt.ip, attempt.username.clone()))
+                .and_modify(|(latest, count)| {
+                    *latest = attempt.clone();
+                    *count += 1;
+                })
+                .or_insert_with(|| (attempt.clone(), 1));
+        }
+    }
+}
+
 impl LockCache {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps inconsistent: recover them.
@@ -62,23 +100,33 @@ impl LockCache {
         self.state().listening
     }
 
-    /// Each identity's cached remaining lock, when every one of them is cached as locked.
-    pub fn locked(&self, identities: &[Identity]) -> Option<Vec<Duration>> {
-        let state = self.state();
+    /// When every identity is cached as locked: queues the refused attempt (a failure of each
+    /// identity when `record`, a log entry when `log`) and answers the longest remaining lock.
+    /// One lock of the state for both, so that no reset can land between the look and the
+    /// queueing.
+    pub fn refuse(
+        &self,
+        identities: &[Identity],
+        attempt: &Attempt,
+        record: bool,
+        log: bool,
+    ) -> Option<Duration> {
+        let mut state = self.state();
         if !state.listening {
             return None;
         }
         let now = Instant::now();
-        identities
-            .iter()
-            .map(|identity| {
-                state
-                    .locks
-                    .get(identity.tag())
-                    .and_then(|end| end.checked_duration_since(now))
-                    .filter(|left| !left.is_zero())
-            })
-            .collect()
+        let mut longest = Duration::ZERO;
+        for identity in identities {
+            let left = state
+                .locks
+                .get(identity.tag())
+                .and_then(|end| end.checked_duration_since(now))
+                .filter(|left| !left.is_zero())?;
+            longest = longest.max(left);
+        }
+        state.queue_refusal(identities, attempt, record, log);
+        Some(longest)
     }
 
     /// Notes what Redis just said of these identities' locks.
@@ -106,42 +154,6 @@ impl LockCache {
                     state.locks.remove(identity.tag());
                 }
             }
-        }
-    }
-
-    /// Queues a refused attempt: a failure of each identity when `record`, a log entry when
-    /// `log`.
-    pub fn defer_refusal(
-        &self,
-        identities: &[Identity],
-        attempt: &Attempt,
-        record: bool,
-        log: bool,
-    ) {
-        let mut state = self.state();
-        if record {
-            for identity in identities {
-                let refusals = state
-                    .refusals
-                    .entry(identity.tag().to_string())
-                    .or_insert_with(|| Refusals {
-                        identity: identity.clone(),
-                        count: 0,
-                        user_agent: None,
-                        path: None,
-                    });
-                refusals.count += 1;
-                refusals.user_agent = attempt.user_agent.clone().or(refusals.user_agent.take());
-                refusals.path = attempt.path.clone().or(refusals.path.take());
-            }
-        }
-        if log {
-            let entry = state
-                .logs
-                .entry((attempt.ip, attempt.username.clone()))
-                .or_insert_with(|| (attempt.clone(), 0));
-            entry.0 = attempt.clone();
-            entry.1 += 1;
         }
     }
 
