@@ -246,13 +246,30 @@ fn timestamp(time: SystemTime) -> String {
     format!("{} UTC", text.trim_end_matches('Z').replace('T', " "))
 }
 
-#[derive(Template)]
-#[template(path = "attempts.html")]
-struct AttemptsPage {
+/// What every admin page's frame (`base.html`) shows: links under `base`, the current section
+/// highlighted, a flash message or an error above the content.
+struct Layout {
     base: String,
     section: &'static str,
     flash: Option<String>,
     error: Option<String>,
+}
+
+impl Layout {
+    fn new(service: &Service, section: &'static str) -> Self {
+        Layout {
+            base: base_path(&service.admin.path),
+            section,
+            flash: None,
+            error: None,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "attempts.html")]
+struct AttemptsPage {
+    layout: Layout,
     csrf: String,
     filters: Filters,
     rows: Vec<Row>,
@@ -264,10 +281,7 @@ struct AttemptsPage {
 #[derive(Template)]
 #[template(path = "confirm.html")]
 struct ConfirmPage {
-    base: String,
-    section: &'static str,
-    flash: Option<String>,
-    error: Option<String>,
+    layout: Layout,
     csrf: String,
     filters: Filters,
     count: u64,
@@ -287,10 +301,7 @@ struct LogRow {
 #[derive(Template)]
 #[template(path = "logs.html")]
 struct LogsPage {
-    base: String,
-    section: &'static str,
-    flash: Option<String>,
-    error: Option<String>,
+    layout: Layout,
     ip: String,
     username: String,
     outcome: String,
@@ -314,7 +325,6 @@ async fn attempts(
     _: Admin,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let base = base_path(&service.admin.path);
     let fields = Fields::parse(query.unwrap_or_default().as_bytes());
     let filters = Filters::from(&fields);
     let cursor = Some(fields.get("cursor").to_string()).filter(|cursor| !cursor.is_empty());
@@ -325,12 +335,13 @@ async fn attempts(
             removed.parse::<u64>().unwrap_or(0)
         )),
     };
-    let mut page = AttemptsPage {
-        first_page: format!("{base}?{}", filters.query()),
-        base,
-        section: "attempts",
+    let layout = Layout {
         flash,
-        error: None,
+        ..Layout::new(&service, "attempts")
+    };
+    let mut page = AttemptsPage {
+        first_page: format!("{}?{}", layout.base, filters.query()),
+        layout,
         csrf: service.csrf_token.clone(),
         filters: filters.clone(),
         rows: Vec::new(),
@@ -338,7 +349,7 @@ async fn attempts(
         next_page: None,
     };
     match filters.target() {
-        Err(problem) => page.error = Some(problem),
+        Err(problem) => page.layout.error = Some(problem),
         Ok(target) => {
             let found = service
                 .store_call(
@@ -359,11 +370,11 @@ async fn attempts(
                     page.next_page = found.next.map(|next| {
                         let mut query = form_urlencoded::Serializer::new(filters.query());
                         query.append_pair("cursor", &next);
-                        format!("{}?{}", page.base, query.finish())
+                        format!("{}?{}", page.layout.base, query.finish())
                     });
                 }
                 Err(err) if err.status() == StatusCode::BAD_REQUEST => {
-                    page.error = Some(err.message().to_string())
+                    page.layout.error = Some(err.message().to_string())
                 }
                 Err(err) => return Err(err),
             }
@@ -466,13 +477,10 @@ async fn delete_matching(
         );
         return Ok(back_to_attempts(&service, count));
     }
-    let base = base_path(&service.admin.path);
+    let layout = Layout::new(&service, "attempts");
     html(ConfirmPage {
-        back: format!("{base}?{}", filters.query()),
-        base,
-        section: "attempts",
-        flash: None,
-        error: None,
+        back: format!("{}?{}", layout.base, filters.query()),
+        layout,
         csrf: service.csrf_token.clone(),
         description: filters.describe(),
         filters,
@@ -493,10 +501,7 @@ async fn logs(
         fields.get("outcome"),
     );
     let mut page = LogsPage {
-        base: base_path(&service.admin.path),
-        section: "logs",
-        flash: None,
-        error: None,
+        layout: Layout::new(&service, "logs"),
         ip: ip.to_string(),
         username: username.to_string(),
         outcome: outcome.to_string(),
@@ -520,7 +525,7 @@ async fn logs(
         })
     })();
     match filter {
-        Err(problem) => page.error = Some(problem),
+        Err(problem) => page.layout.error = Some(problem),
         Ok(filter) => {
             let entries = service
                 .store_call("logs", service.engine.logs(&filter, LOG_LIMIT))
