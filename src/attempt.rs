@@ -105,6 +105,34 @@ impl Identity {
             .map(|(_, value)| value.as_str())
     }
 
+    /// The identity holding exactly these fields, as an attempt would form it (canonical IP,
+    /// user agent cut to length), e.g. from a listed record's parameters. At least one field.
+    pub fn of_fields(
+        ip: Option<&str>,
+        username: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<Self> {
+        let mut values = Vec::new();
+        if let Some(ip) = ip {
+            values.push((Field::Ip, parse_ip(ip)?.to_string()));
+        }
+        if let Some(username) = username {
+            values.push((Field::Username, parse_named_username(username)?));
+        }
+        if let Some(user_agent) = user_agent {
+            if user_agent.is_empty() {
+                return Err(Error::invalid("user_agent: must not be empty"));
+            }
+            values.push((Field::UserAgent, truncate(user_agent, MAX_METADATA_CHARS)));
+        }
+        if values.is_empty() {
+            return Err(Error::invalid(
+                "a record is named by its ip, username or user_agent",
+            ));
+        }
+        Ok(Identity::new(values))
+    }
+
     /// The identity whose `tag` this is; `None` for anything `tag` never produces.
     pub fn from_tag(tag: &str) -> Option<Self> {
         keys::decode_identity(tag)

@@ -11,11 +11,16 @@ use std::time::Duration;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
 use crate::policy::{Combination, Field, IpList, Policy};
 use crate::store::redis::RedisEndpoint;
+
+/// The longest duration any setting takes, so that every key lockout writes expires within a
+/// year (a longer one is refused with an error naming the key).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What the service answers when Redis cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -261,11 +266,7 @@ impl RawConfig {
         let listen = self.listen.parse().map_err(|_| {
             Error::Config(format!("listen: {:?} is not an address:port", self.listen))
         })?;
-        if self.command_timeout.is_zero() {
-            return Err(Error::Config(
-                "command_timeout: must be longer than 0".into(),
-            ));
-        }
+        bounded("command_timeout", self.command_timeout)?;
         if self.admin.path.is_empty() || !self.admin.path.starts_with('/') {
             return Err(Error::Config(format!(
                 "admin.path: {:?} must start with /",
@@ -293,38 +294,46 @@ impl RawConfig {
     }
 }
 
+/// `duration`, when it is longer than 0 and at most `MAX_DURATION`.
+fn bounded(key: &str, duration: Duration) -> Result<Duration> {
+    if duration.is_zero() {
+        return Err(Error::Config(format!("{key}: must be longer than 0")));
+    }
+    if duration > MAX_DURATION {
+        return Err(Error::Config(format!(
+            "{key}: must be at most 365 days (every key lockout writes expires within a year)"
+        )));
+    }
+    Ok(duration)
+}
+
 impl RawPolicy {
     fn validate(self) -> Result<Policy> {
-        let positive = |key: &str, duration: Duration| {
-            if duration.is_zero() {
-                Err(Error::Config(format!(
-                    "policy.{key}: must be longer than 0"
-                )))
-            } else {
-                Ok(duration)
-            }
-        };
-        let cooloff = positive("cooloff", self.cooloff)?;
-        let lockout_duration =
-            positive("lockout_duration", self.lockout_duration.unwrap_or(cooloff))?;
-        let access_log_retention = positive("access_log_retention", self.access_log_retention)?;
+        let cooloff = bounded("policy.cooloff", self.cooloff)?;
+        let lockout_duration = bounded(
+            "policy.lockout_duration",
+            self.lockout_duration.unwrap_or(cooloff),
+        )?;
+        let access_log_retention =
+            bounded("policy.access_log_retention", self.access_log_retention)?;
         if self.lockout_parameters.is_empty() {
             return Err(Error::Config(
                 "policy.lockout_parameters: needs at least one combination".into(),
             ));
         }
-        let combinations = self
-            .lockout_parameters
-            .iter()
-            .map(|combination| {
-                let fields = combination
-                    .items(None)
-                    .iter()
-                    .map(|name| Field::parse(name))
-                    .collect::<Result<Vec<_>>>()?;
-                Combination::new(fields)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut combinations: Vec<Combination> = Vec::new();
+        for combination in &self.lockout_parameters {
+            let fields = combination
+                .items(None)
+                .iter()
+                .map(|name| Field::parse(name))
+                .collect::<Result<Vec<_>>>()?;
+            // `["ip", "ip_address"]` names one combination twice: counted once.
+            let combination = Combination::new(fields)?;
+            if !combinations.contains(&combination) {
+                combinations.push(combination);
+            }
+        }
         Ok(Policy {
             failure_limit: self.failure_limit,
             cooloff,
@@ -343,6 +352,67 @@ impl RawPolicy {
     }
 }
 
+impl From<&Policy> for RawPolicy {
+    fn from(policy: &Policy) -> Self {
+        let names = |list: &IpList| OneOrMany::Many(list.entries().collect());
+        RawPolicy {
+            failure_limit: policy.failure_limit,
+            cooloff: policy.cooloff,
+            lockout_duration: Some(policy.lockout_duration),
+            lockout_parameters: policy
+                .combinations
+                .iter()
+                .map(|combination| {
+                    OneOrMany::Many(combination.names().into_iter().map(String::from).collect())
+                })
+                .collect(),
+            lock_out_at_failure: policy.lock_out_at_failure,
+            reset_on_success: policy.reset_on_success,
+            reset_cooloff_on_failure_during_lockout: policy.reset_cooloff_on_failure_during_lockout,
+            never_lockout: names(&policy.never_lockout),
+            deny: names(&policy.deny),
+            access_log: policy.access_log.is_some(),
+            access_log_retention: policy
+                .access_log
+                .unwrap_or(RawPolicy::default().access_log_retention),
+        }
+    }
+}
+
+/// Policies given with requests (the `[policy]` keys as a JSON object), over a base policy
+/// whose values the keys left out keep.
+#[derive(Debug, Clone)]
+pub struct RequestPolicies {
+    base: Map<String, Value>,
+}
+
+impl RequestPolicies {
+    pub fn new(base: &Policy) -> Self {
+        let base = match serde_json::to_value(RawPolicy::from(base)) {
+            Ok(Value::Object(map)) => map,
+            _ => unreachable!("RawPolicy serializes to a JSON object"),
+        };
+        RequestPolicies { base }
+    }
+
+    /// The base policy with `overrides` applied and validated; errors name the key
+    /// (`policy.cooloff: ...`). A request that sets `cooloff` and not `lockout_duration` gets
+    /// locks as long as its cool-off, as a configuration file would.
+    pub fn apply(&self, overrides: &Map<String, Value>) -> Result<Policy> {
+        let mut merged = self.base.clone();
+        if overrides.contains_key("cooloff") && !overrides.contains_key("lockout_duration") {
+            merged.insert("lockout_duration".into(), Value::Null);
+        }
+        merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let raw: RawPolicy = serde_path_to_error::deserialize(Value::Object(merged))
+            .map_err(|err| Error::invalid(format!("policy.{}: {}", err.path(), err.inner())))?;
+        raw.validate().map_err(|err| match err {
+            Error::Config(message) => Error::InvalidInput(message),
+            other => other,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,5 +425,77 @@ mod tests {
         assert_eq!(config.admin, AdminConfig::default());
         assert_eq!(config.command_timeout, Duration::from_millis(250));
         assert_eq!(config.on_store_error, OnStoreError::Deny);
+    }
+
+    fn apply(overrides: Value) -> Result<Policy> {
+        let Value::Object(overrides) = overrides else {
+            panic!("an object")
+        };
+        RequestPolicies::new(&Policy::default()).apply(&overrides)
+    }
+
+    #[test]
+    fn request_policies_override_the_base_key_by_key() {
+        assert_eq!(apply(serde_json::json!({})).unwrap(), Policy::default());
+        let policy = apply(serde_json::json!({
+            "failure_limit": 10,
+            "cooloff": "1500ms",
+            "lockout_parameters": [["username", "ip_address"], "ip", "ip_address"],
+        }))
+        .unwrap();
+        assert_eq!(policy.failure_limit.get(), 10);
+        assert_eq!(policy.cooloff, Duration::from_millis(1500));
+        assert_eq!(policy.lockout_duration, Duration::from_millis(1500));
+        assert_eq!(
+            policy.combinations,
+            [
+                Combination::new([Field::Ip, Field::Username]).unwrap(),
+                Combination::new([Field::Ip]).unwrap()
+            ]
+        );
+        assert_eq!(policy.never_lockout, Policy::default().never_lockout);
+    }
+
+    #[test]
+    fn request_policies_name_what_is_wrong() {
+        for (overrides, message) in [
+            (
+                serde_json::json!({"cooloff": 5}),
+                "policy.cooloff: invalid type: integer `5`, expected a duration",
+            ),
+            (
+                serde_json::json!({"cooloff": "366d"}),
+                "policy.cooloff: must be at most 365 days (every key lockout writes expires within a year)",
+            ),
+            (
+                serde_json::json!({"failure_limit": 0}),
+                "policy.failure_limit: invalid value: integer `0`, expected a nonzero u32",
+            ),
+            (
+                serde_json::json!({"lockout_parameters": ["password"]}),
+                "policy.lockout_parameters: unknown field \"password\" (expected \"ip\", \"username\" or \"user_agent\")",
+            ),
+        ] {
+            let err = apply(overrides).unwrap_err();
+            assert!(err.is_invalid_input());
+            assert_eq!(err.to_string(), message);
+        }
+        let err = apply(serde_json::json!({"colloff": "1m"})).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("policy.colloff: unknown field `colloff`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn durations_over_a_year_are_refused_at_load() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "[policy]\nlockout_duration = \"400d\"\n").unwrap();
+        let err = Config::load(Some(file.path()), &Overrides::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: policy.lockout_duration: must be at most 365 days (every key lockout writes expires within a year)"
+        );
     }
 }

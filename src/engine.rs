@@ -66,6 +66,14 @@ pub struct FailureReport {
     pub started: Vec<Combination>,
 }
 
+/// An attempt's standing, read without recording anything: the verdict and each identity's
+/// failure count, in the policy's combination order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub verdict: Verdict,
+    pub failures: Vec<FailureCount>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailureCount {
     pub combination: Combination,
@@ -133,12 +141,7 @@ impl<S: Store> Engine<S> {
     /// `reset_cooloff_on_failure_during_lockout` is false. An allowed check writes nothing.
     pub async fn check(&self, attempt: &Attempt) -> Result<Verdict> {
         if self.policy.deny.contains(attempt.ip) {
-            return Ok(Verdict::Locked(Lockout {
-                reason: LockReason::DenyList,
-                retry_after: None,
-                locked_by: Vec::new(),
-                started: Vec::new(),
-            }));
+            return Ok(Verdict::Locked(Lockout::deny_listed()));
         }
         if self.policy.never_lockout.contains(attempt.ip) {
             return Ok(Verdict::Allowed);
@@ -183,6 +186,42 @@ impl<S: Store> Engine<S> {
             }),
             started: self.started(&combinations, &states),
         }))
+    }
+
+    /// Before the password is verified, for callers that record refused attempts themselves
+    /// (Django Axes reports every refused attempt as a failed login): the verdict `check` would
+    /// give, and each identity's failure count, writing nothing. One round trip.
+    pub async fn inspect(&self, attempt: &Attempt) -> Result<Standing> {
+        let unrecorded = |verdict| Standing {
+            verdict,
+            failures: Vec::new(),
+        };
+        if self.policy.deny.contains(attempt.ip) {
+            return Ok(unrecorded(Verdict::Locked(Lockout::deny_listed())));
+        }
+        if self.policy.never_lockout.contains(attempt.ip) {
+            return Ok(unrecorded(Verdict::Allowed));
+        }
+        let (combinations, identities) = self.identities(attempt);
+        if identities.is_empty() {
+            return Ok(unrecorded(Verdict::Allowed));
+        }
+        let states = self.store.peek(&identities).await?;
+        let verdict = match latest_lock_end(&states) {
+            None => Verdict::Allowed,
+            Some(retry_after) => Verdict::Locked(Lockout {
+                reason: LockReason::Lockout,
+                retry_after: Some(retry_after),
+                locked_by: select(&combinations, &states, |state| {
+                    state.lock_remaining.is_some()
+                }),
+                started: Vec::new(),
+            }),
+        };
+        Ok(Standing {
+            verdict,
+            failures: counts(combinations, &states),
+        })
     }
 
     /// After a wrong password: count it for every identity of the attempt. The failure that
@@ -317,14 +356,7 @@ impl<S: Store> Engine<S> {
             locked: states.iter().any(|state| state.lock_remaining.is_some()),
             retry_after: latest_lock_end(&states),
             started: self.started(&combinations, &states),
-            failures: combinations
-                .into_iter()
-                .zip(states)
-                .map(|(combination, state)| FailureCount {
-                    combination,
-                    count: state.failures,
-                })
-                .collect(),
+            failures: counts(combinations, &states),
         }
     }
 
@@ -365,6 +397,30 @@ impl<S: Store> Engine<S> {
             count: 1,
         })
     }
+}
+
+impl Lockout {
+    /// The refusal of a deny-listed IP: no lock, no end.
+    fn deny_listed() -> Self {
+        Lockout {
+            reason: LockReason::DenyList,
+            retry_after: None,
+            locked_by: Vec::new(),
+            started: Vec::new(),
+        }
+    }
+}
+
+/// Each combination's identity with its failure count.
+fn counts(combinations: Vec<Combination>, states: &[IdentityState]) -> Vec<FailureCount> {
+    combinations
+        .into_iter()
+        .zip(states)
+        .map(|(combination, state)| FailureCount {
+            combination,
+            count: state.failures,
+        })
+        .collect()
 }
 
 /// The combinations whose identity's state satisfies `test`.

@@ -5,6 +5,9 @@
 //! - `<prefix>:log:<n>`: the access log, a stream in `LOG_SHARDS` shards by IP, so that on a
 //!   cluster its writes spread over the primaries instead of all landing on one.
 //!
+//! A scope (a site sharing the service with others) has the same layout under
+//! `<prefix>:scope:<name>`, apart from every other scope and from the unscoped keys.
+//!
 //! `<identity>` is `field=value` pairs joined by `&` in field order, each value percent-encoded
 //! so that only `A-Z a-z 0-9 - . _ ~ %` remain: no value can contain a delimiter, a brace (the
 //! braces are the Redis Cluster hash tag, so both keys of an identity share one slot) or a SCAN
@@ -44,6 +47,9 @@ pub const LOG_SHARDS: usize = 16;
 
 /// More patterns than this and one full scan, filtered here, is cheaper than one scan each.
 const MAX_SCAN_PATTERNS: usize = 16;
+
+/// The longest scope name.
+pub const MAX_SCOPE_CHARS: usize = 64;
 
 /// Encodes identity values as `ip=203.0.113.9&username=alice`.
 pub(crate) fn encode_identity(values: &[(Field, String)]) -> String {
@@ -115,6 +121,19 @@ impl Keyspace {
         &self.prefix
     }
 
+    /// The keyspace of scope `name` (1 to 64 of `A-Z a-z 0-9 _ . -`), a caller-given value.
+    pub fn scoped(&self, name: &str) -> Result<Keyspace> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        if name.is_empty() || name.len() > MAX_SCOPE_CHARS || !name.chars().all(allowed) {
+            return Err(Error::invalid(format!(
+                "scope: {name:?} must be 1 to {MAX_SCOPE_CHARS} letters, digits, _ . or -"
+            )));
+        }
+        Ok(Keyspace {
+            prefix: format!("{}:scope:{name}", self.prefix),
+        })
+    }
+
     pub fn key(&self, kind: KeyKind, identity: &Identity) -> String {
         format!("{}:{}:{{{}}}", self.prefix, kind.segment(), identity.tag())
     }
@@ -156,16 +175,26 @@ impl Keyspace {
         let enc = |value: &str| encode_value(value);
         // `[&}]` ends a value: `ip=10.0.0.1` must not match `ip=10.0.0.12`. Percent-encoding
         // keeps prefixes: the encoding of a prefix is a prefix of the encoding.
-        let patterns: Vec<String> = match target {
-            Target::All => vec![],
-            Target::Ips(ips) => ips
-                .iter()
+        let by_ip = |ips: &[std::net::IpAddr]| -> Vec<String> {
+            ips.iter()
                 .map(|ip| format!("{p}:{{ip={}[&}}]*", enc(&ip.to_string())))
-                .collect(),
-            Target::Usernames(usernames) => usernames
+                .collect()
+        };
+        let by_username = |usernames: &[String]| -> Vec<String> {
+            usernames
                 .iter()
                 .map(|u| format!("{p}:*[{{&]username={}[&}}]*", enc(u)))
-                .collect(),
+                .collect()
+        };
+        let patterns: Vec<String> = match target {
+            Target::All => vec![],
+            Target::Ips(ips) => by_ip(ips),
+            Target::Usernames(usernames) => by_username(usernames),
+            Target::Either { ips, usernames } => {
+                let mut patterns = by_ip(ips);
+                patterns.extend(by_username(usernames));
+                patterns
+            }
             Target::Pairs { ips, usernames } => ips
                 .iter()
                 .flat_map(|ip| {
@@ -276,6 +305,23 @@ mod tests {
             .map(|n| Keyspace::log_shard(std::net::IpAddr::from([10, 0, 0, n])))
             .collect();
         assert_eq!(used.len(), LOG_SHARDS);
+    }
+
+    #[test]
+    fn scoped_keys_are_apart_from_unscoped_ones() {
+        let keys = Keyspace::new("lockout").unwrap();
+        let site = keys.scoped("climweb.prod-1").unwrap();
+        let id = identity("10.0.0.1", "alice");
+        let key = site.key(KeyKind::Attempt, &id);
+        assert_eq!(
+            key,
+            "lockout:scope:climweb.prod-1:attempt:{ip=10.0.0.1&username=alice}"
+        );
+        assert_eq!(keys.parse(&key), None);
+        assert_eq!(site.parse(&key), Some((KeyKind::Attempt, id)));
+        for bad in ["", "a b", "a:b", "{a}", "a*", &"x".repeat(65)] {
+            assert!(keys.scoped(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

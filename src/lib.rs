@@ -28,7 +28,7 @@ pub mod wire;
 
 pub use attempt::{Attempt, Identity};
 pub use config::Config;
-pub use engine::{Engine, FailureReport, LockReason, Lockout, Verdict};
+pub use engine::{Engine, FailureReport, LockReason, Lockout, Standing, Verdict};
 pub use error::{Error, Result};
 pub use policy::{Combination, Field, Policy};
 pub use store::redis::{RedisEndpoint, RedisOptions, RedisStore};

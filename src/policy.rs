@@ -114,6 +114,11 @@ impl IpList {
             .map(IpList)
     }
 
+    /// The entries, as the configuration writes them (`10.0.0.0/8`, `192.0.2.1/32`).
+    pub fn entries(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(IpNet::to_string)
+    }
+
     /// `ip` must already be canonical (see `attempt::canonical_ip`).
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(&ip))

@@ -20,6 +20,12 @@ pub enum Target {
         ips: Vec<IpAddr>,
         usernames: Vec<String>,
     },
+    /// Records whose identity holds one of the IPs OR one of the usernames (Django Axes'
+    /// `reset_attempts(ip_or_username=True)`).
+    Either {
+        ips: Vec<IpAddr>,
+        usernames: Vec<String>,
+    },
     /// Records whose IP text starts with `ip` and whose username starts with `username` (an
     /// absent prefix matches anything, a record without that field too); the admin page's
     /// search boxes.
@@ -44,13 +50,17 @@ impl Target {
     /// The records of an IP, a username or the pair, as text gives them (a query string, a
     /// form): each value given must be a valid IP or a non-empty username.
     pub fn exact(ip: Option<&str>, username: Option<&str>) -> Result<Self> {
-        let ips = ip.map(parse_ip).transpose()?.into_iter().collect();
-        let usernames = username
-            .map(parse_named_username)
-            .transpose()?
-            .into_iter()
-            .collect();
+        let (ips, usernames) = parse_exact(ip, username)?;
         Ok(Target::matching(ips, usernames))
+    }
+
+    /// As `exact`, but with both an IP and a username given, the records holding either.
+    pub fn exact_either(ip: Option<&str>, username: Option<&str>) -> Result<Self> {
+        let (ips, usernames) = parse_exact(ip, username)?;
+        if ips.is_empty() || usernames.is_empty() {
+            return Ok(Target::matching(ips, usernames));
+        }
+        Ok(Target::Either { ips, usernames })
     }
 
     /// Exact test of one record's identity (scan patterns only narrow the search).
@@ -70,6 +80,7 @@ impl Target {
             Target::Ips(ips) => ip_in(ips),
             Target::Usernames(usernames) => username_in(usernames),
             Target::Pairs { ips, usernames } => ip_in(ips) && username_in(usernames),
+            Target::Either { ips, usernames } => ip_in(ips) || username_in(usernames),
             Target::Prefixes { ip, username } => {
                 let starts = |field, prefix: &Option<String>| {
                     prefix.as_deref().is_none_or(|prefix| {
@@ -82,4 +93,14 @@ impl Target {
             }
         }
     }
+}
+
+fn parse_exact(ip: Option<&str>, username: Option<&str>) -> Result<(Vec<IpAddr>, Vec<String>)> {
+    let ips = ip.map(parse_ip).transpose()?.into_iter().collect();
+    let usernames = username
+        .map(parse_named_username)
+        .transpose()?
+        .into_iter()
+        .collect();
+    Ok((ips, usernames))
 }

@@ -1,11 +1,11 @@
-//! The JSON shapes of DESIGN.md section 4, shared by the CLI's `--json` and the HTTP API, so the
+//! The JSON shapes of the HTTP API (docs/api.md), shared by the CLI's `--json` and the HTTP API, so the
 //! two can never drift apart.
 
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Map, Value};
 
-use crate::engine::{FailureReport, Verdict};
+use crate::engine::{FailureCount, FailureReport, Standing, Verdict};
 use crate::record::{AttemptRecord, LogEntry};
 
 /// `{"locked":false}` or `{"locked":true,"reason":...,"retry_after_secs":...,"locked_by":[...]}`.
@@ -21,16 +21,28 @@ pub fn verdict(verdict: &Verdict) -> Value {
     }
 }
 
+/// A verdict with each identity's count: `{"locked":...,"failures":[...]}`.
+pub fn standing(standing: &Standing) -> Value {
+    let mut value = verdict(&standing.verdict);
+    value["failures"] = failure_counts(&standing.failures);
+    value
+}
+
 /// `{"locked":bool,"retry_after_secs":N|null,"failures":[{"parameters":[...],"count":N}]}`.
 pub fn failure(report: &FailureReport) -> Value {
     json!({
         "locked": report.locked,
         "retry_after_secs": report.retry_after.map(seconds),
-        "failures": report.failures.iter().map(|f| json!({
-            "parameters": f.combination.names(),
-            "count": f.count,
-        })).collect::<Vec<_>>(),
+        "failures": failure_counts(&report.failures),
     })
+}
+
+/// `[{"parameters":["ip"],"count":2},...]`.
+fn failure_counts(failures: &[FailureCount]) -> Value {
+    failures
+        .iter()
+        .map(|f| json!({ "parameters": f.combination.names(), "count": f.count }))
+        .collect()
 }
 
 /// `{"reset":bool}`.

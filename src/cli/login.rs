@@ -70,7 +70,12 @@ pub(super) async fn succeed<S: Store>(
     args: SuccessArgs,
     output: Output,
 ) -> Result<()> {
-    let attempt = Attempt::new(args.ip, args.username.as_deref(), None, None)?;
+    let attempt = Attempt::new(
+        args.ip,
+        args.username.as_deref(),
+        args.user_agent.as_deref(),
+        None,
+    )?;
     let reset = engine.succeed(&attempt).await?;
     output.print(wire::success(reset), || {
         if reset {

@@ -39,6 +39,10 @@ pub struct Cli {
     /// Prefix of every key lockout writes [default: lockout]
     #[arg(long, global = true, env = "LOCKOUT_PREFIX", value_name = "P")]
     prefix: Option<String>,
+    /// Work on the records of this scope (a site that sends `"scope"` with its requests)
+    /// instead of the unscoped ones
+    #[arg(long, global = true, value_name = "NAME")]
+    scope: Option<String>,
     /// TOML configuration file
     #[arg(long, global = true, env = "LOCKOUT_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -138,6 +142,8 @@ struct SuccessArgs {
     ip: IpAddr,
     #[arg(long)]
     username: Option<String>,
+    #[arg(long, value_name = "UA")]
+    user_agent: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -238,10 +244,20 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     let command = match cli.command {
+        Command::Serve(_) if cli.scope.is_some() => {
+            return Err(usage(
+                "--scope chooses the records of the other commands; serve takes it per request"
+                    .into(),
+            ))
+        }
         Command::Serve(_) => return serve::serve(config).await,
         Command::Store(command) => command,
     };
-    let store = RedisStore::connect(&config.redis, config.keys, RedisOptions::default()).await?;
+    let keys = match &cli.scope {
+        Some(scope) => config.keys.scoped(scope)?,
+        None => config.keys,
+    };
+    let store = RedisStore::connect(&config.redis, keys, RedisOptions::default()).await?;
     let engine = Engine::new(store, config.policy);
     match command {
         StoreCommand::Check(args) => login::check(&engine, args, output).await,

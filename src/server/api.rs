@@ -1,4 +1,4 @@
-//! The endpoints of DESIGN.md section 4: login calls (`check`, `failure`, `success`), admin
+//! The endpoints: login calls (`check`, `failure`, `success`), admin
 //! calls (attempts and logs), health. The JSON shapes come from `wire`, shared with the CLI.
 
 use std::sync::Arc;
@@ -8,13 +8,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::auth::{Admin, ApiClient};
 use super::error::ApiError;
 use super::input::{ApiJson, ApiQuery};
 use super::Service;
-use crate::attempt::{parse_ip, Attempt};
+use crate::attempt::{parse_ip, Attempt, Identity};
 use crate::config::OnStoreError;
 use crate::engine::Verdict;
 use crate::record::LogFilter;
@@ -24,6 +24,8 @@ use crate::wire;
 /// At most this many access-log entries per request.
 const MAX_LOG_LIMIT: usize = 10_000;
 const DEFAULT_LOG_LIMIT: usize = 100;
+/// At most this many attempt records per page.
+const MAX_PAGE_LIMIT: usize = 1000;
 
 type Answer = Result<Json<Value>, ApiError>;
 
@@ -35,6 +37,18 @@ pub struct CheckRequest {
     username: Option<String>,
     #[serde(default)]
     user_agent: Option<String>,
+    #[serde(default)]
+    policy: Option<Map<String, Value>>,
+    #[serde(default)]
+    scope: Option<String>,
+    /// False: the check only reads, and the caller reports a refused attempt itself as a
+    /// failure (Django Axes does), so that it is counted once.
+    #[serde(default = "recorded")]
+    record_refusal: bool,
+}
+
+fn recorded() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,14 +61,26 @@ pub struct FailureRequest {
     user_agent: Option<String>,
     #[serde(default)]
     path: Option<String>,
+    #[serde(default)]
+    policy: Option<Map<String, Value>>,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SuccessRequest {
-    ip: String,
-    #[serde(default)]
-    username: Option<String>,
+/// A success names the attempt as a failure does, so that every identity it formed (with a
+/// user agent too) is cleared.
+pub type SuccessRequest = FailureRequest;
+
+impl FailureRequest {
+    fn attempt(&self) -> Result<Attempt, ApiError> {
+        Attempt::parse(
+            &self.ip,
+            self.username.as_deref(),
+            self.user_agent.as_deref(),
+            self.path.as_deref(),
+        )
+        .map_err(ApiError::bad_request)
+    }
 }
 
 /// `POST /v1/check`
@@ -70,22 +96,35 @@ pub async fn check(
         None,
     )
     .map_err(ApiError::bad_request)?;
-    let Ok(verdict) = service
-        .store_call("check", service.engine.check(&attempt))
-        .await
-    else {
-        service.metrics.check("degraded");
-        service.metrics.degraded("check");
-        return Ok(Json(degraded_verdict(service.on_store_error)));
+    let engine = service.engine_for(request.policy.as_ref(), request.scope.as_deref())?;
+    if !request.record_refusal {
+        let Ok(standing) = service.store_call("check", engine.inspect(&attempt)).await else {
+            return Ok(Json(degraded_check(&service)));
+        };
+        count_check(&service, &standing.verdict);
+        return Ok(Json(wire::standing(&standing)));
+    }
+    let Ok(verdict) = service.store_call("check", engine.check(&attempt)).await else {
+        return Ok(Json(degraded_check(&service)));
     };
-    match &verdict {
-        Verdict::Allowed => service.metrics.check("allowed"),
-        Verdict::Locked(lockout) => {
-            service.metrics.check(lockout.reason.name());
-            log_lockouts(&service, &attempt, &lockout.started, lockout.retry_after);
-        }
+    count_check(&service, &verdict);
+    if let Verdict::Locked(lockout) = &verdict {
+        log_lockouts(&service, &attempt, &lockout.started, lockout.retry_after);
     }
     Ok(Json(wire::verdict(&verdict)))
+}
+
+fn count_check(service: &Service, verdict: &Verdict) {
+    service.metrics.check(match verdict {
+        Verdict::Allowed => "allowed",
+        Verdict::Locked(lockout) => lockout.reason.name(),
+    });
+}
+
+fn degraded_check(service: &Service) -> Value {
+    service.metrics.check("degraded");
+    service.metrics.degraded("check");
+    degraded_verdict(service.on_store_error)
 }
 
 /// `POST /v1/failure`
@@ -94,18 +133,10 @@ pub async fn failure(
     _: ApiClient,
     ApiJson(request): ApiJson<FailureRequest>,
 ) -> Answer {
-    let attempt = Attempt::parse(
-        &request.ip,
-        request.username.as_deref(),
-        request.user_agent.as_deref(),
-        request.path.as_deref(),
-    )
-    .map_err(ApiError::bad_request)?;
+    let attempt = request.attempt()?;
+    let engine = service.engine_for(request.policy.as_ref(), request.scope.as_deref())?;
     service.metrics.failure();
-    let Ok(report) = service
-        .store_call("failure", service.engine.fail(&attempt))
-        .await
-    else {
+    let Ok(report) = service.store_call("failure", engine.fail(&attempt)).await else {
         service.metrics.degraded("failure");
         let locked = service.on_store_error == OnStoreError::Deny;
         return Ok(Json(json!({
@@ -125,11 +156,11 @@ pub async fn success(
     _: ApiClient,
     ApiJson(request): ApiJson<SuccessRequest>,
 ) -> Answer {
-    let attempt = Attempt::parse(&request.ip, request.username.as_deref(), None, None)
-        .map_err(ApiError::bad_request)?;
+    let attempt = request.attempt()?;
+    let engine = service.engine_for(request.policy.as_ref(), request.scope.as_deref())?;
     service.metrics.success();
     let Ok(reset) = service
-        .store_call("success", service.engine.succeed(&attempt))
+        .store_call("success", engine.succeed(&attempt))
         .await
     else {
         service.metrics.degraded("success");
@@ -171,6 +202,17 @@ fn log_lockouts(
     }
 }
 
+/// How `ip` and `username` together select records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Match {
+    /// Records holding both.
+    #[default]
+    All,
+    /// Records holding either (Django Axes' `ip_or_username`).
+    Any,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttemptsQuery {
@@ -178,32 +220,66 @@ pub struct AttemptsQuery {
     ip: Option<String>,
     #[serde(default)]
     username: Option<String>,
+    #[serde(default, rename = "match")]
+    match_: Match,
     #[serde(default)]
     locked: bool,
     #[serde(default)]
     all: bool,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    cursor: Option<String>,
 }
 
 impl AttemptsQuery {
     fn target(&self) -> Result<Target, ApiError> {
-        Target::exact(self.ip.as_deref(), self.username.as_deref()).map_err(ApiError::bad_request)
+        let (ip, username) = (self.ip.as_deref(), self.username.as_deref());
+        match self.match_ {
+            Match::All => Target::exact(ip, username),
+            Match::Any => Target::exact_either(ip, username),
+        }
+        .map_err(ApiError::bad_request)
     }
 }
 
-/// `GET /v1/attempts?ip=&username=&locked=true`
+/// `GET /v1/attempts?ip=&username=&match=&locked=true&scope=`, all at once, or a page of about
+/// `limit` records from `cursor` (the previous page's `next`).
 pub async fn list_attempts(
     State(service): State<Arc<Service>>,
     _: Admin,
     ApiQuery(query): ApiQuery<AttemptsQuery>,
 ) -> Answer {
     let target = query.target()?;
-    let records = service
-        .store_call("list", service.engine.list(&target, query.locked))
+    let engine = service.engine_for(None, query.scope.as_deref())?;
+    let Some(limit) = query.limit else {
+        if query.cursor.is_some() {
+            return Err(ApiError::bad_request("cursor: goes with limit"));
+        }
+        let records = service
+            .store_call("list", engine.list(&target, query.locked))
+            .await?;
+        return Ok(Json(wire::attempts(&records)));
+    };
+    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: from 1 to {MAX_PAGE_LIMIT}"
+        )));
+    }
+    let page = service
+        .store_call(
+            "list",
+            engine.page(&target, query.locked, query.cursor.as_deref(), limit),
+        )
         .await?;
-    Ok(Json(wire::attempts(&records)))
+    let mut answer = wire::attempts(&page.records);
+    answer["next"] = page.next.into();
+    Ok(Json(answer))
 }
 
-/// `DELETE /v1/attempts?ip=&username=` or `?all=true`
+/// `DELETE /v1/attempts?ip=&username=&match=&scope=` or `?all=true`
 pub async fn delete_attempts(
     State(service): State<Arc<Service>>,
     _: Admin,
@@ -223,12 +299,73 @@ pub async fn delete_attempts(
         }
         _ => {}
     }
+    if query.locked || query.limit.is_some() || query.cursor.is_some() {
+        return Err(ApiError::bad_request(
+            "locked, limit and cursor are for listing, not deleting",
+        ));
+    }
+    let engine = service.engine_for(None, query.scope.as_deref())?;
     let removed = service
-        .store_call("reset", service.engine.reset(&target, false, &mut |_| {}))
+        .store_call("reset", engine.reset(&target, false, &mut |_| {}))
         .await?;
     service.metrics.resets(removed);
     tracing::info!(
         ?target,
+        scope = query.scope.as_deref().unwrap_or("-"),
+        removed,
+        "attempt records removed through the admin API"
+    );
+    Ok(Json(wire::removed(removed)))
+}
+
+/// One record to delete, named by its identity's fields (a listed record's `parameters`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordParameters {
+    #[serde(default)]
+    ip: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    user_agent: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRecordsRequest {
+    records: Vec<RecordParameters>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `POST /v1/attempts/delete` `{"records":[{"ip":...,"username":...}],"scope":...}`: exactly
+/// these records, as an admin selects them in a list.
+pub async fn delete_records(
+    State(service): State<Arc<Service>>,
+    _: Admin,
+    ApiJson(request): ApiJson<DeleteRecordsRequest>,
+) -> Answer {
+    let identities = request
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| {
+            Identity::of_fields(
+                record.ip.as_deref(),
+                record.username.as_deref(),
+                record.user_agent.as_deref(),
+            )
+            .map_err(|err| ApiError::bad_request(format!("records[{i}].{err}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let engine = service.engine_for(None, request.scope.as_deref())?;
+    let removed = service
+        .store_call("remove", engine.remove(&identities))
+        .await?;
+    service.metrics.resets(removed);
+    tracing::info!(
+        records = identities.len(),
+        scope = request.scope.as_deref().unwrap_or("-"),
         removed,
         "attempt records removed through the admin API"
     );
@@ -244,9 +381,11 @@ pub struct LogsQuery {
     username: Option<String>,
     #[serde(default)]
     limit: Option<usize>,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
-/// `GET /v1/logs?ip=&username=&limit=`
+/// `GET /v1/logs?ip=&username=&limit=&scope=`
 pub async fn list_logs(
     State(service): State<Arc<Service>>,
     _: Admin,
@@ -268,8 +407,9 @@ pub async fn list_logs(
         username: query.username.filter(|username| !username.is_empty()),
         outcome: None,
     };
+    let engine = service.engine_for(None, query.scope.as_deref())?;
     let entries = service
-        .store_call("logs", service.engine.logs(&filter, limit))
+        .store_call("logs", engine.logs(&filter, limit))
         .await?;
     Ok(Json(wire::logs(&entries)))
 }
@@ -279,9 +419,11 @@ pub async fn list_logs(
 pub struct DeleteLogsQuery {
     #[serde(default)]
     older_than: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
-/// `DELETE /v1/logs?older_than=30d`
+/// `DELETE /v1/logs?older_than=30d&scope=`
 pub async fn delete_logs(
     State(service): State<Arc<Service>>,
     _: Admin,
@@ -293,8 +435,9 @@ pub async fn delete_logs(
             ApiError::bad_request(format!("older_than: {text:?} is not a duration ({err})"))
         })?,
     };
+    let engine = service.engine_for(None, query.scope.as_deref())?;
     let removed = service
-        .store_call("reset_logs", service.engine.reset_logs(age))
+        .store_call("reset_logs", engine.reset_logs(age))
         .await?;
     Ok(Json(wire::removed(removed)))
 }

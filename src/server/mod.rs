@@ -11,16 +11,18 @@ mod metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::config::{AdminConfig, Config, OnStoreError};
+use crate::config::{AdminConfig, Config, OnStoreError, RequestPolicies};
 use crate::engine::Engine;
 use crate::lock_cache::LockCacheTasks;
 use crate::store::redis::RedisStore;
@@ -33,6 +35,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Everything a request handler needs, shared by all of them.
 pub struct Service {
     engine: Engine<RedisStore>,
+    /// Builds the policies login requests bring, over the configured one.
+    request_policies: RequestPolicies,
     on_store_error: OnStoreError,
     command_timeout: Duration,
     api_token: Option<String>,
@@ -55,6 +59,7 @@ impl Service {
         };
         Service {
             _lock_cache: lock_cache,
+            request_policies: RequestPolicies::new(engine.policy()),
             engine,
             on_store_error: config.on_store_error,
             command_timeout: config.command_timeout,
@@ -63,6 +68,34 @@ impl Service {
             metrics: Metrics::new(),
             csrf_token: random_token(),
         }
+    }
+
+    /// The engine for a request that may bring its own policy (the `[policy]` keys as JSON)
+    /// and scope: the service's own, with its lock cache, unless the request brings a scope
+    /// or a policy that differs from the configured one.
+    fn engine_for(
+        &self,
+        policy: Option<&Map<String, Value>>,
+        scope: Option<&str>,
+    ) -> Result<RequestEngine<'_>, ApiError> {
+        let policy = policy
+            .map(|overrides| self.request_policies.apply(overrides))
+            .transpose()
+            .map_err(ApiError::bad_request)?
+            .filter(|policy| policy != self.engine.policy());
+        let keys = scope
+            .map(|scope| self.engine.store().keys().scoped(scope))
+            .transpose()
+            .map_err(ApiError::bad_request)?;
+        if policy.is_none() && keys.is_none() {
+            return Ok(RequestEngine::Shared(&self.engine));
+        }
+        let store = match keys {
+            Some(keys) => self.engine.store().with_keys(keys),
+            None => self.engine.store().clone(),
+        };
+        let policy = policy.unwrap_or_else(|| self.engine.policy().clone());
+        Ok(RequestEngine::Own(Box::new(Engine::new(store, policy))))
     }
 
     /// Runs one engine call within the command timeout, timing it; a store error or a timeout
@@ -95,6 +128,23 @@ impl Service {
     }
 }
 
+/// The engine one request runs on (see `Service::engine_for`).
+enum RequestEngine<'a> {
+    Shared(&'a Engine<RedisStore>),
+    Own(Box<Engine<RedisStore>>),
+}
+
+impl Deref for RequestEngine<'_> {
+    type Target = Engine<RedisStore>;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            RequestEngine::Shared(engine) => engine,
+            RequestEngine::Own(engine) => engine,
+        }
+    }
+}
+
 /// 32 random bytes, hex.
 fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
@@ -114,6 +164,7 @@ pub fn app(service: Arc<Service>) -> Router {
             "/v1/attempts",
             get(api::list_attempts).delete(api::delete_attempts),
         )
+        .route("/v1/attempts/delete", post(api::delete_records))
         .route("/v1/logs", get(api::list_logs).delete(api::delete_logs))
         .route("/healthz", get(api::health))
         .route("/metrics", get(metrics::render))

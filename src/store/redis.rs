@@ -98,6 +98,18 @@ impl RedisStore {
         })
     }
 
+    /// The same Redis connection with another keyspace (a scope's, see `Keyspace::scoped`).
+    pub fn with_keys(&self, keys: Keyspace) -> Self {
+        RedisStore {
+            keys,
+            ..self.clone()
+        }
+    }
+
+    pub fn keys(&self) -> &Keyspace {
+        &self.keys
+    }
+
     /// One PING: for health checks.
     pub async fn ping(&self) -> Result<()> {
         self.connection
@@ -619,10 +631,16 @@ impl Store for RedisStore {
 
     async fn list(&self, target: &Target) -> Result<Vec<AttemptRecord>> {
         let mut records = Vec::new();
+        let mut seen = HashSet::new();
         let mut cursor = None;
         loop {
             let page = self.page(target, cursor.as_deref(), FETCH_BATCH).await?;
-            records.extend(page.records);
+            // A record that several scan patterns match (Target::Either) comes once.
+            records.extend(
+                page.records
+                    .into_iter()
+                    .filter(|record| seen.insert(record.identity.tag().to_string())),
+            );
             match page.next {
                 Some(next) => cursor = Some(next),
                 None => break,

@@ -5,5 +5,6 @@ mod cli;
 mod cluster;
 mod engine;
 mod lock_cache;
+mod request_policy;
 mod service;
 mod support;
