@@ -14,7 +14,7 @@ pub struct IdentityState {
     pub lock_remaining: Option<Duration>,
 }
 
-/// One identity with its counter, metadata and lock (section 1 of DESIGN.md).
+/// One identity with its counter, metadata and lock (docs/design.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
     pub identity: Identity,

@@ -1,4 +1,4 @@
-//! The engine against a real Redis: Axes' semantics, the invariants of DESIGN.md section 2,
+//! The engine against a real Redis: Axes' semantics, the invariants of docs/design.md,
 //! one round trip per login call, NOSCRIPT recovery, resets with awkward usernames.
 
 use std::collections::HashSet;

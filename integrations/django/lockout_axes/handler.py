@@ -1,0 +1,224 @@
+"""Axes handler that keeps failure counts and lockouts in the lockout service.
+
+``AXES_HANDLER = "lockout_axes.handler.LockoutHandler"``. Axes' settings stay the truth: each
+call sends the policy they give for this request (failure limit, cool-off, lockout parameters,
+the three switches), and the service applies it atomically in Redis. The flow follows
+``axes.handlers.database.AxesDatabaseHandler``: checks only read (Axes' backend asks before the
+password is checked), and every failed login, a refused one included, is counted once, by
+``user_login_failed``. Allow and deny lists, ``AXES_ONLY_ADMIN_SITE`` and
+``AXES_NEVER_LOCKOUT_GET`` are Axes' own ``is_allowed``, evaluated here and never sent.
+"""
+
+from datetime import timedelta
+from logging import getLogger
+
+from axes.conf import settings
+from axes.handlers.base import AbstractAxesHandler, AxesBaseHandler
+from axes.helpers import (
+    get_client_str,
+    get_client_username,
+    get_cool_off,
+    get_credentials,
+    get_failure_limit,
+    get_lockout_parameters,
+)
+from axes.signals import user_locked_out
+
+from lockout_axes import client
+
+log = getLogger(__name__)
+
+# AXES_COOLOFF_TIME = None locks until an admin resets; the service wants every key to expire,
+# so such a lock lasts the longest cool-off it accepts.
+PERMANENT_COOLOFF = "365d"
+# Axes' IP is None when it cannot tell the client's address; such requests share this one, as
+# the database handler's rows without an IP share one NULL.
+UNKNOWN_CLIENT_IP = "0.0.0.0"
+# The service refuses longer usernames; no real account has one, and cutting only merges them.
+MAX_USERNAME_CHARS = 255
+# Set on a request that found the service unavailable, so the request does not wait for it twice.
+UNAVAILABLE_FLAG = "lockout_unavailable"
+
+
+class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
+    """Axes' handler API over the lockout service's HTTP API."""
+
+    def is_locked(self, request, credentials=None):
+        if not settings.AXES_LOCK_OUT_AT_FAILURE:
+            return False
+        return self._check(request, credentials)["locked"]
+
+    def get_failures(self, request, credentials=None):
+        return _highest_count(self._check(request, credentials))
+
+    def user_login_failed(self, sender, credentials, request=None, **kwargs):
+        log.info("AXES: User login failed, running lockout handler for failure.")
+
+        if request is None:
+            log.error("AXES: LockoutHandler.user_login_failed does not function without a request.")
+            return
+
+        username = get_client_username(request, credentials)
+        client_str = _client_str(request, username)
+
+        # Axes refused this attempt and must not extend the lock by counting it.
+        if not settings.AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT and request.axes_locked_out:
+            request.axes_credentials = credentials
+            _send_user_locked_out(request, username)
+            return
+
+        if self.is_whitelisted(request, credentials):
+            log.info("AXES: Login failed from whitelisted client %s.", client_str)
+            return
+
+        if get_lockout_parameters(request, credentials) == ["username"] and username is None:
+            log.warning(
+                "AXES: Username is None and username is the only one lockout parameter, "
+                "new record will NOT be created."
+            )
+            answer = self._check(request, credentials)
+        else:
+            answer = _answer_or_fallback(
+                request,
+                "/v1/failure",
+                _attempt(request, credentials, username, path=request.axes_path_info),
+            )
+            log.warning(
+                "AXES: Login failure by %s. Count = %d of %d.",
+                client_str,
+                _highest_count(answer),
+                get_failure_limit(request, credentials),
+            )
+
+        request.axes_failures_since_start = _highest_count(answer)
+
+        if settings.AXES_LOCK_OUT_AT_FAILURE and answer["locked"]:
+            log.warning("AXES: Locking out %s after repeated login failures.", client_str)
+            request.axes_locked_out = True
+            request.axes_credentials = credentials
+            _send_user_locked_out(request, username)
+
+    def user_logged_in(self, sender, request, user, **kwargs):
+        username = user.get_username()
+        log.info("AXES: Successful login by %s.", _client_str(request, username))
+        body = _attempt(request, get_credentials(username), username, path=request.axes_path_info)
+        _answer(request, "/v1/success", body)
+
+    def user_logged_out(self, sender, request, user, **kwargs):
+        username = user.get_username() if user else None
+        log.info("AXES: Successful logout by %s.", _client_str(request, username))
+
+    def reset_attempts(self, *, ip_address=None, username=None, ip_or_username=False):
+        # As the database handler: an empty IP or username filters nothing.
+        ip_address = ip_address or None
+        username = username or None
+        if ip_address is None and username is None and not ip_or_username:
+            query = {"all": "true"}
+        else:
+            match = "any" if ip_or_username else None
+            query = {"ip": ip_address, "username": username, "match": match}
+        count = client.admin_call("DELETE", "/v1/attempts", **query)["removed"]
+        log.info("AXES: Reset %d access attempts from lockout.", count)
+        return count
+
+    def reset_logs(self, *, age_days=None):
+        return _reset_access_log(age_days)
+
+    def reset_failure_logs(self, *, age_days=None):
+        return _reset_access_log(age_days)
+
+    def remove_out_of_limit_failure_logs(self, *, username, limit=None):
+        return 0
+
+    def post_save_access_attempt(self, instance, **kwargs):
+        """Axes' signal receivers call this on every AccessAttempt save; nothing is kept there."""
+
+    def post_delete_access_attempt(self, instance, **kwargs):
+        """Axes' signal receivers call this on every AccessAttempt delete; nothing is kept there."""
+
+    def _check(self, request, credentials):
+        """The read-only verdict and counts of this attempt: the check never counts a failure."""
+        username = get_client_username(request, credentials)
+        body = _attempt(request, credentials, username, record_refusal=False)
+        return _answer_or_fallback(request, "/v1/check", body)
+
+
+def _attempt(request, credentials, username, **fields):
+    """The body of a login call: the attempt's identity fields and this request's policy."""
+    return {
+        "ip": request.axes_ip_address or UNKNOWN_CLIENT_IP,
+        "username": None if username is None else str(username)[:MAX_USERNAME_CHARS],
+        "user_agent": request.axes_user_agent,
+        "policy": _policy(request, credentials),
+        **fields,
+    }
+
+
+def _policy(request, credentials):
+    return {
+        "failure_limit": get_failure_limit(request, credentials),
+        "cooloff": _duration(get_cool_off(request)),
+        "lockout_parameters": get_lockout_parameters(request, credentials),
+        "lock_out_at_failure": settings.AXES_LOCK_OUT_AT_FAILURE,
+        "reset_on_success": settings.AXES_RESET_ON_SUCCESS,
+        "reset_cooloff_on_failure_during_lockout": (
+            settings.AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT
+        ),
+    }
+
+
+def _duration(cool_off):
+    if cool_off is None:
+        return PERMANENT_COOLOFF
+    return f"{cool_off // timedelta(milliseconds=1)}ms"
+
+
+def _answer(request, path, body):
+    """The service's answer, or None when it is unavailable (then for the rest of the request)."""
+    if getattr(request, UNAVAILABLE_FLAG, False):
+        return None
+    try:
+        return client.login_call(path, body)
+    except client.ServiceUnavailable:
+        setattr(request, UNAVAILABLE_FLAG, True)
+        return None
+
+
+def _answer_or_fallback(request, path, body):
+    """The service's verdict, or the one LOCKOUT_ON_ERROR gives while it is unavailable."""
+    answer = _answer(request, path, body)
+    if answer is None:
+        return {"locked": client.locked_when_unavailable(), "failures": []}
+    return answer
+
+
+def _highest_count(answer):
+    return max((failure["count"] for failure in answer.get("failures", [])), default=0)
+
+
+def _client_str(request, username):
+    return get_client_str(
+        username,
+        request.axes_ip_address,
+        request.axes_user_agent,
+        request.axes_path_info,
+        request,
+    )
+
+
+def _send_user_locked_out(request, username):
+    user_locked_out.send(
+        "axes", request=request, username=username, ip_address=request.axes_ip_address
+    )
+
+
+def _reset_access_log(age_days):
+    """Lockout keeps one access log (failures, refusals, successes): both Axes resets clear it."""
+    older_than = "0s" if age_days is None else f"{age_days}d"
+    count = client.admin_call("DELETE", "/v1/logs", older_than=older_than)["removed"]
+    log.info(
+        "AXES: Reset %d access log entries older than %s from lockout.",
+        count,
+        older_than,
+    )
+    return count

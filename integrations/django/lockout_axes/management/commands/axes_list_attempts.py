@@ -1,0 +1,32 @@
+"""``axes_list_attempts`` for the lockout service: Axes' command reads its own database table,
+this one lists the service's attempt records (of ``LOCKOUT_SCOPE``), one per line as
+``IP<TAB>USERNAME<TAB>FAILURES``, ``None`` for a field the record does not hold.
+
+Usernames are chosen by whoever tries to log in: control characters (and backslashes, so that
+the output stays unambiguous) are printed as Python escapes, never raw to the terminal.
+"""
+
+from django.core.management.base import BaseCommand
+
+from lockout_axes import client
+
+
+class Command(BaseCommand):
+    help = "List the lockout service's attempt records"
+
+    def handle(self, *args, **options):
+        for record in client.iter_attempts():
+            parameters = record["parameters"]
+            fields = (
+                parameters.get("ip"),
+                parameters.get("username"),
+                record["failures"],
+            )
+            self.stdout.write("\t".join(_printable(field) for field in fields))
+
+
+def _printable(value):
+    text = str(value)
+    return "".join(
+        char if char.isprintable() and char != "\\" else repr(char)[1:-1] for char in text
+    )

@@ -1,0 +1,19 @@
+"""Django settings of the tests: Axes' own test settings, with lockout_axes installed first (so
+its ``axes_list_attempts`` wins) and a generous LOCKOUT_TIMEOUT (the tests of an unavailable
+service set their own). LOCKOUT_URL and LOCKOUT_ADMIN_TOKEN come from the session's service.
+"""
+
+from lockout_tests.upstream import add_axes_tests_to_path
+
+add_axes_tests_to_path()
+
+from tests.settings import *  # noqa: E402, F403
+from tests.settings import INSTALLED_APPS  # noqa: E402
+
+INSTALLED_APPS = ["lockout_axes", *INSTALLED_APPS]
+
+LOCKOUT_TIMEOUT = 5
+
+# The admin's CSS and JavaScript, for the Access attempts page in a real browser (live_server).
+INSTALLED_APPS += ["django.contrib.staticfiles"]
+STATIC_URL = "/static/"
