@@ -16,9 +16,14 @@
 -- record a TTL of the cool-off (or of the lock, if that is longer) so that nothing outlives its
 -- use.
 --
+-- Redis does not undo a script that fails halfway, so the durations are checked before
+-- anything is written, and the record gets its TTL right after the command that may create it: no
+-- error can leave a key without expiry.
+--
 -- Every argument given to redis.call is one of the strings received: a Lua number would be
 -- formatted through printf, which costs more than the command. The whole script is one
--- HINCRBY, one HSET, one PEXPIRE, and one SET when it locks.
+-- HINCRBY, one PEXPIRE, one HSET, and one SET (with a second PEXPIRE when the lock outlives
+-- the cool-off) when it locks.
 --
 -- Returns {failures, lock_ms}: lock_ms is the lock's duration, or -2 when not locked.
 -- Example, limit 3, third failure:
@@ -29,10 +34,18 @@ if #KEYS ~= 2 or #ARGV < 5 or #ARGV % 2 ~= 1 then
 end
 local record, lock = KEYS[1], KEYS[2]
 local cooloff, lockout, now = ARGV[1], ARGV[2], ARGV[5]
+-- Whole milliseconds from 1 to 365 days, or PEXPIRE and SET would fail after the first write.
+for _, duration in ipairs({cooloff, lockout}) do
+  local ms = tonumber(duration)
+  if not ms or ms < 1 or ms > 31536000000 or ms ~= math.floor(ms) then
+    return redis.error_reply('fail.lua: durations must be whole numbers of ms, from 1 to 365 days')
+  end
+end
 
 -- The record's fields are short on purpose (docs/keys.md): a record is paid for once per
 -- tracked identity, and these names keep an IP's record in Redis' smallest hash allocation.
 local failures = redis.call('HINCRBY', record, 'n', ARGV[4])
+redis.call('PEXPIRE', record, cooloff)
 if failures == tonumber(ARGV[4]) then
   redis.call('HSET', record, 'f', now, 'l', now, unpack(ARGV, 6))
 else
@@ -41,13 +54,10 @@ end
 
 local limit = tonumber(ARGV[3])
 if limit == 0 or failures < limit then
-  redis.call('PEXPIRE', record, cooloff)
   return {failures, -2}
 end
 redis.call('SET', lock, '1', 'PX', lockout)
 if tonumber(lockout) > tonumber(cooloff) then
   redis.call('PEXPIRE', record, lockout)
-else
-  redis.call('PEXPIRE', record, cooloff)
 end
 return {failures, tonumber(lockout)}

@@ -10,12 +10,19 @@
 -- than the retention are trimmed (approximately, a node at a time: readers filter by ID) and
 -- the stream itself expires after a retention without appends.
 --
+-- The retention is checked before anything is written, and nothing stands between the XADD
+-- that may create the stream and its PEXPIRE: no error leaves the stream without expiry.
+--
 -- Returns the new entry's ID.
 -- Example:
 --   EVALSHA <sha> 1 lockout:log:7 1761788000000 2592000000 ip 203.0.113.9 username alice
 --                                                   outcome failure -> "1764380000000-0"
 if #KEYS ~= 1 or #ARGV < 4 or #ARGV % 2 ~= 0 then
   return redis.error_reply('log.lua: expected 1 key, a minimum ID, a retention and field/value pairs')
+end
+local retention = tonumber(ARGV[2])
+if not retention or retention < 1 or retention > 31536000000 or retention ~= math.floor(retention) then
+  return redis.error_reply('log.lua: the retention must be a whole number of ms, from 1 to 365 days')
 end
 local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])

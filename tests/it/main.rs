@@ -6,5 +6,6 @@ mod cluster;
 mod engine;
 mod lock_cache;
 mod request_policy;
+mod scripts;
 mod service;
 mod support;
