@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
 use crate::policy::{Combination, Field, IpList, Policy};
+use crate::secret::Secret;
 use crate::store::redis::RedisEndpoint;
 
 /// The longest duration any setting takes, so that every key lockout writes expires within a
@@ -39,9 +40,9 @@ pub struct AdminConfig {
     pub path: String,
     pub username: String,
     /// Empty: the admin API and page are disabled.
-    pub password: String,
+    pub password: Secret,
     /// Also accepted as `Authorization: Bearer <token>`; empty: no bearer token.
-    pub token: String,
+    pub token: Secret,
 }
 
 impl Default for AdminConfig {
@@ -49,8 +50,8 @@ impl Default for AdminConfig {
         AdminConfig {
             path: "/dj-ad-admin/".into(),
             username: "admin".into(),
-            password: String::new(),
-            token: String::new(),
+            password: Secret::default(),
+            token: Secret::default(),
         }
     }
 }
@@ -75,7 +76,7 @@ pub struct Config {
     /// How long the service waits for Redis before answering in its fail mode.
     pub command_timeout: Duration,
     /// When set, check/failure/success require `Authorization: Bearer <api_token>`.
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
     pub log_format: LogFormat,
     /// Whether `lockout serve` answers checks of identities known to be locked from memory
     /// (see `lock_cache`).
@@ -107,7 +108,7 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(environment());
+        figment = figment.merge(environment()).merge(text_environment());
         for (key, value) in [
             ("redis_url", &overrides.redis_url),
             ("prefix", &overrides.prefix),
@@ -125,20 +126,75 @@ impl Config {
     }
 }
 
+/// Keys whose values are text whatever they look like: figment reads `LOCKOUT_ADMIN_PASSWORD=
+/// 123456` as a number (and `0123` as 123), so these are taken from the environment as written.
+const TEXT_KEYS: [&str; 8] = [
+    "redis_url",
+    "prefix",
+    "listen",
+    "api_token",
+    "admin.path",
+    "admin.username",
+    "admin.password",
+    "admin.token",
+];
+
 /// `LOCKOUT_POLICY_FAILURE_LIMIT` is `policy.failure_limit`, `LOCKOUT_ADMIN_PASSWORD` is
-/// `admin.password`; `LOCKOUT_CONFIG` and `LOCKOUT_LOG` are not configuration keys.
+/// `admin.password`; `LOCKOUT_CONFIG` and `LOCKOUT_LOG` are not configuration keys, and neither
+/// are the variables Kubernetes makes for a Service named `lockout` (`LOCKOUT_PORT`,
+/// `LOCKOUT_PORT_8080_TCP_ADDR`, `LOCKOUT_SERVICE_HOST`, ...). Any other `LOCKOUT_` variable
+/// must name a key: a typo is an error. `TEXT_KEYS` come from `text_environment`.
 fn environment() -> Env {
-    Env::prefixed("LOCKOUT_")
-        .ignore(&["config", "log"])
-        .map(|key| {
-            let key = key.as_str().to_ascii_lowercase();
-            for section in ["policy", "admin"] {
-                if let Some(rest) = key.strip_prefix(section).and_then(|k| k.strip_prefix('_')) {
-                    return format!("{section}.{rest}").into();
-                }
-            }
-            key.into()
-        })
+    Env::prefixed("LOCKOUT_").filter_map(|key| {
+        let key = key.as_str().to_ascii_lowercase();
+        let kubernetes = key == "port"
+            || key.starts_with("port_")
+            || key == "service_host"
+            || key == "service_port"
+            || key.starts_with("service_port_");
+        if kubernetes || key == "config" || key == "log" {
+            return None;
+        }
+        let path = config_path(&key);
+        (!TEXT_KEYS.contains(&path.as_str())).then(|| path.into())
+    })
+}
+
+/// The `TEXT_KEYS` set in the environment, each exactly as written.
+fn text_environment() -> Serialized<Map<String, Value>> {
+    let mut values = Map::new();
+    for key in TEXT_KEYS {
+        if let Ok(value) = std::env::var(environment_variable(key)) {
+            let (section, name) = key
+                .split_once('.')
+                .map_or((None, key), |(s, n)| (Some(s), n));
+            let table = match section {
+                Some(section) => values
+                    .entry(section)
+                    .or_insert_with(|| Value::Object(Map::new()))
+                    .as_object_mut()
+                    .expect("a section is a table"),
+                None => &mut values,
+            };
+            table.insert(name.to_string(), Value::String(value));
+        }
+    }
+    Serialized::defaults(values)
+}
+
+/// `policy_failure_limit` is `policy.failure_limit`.
+fn config_path(key: &str) -> String {
+    for section in ["policy", "admin"] {
+        if let Some(rest) = key.strip_prefix(section).and_then(|k| k.strip_prefix('_')) {
+            return format!("{section}.{rest}");
+        }
+    }
+    key.to_string()
+}
+
+/// `admin.password` is `LOCKOUT_ADMIN_PASSWORD`.
+fn environment_variable(key: &str) -> String {
+    format!("LOCKOUT_{}", key.replace('.', "_").to_ascii_uppercase())
 }
 
 /// One line naming the key, the problem and where the value came from.
@@ -148,10 +204,9 @@ fn describe(errors: figment::Error) -> Error {
     };
     let key = error.path.join(".");
     let origin = match &error.metadata {
-        Some(metadata) if metadata.name.contains("environment") => format!(
-            " (environment variable LOCKOUT_{})",
-            key.replace('.', "_").to_ascii_uppercase()
-        ),
+        Some(metadata) if metadata.name.contains("environment") => {
+            format!(" (environment variable {})", environment_variable(&key))
+        }
         Some(metadata) => metadata.source.as_ref().map_or_else(
             || format!(" ({})", metadata.name),
             |source| format!(" (in {source})"),
@@ -172,7 +227,7 @@ struct RawConfig {
     on_store_error: OnStoreError,
     #[serde(with = "humantime_serde")]
     command_timeout: Duration,
-    api_token: String,
+    api_token: Secret,
     log_format: LogFormat,
     lock_cache: bool,
     policy: RawPolicy,
@@ -188,7 +243,7 @@ impl Default for RawConfig {
             listen: "127.0.0.1:8080".into(),
             on_store_error: OnStoreError::Deny,
             command_timeout: Duration::from_millis(250),
-            api_token: String::new(),
+            api_token: Secret::default(),
             log_format: LogFormat::Text,
             lock_cache: true,
             policy: RawPolicy::default(),
@@ -425,6 +480,20 @@ mod tests {
         assert_eq!(config.admin, AdminConfig::default());
         assert_eq!(config.command_timeout, Duration::from_millis(250));
         assert_eq!(config.on_store_error, OnStoreError::Deny);
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let mut config = Config::load(None, &Overrides::default()).unwrap();
+        config.admin.password = "hunter2".into();
+        config.admin.token = "t0ken-hunter3".into();
+        config.api_token = Some("hunter4".into());
+        config.redis = RedisEndpoint::Server("redis://app:hunter5@10.0.0.5:6379".into());
+        let shown = format!("{config:?}");
+        for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+            assert!(!shown.contains(secret), "{secret}: {shown}");
+        }
+        assert!(shown.contains("redis://app:***@10.0.0.5:6379"), "{shown}");
     }
 
     fn apply(overrides: Value) -> Result<Policy> {

@@ -68,39 +68,56 @@ impl Error {
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A Redis URL fit for messages and logs: any password in it is replaced by `***`.
+/// Redis URLs fit for messages and logs: any password in them is replaced by `***`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisTarget(String);
 
 impl RedisTarget {
-    /// Hides the credentials of `url` (`redis://user:secret@host` becomes `redis://user:***@host`).
+    /// Hides the credentials of `url`: `redis://user:secret@host` becomes
+    /// `redis://user:***@host`, and `redis+unix:///run/redis.sock?pass=secret` becomes
+    /// `...?pass=***`.
     pub fn new(url: &str) -> Self {
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return RedisTarget(url.to_string());
-        };
-        let Some((userinfo, host)) = rest.rsplit_once('@') else {
-            return RedisTarget(url.to_string());
-        };
-        let user = userinfo.split_once(':').map_or("", |(user, _)| user);
-        RedisTarget(format!("{scheme}://{user}:***@{host}"))
+        RedisTarget(hide_password(url))
+    }
+
+    /// Several URLs (a cluster's seeds), joined by commas.
+    pub fn of_all<'a>(urls: impl IntoIterator<Item = &'a String>) -> Self {
+        let hidden: Vec<String> = urls.into_iter().map(|url| hide_password(url)).collect();
+        RedisTarget(hidden.join(","))
     }
 }
 
-impl RedisTarget {
-    /// The URL of a server, or the seed URLs of a cluster joined by commas.
-    pub fn of(endpoint: &crate::store::redis::RedisEndpoint) -> Self {
-        use crate::store::redis::RedisEndpoint;
-        match endpoint {
-            RedisEndpoint::Server(url) => RedisTarget::new(url),
-            RedisEndpoint::Cluster(seeds) => RedisTarget(
-                seeds
-                    .iter()
-                    .map(|url| RedisTarget::new(url).0)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-        }
+fn hide_password(url: &str) -> String {
+    let (address, query) = match url.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (url, None),
+    };
+    let mut hidden = match address.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split_once(':').map_or("", |(user, _)| user);
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => address.to_string(),
+        },
+        None => address.to_string(),
+    };
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((name, _))
+                    if name.eq_ignore_ascii_case("pass")
+                        || name.eq_ignore_ascii_case("password") =>
+                {
+                    format!("{name}=***")
+                }
+                _ => parameter.to_string(),
+            })
+            .collect();
+        hidden = format!("{hidden}?{}", parameters.join("&"));
     }
+    hidden
 }
 
 impl fmt::Display for RedisTarget {
@@ -126,6 +143,14 @@ mod tests {
         assert_eq!(
             RedisTarget::new("redis://127.0.0.1:6379").to_string(),
             "redis://127.0.0.1:6379"
+        );
+        assert_eq!(
+            RedisTarget::new("redis+unix:///run/redis.sock?db=1&pass=hunter2").to_string(),
+            "redis+unix:///run/redis.sock?db=1&pass=***"
+        );
+        assert_eq!(
+            RedisTarget::new("rediss://u:p@h:6380/0?password=x&protocol=resp3").to_string(),
+            "rediss://u:***@h:6380/0?password=***&protocol=resp3"
         );
     }
 }

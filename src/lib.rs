@@ -3,7 +3,8 @@
 //! A login service asks [`Engine::check`] before verifying a password, reports
 //! [`Engine::fail`] after a wrong one and [`Engine::succeed`] after a right one. The map:
 //!
-//! - [`policy`] and [`config`]: what is counted and for how long, validated once;
+//! - [`policy`] and [`config`]: what is counted and for how long, validated once ([`secret`]
+//!   keeps passwords and tokens out of logs and `Debug`);
 //! - [`attempt`]: one login attempt and the identities it forms;
 //! - [`engine`]: the Axes decisions, over a [`store::Store`]; [`lock_cache`] spares Redis
 //!   the checks of identities known to be locked;
@@ -21,6 +22,7 @@ pub mod keys;
 pub mod lock_cache;
 pub mod policy;
 pub mod record;
+pub mod secret;
 pub mod server;
 pub mod store;
 pub mod target;

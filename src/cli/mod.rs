@@ -25,13 +25,21 @@ use crate::store::redis::{RedisOptions, RedisStore};
 #[command(name = "lockout", version)]
 pub struct Cli {
     /// Redis to use [default: redis://127.0.0.1:6379]
-    #[arg(long, global = true, env = "LOCKOUT_REDIS_URL", value_name = "URL")]
+    // The environment's value is not shown in --help: a Redis URL may hold a password.
+    #[arg(
+        long,
+        global = true,
+        env = "LOCKOUT_REDIS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     redis_url: Option<String>,
     /// Seed nodes of a Redis Cluster, instead of --redis-url
     #[arg(
         long,
         global = true,
         env = "LOCKOUT_REDIS_CLUSTER",
+        hide_env_values = true,
         value_name = "URL,URL,...",
         value_delimiter = ','
     )]

@@ -61,7 +61,7 @@ pub(super) async fn serve(config: Config) -> Result<()> {
     })?;
     tracing::info!(
         "lockout listening on http://{address}; Redis {}; prefix {}; {}; on store error: {:?}; admin {}",
-        crate::error::RedisTarget::of(&config.redis),
+        config.redis.target(),
         config.keys.prefix(),
         config.policy.summary(),
         config.on_store_error,

@@ -33,7 +33,7 @@ impl FromRequestParts<Arc<Service>> for ApiClient {
             return Ok(ApiClient);
         };
         match parts.headers.typed_get::<Authorization<Bearer>>() {
-            Some(given) if same(given.token(), token) => Ok(ApiClient),
+            Some(given) if same(given.token(), token.expose()) => Ok(ApiClient),
             _ => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "this endpoint needs Authorization: Bearer <api_token>",
@@ -68,7 +68,7 @@ impl FromRequestParts<Arc<Service>> for Admin {
         // A valid token is never refused for a lockout of the caller's address (a Django site
         // calls from the address its own users' failures may have locked); wrong ones count.
         if let (None, Some(bearer)) = (&basic, &bearer) {
-            if !admin.token.is_empty() && same(bearer.token(), &admin.token) {
+            if !admin.token.is_empty() && same(bearer.token(), admin.token.expose()) {
                 return Ok(Admin);
             }
         }
@@ -88,7 +88,7 @@ impl FromRequestParts<Arc<Service>> for Admin {
             (Some(basic), _) => {
                 // Both compared, always: the time taken says nothing about which was wrong.
                 let user = same(basic.username(), &admin.username);
-                let password = same(basic.password(), &admin.password);
+                let password = same(basic.password(), admin.password.expose());
                 user & password
             }
             (None, _) => false,

@@ -39,7 +39,7 @@ pub struct Service {
     request_policies: RequestPolicies,
     on_store_error: OnStoreError,
     command_timeout: Duration,
-    api_token: Option<String>,
+    api_token: Option<crate::secret::Secret>,
     admin: AdminConfig,
     metrics: Metrics,
     /// Carried by every admin page form: unguessable, made anew at each start.

@@ -4,6 +4,7 @@
 //! in one slot, and the identities of one attempt live in different slots).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
@@ -13,13 +14,34 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
 use redis::{Cmd, RedisResult, Value};
 
-/// Where Redis is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::error::RedisTarget;
+
+/// Where Redis is. Its URLs may hold a password: `Debug` shows them hidden (see `target`).
+#[derive(Clone, PartialEq, Eq)]
 pub enum RedisEndpoint {
     /// One server (or a proxy), e.g. `redis://127.0.0.1:6379`.
     Server(String),
     /// Seed nodes of a Redis Cluster.
     Cluster(Vec<String>),
+}
+
+impl RedisEndpoint {
+    /// The URLs, passwords hidden, for messages and logs.
+    pub fn target(&self) -> RedisTarget {
+        match self {
+            RedisEndpoint::Server(url) => RedisTarget::new(url),
+            RedisEndpoint::Cluster(seeds) => RedisTarget::of_all(seeds),
+        }
+    }
+}
+
+impl fmt::Debug for RedisEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedisEndpoint::Server(_) => write!(f, "Server({})", self.target()),
+            RedisEndpoint::Cluster(_) => write!(f, "Cluster({})", self.target()),
+        }
+    }
 }
 
 /// A command and the key whose slot it must run in.

@@ -82,7 +82,7 @@ impl RedisStore {
         keys: Keyspace,
         options: RedisOptions,
     ) -> Result<Self> {
-        let target = RedisTarget::of(endpoint);
+        let target = endpoint.target();
         let connection =
             Connection::open(endpoint, options.connect_timeout, options.command_timeout)
                 .await

@@ -7,5 +7,6 @@ mod engine;
 mod lock_cache;
 mod request_policy;
 mod scripts;
+mod secrets;
 mod service;
 mod support;

@@ -78,7 +78,8 @@ fn log_lua_refuses_an_unusable_retention_before_writing() {
         );
         let err = reply.expect_err("refused");
         assert!(
-            err.to_string().contains("the retention must be a whole number"),
+            err.to_string()
+                .contains("the retention must be a whole number"),
             "{err}"
         );
         assert_eq!(redis.keys(), Vec::<String>::new(), "{retention}");
