@@ -43,6 +43,12 @@ pub struct AdminConfig {
     pub password: Secret,
     /// Also accepted as `Authorization: Bearer <token>`; empty: no bearer token.
     pub token: Secret,
+    /// Wrong admin logins (password or token) from one address after which it is locked out
+    /// of the admin API and page.
+    pub failure_limit: NonZeroU32,
+    /// How long wrong admin logins are remembered, and the admin lockout lasts.
+    #[serde(with = "humantime_serde")]
+    pub cooloff: Duration,
 }
 
 impl Default for AdminConfig {
@@ -52,6 +58,23 @@ impl Default for AdminConfig {
             username: "admin".into(),
             password: Secret::default(),
             token: Secret::default(),
+            failure_limit: NonZeroU32::new(5).expect("non-zero"),
+            cooloff: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The policy of admin logins: counted per client address, apart from the logins the
+    /// service protects (see `Keyspace::ADMIN_LOGINS`).
+    pub fn login_policy(&self) -> Policy {
+        Policy {
+            failure_limit: self.failure_limit,
+            cooloff: self.cooloff,
+            lockout_duration: self.cooloff,
+            combinations: vec![Combination::new([Field::Ip]).expect("one field")],
+            access_log: None,
+            ..Policy::default()
         }
     }
 }
@@ -83,6 +106,8 @@ pub struct Config {
     pub lock_cache: bool,
     pub policy: Policy,
     pub admin: AdminConfig,
+    /// Reverse proxies whose `X-Forwarded-For` names the client of an admin login.
+    pub trusted_proxies: IpList,
 }
 
 /// Values given on the command line (or through clap's own environment variables), which win
@@ -230,6 +255,7 @@ struct RawConfig {
     api_token: Secret,
     log_format: LogFormat,
     lock_cache: bool,
+    trusted_proxies: OneOrMany,
     policy: RawPolicy,
     admin: AdminConfig,
 }
@@ -246,6 +272,7 @@ impl Default for RawConfig {
             api_token: Secret::default(),
             log_format: LogFormat::Text,
             lock_cache: true,
+            trusted_proxies: OneOrMany::Many(Vec::new()),
             policy: RawPolicy::default(),
             admin: AdminConfig::default(),
         }
@@ -322,6 +349,7 @@ impl RawConfig {
             Error::Config(format!("listen: {:?} is not an address:port", self.listen))
         })?;
         bounded("command_timeout", self.command_timeout)?;
+        bounded("admin.cooloff", self.admin.cooloff)?;
         if self.admin.path.is_empty() || !self.admin.path.starts_with('/') {
             return Err(Error::Config(format!(
                 "admin.path: {:?} must start with /",
@@ -345,6 +373,10 @@ impl RawConfig {
             lock_cache: self.lock_cache,
             policy: self.policy.validate()?,
             admin: self.admin,
+            trusted_proxies: IpList::parse(
+                "trusted_proxies",
+                &self.trusted_proxies.items(Some(',')),
+            )?,
         })
     }
 }

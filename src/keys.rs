@@ -121,6 +121,10 @@ impl Keyspace {
         &self.prefix
     }
 
+    /// The scope of the service's own admin logins, apart from the logins it protects (a login
+    /// user named `admin` is not the admin). Scopes starting with `_` are lockout's own.
+    pub const ADMIN_LOGINS: &'static str = "_admin";
+
     /// The keyspace of scope `name` (1 to 64 of `A-Z a-z 0-9 _ . -`), a caller-given value.
     pub fn scoped(&self, name: &str) -> Result<Keyspace> {
         let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);

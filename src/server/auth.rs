@@ -1,22 +1,25 @@
 //! Who may call what. Login endpoints: anyone, or holders of `api_token` when one is set.
 //! Admin endpoints: HTTP Basic with the admin credentials (or the admin bearer token),
-//! compared in constant time; a wrong guess is itself a failed login that the engine counts, so
-//! whoever guesses the admin password is locked out like anyone else.
+//! compared in constant time; a wrong guess is a failed admin login, counted per client
+//! address in a scope of its own (never shared with the logins the service protects), so
+//! whoever guesses the admin password or token is locked out. Behind `trusted_proxies` the
+//! client is the address their `X-Forwarded-For` names.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use headers::authorization::{Basic, Bearer};
 use headers::{Authorization, HeaderMapExt};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::Service;
-use crate::attempt::Attempt;
+use crate::attempt::{canonical_ip, Attempt};
 use crate::engine::Verdict;
+use crate::policy::IpList;
 use crate::wire;
 
 /// A caller allowed to use the login endpoints.
@@ -72,9 +75,13 @@ impl FromRequestParts<Arc<Service>> for Admin {
                 return Ok(Admin);
             }
         }
-        let attempt = admin_attempt(parts, basic.as_ref().map(|b| b.username()))?;
+        let attempt = admin_attempt(
+            parts,
+            &service.trusted_proxies,
+            basic.as_ref().map(|b| b.username()),
+        )?;
         let verdict = service
-            .store_call("check", service.engine.check(&attempt))
+            .store_call("check", service.admin_logins.check(&attempt))
             .await?;
         if let Verdict::Locked(lockout) = verdict {
             let retry_after = lockout.retry_after.map_or(0, wire::seconds);
@@ -97,7 +104,7 @@ impl FromRequestParts<Arc<Service>> for Admin {
             return Ok(Admin);
         }
         let report = service
-            .store_call("failure", service.engine.fail(&attempt))
+            .store_call("failure", service.admin_logins.fail(&attempt))
             .await?;
         service.metrics.failure();
         service.metrics.lockouts_started(report.started.len());
@@ -113,11 +120,14 @@ fn challenge(message: &str) -> ApiError {
     )
 }
 
-/// The admin login as an attempt: the peer's address, the Basic username, the user agent and
-/// the path. Behind a reverse proxy the peer is the proxy: put the admin behind its own
-/// authentication there.
-fn admin_attempt(parts: &Parts, username: Option<&str>) -> Result<Attempt, ApiError> {
-    let ip = parts
+/// The admin login as an attempt: the client's address (see `client_ip`), the Basic username,
+/// the user agent and the path.
+fn admin_attempt(
+    parts: &Parts,
+    trusted_proxies: &IpList,
+    username: Option<&str>,
+) -> Result<Attempt, ApiError> {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |info| info.0.ip());
@@ -125,7 +135,34 @@ fn admin_attempt(parts: &Parts, username: Option<&str>) -> Result<Attempt, ApiEr
         .headers
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok());
+    let ip = client_ip(peer, &parts.headers, trusted_proxies);
     Attempt::new(ip, username, user_agent, Some(parts.uri.path())).map_err(ApiError::bad_request)
+}
+
+/// The peer, or, when it is a trusted proxy, the nearest address of `X-Forwarded-For` that is
+/// not one: each trusted proxy vouches for the address it appended, and no further. A value
+/// that is not an address ends the walk at the last address vouched for.
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &IpList) -> IpAddr {
+    let mut client = canonical_ip(peer);
+    if !trusted_proxies.contains(client) {
+        return client;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect();
+    for hop in forwarded.into_iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = canonical_ip(ip);
+        if !trusted_proxies.contains(client) {
+            break;
+        }
+    }
+    client
 }
 
 /// Equal strings, compared in constant time (for a given length).

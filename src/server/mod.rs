@@ -24,7 +24,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::{AdminConfig, Config, OnStoreError, RequestPolicies};
 use crate::engine::Engine;
+use crate::keys::Keyspace;
 use crate::lock_cache::LockCacheTasks;
+use crate::policy::IpList;
 use crate::store::redis::RedisStore;
 use error::ApiError;
 pub use metrics::Metrics;
@@ -35,6 +37,10 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Everything a request handler needs, shared by all of them.
 pub struct Service {
     engine: Engine<RedisStore>,
+    /// The service's own admin logins: their own scope and policy (`AdminConfig::login_policy`).
+    admin_logins: Engine<RedisStore>,
+    /// Proxies whose `X-Forwarded-For` names an admin login's client.
+    trusted_proxies: IpList,
     /// Builds the policies login requests bring, over the configured one.
     request_policies: RequestPolicies,
     on_store_error: OnStoreError,
@@ -57,9 +63,19 @@ impl Service {
         } else {
             (engine, None)
         };
+        let admin_keys = engine
+            .store()
+            .keys()
+            .scoped(Keyspace::ADMIN_LOGINS)
+            .expect("a valid scope name");
         Service {
             _lock_cache: lock_cache,
             request_policies: RequestPolicies::new(engine.policy()),
+            admin_logins: Engine::new(
+                engine.store().with_keys(admin_keys),
+                config.admin.login_policy(),
+            ),
+            trusted_proxies: config.trusted_proxies.clone(),
             engine,
             on_store_error: config.on_store_error,
             command_timeout: config.command_timeout,
@@ -83,6 +99,11 @@ impl Service {
             .transpose()
             .map_err(ApiError::bad_request)?
             .filter(|policy| policy != self.engine.policy());
+        if scope.is_some_and(|scope| scope.starts_with('_')) {
+            return Err(ApiError::bad_request(
+                "scope: names starting with _ are lockout's own",
+            ));
+        }
         let keys = scope
             .map(|scope| self.engine.store().keys().scoped(scope))
             .transpose()

@@ -283,7 +283,7 @@ async fn admin_authentication_401_403_and_lockout() {
     let service = TestService::start(&redis, |c| {
         with_admin(c);
         c.admin.token = "t0ken".into();
-        c.policy = policy(3, &[&["ip"]]);
+        c.admin.failure_limit = std::num::NonZeroU32::new(3).unwrap();
     })
     .await;
     let attempts = service.at("/v1/attempts");
@@ -338,14 +338,15 @@ async fn admin_authentication_401_403_and_lockout() {
             .unwrap()
             .parse::<u64>()
             .unwrap()
-            > 1700
+            > 850,
+        "admin.cooloff, 15 minutes"
     );
-    // The refused attempt is recorded at once, or by the lock cache's next flush.
+    // The refused attempt is recorded too, in the admin logins' own scope.
     let mut connection = redis.connection();
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         let failures: u64 = redis::cmd("HGET")
-            .arg("lockout:attempt:{ip=127.0.0.1}")
+            .arg("lockout:scope:_admin:attempt:{ip=127.0.0.1}")
             .arg(lockout::keys::record_field::FAILURES)
             .query(&mut connection)
             .unwrap();
