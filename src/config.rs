@@ -100,6 +100,9 @@ pub struct Config {
     pub command_timeout: Duration,
     /// When set, check/failure/success require `Authorization: Bearer <api_token>`.
     pub api_token: Option<Secret>,
+    /// Whether `serve` may listen beyond this host without an `api_token` (the operator says
+    /// that something in front restricts who may call the login endpoints).
+    pub open_login_api: bool,
     pub log_format: LogFormat,
     /// Whether `lockout serve` answers checks of identities known to be locked from memory
     /// (see `lock_cache`).
@@ -253,6 +256,7 @@ struct RawConfig {
     #[serde(with = "humantime_serde")]
     command_timeout: Duration,
     api_token: Secret,
+    open_login_api: bool,
     log_format: LogFormat,
     lock_cache: bool,
     trusted_proxies: OneOrMany,
@@ -270,6 +274,7 @@ impl Default for RawConfig {
             on_store_error: OnStoreError::Deny,
             command_timeout: Duration::from_millis(250),
             api_token: Secret::default(),
+            open_login_api: false,
             log_format: LogFormat::Text,
             lock_cache: true,
             trusted_proxies: OneOrMany::Many(Vec::new()),
@@ -343,6 +348,23 @@ impl OneOrMany {
     }
 }
 
+impl Config {
+    /// `serve` refuses to offer the login endpoints beyond this host to anyone: whoever reaches
+    /// them could lock out any user, or clear failures.
+    pub fn check_exposure(&self) -> Result<()> {
+        if self.listen.ip().is_loopback() || self.api_token.is_some() || self.open_login_api {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "listen: {} is reachable beyond this host and api_token is empty, so anyone who \
+             reaches it could lock out any user; set api_token (LOCKOUT_API_TOKEN), or \
+             open_login_api = true (LOCKOUT_OPEN_LOGIN_API) when a proxy or network policy \
+             in front decides who may call it",
+            self.listen
+        )))
+    }
+}
+
 impl RawConfig {
     fn validate(self) -> Result<Config> {
         let listen = self.listen.parse().map_err(|_| {
@@ -369,6 +391,7 @@ impl RawConfig {
             on_store_error: self.on_store_error,
             command_timeout: self.command_timeout,
             api_token: Some(self.api_token).filter(|token| !token.is_empty()),
+            open_login_api: self.open_login_api,
             log_format: self.log_format,
             lock_cache: self.lock_cache,
             policy: self.policy.validate()?,

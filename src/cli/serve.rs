@@ -23,6 +23,8 @@ over the file, which wins over the defaults):
   on_store_error = LOCKOUT_ON_STORE_ERROR     deny (locked while Redis is away) or allow
   command_timeout = LOCKOUT_COMMAND_TIMEOUT   250ms: longest wait for Redis per request
   api_token = LOCKOUT_API_TOKEN               empty; else check/failure/success need it as a bearer token
+  open_login_api = LOCKOUT_OPEN_LOGIN_API     false: listening beyond loopback needs api_token
+  trusted_proxies = LOCKOUT_TRUSTED_PROXIES   [] (IPs, CIDRs whose X-Forwarded-For names an admin's client)
   log_format = LOCKOUT_LOG_FORMAT             text or json (one object per line)
   lock_cache = LOCKOUT_LOCK_CACHE             true: checks of identities known locked skip Redis
   [policy] failure_limit = LOCKOUT_POLICY_FAILURE_LIMIT                       3
@@ -40,9 +42,12 @@ over the file, which wins over the defaults):
            username = LOCKOUT_ADMIN_USERNAME    admin
            password = LOCKOUT_ADMIN_PASSWORD    empty: admin API and page disabled
            token = LOCKOUT_ADMIN_TOKEN          empty; else also accepted as a bearer token
+           failure_limit = LOCKOUT_ADMIN_FAILURE_LIMIT  5 wrong admin logins lock the address out
+           cooloff = LOCKOUT_ADMIN_COOLOFF      15m
 Logging: LOCKOUT_LOG (a tracing filter, default info). See lockout.example.toml.";
 
 pub(super) async fn serve(config: Config) -> Result<()> {
+    config.check_exposure()?;
     init_logging(config.log_format);
     let options = RedisOptions {
         connect_timeout: config.command_timeout,

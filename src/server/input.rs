@@ -4,19 +4,27 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::MAX_BODY_BYTES;
 
-/// A JSON body, whatever its content type says (login pages post from many clients).
+/// A JSON body, sent as `Content-Type: application/json`. A web page can make a browser post
+/// `text/plain` or a form anywhere without asking, but not JSON: requiring it keeps strangers'
+/// pages from driving the login endpoints through their visitors' browsers.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(request.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "request body: send it as Content-Type: application/json",
+            ));
+        }
         let body = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -38,11 +46,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             return Ok(ApiJson(value));
         }
         let mut deserializer = serde_json::Deserializer::from_slice(&body);
-        let value = serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|err| ApiError::bad_request(describe(err.path().to_string(), err.inner())))?;
-        deserializer.end().map_err(ApiError::bad_request)?;
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+            if err.inner().is_data() {
+                ApiError::bad_request(describe(err.path().to_string(), err.inner()))
+            } else {
+                not_json(err.inner())
+            }
+        })?;
+        deserializer.end().map_err(|err| not_json(&err))?;
         Ok(ApiJson(value))
     }
+}
+
+fn not_json(error: &serde_json::Error) -> ApiError {
+    ApiError::bad_request(format!("request body: not valid JSON ({error})"))
+}
+
+/// `application/json`, with any parameters (`; charset=utf-8`), in any case.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// A query string.

@@ -393,7 +393,7 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
             "/v1/check",
             "{".into(),
             StatusCode::BAD_REQUEST,
-            "EOF while parsing",
+            "request body: not valid JSON (EOF while parsing an object",
         ),
         (
             "/v1/check",
@@ -447,7 +447,7 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
             "/v1/failure",
             r#"{"ip":"1.2.3.4"} {}"#.into(),
             StatusCode::BAD_REQUEST,
-            "trailing characters",
+            "request body: not valid JSON (trailing characters",
         ),
         (
             "/v1/success",
@@ -459,6 +459,7 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
     for (endpoint, body, status, says) in cases {
         let response = client
             .post(service.at(endpoint))
+            .header("content-type", "application/json")
             .body(body.clone())
             .send()
             .await
@@ -468,6 +469,45 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
         let error = answer["error"].as_str().unwrap_or_default();
         assert!(error.contains(says), "{endpoint} {body:.60}: {error}");
     }
+    // Only JSON: a web page can make its visitors' browsers post text or a form anywhere, and
+    // so lock out anyone, but not JSON.
+    let attempt = r#"{"ip":"10.6.6.6","username":"victim"}"#;
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        for endpoint in ["/v1/check", "/v1/failure", "/v1/success"] {
+            let mut request = client.post(service.at(endpoint)).body(attempt);
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{endpoint} {content_type:?}"
+            );
+            let answer: Value = response.json().await.unwrap();
+            assert!(
+                answer["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("application/json"),
+                "{answer}"
+            );
+        }
+    }
+    assert_eq!(redis.keys(), Vec::<String>::new(), "nothing recorded");
+    let response = client
+        .post(service.at("/v1/check"))
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(attempt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
     // User agents and paths are truncated, not refused.
     let (status, _) = post(
         &client,
@@ -865,5 +905,56 @@ async fn metrics_count_verdicts_failures_lockouts_and_latency() {
         ("lockout_store_duration_seconds_count{operation=\"failure\"}", 2.0),
     ] {
         assert_eq!(metric(&client, &service, line).await, value, "{line}");
+    }
+}
+
+#[test]
+fn serve_refuses_to_open_the_login_endpoints_beyond_this_host_without_a_token() {
+    let redis = RedisServer::start();
+    let port = free_port();
+    let serve = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lockout"));
+        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("LOCKOUT_")) {
+            command.env_remove(key);
+        }
+        command
+            .args(["serve", "--redis-url", &redis.url()])
+            .arg("--listen")
+            .arg(format!("0.0.0.0:{port}"))
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let output = serve(&[]).output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "listen: 0.0.0.0:{port} is reachable beyond this host"
+        )) && stderr.contains("LOCKOUT_API_TOKEN")
+            && stderr.contains("LOCKOUT_OPEN_LOGIN_API"),
+        "{stderr}"
+    );
+    for env in [
+        &[("LOCKOUT_API_TOKEN", "k3y")][..],
+        &[("LOCKOUT_OPEN_LOGIN_API", "true")],
+    ] {
+        let child = serve(env).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{env:?}: lockout serve did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            child.wait_with_output().unwrap().status.success(),
+            "{env:?}"
+        );
     }
 }
