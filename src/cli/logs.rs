@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{LogsArgs, Output};
+use super::{printable, LogsArgs, Output};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::record::LogFilter;
@@ -32,9 +32,9 @@ pub(super) async fn logs<S: Store>(
                     wire::rfc3339(entry.time),
                     entry.outcome.name(),
                     entry.ip,
-                    entry.username.as_deref().unwrap_or("-"),
-                    entry.user_agent.as_deref().unwrap_or("-"),
-                    entry.path.as_deref().unwrap_or("-"),
+                    printable(entry.username.as_deref().unwrap_or("-")),
+                    printable(entry.user_agent.as_deref().unwrap_or("-")),
+                    printable(entry.path.as_deref().unwrap_or("-")),
                 )
             })
             .collect::<Vec<_>>()

@@ -8,6 +8,7 @@ mod logs;
 mod records;
 mod serve;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -290,6 +291,37 @@ async fn run(cli: Cli) -> Result<()> {
             logs::axes_reset_logs(&engine, days.or(age), output).await
         }
     }
+}
+
+/// `value` fit for a terminal and a tab-separated line: usernames and user agents are chosen by
+/// whoever tries to log in, so control characters (an escape sequence would rewrite the
+/// operator's terminal, a tab or a newline break the columns), the invisible characters that
+/// reorder or hide text, and the backslash that starts an escape are printed as escapes, as
+/// Python's `repr` writes them (`\t`, `\x1b`, `\u202e`, `\\`). JSON output stays exact.
+fn printable(value: &str) -> Cow<'_, str> {
+    let hidden = |c: char| {
+        c == '\\'
+            || c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+    };
+    if !value.contains(hidden) {
+        return Cow::Borrowed(value);
+    }
+    let mut escaped = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '\t' => escaped.push_str("\\t"),
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            c if hidden(c) && (c as u32) < 0x100 => {
+                escaped.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if hidden(c) => escaped.push_str(&format!("\\u{:04x}", c as u32)),
+            c => escaped.push(c),
+        }
+    }
+    Cow::Owned(escaped)
 }
 
 fn ip_arg(value: &str) -> Result<IpAddr, String> {

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{usage, ListArgs, Output, ResetArgs};
+use super::{printable, usage, ListArgs, Output, ResetArgs};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::policy::Field;
@@ -32,7 +32,7 @@ pub(super) async fn list<S: Store>(
                 .identity
                 .values()
                 .iter()
-                .map(|(field, value)| format!("{}={value}", field.name()))
+                .map(|(field, value)| format!("{}={}", field.name(), printable(value)))
                 .collect();
             let lock = record.lock_remaining.map_or("-".to_string(), |remaining| {
                 format!("locked, {} s left", wire::seconds(remaining))
@@ -42,8 +42,8 @@ pub(super) async fn list<S: Store>(
                 identity.join(" "),
                 record.failures,
                 record.last_failure.map_or("-".to_string(), wire::rfc3339),
-                record.user_agent.as_deref().unwrap_or("-"),
-                record.path.as_deref().unwrap_or("-"),
+                printable(record.user_agent.as_deref().unwrap_or("-")),
+                printable(record.path.as_deref().unwrap_or("-")),
             )
         }));
         lines.join("\n")
@@ -106,7 +106,7 @@ pub(super) async fn axes_list<S: Store>(engine: &Engine<S>, output: Output) -> R
         records
             .iter()
             .map(|record: &AttemptRecord| {
-                let field = |f| record.identity.value(f).unwrap_or("None");
+                let field = |f| printable(record.identity.value(f).unwrap_or("None"));
                 format!(
                     "{}\t{}\t{}",
                     field(Field::Ip),

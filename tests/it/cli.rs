@@ -511,3 +511,47 @@ fn resets_show_progress_on_a_terminal_only() {
     assert_eq!(run.stdout, "5 attempt records would be removed.\n");
     assert_eq!(run.stderr, "", "no spinner without a terminal");
 }
+
+#[test]
+fn attacker_chosen_text_reaches_the_terminal_escaped() {
+    let server = RedisServer::start();
+    let username = "evil\u{1b}[2J\tname\nroot\\";
+    let user_agent = "Mozilla\u{202e}gpj.exe\u{7}";
+    ok(
+        &server,
+        &[PAIRS],
+        &[
+            "fail",
+            "--ip",
+            "10.0.0.1",
+            "--username",
+            username,
+            "--user-agent",
+            user_agent,
+        ],
+    );
+    let escaped_username = "evil\\x1b[2J\\tname\\nroot\\\\";
+    let escaped_user_agent = "Mozilla\\u202egpj.exe\\x07";
+    let list = ok(&server, &[PAIRS], &["list"]);
+    let axes = ok(&server, &[PAIRS], &["axes_list_attempts"]);
+    let logs = ok(&server, &[PAIRS], &["logs"]);
+    for output in [&list, &axes, &logs] {
+        assert!(
+            !output.contains(['\u{1b}', '\u{7}', '\u{202e}']),
+            "raw control characters: {output:?}"
+        );
+        assert!(output.contains(escaped_username), "{output:?}");
+    }
+    assert!(list.contains(escaped_user_agent) && logs.contains(escaped_user_agent));
+    assert_eq!(
+        axes,
+        format!("10.0.0.1\t{escaped_username}\t1\n"),
+        "one line, three columns"
+    );
+    assert_eq!(list.lines().count(), 2, "a header and one record: {list:?}");
+    let json = json_of(&server, &[PAIRS], &["list"]);
+    assert_eq!(
+        json["attempts"][0]["parameters"]["username"], username,
+        "JSON stays exact"
+    );
+}
