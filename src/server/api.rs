@@ -442,7 +442,13 @@ pub async fn delete_logs(
     Ok(Json(wire::removed(removed)))
 }
 
-/// `GET /healthz`: 200 when Redis answers, 503 otherwise.
+/// `GET /livez`: the process answers (a liveness probe: Redis being away is no reason to
+/// restart the service, which keeps answering in its fail mode and recovers by itself).
+pub async fn live() -> Json<Value> {
+    Json(json!({ "status": "alive" }))
+}
+
+/// `GET /readyz` and `GET /healthz`: 200 when Redis answers, 503 otherwise.
 pub async fn health(State(service): State<Arc<Service>>) -> (StatusCode, Json<Value>) {
     match service
         .store_call("ping", service.engine.store().ping())

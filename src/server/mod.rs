@@ -8,6 +8,7 @@ mod auth;
 mod error;
 mod input;
 mod metrics;
+mod outage;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -48,6 +49,7 @@ pub struct Service {
     api_token: Option<crate::secret::Secret>,
     admin: AdminConfig,
     metrics: Metrics,
+    outage: outage::OutageLog,
     /// Carried by every admin page form: unguessable, made anew at each start.
     csrf_token: String,
     /// The lock cache's tasks, when it is on; stopped with the service.
@@ -82,6 +84,7 @@ impl Service {
             api_token: config.api_token.clone(),
             admin: config.admin.clone(),
             metrics: Metrics::new(),
+            outage: outage::OutageLog::default(),
             csrf_token: random_token(),
         }
     }
@@ -130,18 +133,18 @@ impl Service {
         let result = tokio::time::timeout(self.command_timeout, call).await;
         self.metrics.observe_store(operation, started.elapsed());
         match result {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(err)) if err.is_invalid_input() => return Err(ApiError::bad_request(err)),
-            Ok(Err(err)) if err.is_unavailable() => {
-                tracing::warn!(operation, %err, "store unavailable");
+            Ok(Ok(value)) => {
+                self.outage.succeeded();
+                return Ok(value);
             }
+            Ok(Err(err)) if err.is_invalid_input() => return Err(ApiError::bad_request(err)),
+            Ok(Err(err)) if err.is_unavailable() => self.outage.failed(operation, &err),
             // Not an outage: Redis answered something the engine cannot use. Same answer
             // for the caller, but it is a bug or a foreign key under the prefix to look at.
             Ok(Err(err)) => tracing::error!(operation, %err, "store error"),
-            Err(_) => tracing::warn!(
+            Err(_) => self.outage.failed(
                 operation,
-                "store unavailable: no answer from Redis within {:?}",
-                self.command_timeout
+                &format_args!("no answer from Redis within {:?}", self.command_timeout),
             ),
         }
         self.metrics.store_error(operation);
@@ -187,6 +190,8 @@ pub fn app(service: Arc<Service>) -> Router {
         )
         .route("/v1/attempts/delete", post(api::delete_records))
         .route("/v1/logs", get(api::list_logs).delete(api::delete_logs))
+        .route("/livez", get(api::live))
+        .route("/readyz", get(api::health))
         .route("/healthz", get(api::health))
         .route("/metrics", get(metrics::render))
         .route_layer(axum::middleware::from_fn_with_state(

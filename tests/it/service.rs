@@ -958,3 +958,81 @@ fn serve_refuses_to_open_the_login_endpoints_beyond_this_host_without_a_token() 
         );
     }
 }
+
+#[test]
+fn an_outage_is_logged_once_with_its_count_and_liveness_outlives_it() {
+    let mut redis = RedisServer::start();
+    let port = free_port();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lockout"));
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("LOCKOUT_")) {
+        command.env_remove(key);
+    }
+    let child = command
+        .args(["serve", "--redis-url", &redis.url()])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "lockout serve did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let get = |path: &str| {
+        let output = std::process::Command::new("curl")
+            .args(["-s", "-w", " %{http_code}"])
+            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let check = || {
+        let output = std::process::Command::new("curl")
+            .args(["-s", "-H", "content-type: application/json"])
+            .args(["-d", r#"{"ip":"10.0.0.1"}"#])
+            .arg(format!("http://127.0.0.1:{port}/v1/check"))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    assert_eq!(check()["locked"], false);
+    redis.stop();
+    for _ in 0..20 {
+        assert_eq!(check()["degraded"], true);
+    }
+    assert!(get("/livez").ends_with(" 200"), "alive while Redis is away");
+    assert!(get("/readyz").ends_with(" 503"), "not ready");
+    assert!(get("/healthz").ends_with(" 503"));
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while check().get("degraded").is_some() {
+        assert!(Instant::now() < deadline, "recovers");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(get("/readyz").ends_with(" 200"));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let log = String::from_utf8(child.wait_with_output().unwrap().stderr).unwrap();
+    assert_eq!(
+        log.matches("store unavailable").count(),
+        1,
+        "one line for the whole outage: {log}"
+    );
+    let recovered = log
+        .lines()
+        .find(|line| line.contains("store available again"))
+        .unwrap_or_else(|| panic!("a line when it ends: {log}"));
+    let failed: u64 = recovered
+        .split("failed_calls=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("{recovered}"));
+    assert!(
+        failed >= 22,
+        "20 checks and 2 readiness probes at least: {recovered}"
+    );
+}
