@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
+use sha2::Sha256;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -50,7 +52,7 @@ pub struct Service {
     admin: AdminConfig,
     metrics: Metrics,
     outage: outage::OutageLog,
-    /// Carried by every admin page form: unguessable, made anew at each start.
+    /// Carried by every admin page form (see `csrf_token`).
     csrf_token: String,
     /// The lock cache's tasks, when it is on; stopped with the service.
     _lock_cache: Option<LockCacheTasks>,
@@ -85,7 +87,7 @@ impl Service {
             admin: config.admin.clone(),
             metrics: Metrics::new(),
             outage: outage::OutageLog::default(),
-            csrf_token: random_token(),
+            csrf_token: csrf_token(&config.admin),
         }
     }
 
@@ -169,10 +171,20 @@ impl Deref for RequestEngine<'_> {
     }
 }
 
-/// 32 random bytes, hex.
-fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+/// The admin page's CSRF token: an HMAC of the admin username keyed by the admin password. Every
+/// instance with the same configuration makes the same token, so a form works whichever
+/// instance a load balancer sends it to, and after a restart; nobody without the password can
+/// make it (and whoever has it needs no forged form). A new password makes new tokens.
+fn csrf_token(admin: &AdminConfig) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(admin.password.expose().as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(b"lockout admin page CSRF token\0");
+    mac.update(admin.username.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// The router: the API, the admin page (when enabled), health and metrics, with the body limit

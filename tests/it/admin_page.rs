@@ -339,6 +339,41 @@ async fn deleting_needs_the_csrf_token_and_removes_exactly_the_selection() {
 }
 
 #[tokio::test]
+async fn forms_hold_across_instances_and_restarts() {
+    let redis = RedisServer::start();
+    let first = service(&redis).await;
+    let client = no_redirects();
+    for ip in ["10.0.0.1", "10.0.0.2"] {
+        fail(&client, &first, ip, "alice").await;
+    }
+    let (_, page) = get(&client, first.at(PAGE)).await;
+    let csrf = form_value(&page, "csrf");
+    first.stop().await.unwrap();
+    // A load balancer sends the form to another instance, started after the page was served.
+    let second = service(&redis).await;
+    let (status, location, body) = post_form(
+        &client,
+        second.at("/dj-ad-admin/attempts/delete"),
+        &[("csrf", &csrf), ("tag", "ip=10.0.0.1&username=alice")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(location, format!("{PAGE}?removed=1"));
+    // Another admin password makes other tokens.
+    let other = TestService::start(&redis, |c| c.admin.password = "0ther".into()).await;
+    let other_page = client
+        .get(other.at(PAGE))
+        .basic_auth("admin", Some("0ther"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_ne!(form_value(&other_page, "csrf"), csrf);
+}
+
+#[tokio::test]
 async fn delete_all_matching_asks_first() {
     let redis = RedisServer::start();
     let service = service(&redis).await;
