@@ -5,7 +5,7 @@
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::json;
 
-use crate::support::{policy, RedisServer, TestService};
+use crate::support::{lockout_command, policy, RedisServer, TestService};
 
 async fn status(request: RequestBuilder) -> StatusCode {
     request.send().await.unwrap().status()
@@ -143,8 +143,7 @@ async fn lockouts_own_scopes_are_not_for_requests() {
 }
 
 fn lockout_list(redis: &RedisServer, args: &[&str]) -> serde_json::Value {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockout"))
-        .env("LOCKOUT_REDIS_URL", redis.url())
+    let output = lockout_command(&[("LOCKOUT_REDIS_URL", &redis.url())])
         .args(args)
         .output()
         .unwrap();

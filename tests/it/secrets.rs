@@ -1,20 +1,9 @@
 //! No secret in help, logs or errors, any string a valid password, and an environment that
 //! Kubernetes filled for a Service named `lockout` accepted, while a typo is still an error.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use crate::support::{free_port, RedisServer};
-
-/// The `lockout` binary with no `LOCKOUT_` variable but `env`.
-fn lockout(env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lockout"));
-    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("LOCKOUT_")) {
-        command.env_remove(key);
-    }
-    command.envs(env.iter().copied());
-    command
-}
+use crate::support::{free_port, lockout_command, RedisServer, ServeProcess};
 
 #[test]
 fn help_never_shows_a_redis_password() {
@@ -23,7 +12,7 @@ fn help_never_shows_a_redis_password() {
         ("LOCKOUT_REDIS_CLUSTER", "redis://:hunter3@127.0.0.1:2"),
     ];
     for args in [&["--help"][..], &["serve", "--help"], &["list", "--help"]] {
-        let output = lockout(&env).args(args).output().unwrap();
+        let output = lockout_command(&env).args(args).output().unwrap();
         let help = String::from_utf8(output.stdout).unwrap();
         assert!(help.contains("LOCKOUT_REDIS_URL"), "{args:?}: {help}");
         assert!(
@@ -37,7 +26,7 @@ fn help_never_shows_a_redis_password() {
 fn an_unreachable_redis_is_named_without_its_password() {
     let port = free_port();
     let url = "redis+unix:///nonexistent/redis.sock?pass=hunter2&db=0";
-    let output = lockout(&[("LOCKOUT_REDIS_URL", url)])
+    let output = lockout_command(&[("LOCKOUT_REDIS_URL", url)])
         .arg("list")
         .output()
         .unwrap();
@@ -45,7 +34,7 @@ fn an_unreachable_redis_is_named_without_its_password() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("pass=***"), "{stderr}");
     let url = format!("redis://app:hunter2@127.0.0.1:{port}");
-    let output = lockout(&[("LOCKOUT_REDIS_URL", &url)])
+    let output = lockout_command(&[("LOCKOUT_REDIS_URL", &url)])
         .arg("list")
         .output()
         .unwrap();
@@ -66,32 +55,26 @@ fn numeric_passwords_and_kubernetes_variables_are_taken_as_they_are() {
     let port = free_port();
     let redis_url = format!("redis://:hunter2@127.0.0.1:{}", redis.port());
     let listen = format!("127.0.0.1:{port}");
-    let child = lockout(&[
-        ("LOCKOUT_REDIS_URL", &redis_url),
-        ("LOCKOUT_LISTEN", &listen),
-        ("LOCKOUT_ADMIN_PASSWORD", "0123456"),
-        ("LOCKOUT_ADMIN_TOKEN", "1e9"),
-        ("LOCKOUT_LOG", "debug"),
-        // What Kubernetes sets for a Service named "lockout".
-        ("LOCKOUT_PORT", "tcp://10.96.0.12:8080"),
-        ("LOCKOUT_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
-        ("LOCKOUT_PORT_8080_TCP_ADDR", "10.96.0.12"),
-        ("LOCKOUT_PORT_8080_TCP_PORT", "8080"),
-        ("LOCKOUT_PORT_8080_TCP_PROTO", "tcp"),
-        ("LOCKOUT_SERVICE_HOST", "10.96.0.12"),
-        ("LOCKOUT_SERVICE_PORT", "8080"),
-        ("LOCKOUT_SERVICE_PORT_HTTP", "8080"),
-    ])
-    .arg("serve")
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "lockout serve did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut serving = KillOnDrop(Some(child));
+    let serving = ServeProcess::start(
+        &[],
+        &[
+            ("LOCKOUT_REDIS_URL", &redis_url),
+            ("LOCKOUT_LISTEN", &listen),
+            ("LOCKOUT_ADMIN_PASSWORD", "0123456"),
+            ("LOCKOUT_ADMIN_TOKEN", "1e9"),
+            ("LOCKOUT_LOG", "debug"),
+            // What Kubernetes sets for a Service named "lockout".
+            ("LOCKOUT_PORT", "tcp://10.96.0.12:8080"),
+            ("LOCKOUT_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
+            ("LOCKOUT_PORT_8080_TCP_ADDR", "10.96.0.12"),
+            ("LOCKOUT_PORT_8080_TCP_PORT", "8080"),
+            ("LOCKOUT_PORT_8080_TCP_PROTO", "tcp"),
+            ("LOCKOUT_SERVICE_HOST", "10.96.0.12"),
+            ("LOCKOUT_SERVICE_PORT", "8080"),
+            ("LOCKOUT_SERVICE_PORT_HTTP", "8080"),
+        ],
+        port,
+    );
     let status = |credentials: [&str; 2]| {
         let output = Command::new("curl")
             .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
@@ -111,12 +94,7 @@ fn numeric_passwords_and_kubernetes_variables_are_taken_as_they_are() {
         "200",
         "the token as written"
     );
-    let child = serving.0.take().expect("running");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = serving.terminate();
     let log = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(0), "{log}");
     for secret in ["hunter2", "0123456"] {
@@ -124,21 +102,9 @@ fn numeric_passwords_and_kubernetes_variables_are_taken_as_they_are() {
     }
 }
 
-/// A `lockout serve` that a failing assertion must not leave running.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[test]
 fn a_misspelt_variable_is_still_an_error() {
-    let output = lockout(&[("LOCKOUT_POLICY_FAILURE_LIMT", "5")])
+    let output = lockout_command(&[("LOCKOUT_POLICY_FAILURE_LIMT", "5")])
         .arg("list")
         .output()
         .unwrap();

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{free_port, policy, RedisServer, TestService};
+use crate::support::{free_port, lockout_command, policy, RedisServer, ServeProcess, TestService};
 
 async fn post(client: &Client, url: String, body: Value) -> (StatusCode, Value) {
     let response = client.post(url).json(&body).send().await.unwrap();
@@ -836,29 +836,13 @@ async fn graceful_shutdown_lets_requests_in_flight_finish() {
 fn serve_binary_starts_says_where_and_stops_on_sigterm() {
     let redis = RedisServer::start();
     let port = free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lockout"))
-        .args([
-            "serve",
-            "--redis-url",
-            &redis.url(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("LOCKOUT_LOG_FORMAT", "json")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "lockout serve did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let output = child.wait_with_output().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let serving = ServeProcess::start(
+        &["--redis-url", &redis.url(), "--listen", &listen],
+        &[("LOCKOUT_LOG_FORMAT", "json")],
+        port,
+    );
+    let output = serving.terminate();
     assert_eq!(output.status.code(), Some(0));
     let log = String::from_utf8(output.stderr).unwrap();
     let first: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
@@ -912,20 +896,13 @@ async fn metrics_count_verdicts_failures_lockouts_and_latency() {
 fn serve_refuses_to_open_the_login_endpoints_beyond_this_host_without_a_token() {
     let redis = RedisServer::start();
     let port = free_port();
-    let serve = |env: &[(&str, &str)]| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lockout"));
-        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("LOCKOUT_")) {
-            command.env_remove(key);
-        }
-        command
-            .args(["serve", "--redis-url", &redis.url()])
-            .arg("--listen")
-            .arg(format!("0.0.0.0:{port}"))
-            .envs(env.iter().copied())
-            .stderr(std::process::Stdio::piped());
-        command
-    };
-    let output = serve(&[]).output().unwrap();
+    let listen = format!("0.0.0.0:{port}");
+    let args = ["--redis-url", &redis.url(), "--listen", &listen];
+    let output = lockout_command(&[])
+        .arg("serve")
+        .args(args)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -939,23 +916,8 @@ fn serve_refuses_to_open_the_login_endpoints_beyond_this_host_without_a_token() 
         &[("LOCKOUT_API_TOKEN", "k3y")][..],
         &[("LOCKOUT_OPEN_LOGIN_API", "true")],
     ] {
-        let child = serve(env).spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "{env:?}: lockout serve did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(
-            child.wait_with_output().unwrap().status.success(),
-            "{env:?}"
-        );
+        let serving = ServeProcess::start(&args, env, port);
+        assert!(serving.terminate().status.success(), "{env:?}");
     }
 }
 
@@ -963,22 +925,12 @@ fn serve_refuses_to_open_the_login_endpoints_beyond_this_host_without_a_token() 
 fn an_outage_is_logged_once_with_its_count_and_liveness_outlives_it() {
     let mut redis = RedisServer::start();
     let port = free_port();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lockout"));
-    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("LOCKOUT_")) {
-        command.env_remove(key);
-    }
-    let child = command
-        .args(["serve", "--redis-url", &redis.url()])
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "lockout serve did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let listen = format!("127.0.0.1:{port}");
+    let serving = ServeProcess::start(
+        &["--redis-url", &redis.url(), "--listen", &listen],
+        &[],
+        port,
+    );
     let get = |path: &str| {
         let output = std::process::Command::new("curl")
             .args(["-s", "-w", " %{http_code}"])
@@ -1011,11 +963,7 @@ fn an_outage_is_logged_once_with_its_count_and_liveness_outlives_it() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(get("/readyz").ends_with(" 200"));
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let log = String::from_utf8(child.wait_with_output().unwrap().stderr).unwrap();
+    let log = String::from_utf8(serving.terminate().stderr).unwrap();
     assert_eq!(
         log.matches("store unavailable").count(),
         1,

@@ -510,3 +510,59 @@ pub async fn eventually(within: Duration, what: &str, mut condition: impl AsyncF
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The `lockout` binary, with none of the test environment's `LOCKOUT_` variables but `env`.
+pub fn lockout_command(env: &[(&str, &str)]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lockout"));
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("LOCKOUT_")) {
+        command.env_remove(key);
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+/// `lockout serve` as operators run it, a process of its own listening on `port`, its log
+/// (stderr) kept; killed when dropped, so that a failing assertion leaves nothing running.
+pub struct ServeProcess(Option<std::process::Child>);
+
+impl ServeProcess {
+    /// Runs `lockout serve args` with `env` and waits until `port` accepts connections.
+    pub fn start(args: &[&str], env: &[(&str, &str)], port: u16) -> Self {
+        let child = lockout_command(env)
+            .arg("serve")
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the lockout binary runs");
+        let serving = ServeProcess(Some(child));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "lockout serve did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        serving
+    }
+
+    /// Sends SIGTERM and answers how the process ended, with its log.
+    pub fn terminate(mut self) -> std::process::Output {
+        let child = self.0.take().expect("running");
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
