@@ -2,6 +2,10 @@
 --
 -- KEYS[1]  the identity's attempt record (hash)   lockout:attempt:{ip=203.0.113.9}
 -- KEYS[2]  the identity's lock flag (string)      lockout:lock:{ip=203.0.113.9}
+-- KEYS[3]  optional, for refused attempts (refused on a lock read before, or coalesced by a
+--          lock cache): the identity's reset marker (lockout:reset:{ip=203.0.113.9}); while it
+--          exists the identity was just reset, and refusals decided before the reset are
+--          dropped instead of counting against it (or locking it again)
 -- ARGV[1]  cool-off, ms: how long failures are remembered after the latest one
 -- ARGV[2]  lockout duration, ms: how long a lock flag lives after it is set or renewed
 -- ARGV[3]  failure limit: the count at which the identity is locked; 0 to only count
@@ -25,12 +29,13 @@
 -- HINCRBY, one PEXPIRE, one HSET, and one SET (with a second PEXPIRE when the lock outlives
 -- the cool-off) when it locks.
 --
--- Returns {failures, lock_ms}: lock_ms is the lock's duration, or -2 when not locked.
+-- Returns {failures, lock_ms}: lock_ms is the lock's duration, or -2 when not locked ({0, -2}
+-- when the reset marker dropped the refusals).
 -- Example, limit 3, third failure:
 --   EVALSHA <sha> 2 lockout:attempt:{ip=203.0.113.9} lockout:lock:{ip=203.0.113.9}
 --           1800000 1800000 3 1 1764380000 ua curl/8.5 p /login        -> {3, 1800000}
-if #KEYS ~= 2 or #ARGV < 5 or #ARGV % 2 ~= 1 then
-  return redis.error_reply('fail.lua: expected 2 keys, 5 arguments and field/value pairs')
+if (#KEYS ~= 2 and #KEYS ~= 3) or #ARGV < 5 or #ARGV % 2 ~= 1 then
+  return redis.error_reply('fail.lua: expected 2 or 3 keys, 5 arguments and field/value pairs')
 end
 local record, lock = KEYS[1], KEYS[2]
 local cooloff, lockout, now = ARGV[1], ARGV[2], ARGV[5]
@@ -40,6 +45,10 @@ for _, duration in ipairs({cooloff, lockout}) do
   if not ms or ms < 1 or ms > 31536000000 or ms ~= math.floor(ms) then
     return redis.error_reply('fail.lua: durations must be whole numbers of ms, from 1 to 365 days')
   end
+end
+
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then
+  return {0, -2}
 end
 
 -- The record's fields are short on purpose (docs/keys.md): a record is paid for once per

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::attempt::{Attempt, Identity};
 use crate::error::Result;
-use crate::lock_cache::{LockCache, LockCacheTasks};
+use crate::lock_cache::{self, LockCache, LockCacheTasks};
 use crate::policy::{Combination, Policy};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::store::{FailureRule, LogAppend, Page, Progress, Store};
@@ -153,18 +153,21 @@ impl<S: Store> Engine<S> {
         if let Some(lockout) = self.refuse_from_cache(attempt, &combinations, &identities) {
             return Ok(Verdict::Locked(lockout));
         }
+        let generation = self.cache_generation();
         let locks = self.store.lock_states(&identities).await?;
-        self.remember(&identities, locks.iter().copied());
+        self.remember(&identities, locks.iter().copied(), generation);
         if locks.iter().all(Option::is_none) {
             return Ok(Verdict::Allowed);
         }
         let log = self.log(attempt, Outcome::Refused);
         let states: Vec<IdentityState> = if self.policy.reset_cooloff_on_failure_during_lockout {
+            let generation = self.cache_generation();
             let states = self
                 .store
-                .record_failures(&identities, &self.rule, attempt, log)
+                .record_failures(&identities, &self.rule, attempt, true, log)
                 .await?;
-            self.remember(&identities, states.iter().map(|state| state.lock_remaining));
+            let locks = states.iter().map(|state| state.lock_remaining);
+            self.remember(&identities, locks, generation);
             states
         } else {
             if let Some(log) = log {
@@ -254,11 +257,13 @@ impl<S: Store> Engine<S> {
                 });
             }
         }
+        let generation = self.cache_generation();
         let states = self
             .store
-            .record_failures(&identities, &self.rule, attempt, log)
+            .record_failures(&identities, &self.rule, attempt, false, log)
             .await?;
-        self.remember(&identities, states.iter().map(|state| state.lock_remaining));
+        let locks = states.iter().map(|state| state.lock_remaining);
+        self.remember(&identities, locks, generation);
         Ok(self.report(combinations, states))
     }
 
@@ -382,10 +387,27 @@ impl<S: Store> Engine<S> {
         })
     }
 
-    /// Tells the lock cache, if on, what Redis said of these identities' locks.
-    fn remember(&self, identities: &[Identity], locks: impl Iterator<Item = Option<Duration>>) {
+    /// Tells the lock cache, if on, what Redis said of these identities' locks when asked in
+    /// `generation` (see `LockCache::remember`).
+    fn remember(
+        &self,
+        identities: &[Identity],
+        locks: impl Iterator<Item = Option<Duration>>,
+        generation: u64,
+    ) {
         if let Some(cache) = &self.cache {
-            cache.remember(identities, locks);
+            cache.remember(identities, locks, generation);
+        }
+    }
+
+    fn cache_generation(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |cache| cache.generation())
+    }
+
+    /// Records the refusals the lock cache, if on, still holds: for a graceful shutdown.
+    pub async fn flush_lock_cache(&self) {
+        if let Some(cache) = &self.cache {
+            lock_cache::flush(cache, &self.store, &self.rule, self.policy.access_log).await;
         }
     }
 

@@ -48,6 +48,10 @@ pub const LOG_SHARDS: usize = 16;
 /// More patterns than this and one full scan, filtered here, is cheaper than one scan each.
 const MAX_SCAN_PATTERNS: usize = 16;
 
+/// How long a reset marker lives: longer than a lock cache's flush interval and a flush's
+/// round trip.
+pub const RESET_GUARD: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The longest scope name.
 pub const MAX_SCOPE_CHARS: usize = 64;
 
@@ -140,6 +144,14 @@ impl Keyspace {
 
     pub fn key(&self, kind: KeyKind, identity: &Identity) -> String {
         format!("{}:{}:{{{}}}", self.prefix, kind.segment(), identity.tag())
+    }
+
+    /// The marker a reset leaves for `RESET_GUARD` on an identity it deleted (same hash tag as
+    /// its keys): refusals a lock cache counted before the reset and records after it are
+    /// dropped while it lives (`scripts/fail.lua`), so that they cannot lock it again. Not an
+    /// attempt record: `parse` does not know it.
+    pub fn reset_marker(&self, tag: &str) -> String {
+        format!("{}:reset:{{{tag}}}", self.prefix)
     }
 
     /// The pub/sub channel on which resets name the identities they deleted (tags, one per

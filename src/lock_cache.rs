@@ -5,22 +5,27 @@
 //! the deferred failures only ever add to identities that are locked already: no verdict
 //! differs from Axes'.
 //!
-//! Correctness rests on two things: an entry never outlives the lock it saw (its expiry is the
-//! lock's remaining time when read), and every reset, by any process, is announced on the
-//! store's reset channel and forgets the identities it removed. While that channel is not
-//! listening, the cache answers nothing and holds nothing.
+//! Correctness rests on three things: an entry never outlives the lock it saw (its expiry is
+//! the lock's remaining time when read); every reset, by any process, is announced on the
+//! store's reset channel once its deletions are done, and forgets the identities it removed
+//! with their queued refusals; and what Redis said before a reset is never remembered after
+//! it (a `generation` counts the resets heard, and `remember` ignores answers read in an
+//! earlier one). Refusals already on their way to Redis when a reset lands are dropped there
+//! (the reset's marker, `Keyspace::reset_marker`): an admin's reset during a flood is never
+//! undone by the flood's past. While the channel is not listening, the cache answers nothing
+//! and holds nothing.
 //!
 //! The documented tolerance (Axes records every refused attempt at once): a refused attempt
 //! answered here reaches Redis (its counts, its log entry) up to `FLUSH_INTERVAL` later,
 //! coalesced with the others of its identity (one `fail.lua` with a count, one access-log
 //! entry with a count); its lock renewal is counted from the flush; and a refusal pending when
-//! the process dies is lost; refusals already taken for a flush when a reset lands are counted
-//! after it (as if they came just after the reset: an attacker still at it locks again either
-//! way). Keys deleted behind lockout's back (a `DEL` by hand) are not seen until their cached
+//! the process dies without a graceful shutdown is lost (a graceful one flushes). Keys deleted
+//! behind lockout's back (a `DEL` by hand) are not seen until their cached
 //! expiry.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +42,8 @@ const RELISTEN_DELAY: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub struct LockCache {
     state: Mutex<State>,
+    /// Resets heard so far.
+    generation: AtomicU64,
 }
 
 #[derive(Default)]
@@ -100,6 +107,11 @@ impl LockCache {
         self.state().listening
     }
 
+    /// To take before reading locks from Redis and give back to `remember`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// When every identity is cached as locked: queues the refused attempt (a failure of each
     /// identity when `record`, a log entry when `log`) and answers the longest remaining lock.
     /// One lock of the state for both, so that no reset can land between the look and the
@@ -129,14 +141,16 @@ impl LockCache {
         Some(longest)
     }
 
-    /// Notes what Redis just said of these identities' locks.
+    /// Notes what Redis said of these identities' locks, unless a reset was heard since the
+    /// `generation` taken before asking (the answer may predate it).
     pub fn remember(
         &self,
         identities: &[Identity],
         locks: impl IntoIterator<Item = Option<Duration>>,
+        generation: u64,
     ) {
         let mut state = self.state();
-        if !state.listening {
+        if !state.listening || self.generation() != generation {
             return;
         }
         let now = Instant::now();
@@ -173,6 +187,7 @@ impl LockCache {
         match notice {
             ResetNotice::Listening => state.listening = true,
             ResetNotice::Removed(tags) => {
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 for tag in tags {
                     state.locks.remove(&tag);
                     state.refusals.remove(&tag);
@@ -236,12 +251,14 @@ impl LockCacheTasks {
     }
 }
 
-async fn flush<S: Store>(
+/// Records the refusals queued so far (the flusher's work, and a graceful shutdown's last).
+pub async fn flush<S: Store>(
     cache: &LockCache,
     store: &S,
     rule: &FailureRule,
     log_retention: Option<Duration>,
 ) {
+    let generation = cache.generation();
     let (refusals, logs) = cache.take_pending();
     if refusals.is_empty() && logs.is_empty() {
         return;
@@ -261,8 +278,35 @@ async fn flush<S: Store>(
     match store.record_refusals(&refusals, rule, &appends).await {
         Ok(states) => {
             let identities: Vec<Identity> = refusals.into_iter().map(|r| r.identity).collect();
-            cache.remember(&identities, states.iter().map(|state| state.lock_remaining));
+            let locks = states.iter().map(|state| state.lock_remaining);
+            cache.remember(&identities, locks, generation);
         }
         Err(err) => tracing::warn!(%err, refusals = refusals.len(), "coalesced refusals lost"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Combination, Field};
+
+    #[test]
+    fn a_lock_read_before_a_reset_is_not_remembered_after_it() {
+        let cache = LockCache::default();
+        cache.notice(ResetNotice::Listening);
+        let attempt = Attempt::parse("10.0.0.1", None, None, None).unwrap();
+        let identity = attempt
+            .identity(&Combination::new([Field::Ip]).unwrap())
+            .unwrap();
+        let locked = Some(Duration::from_secs(60));
+        let before_the_reset = cache.generation();
+        // The reset's notice is handled while the check's read of the lock is on its way.
+        cache.notice(ResetNotice::Removed(vec![identity.tag().to_string()]));
+        cache.remember(std::slice::from_ref(&identity), [locked], before_the_reset);
+        let identities = std::slice::from_ref(&identity);
+        assert_eq!(cache.refuse(identities, &attempt, true, true), None);
+        // A read after the reset is remembered.
+        cache.remember(identities, [locked], cache.generation());
+        assert!(cache.refuse(identities, &attempt, true, true).is_some());
     }
 }

@@ -218,16 +218,19 @@ pub fn app(service: Arc<Service>) -> Router {
 }
 
 /// Serves `app(service)` on `listener` until `shutdown` completes; requests in flight then
-/// finish before it returns.
+/// finish, and the lock cache's queued refusals are recorded, before it returns.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app(service).into_make_service_with_connect_info::<SocketAddr>();
+    let app = app(service.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await?;
+    // Refusals the lock cache answered are recorded before the process goes (a deploy).
+    service.engine.flush_lock_cache().await;
+    Ok(())
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

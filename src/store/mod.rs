@@ -79,12 +79,15 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 
     /// Adds one failure to each identity (locking at the limit, renewing present locks) and
-    /// appends `log`; answers each identity's new state.
+    /// appends `log`; answers each identity's new state. A `refused` attempt was refused on
+    /// locks read before: an identity reset since (see `Keyspace::reset_marker`) does not count
+    /// it.
     fn record_failures(
         &self,
         identities: &[Identity],
         rule: &FailureRule,
         attempt: &Attempt,
+        refused: bool,
         log: Option<LogAppend<'_>>,
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 

@@ -8,6 +8,7 @@
 //! is ever counted twice.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +20,7 @@ use super::scripts::{self, FAIL, LOG, TRIM_LOG};
 use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::{Attempt, Identity};
 use crate::error::{Error, RedisTarget, Result};
-use crate::keys::{record_field, KeyKind, Keyspace, LOG_SHARDS};
+use crate::keys::{record_field, KeyKind, Keyspace, LOG_SHARDS, RESET_GUARD};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::target::Target;
 
@@ -196,12 +197,15 @@ impl RedisStore {
         Request::new(&key, command)
     }
 
-    /// `fail.lua` adding `count` failures to `identity`.
+    /// `fail.lua` adding `count` failures to `identity`; `refusals` (decided on locks read
+    /// before, or coalesced by a lock cache) are dropped while the identity's reset marker
+    /// lives (see `Keyspace::reset_marker`).
     fn fail_request(
         &self,
         identity: &Identity,
         rule: &FailureRule,
         count: u64,
+        refusals: bool,
         user_agent: Option<&str>,
         path: Option<&str>,
     ) -> Request {
@@ -217,8 +221,13 @@ impl RedisStore {
             count,
             since_epoch().as_secs(),
         );
-        self.on_identity(identity, |keys| {
-            let mut command = FAIL.evalsha(&keys, args);
+        self.on_identity(identity, |[record, lock]| {
+            let mut command = if refusals {
+                let marker = self.keys.reset_marker(identity.tag());
+                FAIL.evalsha(&[record, lock, marker], args)
+            } else {
+                FAIL.evalsha(&[record, lock], args)
+            };
             for (field, value) in [
                 (record_field::USER_AGENT, user_agent),
                 (record_field::PATH, path),
@@ -249,16 +258,6 @@ impl RedisStore {
                 })
             })
             .collect()
-    }
-
-    /// PUBLISH of the removed identities' tags on the reset channel.
-    fn reset_notice<'a>(&self, tags: impl Iterator<Item = &'a str>) -> Request {
-        let channel = self.keys.reset_channel();
-        let message = tags.collect::<Vec<_>>().join("\n");
-        Request::new(
-            &channel,
-            redis::cmd("PUBLISH").arg(&channel).arg(message).clone(),
-        )
     }
 
     fn identity_keys(&self, identity: &Identity) -> [String; 2] {
@@ -421,20 +420,69 @@ impl RedisStore {
         })
     }
 
-    /// Deletes `keys` in batches, then tells the reset channel which identities went.
-    async fn unlink(&self, keys: &[String], tags: &HashSet<String>) -> Result<()> {
-        for batch in keys.chunks(UNLINK_BATCH) {
-            let command = redis::cmd("UNLINK").arg(batch).clone();
-            self.connection
-                .query(&command)
-                .await
-                .map_err(|err| self.error(err))?;
+    /// Leaves the reset markers of `tags`, deletes `keys` in batches, then tells the reset
+    /// channel which identities went, in that order and to the end even if the caller stops
+    /// waiting (see `run_to_completion`).
+    async fn unlink(&self, keys: Vec<String>, tags: Vec<String>) -> Result<()> {
+        let store = self.clone();
+        run_to_completion(async move {
+            let markers: Vec<Request> = tags
+                .iter()
+                .map(|tag| store.reset_marker_request(tag))
+                .collect();
+            if !markers.is_empty() {
+                store.round_trip(&markers).await?;
+            }
+            for batch in keys.chunks(UNLINK_BATCH) {
+                let command = redis::cmd("UNLINK").arg(batch).clone();
+                store
+                    .connection
+                    .query(&command)
+                    .await
+                    .map_err(|err| store.error(err))?;
+            }
+            store.announce_resets(&tags).await
+        })
+        .await
+    }
+
+    /// `SET <reset marker> 1 PX <RESET_GUARD>`.
+    fn reset_marker_request(&self, tag: &str) -> Request {
+        let marker = self.keys.reset_marker(tag);
+        let command = redis::cmd("SET")
+            .arg(&marker)
+            .arg("1")
+            .arg("PX")
+            .arg(millis(RESET_GUARD))
+            .clone();
+        Request::new(&marker, command)
+    }
+
+    /// PUBLISH of the removed identities' tags on the reset channel, once their deletion has
+    /// answered: a notice that overtook it could let another process cache a lock that is
+    /// about to go.
+    async fn announce_resets(&self, tags: &[String]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
         }
-        if !tags.is_empty() {
-            self.round_trip(&[self.reset_notice(tags.iter().map(String::as_str))])
-                .await?;
-        }
+        let channel = self.keys.reset_channel();
+        let command = redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(tags.join("\n"))
+            .clone();
+        self.round_trip(&[Request::new(&channel, command)]).await?;
         Ok(())
+    }
+}
+
+/// Runs `work` in a task of its own and waits for it: a caller that gives up waiting (a request
+/// timeout) cannot cut a reset between its deletions and its notice.
+async fn run_to_completion<T: Send + 'static>(
+    work: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
     }
 }
 
@@ -527,6 +575,7 @@ impl Store for RedisStore {
         identities: &[Identity],
         rule: &FailureRule,
         attempt: &Attempt,
+        refused: bool,
         log: Option<LogAppend<'_>>,
     ) -> Result<Vec<IdentityState>> {
         let mut requests: Vec<Request> = identities
@@ -536,6 +585,7 @@ impl Store for RedisStore {
                     identity,
                     rule,
                     1,
+                    refused,
                     attempt.user_agent.as_deref(),
                     attempt.path.as_deref(),
                 )
@@ -558,6 +608,7 @@ impl Store for RedisStore {
                     &refusal.identity,
                     rule,
                     refusal.count,
+                    true,
                     refusal.user_agent.as_deref(),
                     refusal.path.as_deref(),
                 )
@@ -608,17 +659,33 @@ impl Store for RedisStore {
     }
 
     async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
+        // Each identity's marker first, then its deletion, in one slot: no coalesced refusal can
+        // land between them (see `Keyspace::reset_marker`).
         let mut requests: Vec<Request> = identities
             .iter()
-            .map(|identity| {
-                self.on_identity(identity, |keys| redis::cmd("UNLINK").arg(&keys).clone())
+            .flat_map(|identity| {
+                [
+                    self.reset_marker_request(identity.tag()),
+                    self.on_identity(identity, |keys| redis::cmd("UNLINK").arg(&keys).clone()),
+                ]
             })
             .collect();
         requests.extend(log.map(|log| self.log_request(log)));
-        requests.push(self.reset_notice(identities.iter().map(Identity::tag)));
-        let replies = self.round_trip(&requests).await?;
+        let tags: Vec<String> = identities.iter().map(|i| i.tag().to_string()).collect();
+        let store = self.clone();
+        let replies = run_to_completion(async move {
+            let replies = store.round_trip(&requests).await?;
+            store.announce_resets(&tags).await?;
+            Ok(replies)
+        })
+        .await?;
         let mut removed = 0u64;
-        for reply in replies.into_iter().take(identities.len()) {
+        for reply in replies
+            .into_iter()
+            .skip(1)
+            .step_by(2)
+            .take(identities.len())
+        {
             removed += u64::from(self.parse::<u64>(reply)? > 0);
         }
         Ok(removed)
@@ -703,14 +770,15 @@ impl Store for RedisStore {
             }
             if doomed.len() >= UNLINK_BATCH {
                 self.unlink(
-                    &std::mem::take(&mut doomed),
-                    &std::mem::take(&mut doomed_tags),
+                    std::mem::take(&mut doomed),
+                    std::mem::take(&mut doomed_tags).into_iter().collect(),
                 )
                 .await?;
             }
             progress(records.len() as u64);
         }
-        self.unlink(&doomed, &doomed_tags).await?;
+        self.unlink(doomed, doomed_tags.into_iter().collect())
+            .await?;
         Ok(records.len() as u64)
     }
 

@@ -561,9 +561,19 @@ async fn resets_by_ip_pair_and_all_with_dry_run(server: Backend) {
     );
     let left = server.keys();
     assert!(
-        !left.is_empty() && left.iter().all(|key| key.starts_with("lockout:log:")),
-        "only the access log is left: {left:?}"
+        left.iter().any(|key| key.starts_with("lockout:log:"))
+            && left
+                .iter()
+                .all(|key| key.starts_with("lockout:log:") || key.starts_with("lockout:reset:")),
+        "only the access log and the resets' markers are left: {left:?}"
     );
+    for marker in left.iter().filter(|key| key.starts_with("lockout:reset:")) {
+        let pttl = server.pttl(marker);
+        assert!(
+            (1..=2000).contains(&pttl),
+            "{marker} expires within 2 s: {pttl}"
+        );
+    }
 }
 
 async fn list_filters_and_locked_only(server: Backend) {

@@ -1,10 +1,13 @@
 //! The lock cache: locked checks answered without Redis, refusals recorded in batches, and
 //! resets by another process reaching the cache, on one Redis and on a cluster.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lockout::record::{LogFilter, Outcome};
-use lockout::{Attempt, Engine, RedisStore, Target, Verdict};
+use lockout::store::{FailureRule, Refusals};
+use lockout::{Attempt, Engine, RedisStore, Store, Target, Verdict};
 
 use crate::support::{eventually, policy, Backend};
 
@@ -12,6 +15,8 @@ crate::on_both!(
     locked_checks_skip_redis_and_refusals_arrive_in_batches,
     a_reset_by_another_process_reaches_the_cache,
     attempts_not_all_locked_go_to_redis_at_once,
+    refusals_counted_before_a_reset_are_dropped_after_it,
+    a_reset_during_a_flood_is_never_undone,
 );
 
 fn attempt(ip: &str, username: Option<&str>) -> Attempt {
@@ -116,4 +121,94 @@ async fn attempts_not_all_locked_go_to_redis_at_once(redis: Backend) {
         .is_locked());
     assert_eq!(failures(&engine, "ip=10.0.0.3").await, 1);
     assert_eq!(failures(&engine, "username=u1").await, 4);
+}
+
+async fn refusals_counted_before_a_reset_are_dropped_after_it(redis: Backend) {
+    let engine = redis.engine(policy(3, &[&["ip"]])).await;
+    let attacker = attempt("10.8.8.8", None);
+    for _ in 0..3 {
+        engine.fail(&attacker).await.unwrap();
+    }
+    let identity = attacker.identity(&engine.policy().combinations[0]).unwrap();
+    let reset = Target::Ips(vec![attacker.ip]);
+    assert_eq!(engine.reset(&reset, false, &mut |_| {}).await.unwrap(), 1);
+    // A lock cache's batch, counted while the identity was locked, reaching Redis just after
+    // the reset: it would lock the identity again at once.
+    let batch = [Refusals {
+        identity,
+        count: 40,
+        user_agent: None,
+        path: None,
+    }];
+    let rule = FailureRule {
+        cooloff: Duration::from_secs(1800),
+        lockout_duration: Duration::from_secs(1800),
+        failure_limit: 3,
+        lock_out_at_failure: true,
+    };
+    let states = engine
+        .store()
+        .record_refusals(&batch, &rule, &[])
+        .await
+        .unwrap();
+    assert_eq!(states[0].lock_remaining, None);
+    assert_eq!(engine.check(&attacker).await.unwrap(), Verdict::Allowed);
+    assert_eq!(failures(&engine, "ip=10.8.8.8").await, 0);
+    // A failure after the reset counts as any other.
+    assert_eq!(engine.fail(&attacker).await.unwrap().failures[0].count, 1);
+}
+
+/// Two instances with lock caches under a flood of checks of one locked address while an
+/// admin resets it, twenty times over: no reset is undone by refusals counted before it.
+async fn a_reset_during_a_flood_is_never_undone(redis: Backend) {
+    let (first, _first_tasks) = cached(redis.engine(policy(3, &[&["ip"]])).await).await;
+    let (second, _second_tasks) = cached(redis.engine(policy(3, &[&["ip"]])).await).await;
+    let instances = Arc::new([first, second]);
+    let admin = redis.engine(policy(3, &[&["ip"]])).await;
+    let attacker = attempt("10.9.9.9", None);
+    let reset = Target::Ips(vec![attacker.ip]);
+    for round in 0..20 {
+        for _ in 0..3 {
+            instances[round % 2].fail(&attacker).await.unwrap();
+        }
+        let flooding = Arc::new(AtomicBool::new(true));
+        let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let flood: Vec<_> = (0..4)
+            .map(|n| {
+                let (instances, flooding, refused) =
+                    (instances.clone(), flooding.clone(), refused.clone());
+                let attacker = attacker.clone();
+                tokio::spawn(async move {
+                    while flooding.load(Ordering::Relaxed) {
+                        if instances[n % 2].check(&attacker).await.unwrap().is_locked() {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        eventually(Duration::from_secs(5), "the flood is refused", async || {
+            refused.load(Ordering::Relaxed) > 200
+        })
+        .await;
+        assert_eq!(admin.reset(&reset, false, &mut |_| {}).await.unwrap(), 1);
+        flooding.store(false, Ordering::Relaxed);
+        for task in flood {
+            task.await.unwrap();
+        }
+        for instance in instances.iter() {
+            instance.flush_lock_cache().await;
+        }
+        assert_eq!(
+            admin.check(&attacker).await.unwrap(),
+            Verdict::Allowed,
+            "round {round}: the reset stands"
+        );
+        assert_eq!(
+            failures(&admin, "ip=10.9.9.9").await,
+            0,
+            "round {round}: nothing counted before the reset survives it"
+        );
+    }
 }
