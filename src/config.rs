@@ -4,7 +4,7 @@
 //! the key.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
-use crate::policy::{Combination, Field, IpList, Policy};
+use crate::policy::{AccessLog, Combination, Field, IpList, Policy};
 use crate::secret::Secret;
 use crate::store::redis::RedisEndpoint;
 
@@ -301,6 +301,7 @@ struct RawPolicy {
     access_log: bool,
     #[serde(with = "humantime_serde")]
     access_log_retention: Duration,
+    access_log_max_entries: NonZeroU64,
 }
 
 impl Default for RawPolicy {
@@ -317,7 +318,8 @@ impl Default for RawPolicy {
             never_lockout: OneOrMany::Many(Vec::new()),
             deny: OneOrMany::Many(Vec::new()),
             access_log: true,
-            access_log_retention: policy.access_log.expect("on by default"),
+            access_log_retention: policy.access_log.expect("on by default").retention,
+            access_log_max_entries: policy.access_log.expect("on by default").max_entries,
         }
     }
 }
@@ -457,7 +459,10 @@ impl RawPolicy {
                 &self.never_lockout.items(Some(',')),
             )?,
             deny: IpList::parse("policy.deny", &self.deny.items(Some(',')))?,
-            access_log: self.access_log.then_some(access_log_retention),
+            access_log: self.access_log.then_some(AccessLog {
+                retention: access_log_retention,
+                max_entries: self.access_log_max_entries,
+            }),
         })
     }
 }
@@ -484,7 +489,14 @@ impl From<&Policy> for RawPolicy {
             access_log: policy.access_log.is_some(),
             access_log_retention: policy
                 .access_log
-                .unwrap_or(RawPolicy::default().access_log_retention),
+                .map_or(RawPolicy::default().access_log_retention, |log| {
+                    log.retention
+                }),
+            access_log_max_entries: policy
+                .access_log
+                .map_or(RawPolicy::default().access_log_max_entries, |log| {
+                    log.max_entries
+                }),
         }
     }
 }

@@ -326,7 +326,8 @@ impl<S: Store> Engine<S> {
 
     /// Up to `limit` access-log entries, newest first.
     pub async fn logs(&self, filter: &LogFilter, limit: usize) -> Result<Vec<LogEntry>> {
-        self.store.logs(filter, limit, self.policy.access_log).await
+        let max_age = self.policy.access_log.map(|log| log.retention);
+        self.store.logs(filter, limit, max_age).await
     }
 
     /// Deletes access-log entries at least `age` old (`0` removes all); answers how many.
@@ -412,10 +413,10 @@ impl<S: Store> Engine<S> {
     }
 
     fn log<'a>(&self, attempt: &'a Attempt, outcome: Outcome) -> Option<LogAppend<'a>> {
-        self.policy.access_log.map(|retention| LogAppend {
+        self.policy.access_log.map(|bounds| LogAppend {
             attempt,
             outcome,
-            retention,
+            bounds,
             count: 1,
         })
     }

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::attempt::{Attempt, Identity};
+use crate::policy::AccessLog;
 use crate::store::{FailureRule, LogAppend, Refusals, ResetNotice, Store};
 
 /// How often coalesced refusals are written.
@@ -223,7 +224,7 @@ impl LockCacheTasks {
         cache: Arc<LockCache>,
         store: S,
         rule: FailureRule,
-        log_retention: Option<Duration>,
+        access_log: Option<AccessLog>,
     ) -> Self {
         let listener = tokio::spawn({
             let (cache, store) = (cache.clone(), store.clone());
@@ -242,7 +243,7 @@ impl LockCacheTasks {
             let mut ticks = tokio::time::interval(FLUSH_INTERVAL);
             loop {
                 ticks.tick().await;
-                flush(&cache, &store, &rule, log_retention).await;
+                flush(&cache, &store, &rule, access_log).await;
             }
         });
         LockCacheTasks {
@@ -256,20 +257,20 @@ pub async fn flush<S: Store>(
     cache: &LockCache,
     store: &S,
     rule: &FailureRule,
-    log_retention: Option<Duration>,
+    access_log: Option<AccessLog>,
 ) {
     let generation = cache.generation();
     let (refusals, logs) = cache.take_pending();
     if refusals.is_empty() && logs.is_empty() {
         return;
     }
-    let appends: Vec<LogAppend<'_>> = log_retention
-        .map(|retention| {
+    let appends: Vec<LogAppend<'_>> = access_log
+        .map(|bounds| {
             logs.iter()
                 .map(|(attempt, count)| LogAppend {
                     attempt,
                     outcome: crate::record::Outcome::Refused,
-                    retention,
+                    bounds,
                     count: *count,
                 })
                 .collect()

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -143,8 +143,17 @@ pub struct Policy {
     pub never_lockout: IpList,
     /// Always locked, nothing stored. Wins over `never_lockout`.
     pub deny: IpList,
-    /// How long access-log entries are kept; `None` when the access log is off.
-    pub access_log: Option<Duration>,
+    /// How long and how many access-log entries are kept; `None` when the access log is off.
+    pub access_log: Option<AccessLog>,
+}
+
+/// The access log's bounds: entries older than `retention` go, and beyond `max_entries` the
+/// oldest go (approximately: Redis trims whole stream nodes), so that strangers cannot fill
+/// Redis with failed logins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessLog {
+    pub retention: Duration,
+    pub max_entries: NonZeroU64,
 }
 
 impl Default for Policy {
@@ -161,7 +170,10 @@ impl Default for Policy {
             reset_cooloff_on_failure_during_lockout: true,
             never_lockout: IpList::default(),
             deny: IpList::default(),
-            access_log: Some(Duration::from_secs(30 * 24 * 3600)),
+            access_log: Some(AccessLog {
+                retention: Duration::from_secs(30 * 24 * 3600),
+                max_entries: NonZeroU64::new(1_000_000).expect("non-zero"),
+            }),
         }
     }
 }

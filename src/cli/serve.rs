@@ -38,6 +38,7 @@ over the file, which wins over the defaults):
            deny = LOCKOUT_POLICY_DENY                                         [] (IPs, CIDRs)
            access_log = LOCKOUT_POLICY_ACCESS_LOG                             true
            access_log_retention = LOCKOUT_POLICY_ACCESS_LOG_RETENTION         30d
+           access_log_max_entries = LOCKOUT_POLICY_ACCESS_LOG_MAX_ENTRIES     1000000
   [admin]  path = LOCKOUT_ADMIN_PATH            /dj-ad-admin/
            username = LOCKOUT_ADMIN_USERNAME    admin
            password = LOCKOUT_ADMIN_PASSWORD    empty: admin API and page disabled

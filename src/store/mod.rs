@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::attempt::{Attempt, Identity};
 use crate::error::Result;
+use crate::policy::AccessLog;
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::target::Target;
 
@@ -31,7 +32,7 @@ pub struct FailureRule {
 pub struct LogAppend<'a> {
     pub attempt: &'a Attempt,
     pub outcome: Outcome,
-    pub retention: Duration,
+    pub bounds: AccessLog,
     /// How many attempts the entry stands for (a lock cache coalesces refusals).
     pub count: u64,
 }

@@ -175,8 +175,10 @@ impl RedisStore {
     fn log_request(&self, log: LogAppend<'_>) -> Request {
         let attempt = log.attempt;
         let key = self.keys.log_key(Keyspace::log_shard(attempt.ip));
-        let oldest_kept = since_epoch().saturating_sub(log.retention);
-        let mut command = LOG.evalsha(&[&key], (millis(oldest_kept), millis(log.retention)));
+        let retention = log.bounds.retention;
+        let oldest_kept = since_epoch().saturating_sub(retention);
+        let per_shard = log.bounds.max_entries.get().div_ceil(LOG_SHARDS as u64);
+        let mut command = LOG.evalsha(&[&key], (millis(oldest_kept), millis(retention), per_shard));
         command
             .arg("ip")
             .arg(attempt.ip.to_string())

@@ -801,7 +801,10 @@ async fn access_log_records_failures_refusals_and_successes(server: Backend) {
 async fn access_log_expires_by_itself_or_is_off(server: Backend) {
     let engine = server
         .engine(Policy {
-            access_log: Some(Duration::from_millis(500)),
+            access_log: Some(lockout::policy::AccessLog {
+                retention: Duration::from_millis(500),
+                ..Policy::default().access_log.unwrap()
+            }),
             ..policy(3, &[&["ip"]])
         })
         .await;
@@ -863,4 +866,39 @@ async fn store_errors_name_the_url_and_are_unavailable() {
     let message = err.to_string();
     assert!(message.contains("redis://:***@127.0.0.1:"), "{message}");
     assert!(!message.contains("secret"), "{message}");
+}
+
+#[tokio::test]
+async fn the_access_log_is_bounded_by_size_too() {
+    let server = RedisServer::start();
+    let bounds = lockout::policy::AccessLog {
+        max_entries: std::num::NonZeroU64::new(160).unwrap(),
+        ..Policy::default().access_log.unwrap()
+    };
+    let engine = server
+        .engine(Policy {
+            access_log: Some(bounds),
+            ..policy(1_000, &[&["ip"]])
+        })
+        .await;
+    // A flood from 5,000 addresses within the retention: only the size bound can stop it.
+    for n in 0..5_000u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + n).to_string();
+        engine
+            .fail(&Attempt::parse(&ip, None, None, None).unwrap())
+            .await
+            .unwrap();
+    }
+    let mut connection = server.connection();
+    let mut total = 0;
+    for shard in 0..lockout::keys::LOG_SHARDS {
+        let length: u64 = redis::cmd("XLEN")
+            .arg(format!("lockout:log:{shard}"))
+            .query(&mut connection)
+            .unwrap();
+        // 10 a shard, give or take the stream node (100 entries) Redis trims as a whole.
+        assert!(length <= 10 + 100, "shard {shard}: {length} entries");
+        total += length;
+    }
+    assert!(total < 2_000, "{total} entries kept of 5,000");
 }

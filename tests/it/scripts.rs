@@ -74,7 +74,7 @@ fn log_lua_refuses_an_unusable_retention_before_writing() {
             &redis,
             LOG,
             &["lockout:log:0"],
-            &["0", retention, "ip", "10.0.0.1"],
+            &["0", retention, "100", "ip", "10.0.0.1"],
         );
         let err = reply.expect_err("refused");
         assert!(
@@ -88,7 +88,7 @@ fn log_lua_refuses_an_unusable_retention_before_writing() {
         &redis,
         LOG,
         &["lockout:log:0"],
-        &["0", "60000", "ip", "10.0.0.1"],
+        &["0", "60000", "100", "ip", "10.0.0.1"],
     )
     .unwrap();
     let pttl: i64 = redis::cmd("PTTL")
