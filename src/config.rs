@@ -302,6 +302,7 @@ struct RawPolicy {
     #[serde(with = "humantime_serde")]
     access_log_retention: Duration,
     access_log_max_entries: NonZeroU64,
+    ipv6_prefix_length: u8,
 }
 
 impl Default for RawPolicy {
@@ -320,6 +321,7 @@ impl Default for RawPolicy {
             access_log: true,
             access_log_retention: policy.access_log.expect("on by default").retention,
             access_log_max_entries: policy.access_log.expect("on by default").max_entries,
+            ipv6_prefix_length: policy.ipv6_prefix_length,
         }
     }
 }
@@ -428,6 +430,12 @@ impl RawPolicy {
         )?;
         let access_log_retention =
             bounded("policy.access_log_retention", self.access_log_retention)?;
+        if !(1..=128).contains(&self.ipv6_prefix_length) {
+            return Err(Error::Config(format!(
+                "policy.ipv6_prefix_length: {} is not from 1 to 128",
+                self.ipv6_prefix_length
+            )));
+        }
         if self.lockout_parameters.is_empty() {
             return Err(Error::Config(
                 "policy.lockout_parameters: needs at least one combination".into(),
@@ -463,6 +471,7 @@ impl RawPolicy {
                 retention: access_log_retention,
                 max_entries: self.access_log_max_entries,
             }),
+            ipv6_prefix_length: self.ipv6_prefix_length,
         })
     }
 }
@@ -497,6 +506,7 @@ impl From<&Policy> for RawPolicy {
                 .map_or(RawPolicy::default().access_log_max_entries, |log| {
                     log.max_entries
                 }),
+            ipv6_prefix_length: policy.ipv6_prefix_length,
         }
     }
 }

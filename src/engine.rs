@@ -286,7 +286,7 @@ impl<S: Store> Engine<S> {
 
     /// The attempt records `target` selects (only locked ones with `locked_only`).
     pub async fn list(&self, target: &Target, locked_only: bool) -> Result<Vec<AttemptRecord>> {
-        let mut records = self.store.list(target).await?;
+        let mut records = self.store.list(&self.counted(target)).await?;
         if locked_only {
             records.retain(AttemptRecord::is_locked);
         }
@@ -302,7 +302,7 @@ impl<S: Store> Engine<S> {
         cursor: Option<&str>,
         size: usize,
     ) -> Result<Page> {
-        let mut page = self.store.page(target, cursor, size).await?;
+        let mut page = self.store.page(&self.counted(target), cursor, size).await?;
         if locked_only {
             page.records.retain(AttemptRecord::is_locked);
         }
@@ -321,7 +321,9 @@ impl<S: Store> Engine<S> {
         dry_run: bool,
         progress: Progress<'_>,
     ) -> Result<u64> {
-        self.store.remove(target, dry_run, progress).await
+        self.store
+            .remove(&self.counted(target), dry_run, progress)
+            .await
     }
 
     /// Up to `limit` access-log entries, newest first.
@@ -335,9 +337,25 @@ impl<S: Store> Engine<S> {
         self.store.trim_logs(age).await
     }
 
-    /// The attempt's identities with the combination each comes from; combinations whose
-    /// fields the attempt lacks form none.
+    /// `target` with its IPs as they are counted (IPv6 per network).
+    fn counted(&self, target: &Target) -> Target {
+        target.counted(|ip| self.policy.counted_ip(ip))
+    }
+
+    /// The attempt's identities with the combination each comes from, its IP as it is counted
+    /// (IPv6 per network); combinations whose fields the attempt lacks form none.
     fn identities(&self, attempt: &Attempt) -> (Vec<Combination>, Vec<Identity>) {
+        let counted_ip = self.policy.counted_ip(attempt.ip);
+        let counted;
+        let attempt = if counted_ip == attempt.ip {
+            attempt
+        } else {
+            counted = Attempt {
+                ip: counted_ip,
+                ..attempt.clone()
+            };
+            &counted
+        };
         self.policy
             .combinations
             .iter()

@@ -145,6 +145,8 @@ pub struct Policy {
     pub deny: IpList,
     /// How long and how many access-log entries are kept; `None` when the access log is off.
     pub access_log: Option<AccessLog>,
+    /// IPv6 clients are counted per network of this many bits (see `counted_ip`).
+    pub ipv6_prefix_length: u8,
 }
 
 /// The access log's bounds: entries older than `retention` go, and beyond `max_entries` the
@@ -174,11 +176,25 @@ impl Default for Policy {
                 retention: Duration::from_secs(30 * 24 * 3600),
                 max_entries: NonZeroU64::new(1_000_000).expect("non-zero"),
             }),
+            ipv6_prefix_length: 64,
         }
     }
 }
 
 impl Policy {
+    /// The address an attempt from `ip` (canonical) is counted as: an IPv6 client by the first
+    /// address of its network of `ipv6_prefix_length` bits (a provider hands each customer a
+    /// /64, so a client that walks through its addresses stays one identity); IPv4 as it is.
+    pub fn counted_ip(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) if self.ipv6_prefix_length < 128 => {
+                let mask = u128::MAX << (128 - u32::from(self.ipv6_prefix_length));
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+            ip => ip,
+        }
+    }
+
     /// One line for start-up logs and `--help`-style summaries.
     pub fn summary(&self) -> String {
         let combinations: Vec<String> = self.combinations.iter().map(|c| c.to_string()).collect();

@@ -63,6 +63,30 @@ impl Target {
         Ok(Target::Either { ips, usernames })
     }
 
+    /// The same selection with every IP replaced by the address it is counted as (see
+    /// `Policy::counted_ip`), so that `--ip 2001:db8::5` finds the record of its /64.
+    pub fn counted(&self, counted_ip: impl Fn(IpAddr) -> IpAddr) -> Target {
+        let ips = |ips: &[IpAddr]| ips.iter().map(|&ip| counted_ip(ip)).collect();
+        match self {
+            Target::Ips(list) => Target::Ips(ips(list)),
+            Target::Pairs {
+                ips: list,
+                usernames,
+            } => Target::Pairs {
+                ips: ips(list),
+                usernames: usernames.clone(),
+            },
+            Target::Either {
+                ips: list,
+                usernames,
+            } => Target::Either {
+                ips: ips(list),
+                usernames: usernames.clone(),
+            },
+            other => other.clone(),
+        }
+    }
+
     /// Exact test of one record's identity (scan patterns only narrow the search).
     pub fn matches(&self, identity: &Identity) -> bool {
         let ip_in = |ips: &[IpAddr]| {

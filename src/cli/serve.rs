@@ -39,6 +39,7 @@ over the file, which wins over the defaults):
            access_log = LOCKOUT_POLICY_ACCESS_LOG                             true
            access_log_retention = LOCKOUT_POLICY_ACCESS_LOG_RETENTION         30d
            access_log_max_entries = LOCKOUT_POLICY_ACCESS_LOG_MAX_ENTRIES     1000000
+           ipv6_prefix_length = LOCKOUT_POLICY_IPV6_PREFIX_LENGTH             64 (IPv6 counted per /64)
   [admin]  path = LOCKOUT_ADMIN_PATH            /dj-ad-admin/
            username = LOCKOUT_ADMIN_USERNAME    admin
            password = LOCKOUT_ADMIN_PASSWORD    empty: admin API and page disabled

@@ -388,7 +388,8 @@ async fn ip_spellings_share_one_counter(server: Backend) {
         failures_of(&engine, Target::All).await,
         [
             ("ip=198.51.100.4".to_string(), 2),
-            ("ip=2001%3Adb8%3A%3A1".to_string(), 3)
+            // IPv6 is counted per /64 (ipv6_prefix_length), by the network's first address.
+            ("ip=2001%3Adb8%3A%3A".to_string(), 3)
         ]
     );
 }
@@ -546,8 +547,9 @@ async fn resets_by_ip_pair_and_all_with_dry_run(server: Backend) {
         failures_of(&engine, Target::All).await,
         [
             ("ip=10.0.0.12".to_string(), 1),
-            ("ip=2001%3Adb8%3A%3A1".to_string(), 1),
-            ("ip=2001%3Adb8%3A%3A1&username=alice".to_string(), 1),
+            // 2001:db8::1's /64.
+            ("ip=2001%3Adb8%3A%3A".to_string(), 1),
+            ("ip=2001%3Adb8%3A%3A&username=alice".to_string(), 1),
         ]
     );
     let v6 = Target::Ips(vec![ip("2001:db8:0::1")]);
@@ -901,4 +903,47 @@ async fn the_access_log_is_bounded_by_size_too() {
         total += length;
     }
     assert!(total < 2_000, "{total} entries kept of 5,000");
+}
+
+#[tokio::test]
+async fn ipv6_clients_are_counted_per_network() {
+    let server = RedisServer::start();
+    let engine = server.engine(policy(3, &[&["ip"]])).await;
+    let from = |ip: &str| Attempt::parse(ip, Some("alice"), None, None).unwrap();
+    // One client walking through the addresses of its /64.
+    for ip in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"] {
+        engine.fail(&from(ip)).await.unwrap();
+    }
+    assert!(engine
+        .check(&from("2001:db8:1:2:abcd::9"))
+        .await
+        .unwrap()
+        .is_locked());
+    assert_eq!(
+        engine.check(&from("2001:db8:1:3::1")).await.unwrap(),
+        Verdict::Allowed,
+        "the next network is another client"
+    );
+    assert!(engine.check(&from("10.0.0.1")).await.unwrap() == Verdict::Allowed);
+    let records = engine.list(&Target::All, false).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].identity.tag(), "ip=2001%3Adb8%3A1%3A2%3A%3A");
+    // An operator names any address of the network.
+    let reset = Target::Ips(vec!["2001:db8:1:2::77".parse().unwrap()]);
+    assert_eq!(engine.reset(&reset, false, &mut |_| {}).await.unwrap(), 1);
+
+    // ipv6_prefix_length = 128: every address on its own, as before.
+    let per_address = server
+        .engine(Policy {
+            ipv6_prefix_length: 128,
+            ..policy(3, &[&["ip"]])
+        })
+        .await;
+    for ip in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2::3"] {
+        per_address.fail(&from(ip)).await.unwrap();
+    }
+    assert_eq!(
+        per_address.list(&Target::All, false).await.unwrap().len(),
+        3
+    );
 }
