@@ -111,6 +111,12 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Reverse proxies whose `X-Forwarded-For` names the client of an admin login.
     pub trusted_proxies: IpList,
+    /// `serve` answers more connections than this with 503 at once.
+    pub max_connections: usize,
+    /// How long `serve` waits for a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long `serve` lets requests in flight finish after SIGTERM.
+    pub drain_timeout: Duration,
 }
 
 /// Values given on the command line (or through clap's own environment variables), which win
@@ -260,6 +266,11 @@ struct RawConfig {
     log_format: LogFormat,
     lock_cache: bool,
     trusted_proxies: OneOrMany,
+    max_connections: usize,
+    #[serde(with = "humantime_serde")]
+    header_read_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    drain_timeout: Duration,
     policy: RawPolicy,
     admin: AdminConfig,
 }
@@ -278,6 +289,9 @@ impl Default for RawConfig {
             log_format: LogFormat::Text,
             lock_cache: true,
             trusted_proxies: OneOrMany::Many(Vec::new()),
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
             policy: RawPolicy::default(),
             admin: AdminConfig::default(),
         }
@@ -375,6 +389,11 @@ impl RawConfig {
             Error::Config(format!("listen: {:?} is not an address:port", self.listen))
         })?;
         bounded("command_timeout", self.command_timeout)?;
+        bounded("header_read_timeout", self.header_read_timeout)?;
+        bounded("drain_timeout", self.drain_timeout)?;
+        if self.max_connections == 0 {
+            return Err(Error::Config("max_connections: must be at least 1".into()));
+        }
         bounded("admin.cooloff", self.admin.cooloff)?;
         if self.admin.path.is_empty() || !self.admin.path.starts_with('/') {
             return Err(Error::Config(format!(
@@ -404,6 +423,9 @@ impl RawConfig {
                 "trusted_proxies",
                 &self.trusted_proxies.items(Some(',')),
             )?,
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+            drain_timeout: self.drain_timeout,
         })
     }
 }

@@ -25,6 +25,9 @@ over the file, which wins over the defaults):
   api_token = LOCKOUT_API_TOKEN               empty; else check/failure/success need it as a bearer token
   open_login_api = LOCKOUT_OPEN_LOGIN_API     false: listening beyond loopback needs api_token
   trusted_proxies = LOCKOUT_TRUSTED_PROXIES   [] (IPs, CIDRs whose X-Forwarded-For names an admin's client)
+  max_connections = LOCKOUT_MAX_CONNECTIONS   10000 (more at once: 503)
+  header_read_timeout = LOCKOUT_HEADER_READ_TIMEOUT  10s
+  drain_timeout = LOCKOUT_DRAIN_TIMEOUT       10s (requests in flight after SIGTERM)
   log_format = LOCKOUT_LOG_FORMAT             text or json (one object per line)
   lock_cache = LOCKOUT_LOCK_CACHE             true: checks of identities known locked skip Redis
   [policy] failure_limit = LOCKOUT_POLICY_FAILURE_LIMIT                       3

@@ -7,11 +7,11 @@ mod api;
 mod auth;
 mod error;
 mod input;
+mod listener;
 mod metrics;
 mod outage;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +52,7 @@ pub struct Service {
     admin: AdminConfig,
     metrics: Metrics,
     outage: outage::OutageLog,
+    limits: listener::Limits,
     /// Carried by every admin page form (see `csrf_token`).
     csrf_token: String,
     /// The lock cache's tasks, when it is on; stopped with the service.
@@ -87,6 +88,11 @@ impl Service {
             admin: config.admin.clone(),
             metrics: Metrics::new(),
             outage: outage::OutageLog::default(),
+            limits: listener::Limits {
+                max_connections: config.max_connections,
+                header_read_timeout: config.header_read_timeout,
+                drain_timeout: config.drain_timeout,
+            },
             csrf_token: csrf_token(&config.admin),
         }
     }
@@ -218,16 +224,14 @@ pub fn app(service: Arc<Service>) -> Router {
 }
 
 /// Serves `app(service)` on `listener` until `shutdown` completes; requests in flight then
-/// finish, and the lock cache's queued refusals are recorded, before it returns.
+/// finish (for at most `drain_timeout`), and the lock cache's queued refusals are recorded,
+/// before it returns.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app(service.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    listener::run(listener, app(service.clone()), service.limits, shutdown).await;
     // Refusals the lock cache answered are recorded before the process goes (a deploy).
     service.engine.flush_lock_cache().await;
     Ok(())

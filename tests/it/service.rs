@@ -9,7 +9,9 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{free_port, lockout_command, policy, RedisServer, ServeProcess, TestService};
+use crate::support::{
+    eventually, free_port, lockout_command, policy, RedisServer, ServeProcess, TestService,
+};
 
 async fn post(client: &Client, url: String, body: Value) -> (StatusCode, Value) {
     let response = client.post(url).json(&body).send().await.unwrap();
@@ -982,5 +984,91 @@ fn an_outage_is_logged_once_with_its_count_and_liveness_outlives_it() {
     assert!(
         failed >= 22,
         "20 checks and 2 readiness probes at least: {recovered}"
+    );
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_refused_at_once() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |c| c.max_connections = 2).await;
+    let address = service.url.trim_start_matches("http://").to_string();
+    let _first = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut third = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut third, &mut answer)
+        .await
+        .unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains("too many connections"),
+        "{answer}"
+    );
+    drop((_first, _second));
+    // The permits come back as the connections close.
+    eventually(
+        Duration::from_secs(5),
+        "a connection is served again",
+        async || {
+            Client::new()
+                .get(service.at("/livez"))
+                .send()
+                .await
+                .is_ok_and(|response| response.status() == StatusCode::OK)
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_cut_off() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |c| {
+        c.header_read_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let address = service.url.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut slow, b"GET /livez HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut slow, &mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the service closed the connection");
+}
+
+#[tokio::test]
+async fn shutdown_drains_for_at_most_the_deadline() {
+    let redis = RedisServer::start();
+    let service =
+        TestService::start(&redis, |c| c.drain_timeout = Duration::from_millis(300)).await;
+    let address = service.url.trim_start_matches("http://").to_string();
+    // A request whose body never comes stays in flight for ever.
+    let mut stuck = tokio::net::TcpStream::connect(&address).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stuck,
+        b"POST /v1/check HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"ip\":",
+    )
+    .await
+    .unwrap();
+    // A round trip on another connection, accepted after it: the stuck one is being read.
+    let live = Client::new()
+        .get(service.at("/livez"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    let started = Instant::now();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), service.stop()).await;
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "the service stopped at the drain deadline: {stopped:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "it waited for the request in flight first"
     );
 }
