@@ -98,6 +98,8 @@ pub struct Config {
     pub on_store_error: OnStoreError,
     /// How long the service waits for Redis before answering in its fail mode.
     pub command_timeout: Duration,
+    /// How long admin work (resets, listings, log trims) may take, on its own connection.
+    pub bulk_timeout: Duration,
     /// When set, check/failure/success require `Authorization: Bearer <api_token>`.
     pub api_token: Option<Secret>,
     /// Whether `serve` may listen beyond this host without an `api_token` (the operator says
@@ -261,6 +263,8 @@ struct RawConfig {
     on_store_error: OnStoreError,
     #[serde(with = "humantime_serde")]
     command_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    bulk_timeout: Duration,
     api_token: Secret,
     open_login_api: bool,
     log_format: LogFormat,
@@ -284,6 +288,7 @@ impl Default for RawConfig {
             listen: "127.0.0.1:8080".into(),
             on_store_error: OnStoreError::Deny,
             command_timeout: Duration::from_millis(250),
+            bulk_timeout: Duration::from_secs(600),
             api_token: Secret::default(),
             open_login_api: false,
             log_format: LogFormat::Text,
@@ -389,6 +394,7 @@ impl RawConfig {
             Error::Config(format!("listen: {:?} is not an address:port", self.listen))
         })?;
         bounded("command_timeout", self.command_timeout)?;
+        bounded("bulk_timeout", self.bulk_timeout)?;
         bounded("header_read_timeout", self.header_read_timeout)?;
         bounded("drain_timeout", self.drain_timeout)?;
         if self.max_connections == 0 {
@@ -413,6 +419,7 @@ impl RawConfig {
             listen,
             on_store_error: self.on_store_error,
             command_timeout: self.command_timeout,
+            bulk_timeout: self.bulk_timeout,
             api_token: Some(self.api_token).filter(|token| !token.is_empty()),
             open_login_api: self.open_login_api,
             log_format: self.log_format,

@@ -21,7 +21,8 @@ over the file, which wins over the defaults):
   prefix = LOCKOUT_PREFIX                     lockout
   listen = LOCKOUT_LISTEN                     127.0.0.1:8080
   on_store_error = LOCKOUT_ON_STORE_ERROR     deny (locked while Redis is away) or allow
-  command_timeout = LOCKOUT_COMMAND_TIMEOUT   250ms: longest wait for Redis per request
+  command_timeout = LOCKOUT_COMMAND_TIMEOUT   250ms: longest wait for Redis per login request
+  bulk_timeout = LOCKOUT_BULK_TIMEOUT         10m: longest admin work, on its own connection
   api_token = LOCKOUT_API_TOKEN               empty; else check/failure/success need it as a bearer token
   open_login_api = LOCKOUT_OPEN_LOGIN_API     false: listening beyond loopback needs api_token
   trusted_proxies = LOCKOUT_TRUSTED_PROXIES   [] (IPs, CIDRs whose X-Forwarded-For names an admin's client)

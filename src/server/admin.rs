@@ -351,14 +351,17 @@ async fn attempts(
     match filters.target() {
         Err(problem) => page.layout.error = Some(problem),
         Ok(target) => {
-            let found = service
-                .store_call(
-                    "page",
+            let found = match service.admin_engine(None).await {
+                Ok(engine) => {
                     service
-                        .engine
-                        .page(&target, filters.locked, cursor.as_deref(), PAGE_SIZE),
-                )
-                .await;
+                        .bulk_call(
+                            "page",
+                            engine.page(&target, filters.locked, cursor.as_deref(), PAGE_SIZE),
+                        )
+                        .await
+                }
+                Err(err) => Err(err),
+            };
             match found {
                 Ok(found) => {
                     let limit = u64::from(service.engine.policy().failure_limit.get());
@@ -428,8 +431,9 @@ async fn delete_selected(
     let removed = if identities.is_empty() {
         0
     } else {
+        let engine = service.admin_engine(None).await?;
         service
-            .store_call("remove", service.engine.remove(&identities))
+            .bulk_call("remove", engine.remove(&identities))
             .await?
     };
     service.metrics.resets(removed);
@@ -447,25 +451,23 @@ async fn delete_matching(
     let filters = Filters::from(&fields);
     let target = filters.target().map_err(ApiError::bad_request)?;
     let confirmed = fields.get("confirm") == "yes";
+    let engine = service.admin_engine(None).await?;
     let count = if filters.locked {
         // Only the records locked now: listed, then deleted by identity.
         let locked = service
-            .store_call("list", service.engine.list(&target, true))
+            .bulk_call("list", engine.list(&target, true))
             .await?;
         let identities: Vec<Identity> = locked.into_iter().map(|record| record.identity).collect();
         if confirmed && !identities.is_empty() {
             service
-                .store_call("remove", service.engine.remove(&identities))
+                .bulk_call("remove", engine.remove(&identities))
                 .await?
         } else {
             identities.len() as u64
         }
     } else {
         service
-            .store_call(
-                "reset",
-                service.engine.reset(&target, !confirmed, &mut |_| {}),
-            )
+            .bulk_call("reset", engine.reset(&target, !confirmed, &mut |_| {}))
             .await?
     };
     if confirmed {
@@ -527,8 +529,9 @@ async fn logs(
     match filter {
         Err(problem) => page.layout.error = Some(problem),
         Ok(filter) => {
+            let engine = service.admin_engine(None).await?;
             let entries = service
-                .store_call("logs", service.engine.logs(&filter, LOG_LIMIT))
+                .bulk_call("logs", engine.logs(&filter, LOG_LIMIT))
                 .await?;
             page.entries = entries
                 .into_iter()

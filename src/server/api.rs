@@ -1,6 +1,7 @@
 //! The endpoints: login calls (`check`, `failure`, `success`), admin
 //! calls (attempts and logs), health. The JSON shapes come from `wire`, shared with the CLI.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -253,13 +254,13 @@ pub async fn list_attempts(
     ApiQuery(query): ApiQuery<AttemptsQuery>,
 ) -> Answer {
     let target = query.target()?;
-    let engine = service.engine_for(None, query.scope.as_deref())?;
+    let engine = service.admin_engine(query.scope.as_deref()).await?;
     let Some(limit) = query.limit else {
         if query.cursor.is_some() {
             return Err(ApiError::bad_request("cursor: goes with limit"));
         }
         let records = service
-            .store_call("list", engine.list(&target, query.locked))
+            .bulk_call("list", engine.list(&target, query.locked))
             .await?;
         return Ok(Json(wire::attempts(&records)));
     };
@@ -269,7 +270,7 @@ pub async fn list_attempts(
         )));
     }
     let page = service
-        .store_call(
+        .bulk_call(
             "list",
             engine.page(&target, query.locked, query.cursor.as_deref(), limit),
         )
@@ -304,10 +305,19 @@ pub async fn delete_attempts(
             "locked, limit and cursor are for listing, not deleting",
         ));
     }
-    let engine = service.engine_for(None, query.scope.as_deref())?;
+    let engine = service.admin_engine(query.scope.as_deref()).await?;
+    let matched = AtomicU64::new(0);
+    let mut progress = |count| matched.store(count, Ordering::Relaxed);
     let removed = service
-        .store_call("reset", engine.reset(&target, false, &mut |_| {}))
-        .await?;
+        .bulk_call("reset", engine.reset(&target, false, &mut progress))
+        .await
+        .map_err(|err| match matched.load(Ordering::Relaxed) {
+            0 => err,
+            at_most => err.with_detail(format!(
+                "the reset stopped having removed at most {at_most} records; run it again to \
+                 remove the rest"
+            )),
+        })?;
     service.metrics.resets(removed);
     tracing::info!(
         ?target,
@@ -358,9 +368,9 @@ pub async fn delete_records(
             .map_err(|err| ApiError::bad_request(format!("records[{i}].{err}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let engine = service.engine_for(None, request.scope.as_deref())?;
+    let engine = service.admin_engine(request.scope.as_deref()).await?;
     let removed = service
-        .store_call("remove", engine.remove(&identities))
+        .bulk_call("remove", engine.remove(&identities))
         .await?;
     service.metrics.resets(removed);
     tracing::info!(
@@ -407,9 +417,9 @@ pub async fn list_logs(
         username: query.username.filter(|username| !username.is_empty()),
         outcome: None,
     };
-    let engine = service.engine_for(None, query.scope.as_deref())?;
+    let engine = service.admin_engine(query.scope.as_deref()).await?;
     let entries = service
-        .store_call("logs", engine.logs(&filter, limit))
+        .bulk_call("logs", engine.logs(&filter, limit))
         .await?;
     Ok(Json(wire::logs(&entries)))
 }
@@ -435,9 +445,9 @@ pub async fn delete_logs(
             ApiError::bad_request(format!("older_than: {text:?} is not a duration ({err})"))
         })?,
     };
-    let engine = service.engine_for(None, query.scope.as_deref())?;
+    let engine = service.admin_engine(query.scope.as_deref()).await?;
     let removed = service
-        .store_call("reset_logs", engine.reset_logs(age))
+        .bulk_call("reset_logs", engine.reset_logs(age))
         .await?;
     Ok(Json(wire::removed(removed)))
 }

@@ -44,6 +44,12 @@ impl ApiError {
         &self.message
     }
 
+    /// The same error, its message followed by `detail`.
+    pub fn with_detail(mut self, detail: impl std::fmt::Display) -> Self {
+        self.message = format!("{}: {detail}", self.message);
+        self
+    }
+
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
         self

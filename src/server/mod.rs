@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use hmac::{Hmac, Mac};
@@ -30,9 +31,12 @@ use crate::engine::Engine;
 use crate::keys::Keyspace;
 use crate::lock_cache::LockCacheTasks;
 use crate::policy::IpList;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{RedisOptions, RedisStore};
 use error::ApiError;
 pub use metrics::Metrics;
+
+/// How long one command of admin work (a SCAN, an UNLINK batch) may take.
+const BULK_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -48,6 +52,9 @@ pub struct Service {
     request_policies: RequestPolicies,
     on_store_error: OnStoreError,
     command_timeout: Duration,
+    bulk_timeout: Duration,
+    /// The connection of admin work, opened at its first use (see `admin_engine`).
+    bulk_store: tokio::sync::OnceCell<RedisStore>,
     api_token: Option<crate::secret::Secret>,
     admin: AdminConfig,
     metrics: Metrics,
@@ -84,6 +91,8 @@ impl Service {
             engine,
             on_store_error: config.on_store_error,
             command_timeout: config.command_timeout,
+            bulk_timeout: config.bulk_timeout,
+            bulk_store: tokio::sync::OnceCell::new(),
             api_token: config.api_token.clone(),
             admin: config.admin.clone(),
             metrics: Metrics::new(),
@@ -130,15 +139,69 @@ impl Service {
         Ok(RequestEngine::Own(Box::new(Engine::new(store, policy))))
     }
 
-    /// Runs one engine call within the command timeout, timing it; a store error or a timeout
-    /// is logged, counted and answered as 503 (login endpoints turn it into their fail mode).
+    /// The engine of admin work (listings, resets, log trims) on the records of `scope` (or
+    /// the unscoped ones): the configured policy, on a Redis connection of its own whose
+    /// commands may take longer, so that a reset of a million records neither fails at the
+    /// login timeout nor delays the logins meanwhile.
+    async fn admin_engine(&self, scope: Option<&str>) -> Result<Engine<RedisStore>, ApiError> {
+        let bulk = self
+            .bulk_store
+            .get_or_try_init(|| {
+                let options = RedisOptions {
+                    connect_timeout: self.command_timeout.max(Duration::from_secs(1)),
+                    command_timeout: BULK_COMMAND_TIMEOUT.min(self.bulk_timeout),
+                };
+                self.engine.store().reopen(options)
+            })
+            .await
+            .map_err(|err| {
+                self.outage.failed("admin", &err);
+                ApiError::unavailable()
+            })?;
+        let store = match scope {
+            Some(scope) if scope.starts_with('_') => {
+                return Err(ApiError::bad_request(
+                    "scope: names starting with _ are lockout's own",
+                ))
+            }
+            Some(scope) => {
+                bulk.with_keys(bulk.keys().scoped(scope).map_err(ApiError::bad_request)?)
+            }
+            None => bulk.clone(),
+        };
+        Ok(Engine::new(store, self.engine.policy().clone()))
+    }
+
+    /// Runs one login's engine call within the command timeout (see `call`).
     async fn store_call<T>(
         &self,
         operation: &'static str,
         call: impl Future<Output = crate::Result<T>>,
     ) -> Result<T, ApiError> {
+        self.call(operation, self.command_timeout, call).await
+    }
+
+    /// Runs admin work within the bulk timeout (see `call`); what it did before a timeout
+    /// stands.
+    async fn bulk_call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = crate::Result<T>>,
+    ) -> Result<T, ApiError> {
+        self.call(operation, self.bulk_timeout, call).await
+    }
+
+    /// Runs one engine call within `timeout`, timing it; a store error or a timeout is logged
+    /// (once per outage), counted and answered as 503 (login endpoints turn it into their fail
+    /// mode).
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        timeout: Duration,
+        call: impl Future<Output = crate::Result<T>>,
+    ) -> Result<T, ApiError> {
         let started = Instant::now();
-        let result = tokio::time::timeout(self.command_timeout, call).await;
+        let result = tokio::time::timeout(timeout, call).await;
         self.metrics.observe_store(operation, started.elapsed());
         match result {
             Ok(Ok(value)) => {
@@ -150,10 +213,12 @@ impl Service {
             // Not an outage: Redis answered something the engine cannot use. Same answer
             // for the caller, but it is a bug or a foreign key under the prefix to look at.
             Ok(Err(err)) => tracing::error!(operation, %err, "store error"),
-            Err(_) => self.outage.failed(
-                operation,
-                &format_args!("no answer from Redis within {:?}", self.command_timeout),
-            ),
+            Err(_) => {
+                let message = format!("no answer from Redis within {timeout:?}");
+                self.outage.failed(operation, &message);
+                self.metrics.store_error(operation);
+                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message));
+            }
         }
         self.metrics.store_error(operation);
         Err(ApiError::unavailable())

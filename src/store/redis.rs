@@ -99,6 +99,13 @@ impl RedisStore {
         })
     }
 
+    /// Another connection to the same Redis, with other timeouts: bulk admin work (resets and
+    /// listings over millions of keys) runs on its own, so that it neither waits behind logins
+    /// nor delays them.
+    pub async fn reopen(&self, options: RedisOptions) -> Result<Self> {
+        Self::open(&self.endpoint, self.keys.clone(), options).await
+    }
+
     /// The same Redis connection with another keyspace (a scope's, see `Keyspace::scoped`).
     pub fn with_keys(&self, keys: Keyspace) -> Self {
         RedisStore {

@@ -1072,3 +1072,87 @@ async fn shutdown_drains_for_at_most_the_deadline() {
         "it waited for the request in flight first"
     );
 }
+
+/// `count` attempt records of distinct IPs, written straight into Redis.
+fn fill_records(redis: &RedisServer, count: u32) {
+    let mut connection = redis.connection();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
+        let mut pipeline = redis::pipe();
+        for &n in chunk {
+            let key = format!(
+                "lockout:attempt:{{ip={}}}",
+                std::net::Ipv4Addr::from(0x0a00_0000 + n)
+            );
+            pipeline
+                .hset(&key, "n", 1)
+                .ignore()
+                .pexpire(&key, 600_000)
+                .ignore();
+        }
+        pipeline.query::<()>(&mut connection).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn admin_work_runs_under_its_own_deadline_on_its_own_connection() {
+    let redis = RedisServer::start();
+    fill_records(&redis, 30_000);
+    // A login timeout no reset of 30,000 records could meet.
+    let service = TestService::start(&redis, |c| {
+        with_admin(c);
+        c.admin.token = "t0ken".into();
+        c.command_timeout = Duration::from_millis(1);
+    })
+    .await;
+    let client = Client::new();
+    let response = client
+        .delete(service.at("/v1/attempts?all=true"))
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"removed": 30000})
+    );
+}
+
+#[tokio::test]
+async fn admin_work_cut_by_its_deadline_says_what_it_did() {
+    let redis = RedisServer::start();
+    fill_records(&redis, 300_000);
+    let service = TestService::start(&redis, |c| {
+        with_admin(c);
+        c.admin.token = "t0ken".into();
+        c.bulk_timeout = Duration::from_millis(50);
+    })
+    .await;
+    let response = Client::new()
+        .delete(service.at("/v1/attempts?all=true"))
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let error = response.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at_most: u64 = error
+        .split("removed at most ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("{error}"));
+    assert!(error.contains("run it again"), "{error}");
+    let left = redis
+        .keys()
+        .iter()
+        .filter(|key| key.starts_with("lockout:attempt:"))
+        .count() as u64;
+    assert!(
+        left < 300_000 && 300_000 - left <= at_most + 500,
+        "{left} records left, the answer says at most {at_most} went"
+    );
+}
