@@ -30,6 +30,7 @@ use std::future::Future;
 use std::io::{BufRead, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -662,6 +663,15 @@ fn rate_limiter_flexible(
 
 /// `lockout serve` on `redis_args`, with a policy, until dropped.
 fn start_service(redis_args: &[&str], policy_json: &str) -> (Process, u16) {
+    start_service_with(redis_args, policy_json, &[])
+}
+
+/// `start_service` with more environment (an admin token, say).
+fn start_service_with(
+    redis_args: &[&str],
+    policy_json: &str,
+    env: &[(&str, &str)],
+) -> (Process, u16) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_lockout"))
         .args(redis_args)
@@ -674,6 +684,7 @@ fn start_service(redis_args: &[&str], policy_json: &str) -> (Process, u16) {
         ])
         .env("LOCKOUT_POLICY_LOCKOUT_PARAMETERS", policy_json)
         .env("LOCKOUT_LOG", "error")
+        .envs(env.iter().copied())
         .spawn()
         .expect("the lockout binary");
     wait_for_port(port);
@@ -731,6 +742,64 @@ fn unlink_matching(server: &Server, pattern: &str) -> Duration {
         .expect("bash and redis-cli");
     assert!(status.success());
     started.elapsed()
+}
+
+/// HTTP logins (policy ip, 8 connections) alone, then while an admin resets `--username
+/// victim` over `records` records again and again through the API (a SCAN of every key each
+/// time, on the service's connection for admin work): the p99 of a login next to its p99 alone.
+async fn logins_during_admin_resets(
+    options: &Options,
+    url: &str,
+    records: u64,
+    redis: &mut redis::Connection,
+    reference: f64,
+) -> Vec<Row> {
+    let admin = [
+        ("LOCKOUT_ADMIN_PASSWORD", "bench"),
+        ("LOCKOUT_ADMIN_TOKEN", "bench-token"),
+    ];
+    let (service, port) = start_service_with(&["--redis-url", url], r#"["ip"]"#, &admin);
+    let mut rows = Vec::new();
+    for during_resets in [false, true] {
+        let resetting = Arc::new(AtomicBool::new(during_resets));
+        let resets = std::thread::spawn({
+            let resetting = resetting.clone();
+            move || {
+                let mut done = 0u32;
+                while resetting.load(Ordering::Relaxed) {
+                    let status = Command::new("curl")
+                        .args(["-sf", "-o", "/dev/null", "-X", "DELETE"])
+                        .args(["-H", "Authorization: Bearer bench-token"])
+                        .arg(format!(
+                            "http://127.0.0.1:{port}/v1/attempts?username=victim"
+                        ))
+                        .status()
+                        .expect("curl");
+                    assert!(status.success(), "the admin reset answered an error");
+                    done += 1;
+                }
+                done
+            }
+        });
+        let meter = Meter::start(redis, std::process::id(), Some(service.0.id()));
+        let (logins, latencies) = http_flow(options, port, 8).await;
+        resetting.store(false, Ordering::Relaxed);
+        let resets = resets.join().unwrap();
+        let what = if during_resets {
+            format!("lockout serve, policy ip, 8 connections, while admin resets scan {records} records")
+        } else {
+            "lockout serve, policy ip, 8 connections, no admin work (the same service)".to_string()
+        };
+        let mut row = meter.finish(redis, what, logins, latencies, reference);
+        if during_resets {
+            let idle: &Row = rows.first().expect("the row without resets");
+            row.ratio = Some(row.p99_ms.unwrap() / idle.p99_ms.unwrap());
+            row.note = format!("p99 to the p99 without admin work; {resets} resets done");
+        }
+        rows.push(row);
+    }
+    drop(service);
+    rows
 }
 
 /// `count` attempt records `ip=10.x.y.z&username=userN` written server-side in chunks, plus 100
@@ -1039,6 +1108,7 @@ async fn main() {
                 ..Row::default()
             });
         }
+        rows.extend(logins_during_admin_resets(&options, &url, n, &mut redis, reference).await);
         engine
             .reset(&Target::All, false, &mut |_| {})
             .await
