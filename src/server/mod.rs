@@ -119,15 +119,7 @@ impl Service {
             .transpose()
             .map_err(ApiError::bad_request)?
             .filter(|policy| policy != self.engine.policy());
-        if scope.is_some_and(|scope| scope.starts_with('_')) {
-            return Err(ApiError::bad_request(
-                "scope: names starting with _ are lockout's own",
-            ));
-        }
-        let keys = scope
-            .map(|scope| self.engine.store().keys().scoped(scope))
-            .transpose()
-            .map_err(ApiError::bad_request)?;
+        let keys = requested_keys(self.engine.store().keys(), scope)?;
         if policy.is_none() && keys.is_none() {
             return Ok(RequestEngine::Shared(&self.engine));
         }
@@ -158,15 +150,8 @@ impl Service {
                 self.outage.failed("admin", &err);
                 ApiError::unavailable()
             })?;
-        let store = match scope {
-            Some(scope) if scope.starts_with('_') => {
-                return Err(ApiError::bad_request(
-                    "scope: names starting with _ are lockout's own",
-                ))
-            }
-            Some(scope) => {
-                bulk.with_keys(bulk.keys().scoped(scope).map_err(ApiError::bad_request)?)
-            }
+        let store = match requested_keys(bulk.keys(), scope)? {
+            Some(keys) => bulk.with_keys(keys),
             None => bulk.clone(),
         };
         Ok(Engine::new(store, self.engine.policy().clone()))
@@ -222,6 +207,18 @@ impl Service {
         }
         self.metrics.store_error(operation);
         Err(ApiError::unavailable())
+    }
+}
+
+/// The keyspace of the scope a request names, if any; scopes starting with `_` are lockout's
+/// own (its admin logins) and not for requests.
+fn requested_keys(keys: &Keyspace, scope: Option<&str>) -> Result<Option<Keyspace>, ApiError> {
+    match scope {
+        None => Ok(None),
+        Some(scope) if scope.starts_with('_') => Err(ApiError::bad_request(
+            "scope: names starting with _ are lockout's own",
+        )),
+        Some(scope) => keys.scoped(scope).map(Some).map_err(ApiError::bad_request),
     }
 }
 
