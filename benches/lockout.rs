@@ -28,7 +28,7 @@
 
 use std::future::Future;
 use std::io::{BufRead, Write};
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -744,6 +744,51 @@ fn unlink_matching(server: &Server, pattern: &str) -> Duration {
     started.elapsed()
 }
 
+/// Redis memory after `failures` failed logins from random addresses of one IPv6 /48 (one
+/// customer's allocation: an attacker's whole supply), counted per `prefix_length` bits.
+async fn ipv6_flood_memory(
+    url: &str,
+    redis: &mut redis::Connection,
+    failures: u64,
+    prefix_length: u8,
+) -> Row {
+    let policy = Policy {
+        ipv6_prefix_length: prefix_length,
+        ..policy("ip")
+    };
+    let engine = Arc::new(engine(url, policy).await);
+    let before = info_field(redis, "memory", "used_memory");
+    let workers: Vec<_> = (0..256u64)
+        .map(|worker| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                for _ in (worker..failures).step_by(256) {
+                    let host: u128 = rand::rng().random::<u128>() >> 48;
+                    let ip = Ipv6Addr::from((0x2001_0db8_00ab_u128 << 80) | host);
+                    let attempt = Attempt::from_ip(IpAddr::V6(ip));
+                    engine.fail(&attempt).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let after = info_field(redis, "memory", "used_memory");
+    let identities = scan_count(redis, &format!("{PREFIX}:attempt:*"));
+    Row {
+        what: format!(
+            "Redis memory after {failures} failures from random IPv6 addresses of one /48, ipv6_prefix_length {prefix_length}"
+        ),
+        rate: Some((after - before) / 1_048_576.0),
+        unit: "MiB",
+        note: format!(
+            "{identities} identities; the access log is bounded by access_log_max_entries"
+        ),
+        ..Row::default()
+    }
+}
+
 /// HTTP logins (policy ip, 8 connections) alone, then while an admin resets `--username
 /// victim` over `records` records again and again through the API (a SCAN of every key each
 /// time, on the service's connection for admin work): the p99 of a login next to its p99 alone.
@@ -1072,6 +1117,14 @@ async fn main() {
             note: "ratio: a tracked identity to this".into(),
             ..Row::default()
         });
+    }
+
+    // 5b. Redis memory after a flood of failures from random IPv6 addresses of one /48.
+    if options.runs("memory") {
+        for prefix_length in [64, 128] {
+            rows.push(ipv6_flood_memory(&url, &mut redis, n, prefix_length).await);
+            clean(&url).await;
+        }
     }
 
     // 6. Resets over n records.
