@@ -34,8 +34,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use lockout::attempt::Field;
 use lockout::keys::Keyspace;
-use lockout::policy::{Combination, Field};
+use lockout::policy::Combination;
 use lockout::{Attempt, Engine, Policy, RedisEndpoint, RedisOptions, RedisStore, Target};
 use rand::Rng;
 use serde::Serialize;

@@ -1,11 +1,40 @@
-//! One login attempt, normalised once (canonical IP, absent empty username, bounded lengths),
-//! and the identities it forms under a policy's combinations.
+//! One login attempt, normalised once (canonical IP, absent empty username, bounded lengths).
 
 use std::net::IpAddr;
 
 use crate::error::{Error, Result};
-use crate::keys;
-use crate::policy::{Combination, Field};
+
+/// An attempt field that can identify who is counted. The declaration order is the order of the
+/// fields inside an identity (and so inside its Redis key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    Ip,
+    Username,
+    UserAgent,
+}
+
+impl Field {
+    /// The name used in configuration, keys and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Ip => "ip",
+            Field::Username => "username",
+            Field::UserAgent => "user_agent",
+        }
+    }
+
+    /// Parses a configured name; `ip_address` is Axes' name for `ip`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "ip" | "ip_address" => Ok(Field::Ip),
+            "username" => Ok(Field::Username),
+            "user_agent" => Ok(Field::UserAgent),
+            other => Err(Error::Config(format!(
+                "policy.lockout_parameters: unknown field {other:?} (expected \"ip\", \"username\" or \"user_agent\")"
+            ))),
+        }
+    }
+}
 
 /// Longest username accepted, in characters (Axes' column width). Longer ones are refused, not
 /// truncated: truncation would merge distinct users into one identity.
@@ -59,88 +88,13 @@ impl Attempt {
         Attempt::new(parse_ip(ip)?, username, user_agent, path)
     }
 
-    fn value(&self, field: Field) -> Option<String> {
+    /// The attempt's value of `field`, if it has one.
+    pub fn value(&self, field: Field) -> Option<String> {
         match field {
             Field::Ip => Some(self.ip.to_string()),
             Field::Username => self.username.clone(),
             Field::UserAgent => self.user_agent.clone(),
         }
-    }
-
-    /// The identity this attempt forms for `combination`, or `None` when one of its fields is
-    /// absent (an attempt without a username never forms a username identity).
-    pub fn identity(&self, combination: &Combination) -> Option<Identity> {
-        let values = combination
-            .fields()
-            .iter()
-            .map(|&field| self.value(field).map(|value| (field, value)))
-            .collect::<Option<Vec<_>>>()?;
-        Some(Identity::new(values))
-    }
-}
-
-/// One combination filled with one attempt's values, e.g. `ip=203.0.113.9&username=alice`.
-/// Its `tag` is the encoded form used inside Redis keys (see `keys`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Identity {
-    values: Vec<(Field, String)>,
-    tag: String,
-}
-
-impl Identity {
-    /// `values` must be in field order without repeats.
-    pub(crate) fn new(values: Vec<(Field, String)>) -> Self {
-        let tag = keys::encode_identity(&values);
-        Identity { values, tag }
-    }
-
-    pub fn values(&self) -> &[(Field, String)] {
-        &self.values
-    }
-
-    pub fn value(&self, field: Field) -> Option<&str> {
-        self.values
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// The identity holding exactly these fields, as an attempt would form it (canonical IP,
-    /// user agent cut to length), e.g. from a listed record's parameters. At least one field.
-    pub fn of_fields(
-        ip: Option<&str>,
-        username: Option<&str>,
-        user_agent: Option<&str>,
-    ) -> Result<Self> {
-        let mut values = Vec::new();
-        if let Some(ip) = ip {
-            values.push((Field::Ip, parse_ip(ip)?.to_string()));
-        }
-        if let Some(username) = username {
-            values.push((Field::Username, parse_named_username(username)?));
-        }
-        if let Some(user_agent) = user_agent {
-            if user_agent.is_empty() {
-                return Err(Error::invalid("user_agent: must not be empty"));
-            }
-            values.push((Field::UserAgent, truncate(user_agent, MAX_METADATA_CHARS)));
-        }
-        if values.is_empty() {
-            return Err(Error::invalid(
-                "a record is named by its ip, username or user_agent",
-            ));
-        }
-        Ok(Identity::new(values))
-    }
-
-    /// The identity whose `tag` this is; `None` for anything `tag` never produces.
-    pub fn from_tag(tag: &str) -> Option<Self> {
-        keys::decode_identity(tag)
-    }
-
-    /// The encoded identity, as it stands between the braces of its keys.
-    pub fn tag(&self) -> &str {
-        &self.tag
     }
 }
 
@@ -187,7 +141,7 @@ fn non_empty(value: Option<&str>) -> Option<&str> {
     value.filter(|v| !v.is_empty())
 }
 
-fn truncate(value: &str, max_chars: usize) -> String {
+pub(crate) fn truncate(value: &str, max_chars: usize) -> String {
     value.chars().take(max_chars).collect()
 }
 
@@ -214,11 +168,10 @@ mod tests {
     }
 
     #[test]
-    fn empty_username_forms_no_identity() {
+    fn an_empty_username_is_absent() {
         let a = Attempt::parse("192.0.2.1", Some(""), Some(""), None).unwrap();
         assert_eq!(a.username, None);
-        let by_user = Combination::new([Field::Username]).unwrap();
-        assert!(a.identity(&by_user).is_none());
+        assert_eq!(a.value(Field::Username), None);
     }
 
     #[test]

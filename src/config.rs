@@ -13,9 +13,10 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::attempt::Field;
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
-use crate::policy::{AccessLog, Combination, Field, IpList, Policy};
+use crate::policy::{AccessLog, Combination, IpList, Policy};
 use crate::secret::Secret;
 use crate::store::redis::RedisEndpoint;
 

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::attempt::{Attempt, Identity};
+use crate::attempt::Attempt;
 use crate::error::Result;
+use crate::identity::Identity;
 use crate::lock_cache::{self, LockCache, LockCacheTasks};
 use crate::policy::{Combination, Policy};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
@@ -360,9 +361,7 @@ impl<S: Store> Engine<S> {
             .combinations
             .iter()
             .filter_map(|combination| {
-                attempt
-                    .identity(combination)
-                    .map(|identity| (combination.clone(), identity))
+                Identity::of(attempt, combination).map(|identity| (combination.clone(), identity))
             })
             .unzip()
     }

@@ -8,23 +8,13 @@
 //! A scope (a site sharing the service with others) has the same layout under
 //! `<prefix>:scope:<name>`, apart from every other scope and from the unscoped keys.
 //!
-//! `<identity>` is `field=value` pairs joined by `&` in field order, each value percent-encoded
-//! so that only `A-Z a-z 0-9 - . _ ~ %` remain: no value can contain a delimiter, a brace (the
-//! braces are the Redis Cluster hash tag, so both keys of an identity share one slot) or a SCAN
-//! glob character.
+//! `<identity>` is the identity's tag (see `identity`): only `A-Z a-z 0-9 - . _ ~ % = &`, so no
+//! value can contain a brace (the braces are the Redis Cluster hash tag, so every key of an
+//! identity shares one slot) or a SCAN glob character.
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-
-use crate::attempt::Identity;
 use crate::error::{Error, Result};
-use crate::policy::Field;
+use crate::identity::{decode_identity, encode_value, Identity};
 use crate::target::Target;
-
-const VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// The fields of an attempt record hash, written by `scripts/fail.lua`. They are short because a
 /// record is paid for once per tracked identity: with these names an IP's record stays in Redis'
@@ -54,35 +44,6 @@ pub const RESET_GUARD: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The longest scope name.
 pub const MAX_SCOPE_CHARS: usize = 64;
-
-/// Encodes identity values as `ip=203.0.113.9&username=alice`.
-pub(crate) fn encode_identity(values: &[(Field, String)]) -> String {
-    values
-        .iter()
-        .map(|(field, value)| format!("{}={}", field.name(), encode_value(value)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn encode_value(value: &str) -> String {
-    utf8_percent_encode(value, VALUE).to_string()
-}
-
-/// The inverse of `encode_identity`; `None` unless `tag` is exactly what it would produce.
-pub(crate) fn decode_identity(tag: &str) -> Option<Identity> {
-    let mut values: Vec<(Field, String)> = Vec::new();
-    for pair in tag.split('&') {
-        let (name, encoded) = pair.split_once('=')?;
-        let field = Field::parse(name).ok().filter(|f| f.name() == name)?;
-        if values.last().is_some_and(|(last, _)| *last >= field) {
-            return None;
-        }
-        let value = percent_decode_str(encoded).decode_utf8().ok()?.into_owned();
-        values.push((field, value));
-    }
-    let identity = Identity::new(values);
-    (identity.tag() == tag).then_some(identity)
-}
 
 /// What a key under the prefix holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,18 +149,17 @@ impl Keyspace {
     /// (and maybe more: callers filter with `Target::matches`).
     pub fn scan_patterns(&self, target: &Target, kind: Option<KeyKind>) -> Vec<String> {
         let p = &format!("{}:{}", self.prefix, kind.map_or("*", KeyKind::segment));
-        let enc = |value: &str| encode_value(value);
         // `[&}]` ends a value: `ip=10.0.0.1` must not match `ip=10.0.0.12`. Percent-encoding
         // keeps prefixes: the encoding of a prefix is a prefix of the encoding.
         let by_ip = |ips: &[std::net::IpAddr]| -> Vec<String> {
             ips.iter()
-                .map(|ip| format!("{p}:{{ip={}[&}}]*", enc(&ip.to_string())))
+                .map(|ip| format!("{p}:{{ip={}[&}}]*", encode_value(&ip.to_string())))
                 .collect()
         };
         let by_username = |usernames: &[String]| -> Vec<String> {
             usernames
                 .iter()
-                .map(|u| format!("{p}:*[{{&]username={}[&}}]*", enc(u)))
+                .map(|u| format!("{p}:*[{{&]username={}[&}}]*", encode_value(u)))
                 .collect()
         };
         let patterns: Vec<String> = match target {
@@ -217,17 +177,21 @@ impl Keyspace {
                     usernames.iter().map(move |u| {
                         format!(
                             "{p}:{{ip={}&username={}[&}}]*",
-                            enc(&ip.to_string()),
-                            enc(u)
+                            encode_value(&ip.to_string()),
+                            encode_value(u)
                         )
                     })
                 })
                 .collect(),
             Target::Prefixes { ip, username } => match (ip, username) {
                 (None, None) => vec![],
-                (Some(ip), None) => vec![format!("{p}:{{ip={}*", enc(ip))],
-                (None, Some(u)) => vec![format!("{p}:*[{{&]username={}*", enc(u))],
-                (Some(ip), Some(u)) => vec![format!("{p}:{{ip={}*&username={}*", enc(ip), enc(u))],
+                (Some(ip), None) => vec![format!("{p}:{{ip={}*", encode_value(ip))],
+                (None, Some(u)) => vec![format!("{p}:*[{{&]username={}*", encode_value(u))],
+                (Some(ip), Some(u)) => vec![format!(
+                    "{p}:{{ip={}*&username={}*",
+                    encode_value(ip),
+                    encode_value(u)
+                )],
             },
         };
         if patterns.is_empty() || patterns.len() > MAX_SCAN_PATTERNS {
@@ -242,13 +206,16 @@ impl Keyspace {
 mod tests {
     use super::*;
     use crate::attempt::Attempt;
+    use crate::attempt::Field;
     use crate::policy::Combination;
 
     fn identity(ip: &str, username: &str) -> Identity {
-        Attempt::parse(ip, Some(username), None, None)
-            .unwrap()
-            .identity(&Combination::new([Field::Ip, Field::Username]).unwrap())
-            .unwrap()
+        let attempt = Attempt::parse(ip, Some(username), None, None).unwrap();
+        Identity::of(
+            &attempt,
+            &Combination::new([Field::Ip, Field::Username]).unwrap(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -293,9 +260,8 @@ mod tests {
             &[Field::Username, Field::UserAgent],
             &[Field::Ip, Field::Username, Field::UserAgent],
         ] {
-            let identity = attempt
-                .identity(&Combination::new(fields.iter().copied()).unwrap())
-                .unwrap();
+            let identity =
+                Identity::of(&attempt, &Combination::new(fields.iter().copied()).unwrap()).unwrap();
             let attempt_key = keys.key(KeyKind::Attempt, &identity);
             let lock_key = keys.key(KeyKind::Lock, &identity);
             assert_eq!(

@@ -5,7 +5,7 @@
 //!
 //! - [`policy`] and [`config`]: what is counted and for how long, validated once ([`secret`]
 //!   keeps passwords and tokens out of logs and `Debug`);
-//! - [`attempt`]: one login attempt and the identities it forms;
+//! - [`attempt`]: one login attempt; [`identity`]: the identities it forms and their tags;
 //! - [`engine`]: the Axes decisions, over a [`store::Store`]; [`lock_cache`] spares Redis
 //!   the checks of identities known to be locked;
 //! - [`store`]: the Redis store, its Lua scripts (`scripts/`) and key layout ([`keys`]);
@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod identity;
 pub mod keys;
 pub mod lock_cache;
 pub mod policy;
@@ -28,11 +29,12 @@ pub mod store;
 pub mod target;
 pub mod wire;
 
-pub use attempt::{Attempt, Identity};
+pub use attempt::{Attempt, Field};
 pub use config::Config;
 pub use engine::{Engine, FailureReport, LockReason, Lockout, Standing, Verdict};
 pub use error::{Error, Result};
-pub use policy::{Combination, Field, Policy};
+pub use identity::Identity;
+pub use policy::{Combination, Policy};
 pub use store::redis::{RedisEndpoint, RedisOptions, RedisStore};
 pub use store::Store;
 pub use target::Target;

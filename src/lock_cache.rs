@@ -29,7 +29,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::attempt::{Attempt, Identity};
+use crate::attempt::Attempt;
+use crate::identity::Identity;
 use crate::policy::AccessLog;
 use crate::store::{FailureRule, LogAppend, Refusals, ResetNotice, Store};
 
@@ -289,16 +290,15 @@ pub async fn flush<S: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Combination, Field};
+    use crate::attempt::Field;
+    use crate::policy::Combination;
 
     #[test]
     fn a_lock_read_before_a_reset_is_not_remembered_after_it() {
         let cache = LockCache::default();
         cache.notice(ResetNotice::Listening);
         let attempt = Attempt::parse("10.0.0.1", None, None, None).unwrap();
-        let identity = attempt
-            .identity(&Combination::new([Field::Ip]).unwrap())
-            .unwrap();
+        let identity = Identity::of(&attempt, &Combination::new([Field::Ip]).unwrap()).unwrap();
         let locked = Some(Duration::from_secs(60));
         let before_the_reset = cache.generation();
         // The reset's notice is handled while the check's read of the lock is on its way.

@@ -9,40 +9,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::attempt::canonical_ip;
+use crate::attempt::{canonical_ip, Field};
 use crate::error::{Error, Result};
-
-/// An attempt field that can identify who is counted. The declaration order is the order of the
-/// fields inside an identity (and so inside its Redis key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Field {
-    Ip,
-    Username,
-    UserAgent,
-}
-
-impl Field {
-    /// The name used in configuration, keys and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Field::Ip => "ip",
-            Field::Username => "username",
-            Field::UserAgent => "user_agent",
-        }
-    }
-
-    /// Parses a configured name; `ip_address` is Axes' name for `ip`.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "ip" | "ip_address" => Ok(Field::Ip),
-            "username" => Ok(Field::Username),
-            "user_agent" => Ok(Field::UserAgent),
-            other => Err(Error::Config(format!(
-                "policy.lockout_parameters: unknown field {other:?} (expected \"ip\", \"username\" or \"user_agent\")"
-            ))),
-        }
-    }
-}
 
 /// Fields that are counted together (AND). Sorted and without repeats, so `["username","ip"]`
 /// and `["ip","username"]` are one and the same combination.

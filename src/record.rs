@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use crate::attempt::Identity;
+use crate::identity::Identity;
 
 /// One identity's failures and lock, as a check or a failure leaves them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

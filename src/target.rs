@@ -3,9 +3,10 @@
 
 use std::net::IpAddr;
 
-use crate::attempt::{parse_ip, parse_named_username, Identity};
+use crate::attempt::Field;
+use crate::attempt::{parse_ip, parse_named_username};
 use crate::error::Result;
-use crate::policy::Field;
+use crate::identity::Identity;
 
 /// A selection of attempt records, for listing and resetting.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{printable, usage, ListArgs, Output, ResetArgs};
+use crate::attempt::Field;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::policy::Field;
 use crate::record::AttemptRecord;
 use crate::store::Store;
 use crate::target::Target;

@@ -12,8 +12,9 @@ mod scripts;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::attempt::{Attempt, Identity};
+use crate::attempt::Attempt;
 use crate::error::Result;
+use crate::identity::Identity;
 use crate::policy::AccessLog;
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::target::Target;

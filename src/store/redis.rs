@@ -18,8 +18,9 @@ pub use super::connection::RedisEndpoint;
 use super::connection::{Connection, Node, Request};
 use super::scripts::{self, FAIL, LOG, TRIM_LOG};
 use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
-use crate::attempt::{Attempt, Identity};
+use crate::attempt::Attempt;
 use crate::error::{Error, RedisTarget, Result};
+use crate::identity::Identity;
 use crate::keys::{record_field, KeyKind, Keyspace, LOG_SHARDS, RESET_GUARD};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::target::Target;
@@ -777,6 +778,9 @@ impl Store for RedisStore {
                 }
                 records.insert(identity.tag().to_string());
             }
+            // Told before the deletion: a caller that stops waiting knows an upper bound of
+            // what went.
+            progress(records.len() as u64);
             if doomed.len() >= UNLINK_BATCH {
                 self.unlink(
                     std::mem::take(&mut doomed),
@@ -784,7 +788,6 @@ impl Store for RedisStore {
                 )
                 .await?;
             }
-            progress(records.len() as u64);
         }
         self.unlink(doomed, doomed_tags.into_iter().collect())
             .await?;

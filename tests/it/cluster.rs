@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lockout::keys::{KeyKind, Keyspace};
-use lockout::{Attempt, Combination, Field, Policy, Target};
+use lockout::{Attempt, Combination, Field, Identity, Policy, Target};
 use serde_json::{json, Value};
 
 use crate::support::{policy, RedisCluster, RedisServer, TestService};
@@ -16,7 +16,7 @@ use crate::support::{policy, RedisCluster, RedisServer, TestService};
 fn slot_key(attempt: &Attempt, combination: &Combination) -> String {
     Keyspace::new("lockout")
         .unwrap()
-        .key(KeyKind::Lock, &attempt.identity(combination).unwrap())
+        .key(KeyKind::Lock, &Identity::of(attempt, combination).unwrap())
 }
 
 /// While one primary is paused, the attempt's commands for the two others have already been

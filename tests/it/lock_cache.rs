@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lockout::record::{LogFilter, Outcome};
 use lockout::store::{FailureRule, Refusals};
-use lockout::{Attempt, Engine, RedisStore, Store, Target, Verdict};
+use lockout::{Attempt, Engine, Identity, RedisStore, Store, Target, Verdict};
 
 use crate::support::{eventually, policy, Backend};
 
@@ -129,7 +129,7 @@ async fn refusals_counted_before_a_reset_are_dropped_after_it(redis: Backend) {
     for _ in 0..3 {
         engine.fail(&attacker).await.unwrap();
     }
-    let identity = attacker.identity(&engine.policy().combinations[0]).unwrap();
+    let identity = Identity::of(&attacker, &engine.policy().combinations[0]).unwrap();
     let reset = Target::Ips(vec![attacker.ip]);
     assert_eq!(engine.reset(&reset, false, &mut |_| {}).await.unwrap(), 1);
     // A lock cache's batch, counted while the identity was locked, reaching Redis just after

@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lockout::attempt::Field;
 use lockout::config::{Config, Overrides};
 use lockout::keys::Keyspace;
-use lockout::policy::{Combination, Field, Policy};
+use lockout::policy::{Combination, Policy};
 use lockout::server::{self, Service};
 use lockout::{Engine, RedisEndpoint, RedisOptions, RedisStore};
 
