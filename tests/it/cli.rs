@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::RedisServer;
+use crate::support::{lockout_command, RedisServer};
 
 struct Run {
     code: i32,
@@ -16,13 +16,8 @@ struct Run {
 
 /// Runs `lockout args` against `url` with extra environment variables.
 fn lockout_at(url: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lockout"));
-    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("LOCKOUT_")) {
-        command.env_remove(key);
-    }
-    let output = command
+    let output = lockout_command(env)
         .env("LOCKOUT_REDIS_URL", url)
-        .envs(env.iter().copied())
         .args(args)
         .output()
         .expect("the lockout binary runs");

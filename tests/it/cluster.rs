@@ -11,7 +11,7 @@ use lockout::keys::{KeyKind, Keyspace};
 use lockout::{Attempt, Combination, Field, Identity, Policy, Target};
 use serde_json::{json, Value};
 
-use crate::support::{policy, RedisCluster, RedisServer, TestService};
+use crate::support::{lockout_command, policy, RedisCluster, RedisServer, TestService};
 
 fn slot_key(attempt: &Attempt, combination: &Combination) -> String {
     Keyspace::new("lockout")
@@ -294,15 +294,14 @@ fn the_cli_resets_across_every_primary() {
     let cluster = RedisCluster::start(0);
     let seeds = cluster.seeds().join(",");
     let lockout = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_lockout"))
-            .args(["--redis-cluster", &seeds])
-            .env(
-                "LOCKOUT_POLICY_LOCKOUT_PARAMETERS",
-                r#"[["ip","username"],"username"]"#,
-            )
-            .args(args)
-            .output()
-            .unwrap();
+        let output = lockout_command(&[(
+            "LOCKOUT_POLICY_LOCKOUT_PARAMETERS",
+            r#"[["ip","username"],"username"]"#,
+        )])
+        .args(["--redis-cluster", &seeds])
+        .args(args)
+        .output()
+        .unwrap();
         assert!(
             output.status.success(),
             "{args:?}: {}",
