@@ -40,11 +40,11 @@ end
 local record, lock = KEYS[1], KEYS[2]
 local cooloff, lockout, now = ARGV[1], ARGV[2], ARGV[5]
 -- Whole milliseconds from 1 to 365 days, or PEXPIRE and SET would fail after the first write.
-for _, duration in ipairs({cooloff, lockout}) do
-  local ms = tonumber(duration)
-  if not ms or ms < 1 or ms > 31536000000 or ms ~= math.floor(ms) then
-    return redis.error_reply('fail.lua: durations must be whole numbers of ms, from 1 to 365 days')
-  end
+local cooloff_ms, lockout_ms = tonumber(cooloff), tonumber(lockout)
+if not cooloff_ms or not lockout_ms or cooloff_ms < 1 or lockout_ms < 1
+    or cooloff_ms > 31536000000 or lockout_ms > 31536000000
+    or cooloff_ms % 1 ~= 0 or lockout_ms % 1 ~= 0 then
+  return redis.error_reply('fail.lua: durations must be whole numbers of ms, from 1 to 365 days')
 end
 
 if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then
@@ -66,7 +66,7 @@ if limit == 0 or failures < limit then
   return {failures, -2}
 end
 redis.call('SET', lock, '1', 'PX', lockout)
-if tonumber(lockout) > tonumber(cooloff) then
+if lockout_ms > cooloff_ms then
   redis.call('PEXPIRE', record, lockout)
 end
-return {failures, tonumber(lockout)}
+return {failures, lockout_ms}
