@@ -182,14 +182,12 @@ impl<S: Store> Engine<S> {
                 })
                 .collect()
         };
-        Ok(Verdict::Locked(Lockout {
-            reason: LockReason::Lockout,
-            retry_after: latest_lock_end(&states),
-            locked_by: select(&combinations, &states, |state| {
-                state.lock_remaining.is_some()
-            }),
-            started: self.started(&combinations, &states),
-        }))
+        let started = self.started(&combinations, &states);
+        Ok(Verdict::Locked(Lockout::of(
+            &combinations,
+            &states,
+            started,
+        )))
     }
 
     /// Before the password is verified, for callers that record refused attempts themselves
@@ -211,16 +209,10 @@ impl<S: Store> Engine<S> {
             return Ok(unrecorded(Verdict::Allowed));
         }
         let states = self.store.peek(&identities).await?;
-        let verdict = match latest_lock_end(&states) {
-            None => Verdict::Allowed,
-            Some(retry_after) => Verdict::Locked(Lockout {
-                reason: LockReason::Lockout,
-                retry_after: Some(retry_after),
-                locked_by: select(&combinations, &states, |state| {
-                    state.lock_remaining.is_some()
-                }),
-                started: Vec::new(),
-            }),
+        let verdict = if states.iter().any(|state| state.lock_remaining.is_some()) {
+            Verdict::Locked(Lockout::of(&combinations, &states, Vec::new()))
+        } else {
+            Verdict::Allowed
         };
         Ok(Standing {
             verdict,
@@ -346,22 +338,13 @@ impl<S: Store> Engine<S> {
     /// The attempt's identities with the combination each comes from, its IP as it is counted
     /// (IPv6 per network); combinations whose fields the attempt lacks form none.
     fn identities(&self, attempt: &Attempt) -> (Vec<Combination>, Vec<Identity>) {
-        let counted_ip = self.policy.counted_ip(attempt.ip);
-        let counted;
-        let attempt = if counted_ip == attempt.ip {
-            attempt
-        } else {
-            counted = Attempt {
-                ip: counted_ip,
-                ..attempt.clone()
-            };
-            &counted
-        };
+        let ip = self.policy.counted_ip(attempt.ip);
         self.policy
             .combinations
             .iter()
             .filter_map(|combination| {
-                Identity::of(attempt, combination).map(|identity| (combination.clone(), identity))
+                Identity::counted_as(attempt, ip, combination)
+                    .map(|identity| (combination.clone(), identity))
             })
             .unzip()
     }
@@ -440,6 +423,21 @@ impl<S: Store> Engine<S> {
 }
 
 impl Lockout {
+    /// The lockout of an attempt whose identities are in `states`: until the last lock ends,
+    /// by the combinations locked.
+    fn of(
+        combinations: &[Combination],
+        states: &[IdentityState],
+        started: Vec<Combination>,
+    ) -> Self {
+        Lockout {
+            reason: LockReason::Lockout,
+            retry_after: latest_lock_end(states),
+            locked_by: select(combinations, states, |state| state.lock_remaining.is_some()),
+            started,
+        }
+    }
+
     /// The refusal of a deny-listed IP: no lock, no end.
     fn deny_listed() -> Self {
         Lockout {

@@ -4,6 +4,8 @@
 //! a brace or a glob character, so that two identities never share a tag and a tag can stand in
 //! a Redis key and a SCAN pattern as it is (see `keys`).
 
+use std::net::IpAddr;
+
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::attempt::{
@@ -35,10 +37,22 @@ impl Identity {
     /// The identity `attempt` forms for `combination`, or `None` when one of its fields is
     /// absent (an attempt without a username never forms a username identity).
     pub fn of(attempt: &Attempt, combination: &Combination) -> Option<Self> {
+        Identity::counted_as(attempt, attempt.ip, combination)
+    }
+
+    /// As `of`, with the attempt's IP counted as `ip` (an IPv6 client as its network, see
+    /// `Policy::counted_ip`).
+    pub fn counted_as(attempt: &Attempt, ip: IpAddr, combination: &Combination) -> Option<Self> {
         let values = combination
             .fields()
             .iter()
-            .map(|&field| attempt.value(field).map(|value| (field, value)))
+            .map(|&field| {
+                let value = match field {
+                    Field::Ip => Some(ip.to_string()),
+                    other => attempt.value(other),
+                };
+                value.map(|value| (field, value))
+            })
             .collect::<Option<Vec<_>>>()?;
         Some(Identity::new(values))
     }

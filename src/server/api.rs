@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 use super::auth::{Admin, ApiClient};
 use super::error::ApiError;
@@ -40,7 +41,7 @@ pub struct CheckRequest {
     #[serde(default)]
     user_agent: Option<String>,
     #[serde(default)]
-    policy: Option<Map<String, Value>>,
+    policy: Option<Box<RawValue>>,
     #[serde(default)]
     scope: Option<String>,
     /// False: the check only reads, and the caller reports a refused attempt itself as a
@@ -64,7 +65,7 @@ pub struct FailureRequest {
     #[serde(default)]
     path: Option<String>,
     #[serde(default)]
-    policy: Option<Map<String, Value>>,
+    policy: Option<Box<RawValue>>,
     #[serde(default)]
     scope: Option<String>,
 }
@@ -98,7 +99,7 @@ pub async fn check(
         None,
     )
     .map_err(ApiError::bad_request)?;
-    let engine = service.engine_for(request.policy.as_ref(), request.scope.as_deref())?;
+    let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     if !request.record_refusal {
         let Ok(standing) = service.store_call("check", engine.inspect(&attempt)).await else {
             return Ok(Json(degraded_check(&service)));
@@ -136,7 +137,7 @@ pub async fn failure(
     ApiJson(request): ApiJson<FailureRequest>,
 ) -> Answer {
     let attempt = request.attempt()?;
-    let engine = service.engine_for(request.policy.as_ref(), request.scope.as_deref())?;
+    let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     service.metrics.failure();
     let Ok(report) = service.store_call("failure", engine.fail(&attempt)).await else {
         service.metrics.degraded("failure");
@@ -159,7 +160,7 @@ pub async fn success(
     ApiJson(request): ApiJson<SuccessRequest>,
 ) -> Answer {
     let attempt = request.attempt()?;
-    let engine = service.engine_for(request.policy.as_ref(), request.scope.as_deref())?;
+    let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     service.metrics.success();
     let Ok(reset) = service
         .store_call("success", engine.succeed(&attempt))

@@ -11,9 +11,10 @@ mod listener;
 mod metrics;
 mod outage;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
@@ -21,6 +22,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use hmac::{Hmac, Mac};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 use tokio::net::TcpListener;
@@ -34,6 +36,12 @@ use crate::policy::IpList;
 use crate::store::redis::{RedisOptions, RedisStore};
 use error::ApiError;
 pub use metrics::Metrics;
+
+/// The engines of requests by scope and policy text; `None` for the service's own.
+type RequestEngines = HashMap<String, Option<Arc<Engine<RedisStore>>>>;
+
+/// Engines kept for requests that bring a policy or a scope; past that, the cache is emptied.
+const MAX_REQUEST_ENGINES: usize = 256;
 
 /// How long one command of admin work (a SCAN, an UNLINK batch) may take.
 const BULK_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,6 +58,8 @@ pub struct Service {
     trusted_proxies: IpList,
     /// Builds the policies login requests bring, over the configured one.
     request_policies: RequestPolicies,
+    /// The engines of requests that bring a policy or a scope (see `engine_for`).
+    request_engines: Mutex<RequestEngines>,
     on_store_error: OnStoreError,
     command_timeout: Duration,
     bulk_timeout: Duration,
@@ -83,6 +93,7 @@ impl Service {
         Service {
             _lock_cache: lock_cache,
             request_policies: RequestPolicies::new(engine.policy()),
+            request_engines: Mutex::default(),
             admin_logins: Engine::new(
                 engine.store().with_keys(admin_keys),
                 config.admin.login_policy(),
@@ -108,27 +119,64 @@ impl Service {
 
     /// The engine for a request that may bring its own policy (the `[policy]` keys as JSON)
     /// and scope: the service's own, with its lock cache, unless the request brings a scope
-    /// or a policy that differs from the configured one.
+    /// or a policy that differs from the configured one. Such engines are kept by scope and
+    /// policy text (a site sends the same settings with every login: they are parsed and
+    /// validated once), at most `MAX_REQUEST_ENGINES` of them.
     fn engine_for(
         &self,
-        policy: Option<&Map<String, Value>>,
+        policy: Option<&RawValue>,
         scope: Option<&str>,
     ) -> Result<RequestEngine<'_>, ApiError> {
-        let policy = policy
-            .map(|overrides| self.request_policies.apply(overrides))
-            .transpose()
-            .map_err(ApiError::bad_request)?
-            .filter(|policy| policy != self.engine.policy());
-        let keys = requested_keys(self.engine.store().keys(), scope)?;
-        if policy.is_none() && keys.is_none() {
+        if policy.is_none() && scope.is_none() {
             return Ok(RequestEngine::Shared(&self.engine));
         }
-        let store = match keys {
-            Some(keys) => self.engine.store().with_keys(keys),
-            None => self.engine.store().clone(),
-        };
-        let policy = policy.unwrap_or_else(|| self.engine.policy().clone());
-        Ok(RequestEngine::Own(Box::new(Engine::new(store, policy))))
+        let key = format!(
+            "{}\0{}",
+            scope.unwrap_or(""),
+            policy.map_or("", RawValue::get)
+        );
+        if let Some(engine) = self.request_engines().get(&key) {
+            return Ok(match engine {
+                Some(engine) => RequestEngine::Cached(engine.clone()),
+                None => RequestEngine::Shared(&self.engine),
+            });
+        }
+        let policy = policy
+            .map(|text| {
+                let overrides: Map<String, Value> = serde_json::from_str(text.get())
+                    .map_err(|err| ApiError::bad_request(format!("policy: {err}")))?;
+                self.request_policies
+                    .apply(&overrides)
+                    .map_err(ApiError::bad_request)
+            })
+            .transpose()?
+            .filter(|policy| policy != self.engine.policy());
+        let keys = requested_keys(self.engine.store().keys(), scope)?;
+        // The configured policy, unscoped: the service's own engine (None in the cache).
+        let engine = (policy.is_some() || keys.is_some()).then(|| {
+            let store = match keys {
+                Some(keys) => self.engine.store().with_keys(keys),
+                None => self.engine.store().clone(),
+            };
+            let policy = policy.unwrap_or_else(|| self.engine.policy().clone());
+            Arc::new(Engine::new(store, policy))
+        });
+        let mut engines = self.request_engines();
+        if engines.len() >= MAX_REQUEST_ENGINES {
+            engines.clear();
+        }
+        engines.insert(key, engine.clone());
+        Ok(match engine {
+            Some(engine) => RequestEngine::Cached(engine),
+            None => RequestEngine::Shared(&self.engine),
+        })
+    }
+
+    fn request_engines(&self) -> MutexGuard<'_, RequestEngines> {
+        // A panic while holding the lock cannot leave the map inconsistent: recover it.
+        self.request_engines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The engine of admin work (listings, resets, log trims) on the records of `scope` (or
@@ -225,7 +273,7 @@ fn requested_keys(keys: &Keyspace, scope: Option<&str>) -> Result<Option<Keyspac
 /// The engine one request runs on (see `Service::engine_for`).
 enum RequestEngine<'a> {
     Shared(&'a Engine<RedisStore>),
-    Own(Box<Engine<RedisStore>>),
+    Cached(Arc<Engine<RedisStore>>),
 }
 
 impl Deref for RequestEngine<'_> {
@@ -234,7 +282,7 @@ impl Deref for RequestEngine<'_> {
     fn deref(&self) -> &Self::Target {
         match self {
             RequestEngine::Shared(engine) => engine,
-            RequestEngine::Own(engine) => engine,
+            RequestEngine::Cached(engine) => engine,
         }
     }
 }

@@ -110,8 +110,10 @@ impl RedisStore {
     /// The same Redis connection with another keyspace (a scope's, see `Keyspace::scoped`).
     pub fn with_keys(&self, keys: Keyspace) -> Self {
         RedisStore {
+            connection: self.connection.clone(),
+            endpoint: self.endpoint.clone(),
             keys,
-            ..self.clone()
+            target: self.target.clone(),
         }
     }
 

@@ -379,3 +379,25 @@ async fn a_valid_admin_token_is_not_refused_for_a_locked_address() {
     let (status, _) = admin(&client, Method::GET, service.at("/v1/attempts")).await;
     assert_eq!(status, StatusCode::OK, "the right token still works");
 }
+
+#[tokio::test]
+async fn a_request_policy_equal_to_the_configured_one_keeps_the_lock_cache() {
+    let redis = RedisServer::start();
+    let service = start(&redis).await;
+    let client = Client::new();
+    // What a site whose Axes settings match the service's configuration sends.
+    let attempt = json!({"ip": "10.4.4.4", "policy": {"failure_limit": 3, "cooloff": "30m"}});
+    for _ in 0..3 {
+        post(&client, service.at("/v1/failure"), attempt.clone()).await;
+    }
+    let reads = redis.command_calls("pttl");
+    for _ in 0..20 {
+        let (_, verdict) = post(&client, service.at("/v1/check"), attempt.clone()).await;
+        assert_eq!(verdict["locked"], true);
+    }
+    assert_eq!(
+        redis.command_calls("pttl"),
+        reads,
+        "answered from the lock cache"
+    );
+}
