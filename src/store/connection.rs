@@ -1,18 +1,21 @@
 //! One connection to a standalone Redis or to a Redis Cluster, so that the store has one code
 //! path for both. A batch of commands takes one round-trip time either way: one pipeline on a
-//! server; on a cluster one pipeline per slot, all slots at once (a cluster pipeline must stay
-//! in one slot, and the identities of one attempt live in different slots).
+//! server; on a cluster every command at once, each routed to its slot's node.
+//!
+//! No command is sent twice after its connection failed: it may have run, and a failure
+//! counted twice locks a user out early. redis-rs' cluster client re-sends such commands, so it
+//! runs with no retries of its own, and this module re-sends only what Redis answered it did
+//! not run: a redirect (MOVED, ASK) or a "not now" (TRYAGAIN, CLUSTERDOWN, LOADING, READONLY...).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use futures_util::future::try_join_all;
+use futures_util::future::join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
-use redis::{Cmd, RedisResult, Value};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, ErrorKind, RedisError, RedisResult, ServerErrorKind, Value};
 
 use crate::error::RedisTarget;
 
@@ -44,21 +47,13 @@ impl fmt::Debug for RedisEndpoint {
     }
 }
 
-/// A command and the key whose slot it must run in.
-#[derive(Debug, Clone)]
-pub(crate) struct Request {
-    slot: Slot,
-    pub(crate) command: Cmd,
-}
+/// How often a command that Redis did not run is sent again, at most.
+const RESENDS: u32 = 8;
 
-impl Request {
-    pub(crate) fn new(key: &str, command: Cmd) -> Self {
-        Request {
-            slot: Slot::for_key(key),
-            command,
-        }
-    }
-}
+/// The first pause before sending again a command that a cluster could not run yet; it
+/// doubles with each try, up to `MAX_PAUSE`.
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+const MAX_PAUSE: Duration = Duration::from_millis(200);
 
 /// A node to walk with SCAN: the server itself, or one primary of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,43 +93,23 @@ impl Connection {
                 let client = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
                     .connection_timeout(connect_timeout)
                     .response_timeout(command_timeout)
+                    .retries(0)
                     .build()?;
                 Ok(Connection::Cluster(client.get_async_connection().await?))
             }
         }
     }
 
-    /// Each request's reply, in order; `Err` only when the round trip itself failed.
-    pub(crate) async fn send(&self, requests: &[Request]) -> RedisResult<Vec<RedisResult<Value>>> {
+    /// Each command's reply, in order; `Err` only when the round trip itself failed.
+    pub(crate) async fn send(&self, commands: &[Cmd]) -> RedisResult<Vec<RedisResult<Value>>> {
         match self {
-            Connection::Server(connection) => {
-                let commands: Vec<&Cmd> = requests.iter().map(|r| &r.command).collect();
-                pipeline(&mut connection.clone(), &commands).await
-            }
-            Connection::Cluster(connection) => {
-                let mut slots: HashMap<Slot, Vec<usize>> = HashMap::new();
-                for (index, request) in requests.iter().enumerate() {
-                    slots.entry(request.slot).or_default().push(index);
-                }
-                let groups = slots.into_values().map(|indices| {
-                    let mut connection = connection.clone();
-                    async move {
-                        let commands: Vec<&Cmd> =
-                            indices.iter().map(|&i| &requests[i].command).collect();
-                        let replies = pipeline(&mut connection, &commands).await?;
-                        Ok::<_, redis::RedisError>(indices.into_iter().zip(replies))
-                    }
-                });
-                let mut replies: Vec<Option<RedisResult<Value>>> =
-                    (0..requests.len()).map(|_| None).collect();
-                for (index, reply) in try_join_all(groups).await?.into_iter().flatten() {
-                    replies[index] = Some(reply);
-                }
-                Ok(replies
-                    .into_iter()
-                    .map(|reply| reply.expect("every request is in one slot group"))
-                    .collect())
-            }
+            Connection::Server(connection) => pipeline(&mut connection.clone(), commands).await,
+            Connection::Cluster(connection) => Ok(join_all(
+                commands
+                    .iter()
+                    .map(|command| run_in_cluster(connection, command)),
+            )
+            .await),
         }
     }
 
@@ -144,11 +119,24 @@ impl Connection {
     }
 
     /// Runs one command, routed by redis-rs: a multi-key command such as UNLINK is split by
-    /// slot on a cluster.
+    /// slot on a cluster, and sent again whole if a slot did not run it, so it must be one
+    /// that can run twice.
     pub(crate) async fn query(&self, command: &Cmd) -> RedisResult<Value> {
         match self {
             Connection::Server(connection) => command.query_async(&mut connection.clone()).await,
-            Connection::Cluster(connection) => command.query_async(&mut connection.clone()).await,
+            Connection::Cluster(connection) => {
+                let mut sent = 0;
+                loop {
+                    let result = command.query_async(&mut connection.clone()).await;
+                    match result {
+                        Err(err) if sent < RESENDS && Resend::after(&err).is_some() => {
+                            tokio::time::sleep(pause(sent)).await;
+                            sent += 1;
+                        }
+                        result => return result,
+                    }
+                }
+            }
         }
     }
 
@@ -192,14 +180,112 @@ impl Connection {
 /// `commands` as one pipeline, each reply kept (an error reply does not fail the others).
 async fn pipeline(
     connection: &mut impl redis::aio::ConnectionLike,
-    commands: &[&Cmd],
+    commands: &[Cmd],
 ) -> RedisResult<Vec<RedisResult<Value>>> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for command in commands {
-        pipe.add_command((*command).clone());
+        pipe.add_command(command.clone());
     }
     pipe.query_async(connection).await
+}
+
+/// How to send again a command that Redis answered it did not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resend {
+    /// MOVED: to the slot's new owner (redis-rs refreshes its slot map meanwhile).
+    To { host: String, port: u16 },
+    /// ASK: once, to the node importing the slot, right after ASKING.
+    Asking { host: String, port: u16 },
+    /// A slot in migration (TRYAGAIN), a failover (CLUSTERDOWN, MASTERDOWN, READONLY), a node
+    /// loading its data or not connected yet: routed by slot again, after a pause.
+    Later,
+}
+
+impl Resend {
+    /// `None` when the command may have run: its connection failed or timed out, or Redis ran
+    /// it and answered an error.
+    fn after(err: &RedisError) -> Option<Resend> {
+        let node = || {
+            let (address, _slot) = err.redirect_node()?;
+            let (host, port) = address.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        };
+        match err.kind() {
+            ErrorKind::Server(ServerErrorKind::Moved) => {
+                Some(node().map_or(Resend::Later, |(host, port)| Resend::To { host, port }))
+            }
+            ErrorKind::Server(ServerErrorKind::Ask) => {
+                Some(node().map_or(Resend::Later, |(host, port)| Resend::Asking { host, port }))
+            }
+            ErrorKind::Server(
+                ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::BusyLoading
+                | ServerErrorKind::ReadOnly,
+            )
+            | ErrorKind::ClusterConnectionNotFound => Some(Resend::Later),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `command` on the node of its key's slot, following redirects (see `Resend`).
+async fn run_in_cluster(connection: &ClusterConnection, command: &Cmd) -> RedisResult<Value> {
+    let mut resend = Resend::Later;
+    let mut sent = 0;
+    loop {
+        let mut connection = connection.clone();
+        let result = match &resend {
+            Resend::Later => command.query_async(&mut connection).await,
+            Resend::To { host, port } => connection
+                .route_command(
+                    command.clone(),
+                    RoutingInfo::SingleNode(by_address(host, *port)),
+                )
+                .await
+                .and_then(Value::extract_error),
+            Resend::Asking { host, port } => {
+                let mut asking = redis::pipe();
+                asking.cmd("ASKING").add_command(command.clone());
+                connection
+                    .route_pipeline(asking, 1, 1, by_address(host, *port))
+                    .await
+                    .and_then(|replies| {
+                        replies.into_iter().next().ok_or_else(|| {
+                            RedisError::from((ErrorKind::Client, "no reply after ASKING"))
+                        })
+                    })
+                    .and_then(Value::extract_error)
+            }
+        };
+        let Err(err) = &result else {
+            return result;
+        };
+        match Resend::after(err) {
+            Some(next) if sent < RESENDS => {
+                if next == Resend::Later {
+                    tokio::time::sleep(pause(sent)).await;
+                }
+                resend = next;
+                sent += 1;
+            }
+            _ => return result,
+        }
+    }
+}
+
+fn by_address(host: &str, port: u16) -> SingleNodeRoutingInfo {
+    SingleNodeRoutingInfo::ByAddress {
+        host: host.to_string(),
+        port,
+    }
+}
+
+/// The pause before the `sent`-th resend of a command the cluster could not run yet.
+fn pause(sent: u32) -> Duration {
+    FIRST_PAUSE.saturating_mul(1 << sent.min(8)).min(MAX_PAUSE)
 }
 
 /// The reachable primaries in a CLUSTER NODES answer:

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value};
 
 pub use super::connection::RedisEndpoint;
-use super::connection::{Connection, Node, Request};
+use super::connection::{Connection, Node};
 use super::scripts::{self, FAIL, LOG, TRIM_LOG};
 use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::Attempt;
@@ -155,7 +155,7 @@ impl RedisStore {
 
     /// Sends `requests` at once and answers their replies in order; an error reply of any of
     /// them is the error of the whole.
-    async fn round_trip(&self, requests: &[Request]) -> Result<Vec<Value>> {
+    async fn round_trip(&self, requests: &[Cmd]) -> Result<Vec<Value>> {
         let mut replies = self
             .connection
             .send(requests)
@@ -166,7 +166,7 @@ impl RedisStore {
             .collect();
         if !refused.is_empty() {
             self.load_scripts().await?;
-            let retry: Vec<Request> = refused.iter().map(|&i| requests[i].clone()).collect();
+            let retry: Vec<Cmd> = refused.iter().map(|&i| requests[i].clone()).collect();
             let retried = self
                 .connection
                 .send(&retry)
@@ -182,7 +182,7 @@ impl RedisStore {
             .collect()
     }
 
-    fn log_request(&self, log: LogAppend<'_>) -> Request {
+    fn log_request(&self, log: LogAppend<'_>) -> Cmd {
         let attempt = log.attempt;
         let key = self.keys.log_key(Keyspace::log_shard(attempt.ip));
         let retention = log.bounds.retention;
@@ -206,7 +206,7 @@ impl RedisStore {
                 command.arg(field).arg(value);
             }
         }
-        Request::new(&key, command)
+        command
     }
 
     /// `fail.lua` adding `count` failures to `identity`; `refusals` (decided on locks read
@@ -220,7 +220,7 @@ impl RedisStore {
         refusals: bool,
         user_agent: Option<&str>,
         path: Option<&str>,
-    ) -> Request {
+    ) -> Cmd {
         let limit = if rule.lock_out_at_failure {
             rule.failure_limit
         } else {
@@ -255,7 +255,7 @@ impl RedisStore {
     /// Sends `requests`, whose first `identities` are `fail.lua` calls, and answers their states.
     async fn identity_states(
         &self,
-        requests: &[Request],
+        requests: &[Cmd],
         identities: usize,
     ) -> Result<Vec<IdentityState>> {
         let replies = self.round_trip(requests).await?;
@@ -280,14 +280,8 @@ impl RedisStore {
     }
 
     /// One command on one identity's keys (both share its slot).
-    fn on_identity(
-        &self,
-        identity: &Identity,
-        command: impl FnOnce([String; 2]) -> Cmd,
-    ) -> Request {
-        let keys = self.identity_keys(identity);
-        let slot_key = keys[0].clone();
-        Request::new(&slot_key, command(keys))
+    fn on_identity(&self, identity: &Identity, command: impl FnOnce([String; 2]) -> Cmd) -> Cmd {
+        command(self.identity_keys(identity))
     }
 
     /// A scan over every node for the keys of `kind` (or both kinds) that `target` may select.
@@ -354,7 +348,7 @@ impl RedisStore {
     }
 
     async fn fetch_records(&self, identities: &[Identity]) -> Result<Vec<AttemptRecord>> {
-        let requests: Vec<Request> = identities
+        let requests: Vec<Cmd> = identities
             .iter()
             .flat_map(|identity| {
                 [
@@ -438,7 +432,7 @@ impl RedisStore {
     async fn unlink(&self, keys: Vec<String>, tags: Vec<String>) -> Result<()> {
         let store = self.clone();
         run_to_completion(async move {
-            let markers: Vec<Request> = tags
+            let markers: Vec<Cmd> = tags
                 .iter()
                 .map(|tag| store.reset_marker_request(tag))
                 .collect();
@@ -459,7 +453,7 @@ impl RedisStore {
     }
 
     /// `SET <reset marker> 1 PX <RESET_GUARD>`.
-    fn reset_marker_request(&self, tag: &str) -> Request {
+    fn reset_marker_request(&self, tag: &str) -> Cmd {
         let marker = self.keys.reset_marker(tag);
         let command = redis::cmd("SET")
             .arg(&marker)
@@ -467,7 +461,7 @@ impl RedisStore {
             .arg("PX")
             .arg(millis(RESET_GUARD))
             .clone();
-        Request::new(&marker, command)
+        command
     }
 
     /// PUBLISH of the removed identities' tags on the reset channel, once their deletion has
@@ -482,7 +476,7 @@ impl RedisStore {
             .arg(&channel)
             .arg(tags.join("\n"))
             .clone();
-        self.round_trip(&[Request::new(&channel, command)]).await?;
+        self.round_trip(&[command]).await?;
         Ok(())
     }
 }
@@ -542,7 +536,7 @@ struct ShardRead {
 
 impl Store for RedisStore {
     async fn lock_states(&self, identities: &[Identity]) -> Result<Vec<Option<Duration>>> {
-        let requests: Vec<Request> = identities
+        let requests: Vec<Cmd> = identities
             .iter()
             .map(|identity| {
                 self.on_identity(identity, |[_, lock]| redis::cmd("PTTL").arg(lock).clone())
@@ -556,7 +550,7 @@ impl Store for RedisStore {
     }
 
     async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
-        let requests: Vec<Request> = identities
+        let requests: Vec<Cmd> = identities
             .iter()
             .flat_map(|identity| {
                 [
@@ -590,7 +584,7 @@ impl Store for RedisStore {
         refused: bool,
         log: Option<LogAppend<'_>>,
     ) -> Result<Vec<IdentityState>> {
-        let mut requests: Vec<Request> = identities
+        let mut requests: Vec<Cmd> = identities
             .iter()
             .map(|identity| {
                 self.fail_request(
@@ -613,7 +607,7 @@ impl Store for RedisStore {
         rule: &FailureRule,
         logs: &[LogAppend<'_>],
     ) -> Result<Vec<IdentityState>> {
-        let mut requests: Vec<Request> = refusals
+        let mut requests: Vec<Cmd> = refusals
             .iter()
             .map(|refusal| {
                 self.fail_request(
@@ -673,7 +667,7 @@ impl Store for RedisStore {
     async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
         // Each identity's marker first, then its deletion, in one slot: no coalesced refusal can
         // land between them (see `Keyspace::reset_marker`).
-        let mut requests: Vec<Request> = identities
+        let mut requests: Vec<Cmd> = identities
             .iter()
             .flat_map(|identity| {
                 [
@@ -828,7 +822,7 @@ impl Store for RedisStore {
             if active.is_empty() {
                 break;
             }
-            let requests: Vec<Request> = active
+            let requests: Vec<Cmd> = active
                 .iter()
                 .map(|read| {
                     let mut command = redis::cmd("XREVRANGE");
@@ -838,7 +832,7 @@ impl Store for RedisStore {
                         .arg(&oldest)
                         .arg("COUNT")
                         .arg(LOG_BATCH);
-                    Request::new(&read.key, command)
+                    command
                 })
                 .collect();
             let replies = self.round_trip(&requests).await?;
@@ -863,10 +857,10 @@ impl Store for RedisStore {
     }
 
     async fn trim_logs(&self, age: Duration) -> Result<u64> {
-        let requests: Vec<Request> = (0..LOG_SHARDS)
+        let requests: Vec<Cmd> = (0..LOG_SHARDS)
             .map(|shard| {
                 let key = self.keys.log_key(shard);
-                Request::new(&key, TRIM_LOG.evalsha(&[&key], millis(age)))
+                TRIM_LOG.evalsha(&[&key], millis(age))
             })
             .collect();
         let mut removed = 0;

@@ -7,6 +7,7 @@ mod cluster;
 mod engine;
 mod lock_cache;
 mod request_policy;
+mod resends;
 mod scripts;
 mod secrets;
 mod service;
