@@ -572,7 +572,7 @@ where
 
 async fn engine(url: &str, policy: Policy) -> Engine<RedisStore> {
     let store = RedisStore::connect(
-        &RedisEndpoint::Server(url.to_string()),
+        &RedisEndpoint::server(url.to_string()),
         Keyspace::new(PREFIX).unwrap(),
         RedisOptions::default(),
     )

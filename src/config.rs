@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::keys::Keyspace;
 use crate::policy::{AccessLog, Combination, IpList, Policy};
 use crate::secret::Secret;
-use crate::store::redis::RedisEndpoint;
+use crate::store::redis::{RedisEndpoint, RedisTls, Topology};
 
 /// The longest duration any setting takes, so that every key lockout writes expires within a
 /// year (a longer one is refused with an error naming the key).
@@ -165,8 +165,12 @@ impl Config {
 
 /// Keys whose values are text whatever they look like: figment reads `LOCKOUT_ADMIN_PASSWORD=
 /// 123456` as a number (and `0123` as 123), so these are taken from the environment as written.
-const TEXT_KEYS: [&str; 8] = [
+const TEXT_KEYS: [&str; 12] = [
     "redis_url",
+    "redis_sentinel_master",
+    "redis_tls_ca",
+    "redis_tls_cert",
+    "redis_tls_key",
     "prefix",
     "listen",
     "api_token",
@@ -219,6 +223,16 @@ fn text_environment() -> Serialized<Map<String, Value>> {
     Serialized::defaults(values)
 }
 
+/// The contents of the file that `key` names, or `None` when it names none.
+fn read_file(key: &str, path: &str) -> Result<Option<Vec<u8>>> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|err| Error::Config(format!("{key}: cannot read {path:?}: {err}")))
+}
+
 /// `policy_failure_limit` is `policy.failure_limit`.
 fn config_path(key: &str) -> String {
     for section in ["policy", "admin"] {
@@ -259,6 +273,11 @@ fn describe(errors: figment::Error) -> Error {
 struct RawConfig {
     redis_url: String,
     redis_cluster: OneOrMany,
+    redis_sentinel: OneOrMany,
+    redis_sentinel_master: String,
+    redis_tls_ca: String,
+    redis_tls_cert: String,
+    redis_tls_key: String,
     prefix: String,
     listen: String,
     on_store_error: OnStoreError,
@@ -285,6 +304,11 @@ impl Default for RawConfig {
         RawConfig {
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_cluster: OneOrMany::Many(Vec::new()),
+            redis_sentinel: OneOrMany::Many(Vec::new()),
+            redis_sentinel_master: String::new(),
+            redis_tls_ca: String::new(),
+            redis_tls_cert: String::new(),
+            redis_tls_key: String::new(),
             prefix: "lockout".into(),
             listen: "127.0.0.1:8080".into(),
             on_store_error: OnStoreError::Deny,
@@ -390,6 +414,63 @@ impl Config {
 }
 
 impl RawConfig {
+    /// The Redis to use: a cluster, a Sentinel group's primary or one server, with the TLS
+    /// files read and checked.
+    fn redis_endpoint(&self) -> Result<RedisEndpoint> {
+        let seeds = self.redis_cluster.items(Some(','));
+        let sentinels = self.redis_sentinel.items(Some(','));
+        let master = self.redis_sentinel_master.clone();
+        let topology = match (seeds.is_empty(), sentinels.is_empty()) {
+            (false, false) => {
+                return Err(Error::Config(
+                    "redis_cluster and redis_sentinel: give one of them, not both".into(),
+                ))
+            }
+            (false, true) => Topology::Cluster(seeds),
+            (true, false) if master.is_empty() => {
+                return Err(Error::Config(
+                    "redis_sentinel_master: required with redis_sentinel (the name the \
+                     Sentinels monitor)"
+                        .into(),
+                ))
+            }
+            (true, false) => Topology::Sentinel {
+                sentinels,
+                master,
+                node_url: self.redis_url.clone(),
+            },
+            (true, true) if !master.is_empty() => {
+                return Err(Error::Config(
+                    "redis_sentinel_master: set without redis_sentinel (the Sentinels' URLs)"
+                        .into(),
+                ))
+            }
+            (true, true) => Topology::Server(self.redis_url.clone()),
+        };
+        let ca = read_file("redis_tls_ca", &self.redis_tls_ca)?;
+        let client =
+            match (
+                read_file("redis_tls_cert", &self.redis_tls_cert)?,
+                read_file("redis_tls_key", &self.redis_tls_key)?,
+            ) {
+                (Some(certificate), Some(key)) => Some((certificate, key)),
+                (None, None) => None,
+                _ => return Err(Error::Config(
+                    "redis_tls_cert and redis_tls_key: give both (a client certificate and its \
+                     private key) or neither"
+                        .into(),
+                )),
+            };
+        let tls = RedisTls::from_pem(ca, client).map_err(Error::Config)?;
+        let endpoint = RedisEndpoint::of(topology).with_tls(tls);
+        if endpoint.tls().is_set() && !endpoint.uses_tls() {
+            return Err(Error::Config(
+                "redis_tls_ca, redis_tls_cert: set, but no Redis URL is rediss:// (TLS)".into(),
+            ));
+        }
+        Ok(endpoint)
+    }
+
     fn validate(self) -> Result<Config> {
         let listen = self.listen.parse().map_err(|_| {
             Error::Config(format!("listen: {:?} is not an address:port", self.listen))
@@ -408,12 +489,7 @@ impl RawConfig {
                 self.admin.path
             )));
         }
-        let seeds = self.redis_cluster.items(Some(','));
-        let redis = if seeds.is_empty() {
-            RedisEndpoint::Server(self.redis_url)
-        } else {
-            RedisEndpoint::Cluster(seeds)
-        };
+        let redis = self.redis_endpoint()?;
         Ok(Config {
             redis,
             keys: Keyspace::new(&self.prefix)?,
@@ -595,7 +671,7 @@ mod tests {
         config.admin.password = "hunter2".into();
         config.admin.token = "t0ken-hunter3".into();
         config.api_token = Some("hunter4".into());
-        config.redis = RedisEndpoint::Server("redis://app:hunter5@10.0.0.5:6379".into());
+        config.redis = RedisEndpoint::server("redis://app:hunter5@10.0.0.5:6379");
         let shown = format!("{config:?}");
         for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
             assert!(!shown.contains(secret), "{secret}: {shown}");

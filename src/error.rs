@@ -44,8 +44,9 @@ impl Error {
         Error::InvalidInput(message.into())
     }
 
-    /// True when the store could not be reached or did not answer in time: the case in which a
-    /// service answers with its configured fail mode instead of an error.
+    /// True when the store could not be reached, did not answer in time, or could not run a
+    /// command now (a replica where a primary was, a failover or a resharding under way): the
+    /// case in which a service answers with its configured fail mode instead of an error.
     pub fn is_unavailable(&self) -> bool {
         match self {
             Error::Store { source, .. } => {
@@ -54,9 +55,25 @@ impl Error {
                     || source.is_connection_dropped()
                     || source.is_connection_refusal()
                     || source.is_unrecoverable_error()
+                    || matches!(
+                        source.kind(),
+                        redis::ErrorKind::Server(
+                            redis::ServerErrorKind::ReadOnly
+                                | redis::ServerErrorKind::MasterDown
+                                | redis::ServerErrorKind::ClusterDown
+                                | redis::ServerErrorKind::TryAgain
+                                | redis::ServerErrorKind::BusyLoading
+                        )
+                    )
             }
             _ => false,
         }
+    }
+
+    /// True when Redis refused a command to lockout's user (its ACL).
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Error::Store { source, .. }
+            if source.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm))
     }
 
     /// True when the caller gave a value the library refuses (a usage error, not a failure).
@@ -78,6 +95,14 @@ impl RedisTarget {
     /// `...?pass=***`.
     pub fn new(url: &str) -> Self {
         RedisTarget(hide_password(url))
+    }
+
+    /// The primary that Sentinels name `master`.
+    pub fn sentinel<'a>(master: &str, sentinels: impl IntoIterator<Item = &'a String>) -> Self {
+        let RedisTarget(sentinels) = Self::of_all(sentinels);
+        RedisTarget(format!(
+            "the primary {master:?} of the Sentinels {sentinels}"
+        ))
     }
 
     /// Several URLs (a cluster's seeds), joined by commas.

@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -230,11 +230,37 @@ impl LockCacheTasks {
         let listener = tokio::spawn({
             let (cache, store) = (cache.clone(), store.clone());
             async move {
+                // Why the channel is down, once said: one line per outage, not one a second.
+                let mut lost: Option<String> = None;
                 loop {
-                    let stopped = store.watch_resets(&|notice| cache.notice(notice)).await;
+                    let listened = AtomicBool::new(false);
+                    let stopped = store
+                        .watch_resets(&|notice| {
+                            if matches!(notice, ResetNotice::Listening) {
+                                listened.store(true, Ordering::Relaxed);
+                                if let Some(why) = &lost {
+                                    tracing::info!(was = %why, "lock cache on: the reset channel is back");
+                                }
+                            }
+                            cache.notice(notice)
+                        })
+                        .await;
                     cache.stop_listening();
+                    if listened.load(Ordering::Relaxed) {
+                        lost = None;
+                    }
                     if let Err(err) = stopped {
-                        tracing::warn!(%err, "lock cache off until the reset channel is back");
+                        let why = err.to_string();
+                        if lost.as_ref() != Some(&why) {
+                            if err.is_permission_denied() {
+                                tracing::warn!(%err, "lock cache off: the Redis user may not \
+                                    subscribe to the reset channel (its ACL needs the channel \
+                                    pattern &<prefix>:*), so every check goes to Redis");
+                            } else {
+                                tracing::warn!(%err, "lock cache off until the reset channel is back");
+                            }
+                            lost = Some(why);
+                        }
                     }
                     tokio::time::sleep(RELISTEN_DELAY).await;
                 }

@@ -7,45 +7,16 @@
 //! runs with no retries of its own, and this module re-sends only what Redis answered it did
 //! not run: a redirect (MOVED, ASK) or a "not now" (TRYAGAIN, CLUSTERDOWN, LOADING, READONLY...).
 
-use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ErrorKind, RedisError, RedisResult, ServerErrorKind, Value};
 
-use crate::error::RedisTarget;
-
-/// Where Redis is. Its URLs may hold a password: `Debug` shows them hidden (see `target`).
-#[derive(Clone, PartialEq, Eq)]
-pub enum RedisEndpoint {
-    /// One server (or a proxy), e.g. `redis://127.0.0.1:6379`.
-    Server(String),
-    /// Seed nodes of a Redis Cluster.
-    Cluster(Vec<String>),
-}
-
-impl RedisEndpoint {
-    /// The URLs, passwords hidden, for messages and logs.
-    pub fn target(&self) -> RedisTarget {
-        match self {
-            RedisEndpoint::Server(url) => RedisTarget::new(url),
-            RedisEndpoint::Cluster(seeds) => RedisTarget::of_all(seeds),
-        }
-    }
-}
-
-impl fmt::Debug for RedisEndpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RedisEndpoint::Server(_) => write!(f, "Server({})", self.target()),
-            RedisEndpoint::Cluster(_) => write!(f, "Cluster({})", self.target()),
-        }
-    }
-}
+use super::endpoint::{RedisEndpoint, Topology};
+use super::primary::{Locate, Primary};
 
 /// How often a command that Redis did not run is sent again, at most.
 const RESENDS: u32 = 8;
@@ -64,46 +35,61 @@ pub(crate) enum Node {
 
 #[derive(Clone)]
 pub(crate) enum Connection {
-    Server(ConnectionManager),
+    /// A server, or the primary of a Sentinel group.
+    Primary(Arc<Primary>),
     Cluster(ClusterConnection),
 }
 
 impl Connection {
-    /// A server connection is made on first use and remade after any failure, so `open` does
-    /// not fail when the server is down; a cluster connection needs a seed node now.
+    /// A primary is connected on first use and looked up again after a failure, so `open`
+    /// does not fail when it is down; a cluster connection needs a seed node now.
     pub(crate) async fn open(
         endpoint: &RedisEndpoint,
         connect_timeout: Duration,
         command_timeout: Duration,
     ) -> RedisResult<Self> {
-        match endpoint {
-            RedisEndpoint::Server(url) => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(connect_timeout))
-                    .set_response_timeout(Some(command_timeout))
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(500));
-                let client = redis::Client::open(url.as_str())?;
-                Ok(Connection::Server(ConnectionManager::new_lazy_with_config(
-                    client, config,
-                )?))
-            }
-            RedisEndpoint::Cluster(seeds) => {
-                let client = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+        let locate = match endpoint.topology() {
+            Topology::Server(url) => Locate::Address(endpoint.client(url)?),
+            Topology::Sentinel {
+                sentinels,
+                master,
+                node_url,
+            } => Locate::Sentinel(tokio::sync::Mutex::new(
+                endpoint.sentinel_client(sentinels, master, node_url)?,
+            )),
+            Topology::Cluster(seeds) => {
+                let client = endpoint
+                    .cluster_builder(seeds)
                     .connection_timeout(connect_timeout)
                     .response_timeout(command_timeout)
                     .retries(0)
                     .build()?;
-                Ok(Connection::Cluster(client.get_async_connection().await?))
+                return Ok(Connection::Cluster(client.get_async_connection().await?));
             }
-        }
+        };
+        Ok(Connection::Primary(Arc::new(Primary::new(
+            locate,
+            connect_timeout,
+            command_timeout,
+        ))))
     }
 
     /// Each command's reply, in order; `Err` only when the round trip itself failed.
     pub(crate) async fn send(&self, commands: &[Cmd]) -> RedisResult<Vec<RedisResult<Value>>> {
         match self {
-            Connection::Server(connection) => pipeline(&mut connection.clone(), commands).await,
+            Connection::Primary(primary) => {
+                let used = primary.connection().await?;
+                let replies = pipeline(&mut used.connection.clone(), commands).await;
+                match &replies {
+                    Err(err) => primary.after(&used, err),
+                    Ok(replies) => {
+                        for err in replies.iter().filter_map(|reply| reply.as_ref().err()) {
+                            primary.after(&used, err);
+                        }
+                    }
+                }
+                replies
+            }
             Connection::Cluster(connection) => Ok(join_all(
                 commands
                     .iter()
@@ -123,7 +109,14 @@ impl Connection {
     /// that can run twice.
     pub(crate) async fn query(&self, command: &Cmd) -> RedisResult<Value> {
         match self {
-            Connection::Server(connection) => command.query_async(&mut connection.clone()).await,
+            Connection::Primary(primary) => {
+                let used = primary.connection().await?;
+                let reply = command.query_async(&mut used.connection.clone()).await;
+                if let Err(err) = &reply {
+                    primary.after(&used, err);
+                }
+                reply
+            }
             Connection::Cluster(connection) => {
                 let mut sent = 0;
                 loop {

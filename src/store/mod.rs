@@ -6,6 +6,8 @@
 //! identities.
 
 mod connection;
+pub mod endpoint;
+mod primary;
 pub mod redis;
 mod scripts;
 

@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value};
 
-pub use super::connection::RedisEndpoint;
 use super::connection::{Connection, Node};
+pub use super::endpoint::{RedisEndpoint, RedisTls, Topology};
 use super::scripts::{self, FAIL, LOG, TRIM_LOG};
 use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::Attempt;
@@ -476,8 +476,15 @@ impl RedisStore {
             .arg(&channel)
             .arg(tags.join("\n"))
             .clone();
-        self.round_trip(&[command]).await?;
-        Ok(())
+        match self.round_trip(&[command]).await {
+            Err(err) if err.is_permission_denied() => {
+                tracing::warn!(%err, %channel, "reset not announced to other processes' lock \
+                    caches: the Redis user may not publish on the reset channel (its ACL needs \
+                    the channel pattern &<prefix>:*); the reset itself is done");
+                Ok(())
+            }
+            result => result.map(drop),
+        }
     }
 }
 
@@ -625,43 +632,27 @@ impl Store for RedisStore {
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
-        // Pub/sub reaches every node of a cluster from any one: listen on the first seed that
-        // answers.
-        let urls: Vec<&str> = match &self.endpoint {
-            RedisEndpoint::Server(url) => vec![url.as_str()],
-            RedisEndpoint::Cluster(seeds) => seeds.iter().map(String::as_str).collect(),
-        };
-        let mut last_error = None;
-        for url in urls {
-            let subscribed = async {
-                let mut pubsub = redis::Client::open(url)?.get_async_pubsub().await?;
-                pubsub.subscribe(self.keys.reset_channel()).await?;
-                Ok::<_, RedisError>(pubsub)
-            };
-            let pubsub = match subscribed.await {
-                Ok(pubsub) => pubsub,
-                Err(err) => {
-                    last_error = Some(err);
-                    continue;
-                }
-            };
-            on_notice(ResetNotice::Listening);
-            let mut messages = pubsub.into_on_message();
-            while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
-                let tags: String = message.get_payload().map_err(|err| self.error(err))?;
-                on_notice(ResetNotice::Removed(
-                    tags.lines().map(String::from).collect(),
-                ));
-            }
-            last_error = Some(RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "the reset channel closed",
-            )));
-            break;
+        let mut pubsub = self
+            .endpoint
+            .pubsub()
+            .await
+            .map_err(|err| self.error(err))?;
+        pubsub
+            .subscribe(self.keys.reset_channel())
+            .await
+            .map_err(|err| self.error(err))?;
+        on_notice(ResetNotice::Listening);
+        let mut messages = pubsub.into_on_message();
+        while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+            let tags: String = message.get_payload().map_err(|err| self.error(err))?;
+            on_notice(ResetNotice::Removed(
+                tags.lines().map(String::from).collect(),
+            ));
         }
-        Err(self.error(last_error.unwrap_or_else(|| {
-            RedisError::from(std::io::Error::other("no Redis node to listen on"))
-        })))
+        Err(self.error(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "the reset channel closed",
+        ))))
     }
 
     async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {

@@ -856,7 +856,7 @@ async fn store_errors_name_the_url_and_are_unavailable() {
     drop(server);
     let started = std::time::Instant::now();
     let err = RedisStore::connect(
-        &lockout::RedisEndpoint::Server(url),
+        &lockout::RedisEndpoint::server(url),
         lockout::keys::Keyspace::new("lockout").unwrap(),
         lockout::RedisOptions::default(),
     )

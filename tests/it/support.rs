@@ -148,7 +148,7 @@ impl RedisServer {
     }
 
     pub async fn engine(&self, policy: Policy) -> Engine<RedisStore> {
-        engine_on(&RedisEndpoint::Server(self.url()), policy).await
+        engine_on(&RedisEndpoint::server(self.url()), policy).await
     }
 }
 
@@ -238,7 +238,7 @@ impl RedisCluster {
     }
 
     pub fn endpoint(&self) -> RedisEndpoint {
-        RedisEndpoint::Cluster(self.seeds())
+        RedisEndpoint::cluster(self.seeds())
     }
 
     /// A cluster connection for inspecting what the engine wrote.
@@ -356,7 +356,7 @@ pub struct TestService {
 impl TestService {
     /// Starts the service on `redis` with the default configuration changed by `configure`.
     pub async fn start(redis: &RedisServer, configure: impl FnOnce(&mut Config)) -> Self {
-        Self::start_on(RedisEndpoint::Server(redis.url()), configure).await
+        Self::start_on(RedisEndpoint::server(redis.url()), configure).await
     }
 
     pub async fn start_on(endpoint: RedisEndpoint, configure: impl FnOnce(&mut Config)) -> Self {
