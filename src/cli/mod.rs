@@ -5,6 +5,7 @@
 
 mod login;
 mod logs;
+mod ping;
 mod records;
 mod serve;
 
@@ -67,6 +68,9 @@ enum Command {
     /// Run the HTTP service (JSON API, health, metrics)
     #[command(after_long_help = serve::SETTINGS_HELP)]
     Serve(ServeArgs),
+    /// Connect to Redis and say what was reached and whether everything lockout does there
+    /// works (scripts, commands, the reset channel): exit status 0 only if so
+    Ping,
     #[command(flatten)]
     Store(StoreCommand),
 }
@@ -260,6 +264,10 @@ async fn run(cli: Cli) -> Result<()> {
             ))
         }
         Command::Serve(_) => return serve::serve(config).await,
+        Command::Ping if cli.scope.is_some() => {
+            return Err(usage("--scope: ping probes a scope of its own".into()))
+        }
+        Command::Ping => return ping::ping(&config, output).await,
         Command::Store(command) => command,
     };
     let keys = match &cli.scope {

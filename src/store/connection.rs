@@ -133,6 +133,23 @@ impl Connection {
         }
     }
 
+    /// The primaries reached, `host:port`: the server, the Sentinels' primary, or every primary
+    /// of the cluster.
+    pub(crate) async fn primaries(&self) -> RedisResult<Vec<String>> {
+        match self {
+            Connection::Primary(primary) => Ok(vec![primary.connection().await?.address]),
+            Connection::Cluster(_) => Ok(self
+                .nodes()
+                .await?
+                .into_iter()
+                .filter_map(|node| match node {
+                    Node::Primary { host, port } => Some(format!("{host}:{port}")),
+                    Node::Server => None,
+                })
+                .collect()),
+        }
+    }
+
     /// The nodes whose keys together are all the keys: the server, or every primary.
     pub(crate) async fn nodes(&self) -> RedisResult<Vec<Node>> {
         let Connection::Cluster(connection) = self else {

@@ -25,23 +25,20 @@ pub(crate) enum Locate {
 }
 
 impl Locate {
-    async fn connect(&self, config: &AsyncConnectionConfig) -> RedisResult<MultiplexedConnection> {
-        match self {
-            Locate::Address(client) => {
-                client
-                    .get_multiplexed_async_connection_with_config(config)
-                    .await
-            }
-            Locate::Sentinel(sentinels) => {
-                sentinels
-                    .lock()
-                    .await
-                    .async_get_client()
-                    .await?
-                    .get_multiplexed_async_connection_with_config(config)
-                    .await
-            }
-        }
+    /// A connection to the primary, and its address.
+    async fn connect(
+        &self,
+        config: &AsyncConnectionConfig,
+    ) -> RedisResult<(MultiplexedConnection, String)> {
+        let client = match self {
+            Locate::Address(client) => client.clone(),
+            Locate::Sentinel(sentinels) => sentinels.lock().await.async_get_client().await?,
+        };
+        let address = client.get_connection_info().addr().to_string();
+        let connection = client
+            .get_multiplexed_async_connection_with_config(config)
+            .await?;
+        Ok((connection, address))
     }
 }
 
@@ -60,6 +57,8 @@ pub(crate) struct Primary {
 pub(crate) struct Current {
     number: u64,
     pub(crate) connection: MultiplexedConnection,
+    /// `host:port`.
+    pub(crate) address: String,
 }
 
 impl Primary {
@@ -90,7 +89,7 @@ impl Primary {
         if let Some(current) = self.in_use() {
             return Ok(current);
         }
-        let connection =
+        let (connection, address) =
             tokio::time::timeout(self.lookup_timeout, self.locate.connect(&self.config))
                 .await
                 .map_err(|_| {
@@ -102,6 +101,7 @@ impl Primary {
         let current = Current {
             number: self.connections_made.fetch_add(1, Ordering::Relaxed),
             connection,
+            address,
         };
         *self.current.write().expect("not poisoned") = Some(current.clone());
         Ok(current)

@@ -143,7 +143,45 @@ impl RedisStore {
         })
     }
 
-    async fn load_scripts(&self) -> Result<()> {
+    /// The primaries reached, `host:port`: the server, the Sentinels' primary, or every primary
+    /// of the cluster.
+    pub async fn primaries(&self) -> Result<Vec<String>> {
+        self.connection
+            .primaries()
+            .await
+            .map_err(|err| self.error(err))
+    }
+
+    /// The version a node reports (`INFO server`; an ACL may deny INFO, which lockout does not
+    /// otherwise need).
+    pub async fn version(&self) -> Result<String> {
+        let info: String = self.parse(
+            self.connection
+                .query(redis::cmd("INFO").arg("server"))
+                .await
+                .map_err(|err| self.error(err))?,
+        )?;
+        info.lines()
+            .find_map(|line| line.strip_prefix("redis_version:"))
+            .map(|version| version.trim().to_string())
+            .ok_or_else(|| Error::UnexpectedReply {
+                target: self.target.clone(),
+                detail: "INFO server names no redis_version".into(),
+            })
+    }
+
+    /// A PUBLISH naming no identity on the reset channel (lock caches ignore it): whether this
+    /// user may announce resets.
+    pub async fn announce_nothing(&self) -> Result<()> {
+        let command = redis::cmd("PUBLISH")
+            .arg(self.keys.reset_channel())
+            .arg("")
+            .clone();
+        self.round_trip(&[command]).await.map(drop)
+    }
+
+    /// Loads the scripts on the server, or on every primary.
+    pub async fn load_scripts(&self) -> Result<()> {
         for script in scripts::all() {
             self.connection
                 .everywhere(&script.load())

@@ -1,5 +1,6 @@
 //! Integration tests, one binary: each test starts its own redis-server (see `support`).
 
+mod acl;
 mod admin_logins;
 mod admin_page;
 mod cli;
