@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod engine;
 mod failover;
+mod instances;
 mod lock_cache;
 mod proxy;
 mod request_policy;
