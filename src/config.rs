@@ -740,6 +740,63 @@ mod tests {
         );
     }
 
+    /// The configuration of `toml`, or its error message.
+    fn load_toml(toml: &str) -> std::result::Result<Config, String> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), toml).unwrap();
+        Config::load(Some(file.path()), &Overrides::default()).map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn redis_topologies_and_tls_files_are_checked_at_load() {
+        let sentinel = load_toml(
+            "redis_url = \"rediss://app:pw@ignored/2\"\nredis_sentinel = \"redis://s1:26379,redis://s2:26379\"\nredis_sentinel_master = \"main\"\n",
+        )
+        .unwrap();
+        // No Debug on Topology: its URLs hold passwords.
+        assert!(
+            sentinel.redis.topology()
+                == &Topology::Sentinel {
+                    sentinels: vec!["redis://s1:26379".into(), "redis://s2:26379".into()],
+                    master: "main".into(),
+                    node_url: "rediss://app:pw@ignored/2".into(),
+                }
+        );
+        assert!(sentinel.redis.uses_tls());
+        let not_pem = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(not_pem.path(), "not a certificate").unwrap();
+        let not_pem = not_pem.path().display().to_string();
+        for (toml, message) in [
+            (
+                "redis_sentinel = [\"redis://s1:26379\"]\n".to_string(),
+                "redis_sentinel_master: required with redis_sentinel",
+            ),
+            (
+                "redis_sentinel_master = \"main\"\n".to_string(),
+                "redis_sentinel_master: set without redis_sentinel",
+            ),
+            (
+                "redis_cluster = [\"redis://a:1\"]\nredis_sentinel = [\"redis://s:2\"]\nredis_sentinel_master = \"m\"\n".to_string(),
+                "redis_cluster and redis_sentinel: give one of them",
+            ),
+            (
+                "redis_url = \"rediss://h:1\"\nredis_tls_ca = \"/nonexistent/ca.pem\"\n".to_string(),
+                "redis_tls_ca: cannot read \"/nonexistent/ca.pem\"",
+            ),
+            (
+                format!("redis_url = \"rediss://h:1\"\nredis_tls_ca = {not_pem:?}\n"),
+                "redis_tls_ca: no PEM certificate in the file",
+            ),
+            (
+                format!("redis_url = \"rediss://h:1\"\nredis_tls_cert = {not_pem:?}\n"),
+                "redis_tls_cert and redis_tls_key: give both",
+            ),
+        ] {
+            let err = load_toml(&toml).unwrap_err();
+            assert!(err.contains(message), "{toml}: {err}");
+        }
+    }
+
     #[test]
     fn durations_over_a_year_are_refused_at_load() {
         let file = tempfile::NamedTempFile::new().unwrap();
