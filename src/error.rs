@@ -21,7 +21,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Redis could not be reached or refused a command.
-    #[error("Redis at {target}: {source}")]
+    #[error("Redis at {target}: {source}{}", hint(source))]
     Store {
         /// The Redis URL (credentials hidden).
         target: RedisTarget,
@@ -109,6 +109,19 @@ impl RedisTarget {
     pub fn of_all<'a>(urls: impl IntoIterator<Item = &'a String>) -> Self {
         let hidden: Vec<String> = urls.into_iter().map(|url| hide_password(url)).collect();
         RedisTarget(hidden.join(","))
+    }
+}
+
+/// What to do about a TLS refusal, whose own words name only the rule that failed.
+fn hint(source: &redis::RedisError) -> &'static str {
+    let text = source.to_string();
+    if text.contains("invalid peer certificate") {
+        " (Redis' certificate is not signed by a CA this process trusts: set redis_tls_ca to \
+         the CA's PEM file)"
+    } else if text.contains("CertificateRequired") {
+        " (Redis requires a client certificate: set redis_tls_cert and redis_tls_key)"
+    } else {
+        ""
     }
 }
 

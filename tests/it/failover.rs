@@ -3,12 +3,19 @@
 //! the new primary with the counts it had, without a restart; each answered failure counted
 //! once.
 
-use lockout::RedisEndpoint;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lockout::keys::record_field;
+use lockout::{RedisEndpoint, Topology};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::proxy::Proxy;
-use crate::support::{policy, RedisServer, TestService};
+use crate::support::sentinel::{SentinelGroup, MASTER};
+use crate::support::{eventually, lockout_command, policy, RedisServer, TestService};
 
 /// Posts failures of one IP until one is answered by Redis (not degraded), at most `tries`;
 /// answers the failures' count then and how many answers were degraded.
@@ -78,4 +85,147 @@ async fn a_name_moved_to_a_promoted_replica_is_followed() {
     );
     assert!(degraded <= 1, "one READONLY answer at most: {degraded}");
     assert_eq!(fail_until_counted(&service, 1).await, (4, 0));
+}
+
+/// Failures of 8 IPs under load through `SENTINEL FAILOVER`: the service answers throughout
+/// (degraded while the primary moves), then works on the promoted replica without a restart.
+/// Never is a failure counted twice, nor one lost that the old primary had replicated before
+/// the failover began (acknowledged writes in the moment of the switch can be lost to Redis'
+/// asynchronous replication: Redis' own guarantee, see docs/deployment.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_under_load_is_followed() {
+    let group = Arc::new(SentinelGroup::start());
+    let endpoint = RedisEndpoint::of(Topology::Sentinel {
+        sentinels: group.sentinel_urls(),
+        master: MASTER.into(),
+        node_url: "redis://primary".into(),
+    });
+    let service = Arc::new(
+        TestService::start_on(endpoint, |c| {
+            c.policy = policy(1_000_000, &[&["ip"]]);
+            c.command_timeout = Duration::from_millis(500);
+        })
+        .await,
+    );
+    let ips: Vec<String> = (1..=8).map(|n| format!("10.0.1.{n}")).collect();
+    let failing_over = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (service, ips, failing_over, done) = (
+            service.clone(),
+            ips.clone(),
+            failing_over.clone(),
+            done.clone(),
+        );
+        async move {
+            let client = reqwest::Client::new();
+            // Per IP: failures answered before the failover began, and in all.
+            let mut before: HashMap<String, u64> = HashMap::new();
+            let mut answered: HashMap<String, u64> = HashMap::new();
+            while !done.load(Ordering::SeqCst) {
+                for ip in &ips {
+                    let response = client
+                        .post(service.at("/v1/failure"))
+                        .json(&json!({"ip": ip}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 200, "answers during the failover");
+                    let body: Value = response.json().await.unwrap();
+                    if body.get("degraded").is_some() {
+                        continue;
+                    }
+                    *answered.entry(ip.clone()).or_default() += 1;
+                    // Answered before the failover began: written before the WAIT below.
+                    if !failing_over.load(Ordering::SeqCst) {
+                        *before.entry(ip.clone()).or_default() += 1;
+                    }
+                }
+            }
+            (before, answered)
+        }
+    });
+    let old = group.primary_port();
+    // Some load on the old primary, all of it on the replica, then the failover.
+    eventually(Duration::from_secs(10), "failures counted", async || {
+        let keys = group.server(old).keys();
+        keys.iter()
+            .filter(|key| key.starts_with("lockout:attempt:"))
+            .count()
+            == ips.len()
+    })
+    .await;
+    let mut connection = group.server(old).connection();
+    failing_over.store(true, Ordering::SeqCst);
+    let () = redis::cmd("SET")
+        .arg("synced")
+        .arg(1)
+        .query(&mut connection)
+        .unwrap();
+    let synced: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(synced, 1);
+    let new = tokio::task::spawn_blocking({
+        let group = group.clone();
+        move || group.failover()
+    })
+    .await
+    .unwrap();
+    assert_ne!(new, old);
+    // Working on the new primary: a failure answered by it, not degraded.
+    let counted_before = group.server(new).command_calls("evalsha");
+    eventually(
+        Duration::from_secs(20),
+        "failures counted by the new primary",
+        async || group.server(new).command_calls("evalsha") > counted_before + 8,
+    )
+    .await;
+    done.store(true, Ordering::SeqCst);
+    let (before, answered) = load.await.unwrap();
+
+    let mut primary = group.server(new).connection();
+    for ip in &ips {
+        let key = format!("lockout:attempt:{{ip={ip}}}");
+        let count: u64 = redis::cmd("HGET")
+            .arg(&key)
+            .arg(record_field::FAILURES)
+            .query::<Option<u64>>(&mut primary)
+            .unwrap()
+            .unwrap_or(0);
+        let (answered, before) = (answered[ip], before.get(ip).copied().unwrap_or(0));
+        assert!(
+            count <= answered,
+            "{ip}: {count} counted, {answered} answered: none twice"
+        );
+        assert!(
+            count >= before,
+            "{ip}: {count} counted, {before} answered before the failover: none lost"
+        );
+    }
+}
+
+/// `lockout ping` names the primary the Sentinels gave, reached with the data nodes' password.
+#[test]
+fn ping_reaches_the_sentinels_primary_with_its_password() {
+    let group = SentinelGroup::start_with_password("pass word");
+    let sentinels = group.sentinel_urls().join(",");
+    let pinged = lockout_command(&[
+        ("LOCKOUT_REDIS_URL", "redis://:pass%20word@primary"),
+        ("LOCKOUT_REDIS_SENTINEL", &sentinels),
+        ("LOCKOUT_REDIS_SENTINEL_MASTER", MASTER),
+    ])
+    .arg("ping")
+    .output()
+    .unwrap();
+    let said = String::from_utf8_lossy(&pinged.stdout);
+    assert!(pinged.status.success(), "{said}");
+    let primary = format!("Sentinel primary 127.0.0.1:{}", group.primary_port());
+    assert!(said.contains(&primary), "{said}");
+    assert!(
+        !said.contains("pass word") && !said.contains("pass%20word"),
+        "{said}"
+    );
 }

@@ -16,3 +16,4 @@ mod scripts;
 mod secrets;
 mod service;
 mod support;
+mod tls;

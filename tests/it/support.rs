@@ -1,6 +1,10 @@
 //! Test fixtures: a throwaway `redis-server` per test, on a free loopback port, never the one
 //! already running on 6379 (it fails loudly when `redis-server` is missing, and the server dies
-//! with the fixture); and the HTTP service started in-process on a free port.
+//! with the fixture); and the HTTP service started in-process on a free port. TLS servers and
+//! clusters are in `tls`, a primary with a replica under three Sentinels in `sentinel`.
+
+pub mod sentinel;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -19,15 +23,39 @@ pub struct RedisServer {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
-    extra: Vec<String>,
+    setup: Setup,
 }
 
-fn spawn_redis(port: u16, dir: &Path, extra: &[String]) -> Child {
-    Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+/// How a `RedisServer` runs, the same after a restart.
+#[derive(Clone, Default)]
+struct Setup {
+    /// More `redis-server` arguments.
+    extra: Vec<String>,
+    /// A configuration file's name and text, written into the server's directory before its
+    /// first start and given as the first argument (a Sentinel's, which it rewrites).
+    config: Option<(&'static str, String)>,
+    /// TLS only (`--tls-port`, no plain port): what clients present and trust.
+    tls: Option<redis::TlsCertificates>,
+    /// Clients AUTH with it (`--requirepass` is among `extra`).
+    password: Option<String>,
+}
+
+fn spawn_redis(port: u16, dir: &Path, setup: &Setup) -> Child {
+    let mut command = Command::new("redis-server");
+    if let Some((name, _)) = &setup.config {
+        command.arg(dir.join(name));
+    }
+    let port = port.to_string();
+    if setup.tls.is_some() {
+        command.args(["--port", "0", "--tls-port", &port]);
+    } else {
+        command.args(["--port", &port]);
+    }
+    command
+        .args(["--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .args(["--enable-debug-command", "local"])
-        .args(extra)
+        .args(&setup.extra)
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
@@ -51,15 +79,24 @@ impl RedisServer {
 
     /// A server with more `redis-server` arguments (`--cluster-enabled yes`, ...).
     pub fn start_with(extra: &[&str]) -> Self {
-        let extra: Vec<String> = extra.iter().map(|arg| arg.to_string()).collect();
+        Self::launch(Setup {
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
+            ..Setup::default()
+        })
+    }
+
+    fn launch(setup: Setup) -> Self {
         for _ in 0..10 {
             let port = free_port();
             let dir = tempfile::tempdir().expect("a temporary directory");
+            if let Some((name, text)) = &setup.config {
+                std::fs::write(dir.path().join(name), text).expect("a writable temporary file");
+            }
             let mut server = RedisServer {
-                child: spawn_redis(port, dir.path(), &extra),
+                child: spawn_redis(port, dir.path(), &setup),
                 port,
                 dir,
-                extra: extra.clone(),
+                setup: setup.clone(),
             };
             // Not ready: the port was taken between choosing and binding it. Try another.
             if server.wait_until_ready() {
@@ -76,8 +113,7 @@ impl RedisServer {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            let client = redis::Client::open(self.url()).expect("valid URL");
-            if let Ok(mut connection) = client.get_connection() {
+            if let Ok(mut connection) = self.client().get_connection() {
                 if redis::cmd("PING").query::<String>(&mut connection).is_ok() {
                     return true;
                 }
@@ -113,7 +149,7 @@ impl RedisServer {
     /// Starts the server again on the same port, empty.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = spawn_redis(self.port, self.dir.path(), &self.extra);
+        self.child = spawn_redis(self.port, self.dir.path(), &self.setup);
         assert!(
             self.wait_until_ready(),
             "redis-server restarts on port {}",
@@ -125,14 +161,35 @@ impl RedisServer {
         self.port
     }
 
+    /// `redis://127.0.0.1:port`; `rediss://` for a TLS server, with `:password@` for one that
+    /// wants a password.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.setup.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        let password = self.setup.password.as_ref().map(|password| {
+            let encoded =
+                percent_encoding::utf8_percent_encode(password, percent_encoding::NON_ALPHANUMERIC);
+            format!(":{encoded}@")
+        });
+        let password = password.unwrap_or_default();
+        format!("{scheme}://{password}127.0.0.1:{}", self.port)
+    }
+
+    /// A client of this server, with its TLS certificates if it has some.
+    fn client(&self) -> redis::Client {
+        match &self.setup.tls {
+            None => redis::Client::open(self.url()),
+            Some(certificates) => redis::Client::build_with_tls(self.url(), certificates.clone()),
+        }
+        .expect("valid URL")
     }
 
     /// A plain connection for inspecting what the engine wrote.
     pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .expect("valid URL")
+        self.client()
             .get_connection()
             .expect("the test's redis-server answers")
     }
@@ -171,23 +228,31 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start(replicas: usize) -> Self {
+        Self::create(replicas, Setup::default(), &[])
+    }
+
+    /// A cluster of nodes run with `setup` made cluster nodes, created by `redis-cli cli_args`.
+    fn create(replicas: usize, mut setup: Setup, cli_args: &[String]) -> Self {
+        setup.extra.extend(
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "1000",
+            ]
+            .map(String::from),
+        );
         let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "1000",
-                ])
-            })
+            .map(|_| RedisServer::launch(setup.clone()))
             .collect();
         let addresses: Vec<String> = nodes
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port))
             .collect();
         let created = Command::new("redis-cli")
+            .args(cli_args)
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
@@ -243,7 +308,12 @@ impl RedisCluster {
 
     /// A cluster connection for inspecting what the engine wrote.
     pub fn connection(&self) -> redis::cluster::ClusterConnection {
-        redis::cluster::ClusterClient::new(self.seeds())
+        let mut client = redis::cluster::ClusterClientBuilder::new(self.seeds());
+        if let Some(certificates) = &self.nodes[0].setup.tls {
+            client = client.certs(certificates.clone());
+        }
+        client
+            .build()
             .unwrap()
             .get_connection()
             .expect("the test's cluster answers")
