@@ -297,6 +297,8 @@ async fn resharding_under_load_loses_and_doubles_no_failure() {
     assert!(counted.values().all(|&n| n > 10), "{counted:?}");
 }
 
+/// The CLI on a cluster: failures land on every primary, a reset removes them all, and `ping`
+/// names every primary.
 #[test]
 fn the_cli_resets_across_every_primary() {
     let cluster = RedisCluster::start(0);
@@ -349,5 +351,19 @@ fn the_cli_resets_across_every_primary() {
         left.iter()
             .all(|key| key.starts_with("lockout:log:") || key.starts_with("lockout:reset:")),
         "{left:?}"
+    );
+    let pinged = lockout(&["ping"]);
+    let ports: Vec<String> = cluster
+        .primaries()
+        .iter()
+        .map(|node| format!("127.0.0.1:{}", node.port()))
+        .collect();
+    assert!(
+        ports.iter().all(|port| pinged.contains(port.as_str())),
+        "ping names every primary: {pinged}"
+    );
+    assert!(
+        pinged.contains("everything lockout needs works"),
+        "{pinged}"
     );
 }
