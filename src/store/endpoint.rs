@@ -142,25 +142,20 @@ impl RedisEndpoint {
         if let Some(mode) = tls_mode(first.addr()) {
             builder = builder.set_client_to_sentinel_tls_mode(mode);
         }
-        let settings = [
-            (node.redis_settings(), true),
-            (first.redis_settings(), false),
-        ];
-        for (settings, to_redis) in settings {
-            if let Some(username) = settings.username() {
-                builder = if to_redis {
-                    builder.set_client_to_redis_username(username)
-                } else {
-                    builder.set_client_to_sentinel_username(username)
-                };
-            }
-            if let Some(password) = settings.password() {
-                builder = if to_redis {
-                    builder.set_client_to_redis_password(password)
-                } else {
-                    builder.set_client_to_sentinel_password(password)
-                };
-            }
+        let node = node.redis_settings();
+        if let Some(username) = node.username() {
+            builder = builder.set_client_to_redis_username(username);
+        }
+        if let Some(password) = node.password() {
+            builder = builder.set_client_to_redis_password(password);
+        }
+        // One set of credentials for every Sentinel: the first URL's.
+        let sentinel = first.redis_settings();
+        if let Some(username) = sentinel.username() {
+            builder = builder.set_client_to_sentinel_username(username);
+        }
+        if let Some(password) = sentinel.password() {
+            builder = builder.set_client_to_sentinel_password(password);
         }
         if let Some(certificates) = self.tls.certificates() {
             builder = builder

@@ -58,6 +58,7 @@ impl Default for RedisOptions {
 pub struct RedisStore {
     connection: Connection,
     endpoint: RedisEndpoint,
+    options: RedisOptions,
     keys: Keyspace,
     target: RedisTarget,
 }
@@ -95,6 +96,7 @@ impl RedisStore {
         Ok(RedisStore {
             connection,
             endpoint: endpoint.clone(),
+            options,
             keys,
             target,
         })
@@ -110,10 +112,8 @@ impl RedisStore {
     /// The same Redis connection with another keyspace (a scope's, see `Keyspace::scoped`).
     pub fn with_keys(&self, keys: Keyspace) -> Self {
         RedisStore {
-            connection: self.connection.clone(),
-            endpoint: self.endpoint.clone(),
             keys,
-            target: self.target.clone(),
+            ..self.clone()
         }
     }
 
@@ -670,15 +670,21 @@ impl Store for RedisStore {
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
-        let mut pubsub = self
-            .endpoint
-            .pubsub()
+        // A lookup and a connection (two hops through Sentinels), then the subscription.
+        let subscribed =
+            tokio::time::timeout(self.options.connect_timeout.saturating_mul(3), async {
+                let mut pubsub = self.endpoint.pubsub().await?;
+                pubsub.subscribe(self.keys.reset_channel()).await?;
+                Ok::<_, RedisError>(pubsub)
+            })
             .await
-            .map_err(|err| self.error(err))?;
-        pubsub
-            .subscribe(self.keys.reset_channel())
-            .await
-            .map_err(|err| self.error(err))?;
+            .unwrap_or_else(|_| {
+                Err(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no subscription to the reset channel in time",
+                )))
+            });
+        let pubsub = subscribed.map_err(|err| self.error(err))?;
         on_notice(ResetNotice::Listening);
         let mut messages = pubsub.into_on_message();
         while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
