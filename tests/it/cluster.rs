@@ -137,19 +137,7 @@ async fn failover_keeps_the_service_answering_and_it_recovers() {
     // The replica has the counter before its primary dies.
     let key = "lockout:attempt:{ip=10.0.0.1}";
     let primary = cluster.primary_of(key);
-    // WAIT waits for its own connection's writes: one after the service's, in the same slot.
-    let mut connection = primary.connection();
-    let () = redis::cmd("SET")
-        .arg("synced:{ip=10.0.0.1}")
-        .arg(1)
-        .query(&mut connection)
-        .unwrap();
-    let replicas: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(2000)
-        .query(&mut connection)
-        .unwrap();
-    assert_eq!(replicas, 1);
+    primary.wait_for_replica("synced:{ip=10.0.0.1}");
     primary.stop();
 
     let deadline = Instant::now() + Duration::from_secs(20);

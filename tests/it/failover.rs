@@ -52,19 +52,7 @@ async fn a_name_moved_to_a_promoted_replica_is_followed() {
     for count in 1..=2 {
         assert_eq!(fail_until_counted(&service, 1).await, (count, 0));
     }
-    // WAIT waits for its own connection's writes: one after the service's.
-    let mut primary = old.connection();
-    let () = redis::cmd("SET")
-        .arg("synced")
-        .arg(1)
-        .query(&mut primary)
-        .unwrap();
-    let synced: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query(&mut primary)
-        .unwrap();
-    assert_eq!(synced, 1, "the replica has the counts");
+    old.wait_for_replica("synced");
 
     let () = redis::cmd("REPLICAOF")
         .arg("NO")
@@ -155,19 +143,8 @@ async fn a_sentinel_failover_under_load_is_followed() {
             == ips.len()
     })
     .await;
-    let mut connection = group.server(old).connection();
     failing_over.store(true, Ordering::SeqCst);
-    let () = redis::cmd("SET")
-        .arg("synced")
-        .arg(1)
-        .query(&mut connection)
-        .unwrap();
-    let synced: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query(&mut connection)
-        .unwrap();
-    assert_eq!(synced, 1);
+    group.server(old).wait_for_replica("synced");
     let new = tokio::task::spawn_blocking({
         let group = group.clone();
         move || group.failover()

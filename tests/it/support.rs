@@ -194,6 +194,24 @@ impl RedisServer {
             .expect("the test's redis-server answers")
     }
 
+    /// Waits until a replica has everything this primary wrote so far: `WAIT 1` after a write
+    /// of its own, to `key` (in the slot to wait for, on a cluster), since WAIT waits for its
+    /// own connection's writes only.
+    pub fn wait_for_replica(&self, key: &str) {
+        let mut connection = self.connection();
+        let () = redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .query(&mut connection)
+            .unwrap();
+        let replicas: i64 = redis::cmd("WAIT")
+            .arg(1)
+            .arg(5000)
+            .query(&mut connection)
+            .unwrap();
+        assert_eq!(replicas, 1, "a replica has what {} wrote", self.url());
+    }
+
     /// Every key in the server.
     pub fn keys(&self) -> Vec<String> {
         let mut connection = self.connection();
