@@ -1,12 +1,14 @@
 //! Redis over TLS, with certificates made for the test: the CLI and the service with a custom
 //! CA, with mutual TLS, and a cluster over TLS; a client without the CA or without its
-//! certificate is refused with a clear error, exit status 1, within the connect timeout.
+//! certificate is refused with a clear error, exit status 1, within the connect timeout; the
+//! CLI through Sentinels over TLS, before and after a failover.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use lockout::{Attempt, RedisEndpoint, RedisTls, Target};
 
+use crate::support::sentinel::{SentinelGroup, MASTER};
 use crate::support::tls::{ClientAuth, TestCertificates};
 use crate::support::{free_port, lockout_command, policy, RedisCluster, RedisServer, ServeProcess};
 
@@ -193,4 +195,70 @@ async fn a_cluster_over_tls() {
         3
     );
     assert_eq!(engine.store().primaries().await.unwrap().len(), 3);
+}
+
+#[test]
+fn through_sentinels_over_tls() {
+    let certs = TestCertificates::make();
+    let group = SentinelGroup::start_tls(&certs);
+    let sentinels = group.sentinel_urls();
+    assert!(
+        sentinels.iter().all(|url| url.starts_with("rediss://")),
+        "{sentinels:?}"
+    );
+    let (sentinels, ca, cert, key) = (
+        sentinels.join(","),
+        path(&certs.ca),
+        path(&certs.client_cert),
+        path(&certs.client_key),
+    );
+    let env = [
+        ("LOCKOUT_REDIS_URL", "rediss://primary"),
+        ("LOCKOUT_REDIS_SENTINEL", sentinels.as_str()),
+        ("LOCKOUT_REDIS_SENTINEL_MASTER", MASTER),
+        ("LOCKOUT_REDIS_TLS_CA", ca.as_str()),
+        ("LOCKOUT_REDIS_TLS_CERT", cert.as_str()),
+        ("LOCKOUT_REDIS_TLS_KEY", key.as_str()),
+    ];
+    let pinged = run(&env, &["ping"]);
+    let said = stdout(&pinged);
+    assert!(pinged.status.success(), "{said}{}", stderr(&pinged));
+    let primary = format!("Sentinel primary 127.0.0.1:{}", group.primary_port());
+    assert!(said.contains(&primary), "{said}");
+    assert!(said.contains("tls         yes"), "{said}");
+
+    let failed = run(&env, &["fail", "--ip", "10.0.0.1"]);
+    assert!(failed.status.success(), "{}", stderr(&failed));
+    let listed = run(&env, &["list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(
+        stdout(&listed).contains("ip=10.0.0.1"),
+        "{}",
+        stdout(&listed)
+    );
+    let written: Vec<String> = group
+        .server(group.primary_port())
+        .keys()
+        .into_iter()
+        .filter(|key| !key.starts_with("lockout:scope:_ping:"))
+        .collect();
+    assert_eq!(written.len(), 2, "a record and its log entry: {written:?}");
+
+    let new = group.failover();
+    assert_eq!(group.primary_port(), new);
+    let listed = run(&env, &["list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(
+        stdout(&listed).contains("ip=10.0.0.1"),
+        "from the new primary: {}",
+        stdout(&listed)
+    );
+    let failed = run(&env, &["--json", "fail", "--ip", "10.0.0.1"]);
+    assert!(failed.status.success(), "{}", stderr(&failed));
+    let answer: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(
+        answer["failures"],
+        serde_json::json!([{"parameters": ["ip"], "count": 2}]),
+        "{answer}"
+    );
 }

@@ -1,10 +1,12 @@
 //! A Sentinel deployment: a primary `redis-server`, its replica, and three Sentinels watching
-//! them (quorum 2), all throwaway processes on free loopback ports, killed with the fixture.
+//! them (quorum 2), all throwaway processes on free loopback ports, killed with the fixture;
+//! plain, or all over TLS.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::{RedisServer, Setup};
+use super::tls::TestCertificates;
+use super::RedisServer;
 
 /// The name the Sentinels know the primary by.
 pub const MASTER: &str = "lockout-primary";
@@ -25,25 +27,45 @@ impl SentinelGroup {
     /// Returns when every Sentinel knows the primary, the replica and the two other Sentinels,
     /// and the replica is in sync.
     pub fn start() -> Self {
-        Self::launch(None)
+        Self::launch(Options::default())
     }
 
     /// Like `start`, the primary and replica asking for `password` (`--requirepass`, and
     /// `--masterauth` for the replica's link); the Sentinels ask for none. The servers' `url()`
     /// holds the password.
     pub fn start_with_password(password: &str) -> Self {
-        Self::launch(Some(password))
+        Self::launch(Options {
+            password: Some(password),
+            ..Options::default()
+        })
     }
 
-    fn launch(password: Option<&str>) -> Self {
+    /// Like `start`, every process TLS-only (`--port 0 --tls-port P`) with `certs`' server
+    /// certificate, client certificates optional: the replica syncs, and the Sentinels talk to
+    /// the servers and to each other, over TLS, presenting the client certificate.
+    /// `sentinel_urls()` and the servers' `url()` are `rediss://`; the fixture's own connections
+    /// present the client certificate and trust `certs.ca`.
+    pub fn start_tls(certs: &TestCertificates) -> Self {
+        Self::launch(Options {
+            tls: Some(certs),
+            ..Options::default()
+        })
+    }
+
+    fn launch(options: Options) -> Self {
+        let Options { password, tls } = options;
+        // What every process of the group runs with: plain, or TLS-only and replicating over
+        // TLS (for a Sentinel: its links to the servers and to the other Sentinels).
+        let base = || {
+            tls.map(TestCertificates::replicating_server)
+                .unwrap_or_default()
+        };
         let data_node = |extra: &[&str]| {
-            let mut setup = Setup {
-                // A replica syncs (and a failed-over primary resyncs) at once.
-                extra: ["--repl-diskless-sync-delay", "0"]
-                    .map(String::from)
-                    .to_vec(),
-                ..Setup::default()
-            };
+            let mut setup = base();
+            // A replica syncs (and a failed-over primary resyncs) at once.
+            setup
+                .extra
+                .extend(["--repl-diskless-sync-delay", "0"].map(String::from));
             setup.extra.extend(extra.iter().map(|arg| arg.to_string()));
             if let Some(password) = password {
                 setup.extra.extend(
@@ -67,11 +89,10 @@ impl SentinelGroup {
         }
         let sentinels: Vec<RedisServer> = (0..3)
             .map(|_| {
-                RedisServer::launch(Setup {
-                    extra: vec!["--sentinel".to_string()],
-                    config: Some(("sentinel.conf", config.clone())),
-                    ..Setup::default()
-                })
+                let mut setup = base();
+                setup.extra.push("--sentinel".to_string());
+                setup.config = Some(("sentinel.conf", config.clone()));
+                RedisServer::launch(setup)
             })
             .collect();
         for (index, sentinel) in sentinels.iter().enumerate() {
@@ -110,7 +131,8 @@ impl SentinelGroup {
         group
     }
 
-    /// `redis://127.0.0.1:port` of each Sentinel.
+    /// `redis://127.0.0.1:port` of each Sentinel (`rediss://` for a group started with
+    /// `start_tls`).
     pub fn sentinel_urls(&self) -> Vec<String> {
         self.sentinels.iter().map(RedisServer::url).collect()
     }
@@ -214,6 +236,15 @@ impl SentinelGroup {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// How `launch` starts a group.
+#[derive(Default)]
+struct Options<'a> {
+    /// The primary and replica ask for it (`--requirepass`, `--masterauth`).
+    password: Option<&'a str>,
+    /// Every process TLS-only, with these certificates.
+    tls: Option<&'a TestCertificates>,
 }
 
 /// `command`'s answer from `server`, or why none: a Sentinel reconfiguring a server (REPLICAOF)

@@ -1,6 +1,6 @@
 //! TLS fixtures: certificates made at test time with the `openssl` command (a CA, a server and a
 //! client certificate it signed, and an unrelated CA), TLS-only `redis-server`s and clusters
-//! that use them.
+//! that use them (and Sentinel groups: `SentinelGroup::start_tls`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -111,6 +111,17 @@ impl TestCertificates {
         }
     }
 
+    /// Like `server` (client certificates optional), replicating over TLS too: what the data
+    /// nodes of a TLS cluster or Sentinel group run with, and their Sentinels (which then talk
+    /// TLS to the data nodes and to each other).
+    pub(super) fn replicating_server(&self) -> Setup {
+        let mut setup = self.server(ClientAuth::Optional);
+        setup
+            .extra
+            .extend(["--tls-replication", "yes"].map(String::from));
+        setup
+    }
+
     /// `redis-cli`'s arguments to connect as the client.
     fn cli_args(&self) -> Vec<String> {
         let (ca, cert, key) = (
@@ -136,10 +147,10 @@ impl RedisCluster {
     /// Like `start`, TLS-only: clients, the cluster bus and replication (client certificates
     /// optional); `endpoint()` lists `rediss://` seeds.
     pub fn start_tls(replicas: usize, certs: &TestCertificates) -> Self {
-        let mut setup = certs.server(ClientAuth::Optional);
+        let mut setup = certs.replicating_server();
         setup
             .extra
-            .extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from));
+            .extend(["--tls-cluster", "yes"].map(String::from));
         Self::create(replicas, setup, &certs.cli_args())
     }
 }
