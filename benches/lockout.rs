@@ -3,6 +3,9 @@
 //!
 //!     cargo bench --bench lockout -- [--redis-url URL] [--seconds 5] [--json] [--tiny]
 //!                                    [--only peer,library,flood,http,memory,resets]
+//!                                    [--redis-sentinel URL,... --redis-sentinel-master NAME]
+//!                                    [--redis-tls-ca FILE]
+//!                                    [--redis-tls-cert FILE --redis-tls-key FILE]
 //!
 //! Against the Redis it is pointed at (by default a redis-server of its own on a free port; it
 //! only ever touches keys under the `lockout-bench` prefix) it runs:
@@ -25,6 +28,20 @@
 //! redis-server (in cores), and the ratio to the reference (and, for the rows the goals name,
 //! to the peer). A table, or JSON with `--json`.
 //! `--tiny` runs every part briefly on small data, to keep the tool working (CI runs it so).
+//!
+//! The `--redis-*` options mean what lockout's configuration keys of the same names do
+//! (docs/configuration.md), for every client the bench runs (the library, `lockout serve`,
+//! redis-benchmark, redis-cli, the peer):
+//!
+//! - `--redis-url URL`: the server, `redis://[user:password@]host:port[/db]` (`rediss://`: TLS);
+//! - `--redis-sentinel URL,URL,...`: Sentinels naming the primary, reached with the scheme,
+//!   user, password and db of `--redis-url` (its host unused);
+//! - `--redis-sentinel-master NAME`: the name the Sentinels monitor;
+//! - `--redis-tls-ca FILE`: a PEM CA to trust for `rediss://` instead of the system's;
+//! - `--redis-tls-cert FILE` and `--redis-tls-key FILE`: a PEM client certificate and its key.
+//!
+//! Redis' password reaches redis-cli and the peer in their environment, but redis-benchmark
+//! (7.0) takes it only as `-a`, which `ps` shows to the machine's other users while it runs.
 
 use std::future::Future;
 use std::io::{BufRead, Write};
@@ -37,15 +54,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lockout::attempt::Field;
 use lockout::keys::Keyspace;
 use lockout::policy::Combination;
-use lockout::{Attempt, Engine, Policy, RedisEndpoint, RedisOptions, RedisStore, Target};
+use lockout::{
+    Attempt, Engine, Policy, RedisEndpoint, RedisOptions, RedisStore, RedisTls, Target, Topology,
+};
 use rand::Rng;
+use redis::IntoConnectionInfo;
 use serde::Serialize;
 
 const PREFIX: &str = "lockout-bench";
 const SCRIPT: &str = include_str!("../scripts/fail.lua");
 
 struct Options {
-    redis_url: Option<String>,
+    redis: RedisFlags,
     seconds: f64,
     json: bool,
     tiny: bool,
@@ -57,6 +77,90 @@ struct Options {
     /// `--only reference,peer,...`: the parts to run (the reference always runs: the ratios
     /// need it); all when absent.
     only: Option<Vec<String>>,
+}
+
+/// The `--redis-*` options, as given: lockout's configuration keys of the same names.
+#[derive(Clone)]
+struct RedisFlags {
+    url: Option<String>,
+    sentinel: Vec<String>,
+    sentinel_master: Option<String>,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+}
+
+impl RedisFlags {
+    /// Whether they name a Redis (else the bench starts its own).
+    fn name_a_redis(&self) -> bool {
+        self.url.is_some() || !self.sentinel.is_empty()
+    }
+
+    /// `--redis-url`, or lockout's default (with Sentinels, only its scheme, user, password
+    /// and db count).
+    fn url(&self) -> String {
+        self.url
+            .clone()
+            .unwrap_or_else(|| "redis://127.0.0.1:6379".into())
+    }
+
+    /// One server, or the primary of Sentinels.
+    fn topology(&self) -> Topology {
+        match (self.sentinel.is_empty(), &self.sentinel_master) {
+            (true, None) => Topology::Server(self.url()),
+            (false, Some(master)) => Topology::Sentinel {
+                sentinels: self.sentinel.clone(),
+                master: master.clone(),
+                node_url: self.url(),
+            },
+            (true, Some(_)) => panic!("--redis-sentinel-master: set without --redis-sentinel"),
+            (false, None) => panic!("--redis-sentinel: needs --redis-sentinel-master"),
+        }
+    }
+
+    /// The TLS files, read and checked: for lockout, and for redis-rs' sync client.
+    fn tls(&self) -> (RedisTls, Option<redis::TlsCertificates>) {
+        let read = |path: &Option<String>| {
+            path.as_ref()
+                .map(|path| std::fs::read(path).unwrap_or_else(|err| panic!("{path}: {err}")))
+        };
+        let ca = read(&self.tls_ca);
+        let client = match (read(&self.tls_cert), read(&self.tls_key)) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => panic!("--redis-tls-cert and --redis-tls-key: give both or neither"),
+        };
+        let certificates = (ca.is_some() || client.is_some()).then(|| redis::TlsCertificates {
+            client_tls: client
+                .clone()
+                .map(|(client_cert, client_key)| redis::ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                }),
+            root_cert: ca.clone(),
+        });
+        let tls = RedisTls::from_pem(ca, client).unwrap_or_else(|err| panic!("{err}"));
+        (tls, certificates)
+    }
+
+    /// The environment that gives `lockout serve` these options: `LOCKOUT_REDIS_*`.
+    fn service_env(&self) -> Vec<(&'static str, String)> {
+        let sentinels = Some(self.sentinel.join(",")).filter(|urls| !urls.is_empty());
+        [
+            ("LOCKOUT_REDIS_URL", self.url.clone()),
+            ("LOCKOUT_REDIS_SENTINEL", sentinels),
+            (
+                "LOCKOUT_REDIS_SENTINEL_MASTER",
+                self.sentinel_master.clone(),
+            ),
+            ("LOCKOUT_REDIS_TLS_CA", self.tls_ca.clone()),
+            ("LOCKOUT_REDIS_TLS_CERT", self.tls_cert.clone()),
+            ("LOCKOUT_REDIS_TLS_KEY", self.tls_key.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+        .collect()
+    }
 }
 
 /// The load generator allocates as the `lockout` binary does: with mimalloc.
@@ -74,9 +178,19 @@ impl Options {
                 .position(|arg| arg == name)
                 .and_then(|i| args.get(i + 1).cloned())
         };
+        let list = |name: &str| -> Option<Vec<String>> {
+            value(name).map(|items| items.split(',').map(str::to_string).collect())
+        };
         let tiny = args.iter().any(|arg| arg == "--tiny");
         Options {
-            redis_url: value("--redis-url"),
+            redis: RedisFlags {
+                url: value("--redis-url"),
+                sentinel: list("--redis-sentinel").unwrap_or_default(),
+                sentinel_master: value("--redis-sentinel-master"),
+                tls_ca: value("--redis-tls-ca"),
+                tls_cert: value("--redis-tls-cert"),
+                tls_key: value("--redis-tls-key"),
+            },
             seconds: value("--seconds")
                 .map(|s| s.parse().expect("--seconds takes a number"))
                 .unwrap_or(if tiny { 0.5 } else { 5.0 }),
@@ -87,16 +201,14 @@ impl Options {
             concurrency: if tiny { vec![1, 8] } else { vec![1, 64, 512] },
             connections: if tiny { vec![8] } else { vec![64, 512] },
             identities: if tiny { 10_000 } else { 1_000_000 },
-            only: value("--only").map(|parts| {
-                let parts: Vec<String> = parts.split(',').map(str::to_string).collect();
-                for part in &parts {
+            only: list("--only").inspect(|parts| {
+                for part in parts {
                     assert!(
                         PARTS.contains(&part.as_str()),
                         "--only {part}: the parts are {}",
                         PARTS.join(", ")
                     );
                 }
-                parts
             }),
         }
     }
@@ -219,7 +331,8 @@ fn start_cluster() -> (Vec<Process>, Vec<String>) {
         .expect("redis-cli must be installed");
     assert!(created.success(), "redis-cli --cluster create");
     for port in &ports {
-        let mut connection = redis_connection(&format!("redis://127.0.0.1:{port}"));
+        let mut connection =
+            redis_connection(redis::Client::open(format!("redis://127.0.0.1:{port}")));
         while !redis::cmd("CLUSTER")
             .arg("INFO")
             .query::<String>(&mut connection)
@@ -236,10 +349,10 @@ fn start_cluster() -> (Vec<Process>, Vec<String>) {
     (processes, seeds)
 }
 
-fn redis_connection(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .unwrap()
-        .get_connection()
+/// A connection of redis-rs' sync client, for INFO, SCAN and such.
+fn redis_connection(client: redis::RedisResult<redis::Client>) -> redis::Connection {
+    client
+        .and_then(|client| client.get_connection())
         .expect("Redis answers")
 }
 
@@ -352,30 +465,178 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[index]) / 1000.0
 }
 
-/// Where redis-benchmark and redis-cli connect.
-struct Server {
-    host: String,
-    port: u16,
+/// The measured Redis, and how each client of the bench reaches it: lockout's library and
+/// `lockout serve` as configured by the `--redis-*` options; the other clients (redis-rs' sync
+/// client, redis-cli, redis-benchmark, the peer) at the primary these found, with the same
+/// user, password, database and TLS files.
+struct Reach {
+    endpoint: RedisEndpoint,
+    /// The options, for `lockout serve`, and the TLS files' names for the tools and the peer.
+    flags: RedisFlags,
+    /// The primary: its address, with the URL's scheme, user, password and database.
+    primary: redis::ConnectionInfo,
+    /// The TLS files' contents, for redis-rs' sync client.
+    certificates: Option<redis::TlsCertificates>,
+}
+
+/// The tools of redis-tools that the bench runs.
+#[derive(Clone, Copy, PartialEq)]
+enum RedisTool {
+    Cli,
+    Benchmark,
+}
+
+impl Reach {
+    /// Connects as `flags` say, and finds the primary.
+    async fn new(flags: &RedisFlags) -> Self {
+        // For the sync client's TLS, which may come before lockout's first connection.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (tls, certificates) = flags.tls();
+        let endpoint = RedisEndpoint::of(flags.topology()).with_tls(tls);
+        assert!(
+            !endpoint.tls().is_set() || endpoint.uses_tls(),
+            "--redis-tls-*: given, but no Redis URL is rediss:// (TLS)"
+        );
+        let store = RedisStore::connect(
+            &endpoint,
+            Keyspace::new(PREFIX).unwrap(),
+            RedisOptions::default(),
+        )
+        .await
+        .expect("Redis answers");
+        let primaries = store.primaries().await.expect("Redis answers");
+        let (host, port) = primaries
+            .first()
+            .and_then(|address| address.rsplit_once(':'))
+            .and_then(|(host, port)| Some((host.to_string(), port.parse().ok()?)))
+            .expect("the primary's host:port");
+        let info = flags
+            .url()
+            .into_connection_info()
+            .expect("--redis-url: not a Redis URL");
+        let mut address = info.addr().clone();
+        match &mut address {
+            redis::ConnectionAddr::Tcp(to_host, to_port)
+            | redis::ConnectionAddr::TcpTls {
+                host: to_host,
+                port: to_port,
+                ..
+            } => {
+                *to_host = host;
+                *to_port = port;
+            }
+            _ => panic!("the bench needs a TCP Redis URL, not a Unix socket"),
+        }
+        Reach {
+            endpoint,
+            flags: flags.clone(),
+            primary: info.set_addr(address),
+            certificates,
+        }
+    }
+
+    /// A connection of redis-rs' sync client to the primary.
+    fn connection(&self) -> redis::Connection {
+        let info = self.primary.clone();
+        redis_connection(match &self.certificates {
+            Some(certificates) => redis::Client::build_with_tls(info, certificates.clone()),
+            None => redis::Client::open(info),
+        })
+    }
+
+    /// The primary's host and port.
+    fn host_port(&self) -> (String, u16) {
+        match self.primary.addr() {
+            redis::ConnectionAddr::Tcp(host, port)
+            | redis::ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port),
+            _ => unreachable!("a TCP address (checked in Reach::new)"),
+        }
+    }
+
+    /// `Some(insecure)` when the primary is reached with TLS.
+    fn tls(&self) -> Option<bool> {
+        match self.primary.addr() {
+            redis::ConnectionAddr::TcpTls { insecure, .. } => Some(*insecure),
+            _ => None,
+        }
+    }
+
+    /// Points `command`, which runs `tool`, at the primary: host, port, database, user and TLS
+    /// files as options, the password in REDISCLI_AUTH (redis-cli) or as `-a` (redis-benchmark
+    /// 7.0 reads no environment).
+    fn point<'c>(&self, command: &'c mut Command, tool: RedisTool) -> &'c mut Command {
+        let (host, port) = self.host_port();
+        command.args(["-h", &host, "-p", &port.to_string()]);
+        let settings = self.primary.redis_settings();
+        if settings.db() != 0 {
+            let db = if tool == RedisTool::Benchmark {
+                "--dbnum"
+            } else {
+                "-n"
+            };
+            command.args([db, &settings.db().to_string()]);
+        }
+        if let Some(user) = settings.username() {
+            command.args(["--user", user]);
+        }
+        match (settings.password(), tool) {
+            (Some(password), RedisTool::Benchmark) => command.args(["-a", password]),
+            (Some(password), RedisTool::Cli) => command.env("REDISCLI_AUTH", password),
+            (None, _) => command,
+        };
+        if let Some(insecure) = self.tls() {
+            command.arg("--tls");
+            if insecure {
+                command.arg("--insecure");
+            }
+        }
+        if let Some(ca) = &self.flags.tls_ca {
+            command.args(["--cacert", ca]);
+        }
+        if let (Some(cert), Some(key)) = (&self.flags.tls_cert, &self.flags.tls_key) {
+            command.args(["--cert", cert, "--key", key]);
+        }
+        command
+    }
+
+    /// The environment of the peer (`benches/peers/rlf_login.js`): user, password, database
+    /// and TLS, each empty when not used.
+    fn peer_env(&self) -> [(&'static str, String); 7] {
+        let settings = self.primary.redis_settings();
+        let file = |name: &Option<String>| name.clone().unwrap_or_default();
+        let tls = self
+            .tls()
+            .map_or("", |insecure| if insecure { "insecure" } else { "on" });
+        [
+            (
+                "REDIS_USERNAME",
+                settings.username().unwrap_or_default().into(),
+            ),
+            (
+                "REDIS_PASSWORD",
+                settings.password().unwrap_or_default().into(),
+            ),
+            ("REDIS_DB", settings.db().to_string()),
+            ("REDIS_TLS", tls.into()),
+            ("REDIS_TLS_CA", file(&self.flags.tls_ca)),
+            ("REDIS_TLS_CERT", file(&self.flags.tls_cert)),
+            ("REDIS_TLS_KEY", file(&self.flags.tls_key)),
+        ]
+    }
 }
 
 /// Requests/s of redis-benchmark running `command` (with `__rand_int__` under `keyspace`),
 /// `pipeline` commands per round trip, 50 clients.
 fn redis_benchmark(
-    server: &Server,
+    reach: &Reach,
     requests: u64,
     keyspace: u64,
     pipeline: u32,
     command: &[&str],
 ) -> f64 {
-    let output = Command::new("redis-benchmark")
-        .args([
-            "-h",
-            &server.host,
-            "-p",
-            &server.port.to_string(),
-            "-c",
-            "50",
-        ])
+    let output = reach
+        .point(&mut Command::new("redis-benchmark"), RedisTool::Benchmark)
+        .args(["-c", "50"])
         .args(["-n", &requests.to_string(), "-P", &pipeline.to_string()])
         .args(["-r", &keyspace.to_string(), "--csv"])
         .args(command)
@@ -570,9 +831,9 @@ where
     (latencies.len() as u64, latencies)
 }
 
-async fn engine(url: &str, policy: Policy) -> Engine<RedisStore> {
+async fn engine(reach: &Reach, policy: Policy) -> Engine<RedisStore> {
     let store = RedisStore::connect(
-        &RedisEndpoint::server(url.to_string()),
+        &reach.endpoint,
         Keyspace::new(PREFIX).unwrap(),
         RedisOptions::default(),
     )
@@ -581,13 +842,13 @@ async fn engine(url: &str, policy: Policy) -> Engine<RedisStore> {
     Engine::new(store, policy)
 }
 
-async fn clean(url: &str) {
-    engine(url, Policy::default())
+async fn clean(reach: &Reach) {
+    engine(reach, Policy::default())
         .await
         .reset(&Target::All, false, &mut |_| {})
         .await
         .unwrap();
-    let mut connection = redis_connection(url);
+    let mut connection = reach.connection();
     for shard in 0..lockout::keys::LOG_SHARDS {
         redis::cmd("UNLINK")
             .arg(format!("{PREFIX}:log:{shard}"))
@@ -600,7 +861,7 @@ async fn clean(url: &str) {
 /// driven like the library's flow: the peer of the performance goals, measured in the same run.
 fn rate_limiter_flexible(
     options: &Options,
-    server: &Server,
+    reach: &Reach,
     redis: &mut redis::Connection,
     concurrency: usize,
     reference: f64,
@@ -614,16 +875,18 @@ fn rate_limiter_flexible(
             .expect("npm (Node.js) must be installed to run rate-limiter-flexible side by side");
         assert!(status.success(), "npm ci in {peers} failed");
     }
+    let (host, port) = reach.host_port();
     let mut node = Command::new("node")
         .arg(format!("{peers}/rlf_login.js"))
         .args([
-            server.host.clone(),
-            server.port.to_string(),
+            host,
+            port.to_string(),
             options.seconds.to_string(),
             concurrency.to_string(),
             options.ips.to_string(),
             options.usernames.to_string(),
         ])
+        .envs(reach.peer_env())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -658,24 +921,32 @@ fn rate_limiter_flexible(
     row.ratio = row.rate.map(|rate| rate * commands / reference);
     drop(stdin);
     assert!(node.wait().unwrap().success(), "rlf_login.js failed");
-    unlink_matching(server, "lockout-bench-rlf:*");
+    unlink_matching(reach, "lockout-bench-rlf:*");
     row
 }
 
-/// `lockout serve` on `redis_args`, with a policy, until dropped.
-fn start_service(redis_args: &[&str], policy_json: &str) -> (Process, u16) {
-    start_service_with(redis_args, policy_json, &[])
+/// `lockout serve` on the Redis that `redis_env` (`LOCKOUT_REDIS_*`) names, with a policy,
+/// until dropped.
+fn start_service(redis_env: &[(&str, String)], policy_json: &str) -> (Process, u16) {
+    start_service_with(redis_env, policy_json, &[])
 }
 
 /// `start_service` with more environment (an admin token, say).
 fn start_service_with(
-    redis_args: &[&str],
+    redis_env: &[(&str, String)],
     policy_json: &str,
     env: &[(&str, &str)],
 ) -> (Process, u16) {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_lockout"))
-        .args(redis_args)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lockout"));
+    // Only the Redis of `redis_env`, whatever this process' environment says.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LOCKOUT_REDIS_") {
+            command.env_remove(name);
+        }
+    }
+    let child = command
+        .envs(redis_env.iter().map(|(name, value)| (name, value)))
         .args([
             "--prefix",
             PREFIX,
@@ -699,13 +970,13 @@ async fn http_flow(options: &Options, port: u16, connections: usize) -> (u64, Ve
 /// Bytes of Redis memory per key that `command` adds, over about `count` random keys.
 fn memory_per_key(
     connection: &mut redis::Connection,
-    server: &Server,
+    reach: &Reach,
     count: u64,
     command: &[&str],
     pattern: &str,
 ) -> (f64, u64) {
     let before = info_field(connection, "memory", "used_memory");
-    redis_benchmark(server, count, 1_000_000_000, 32, command);
+    redis_benchmark(reach, count, 1_000_000_000, 32, command);
     let after = info_field(connection, "memory", "used_memory");
     let keys = scan_count(connection, pattern);
     ((after - before) / keys.max(1) as f64, keys)
@@ -731,24 +1002,33 @@ fn scan_count(connection: &mut redis::Connection, pattern: &str) -> u64 {
     }
 }
 
-fn unlink_matching(server: &Server, pattern: &str) -> Duration {
-    let (host, port) = (&server.host, server.port);
+/// `redis-cli --scan --pattern PATTERN | xargs -r redis-cli unlink`: its time.
+fn unlink_matching(reach: &Reach, pattern: &str) -> Duration {
     let started = Instant::now();
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "redis-cli -h {host} -p {port} --scan --pattern '{pattern}' | xargs -r redis-cli -h {host} -p {port} unlink > /dev/null"
-        ))
+    let mut scan = reach
+        .point(&mut Command::new("redis-cli"), RedisTool::Cli)
+        .args(["--scan", "--pattern", pattern])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli must be installed");
+    let unlinked = reach
+        .point(
+            Command::new("xargs").args(["-r", "redis-cli"]),
+            RedisTool::Cli,
+        )
+        .arg("unlink")
+        .stdin(scan.stdout.take().unwrap())
+        .stdout(Stdio::null())
         .status()
-        .expect("bash and redis-cli");
-    assert!(status.success());
+        .expect("xargs");
+    assert!(scan.wait().unwrap().success() && unlinked.success());
     started.elapsed()
 }
 
 /// Redis memory after `failures` failed logins from random addresses of one IPv6 /48 (one
 /// customer's allocation: an attacker's whole supply), counted per `prefix_length` bits.
 async fn ipv6_flood_memory(
-    url: &str,
+    reach: &Reach,
     redis: &mut redis::Connection,
     failures: u64,
     prefix_length: u8,
@@ -757,7 +1037,7 @@ async fn ipv6_flood_memory(
         ipv6_prefix_length: prefix_length,
         ..policy("ip")
     };
-    let engine = Arc::new(engine(url, policy).await);
+    let engine = Arc::new(engine(reach, policy).await);
     let before = info_field(redis, "memory", "used_memory");
     let workers: Vec<_> = (0..256u64)
         .map(|worker| {
@@ -795,7 +1075,7 @@ async fn ipv6_flood_memory(
 /// time, on the service's connection for admin work): the p99 of a login next to its p99 alone.
 async fn logins_during_admin_resets(
     options: &Options,
-    url: &str,
+    reach: &Reach,
     records: u64,
     redis: &mut redis::Connection,
     reference: f64,
@@ -804,7 +1084,7 @@ async fn logins_during_admin_resets(
         ("LOCKOUT_ADMIN_PASSWORD", "bench"),
         ("LOCKOUT_ADMIN_TOKEN", "bench-token"),
     ];
-    let (service, port) = start_service_with(&["--redis-url", url], r#"["ip"]"#, &admin);
+    let (service, port) = start_service_with(&reach.flags.service_env(), r#"["ip"]"#, &admin);
     let mut rows = Vec::new();
     for during_resets in [false, true] {
         let resetting = Arc::new(AtomicBool::new(during_resets));
@@ -896,31 +1176,28 @@ fn fill_victims(connection: &mut redis::Connection) {
 #[tokio::main]
 async fn main() {
     let options = Options::parse();
-    let own = options.redis_url.is_none().then(|| start_redis(&[]));
-    let url = options
-        .redis_url
-        .clone()
-        .unwrap_or_else(|| format!("redis://127.0.0.1:{}", own.as_ref().unwrap().1));
-    let target = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection_info()
-        .clone();
-    let server = match target.addr() {
-        redis::ConnectionAddr::Tcp(host, port) => Server {
-            host: host.clone(),
-            port: *port,
-        },
-        other => panic!("the bench needs a TCP Redis URL, not {other:?}"),
+    let own = (!options.redis.name_a_redis()).then(|| start_redis(&[]));
+    let own_url = own
+        .as_ref()
+        .map(|(_, port)| format!("redis://127.0.0.1:{port}"));
+    let reach = Reach::new(&RedisFlags {
+        url: own_url.or(options.redis.url.clone()),
+        ..options.redis.clone()
+    })
+    .await;
+    let mut redis = reach.connection();
+    let info: String = redis::cmd("INFO").arg("server").query(&mut redis).unwrap();
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?")
+        .trim();
+    // Which Redis, passwords hidden (the bench's own goes without saying).
+    let at = match own {
+        Some(_) => String::new(),
+        None => format!(" at {}", reach.endpoint.target()),
     };
-    let mut redis = redis_connection(&url);
-    let version = format!("Redis {}", {
-        let info: String = redis::cmd("INFO").arg("server").query(&mut redis).unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix("redis_version:"))
-            .unwrap_or("?")
-            .trim()
-            .to_string()
-    });
+    let version = format!("Redis {version}{at}");
     let sha: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(SCRIPT)
@@ -940,7 +1217,7 @@ async fn main() {
         let cpu = redis_cpu_seconds(&mut redis);
         let started = Instant::now();
         let script = fail_script(&sha, "3", &now);
-        let rate = redis_benchmark(&server, requests, u64::from(options.ips), pipeline, &script);
+        let rate = redis_benchmark(&reach, requests, u64::from(options.ips), pipeline, &script);
         let redis_cpu = (redis_cpu_seconds(&mut redis) - cpu) / started.elapsed().as_secs_f64();
         if pipeline == 16 {
             reference = rate;
@@ -954,11 +1231,11 @@ async fn main() {
             ..Row::default()
         });
     }
-    clean(&url).await;
+    clean(&reach).await;
 
     // 2. The peer.
     let peer = options.runs("peer").then(|| {
-        let row = rate_limiter_flexible(&options, &server, &mut redis, 64, reference);
+        let row = rate_limiter_flexible(&options, &reach, &mut redis, 64, reference);
         rows.push(row.clone());
         row
     });
@@ -972,7 +1249,7 @@ async fn main() {
     if options.runs("library") {
         for (name, _) in POLICIES {
             for &concurrency in &options.concurrency {
-                let engine = Arc::new(engine(&url, policy(name)).await);
+                let engine = Arc::new(engine(&reach, policy(name)).await);
                 let meter = Meter::start(&mut redis, std::process::id(), None);
                 let (logins, latencies) = drive(&options, concurrency, || {
                     let engine = engine.clone();
@@ -985,7 +1262,7 @@ async fn main() {
                     versus_peer(&mut row); // the policy of the peer's recipe: IP, username and IP
                 }
                 rows.push(row);
-                clean(&url).await;
+                clean(&reach).await;
             }
         }
     }
@@ -994,7 +1271,7 @@ async fn main() {
     // flood from 1,000 addresses), without and with the lock cache.
     if options.runs("flood") {
         for cache in [false, true] {
-            let engine = engine(&url, policy("ip")).await;
+            let engine = engine(&reach, policy("ip")).await;
             let (engine, _tasks) = if cache {
                 let (engine, tasks) = engine.with_lock_cache();
                 while !engine.lock_cache_listening() {
@@ -1026,7 +1303,7 @@ async fn main() {
             row.unit = "refused/s";
             row.note = "Redis cmds per refused attempt".into();
             rows.push(row);
-            clean(&url).await;
+            clean(&reach).await;
         }
     }
 
@@ -1034,7 +1311,7 @@ async fn main() {
     if options.runs("http") {
         for (name, json) in POLICIES {
             for &connections in &options.connections {
-                let (service, http_port) = start_service(&["--redis-url", &url], json);
+                let (service, http_port) = start_service(&reach.flags.service_env(), json);
                 let meter = Meter::start(&mut redis, std::process::id(), Some(service.0.id()));
                 let (logins, latencies) = http_flow(&options, http_port, connections).await;
                 let what = format!("lockout serve, policy {name}, {connections} connections");
@@ -1042,13 +1319,13 @@ async fn main() {
                 versus_peer(&mut row);
                 rows.push(row);
                 drop(service);
-                clean(&url).await;
+                clean(&reach).await;
             }
         }
         if own.is_some() && !options.tiny {
             let (_cluster, seeds) = start_cluster();
             let (service, http_port) =
-                start_service(&["--redis-cluster", &seeds.join(",")], r#"["ip"]"#);
+                start_service(&[("LOCKOUT_REDIS_CLUSTER", seeds.join(","))], r#"["ip"]"#);
             let started = Instant::now();
             let (logins, mut latencies) = http_flow(&options, http_port, 64).await;
             latencies.sort_unstable();
@@ -1072,19 +1349,19 @@ async fn main() {
         // A limit no identity reaches: one key (the record) per identity, as most are.
         let script = fail_script(&sha, "1000000", &now);
         let (per_identity, identities) =
-            memory_per_key(&mut redis, &server, n, &script, "lockout-bench:attempt:*");
-        clean(&url).await;
+            memory_per_key(&mut redis, &reach, n, &script, "lockout-bench:attempt:*");
+        clean(&reach).await;
         let (per_counter, counters) = memory_per_key(
             &mut redis,
-            &server,
+            &reach,
             n,
             &["INCR", "lockout-bench:counter:__rand_int__"],
             "lockout-bench:counter:*",
         );
-        unlink_matching(&server, "lockout-bench:counter:*");
+        unlink_matching(&reach, "lockout-bench:counter:*");
         let (per_expiring, expiring) = memory_per_key(
             &mut redis,
-            &server,
+            &reach,
             n,
             &[
                 "SET",
@@ -1095,7 +1372,7 @@ async fn main() {
             ],
             "lockout-bench:counter:*",
         );
-        unlink_matching(&server, "lockout-bench:counter:*");
+        unlink_matching(&reach, "lockout-bench:counter:*");
         rows.push(Row {
             what: format!("Redis memory per tracked identity ({identities} identities)"),
             rate: Some(per_identity),
@@ -1123,15 +1400,15 @@ async fn main() {
     // 5b. Redis memory after a flood of failures from random IPv6 addresses of one /48.
     if options.runs("memory") {
         for prefix_length in [64, 128] {
-            rows.push(ipv6_flood_memory(&url, &mut redis, n, prefix_length).await);
-            clean(&url).await;
+            rows.push(ipv6_flood_memory(&reach, &mut redis, n, prefix_length).await);
+            clean(&reach).await;
         }
     }
 
     // 6. Resets over n records.
     if options.runs("resets") {
         fill_records(&mut redis, n);
-        let engine = engine(&url, Policy::default()).await;
+        let engine = engine(&reach, Policy::default()).await;
         for (name, target, pattern) in [
             (
                 "--username victim",
@@ -1148,7 +1425,7 @@ async fn main() {
             let removed = engine.reset(&target, false, &mut |_| {}).await.unwrap();
             let ours = started.elapsed();
             fill_victims(&mut redis);
-            let theirs = unlink_matching(&server, pattern);
+            let theirs = unlink_matching(&reach, pattern);
             fill_victims(&mut redis);
             rows.push(Row {
                 what: format!("reset {name} over {n} records ({removed} removed)"),
@@ -1162,7 +1439,7 @@ async fn main() {
                 ..Row::default()
             });
         }
-        rows.extend(logins_during_admin_resets(&options, &url, n, &mut redis, reference).await);
+        rows.extend(logins_during_admin_resets(&options, &reach, n, &mut redis, reference).await);
         engine
             .reset(&Target::All, false, &mut |_| {})
             .await

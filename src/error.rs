@@ -115,7 +115,7 @@ impl RedisTarget {
 /// What to do about a TLS refusal, whose own words name only the rule that failed.
 fn hint(source: &redis::RedisError) -> &'static str {
     let text = source.to_string();
-    if text.contains("invalid peer certificate") {
+    if text.contains("invalid peer certificate: UnknownIssuer") {
         " (Redis' certificate is not signed by a CA this process trusts: set redis_tls_ca to \
          the CA's PEM file)"
     } else if text.contains("CertificateRequired") {

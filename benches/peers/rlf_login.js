@@ -4,18 +4,37 @@
 // failure logins of random IPs and usernames until the time is up.
 //
 // Run by benches/lockout.rs: node rlf_login.js HOST PORT SECONDS CONCURRENCY IPS USERNAMES
+// with, in the environment, what else reaches that Redis (each unset or empty when not used):
+// REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB, REDIS_TLS ("on", or "insecure": no certificate
+// check) and the PEM files REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY.
 // It prints "ready" once connected, waits for a line on stdin, runs, prints one JSON line,
 // {"logins": N, "commands": N, "latencies_us": [...]} (commands: those it sent to Redis, MULTI
 // and EXEC included; Redis' own statistics also count the commands run inside scripts), and exits when its stdin closes (so that the caller can
 // read its CPU time first).
 'use strict';
 
+const fs = require('node:fs');
 const readline = require('node:readline');
 const Redis = require('ioredis');
 const { RateLimiterRedis } = require('rate-limiter-flexible');
 
 const [host, port, seconds, concurrency, ips, usernames] = process.argv.slice(2);
-const redis = new Redis({ host, port: Number(port), enableOfflineQueue: true });
+const env = (name) => process.env[name] || undefined;
+const pem = (name) => (env(name) === undefined ? undefined : fs.readFileSync(env(name)));
+const redis = new Redis({
+  host,
+  port: Number(port),
+  username: env('REDIS_USERNAME'),
+  password: env('REDIS_PASSWORD'),
+  db: Number(env('REDIS_DB') || 0),
+  tls: env('REDIS_TLS') && {
+    ca: pem('REDIS_TLS_CA'),
+    cert: pem('REDIS_TLS_CERT'),
+    key: pem('REDIS_TLS_KEY'),
+    rejectUnauthorized: env('REDIS_TLS') !== 'insecure',
+  },
+  enableOfflineQueue: true,
+});
 let commands = 0;
 const sendCommand = redis.sendCommand.bind(redis);
 redis.sendCommand = (...args) => {
