@@ -181,7 +181,8 @@ const TEXT_KEYS: [&str; 12] = [
 ];
 
 /// `LOCKOUT_POLICY_FAILURE_LIMIT` is `policy.failure_limit`, `LOCKOUT_ADMIN_PASSWORD` is
-/// `admin.password`; `LOCKOUT_CONFIG` and `LOCKOUT_LOG` are not configuration keys, and neither
+/// `admin.password`; `LOCKOUT_CONFIG`, `LOCKOUT_LOG` and `LOCKOUT_SERVER` (the CLI's
+/// `--server`) are not configuration keys, and neither
 /// are the variables Kubernetes makes for a Service named `lockout` (`LOCKOUT_PORT`,
 /// `LOCKOUT_PORT_8080_TCP_ADDR`, `LOCKOUT_SERVICE_HOST`, ...). Any other `LOCKOUT_` variable
 /// must name a key: a typo is an error. `TEXT_KEYS` come from `text_environment`.
@@ -193,7 +194,7 @@ fn environment() -> Env {
             || key == "service_host"
             || key == "service_port"
             || key.starts_with("service_port_");
-        if kubernetes || key == "config" || key == "log" {
+        if kubernetes || key == "config" || key == "log" || key == "server" {
             return None;
         }
         let path = config_path(&key);

@@ -28,6 +28,13 @@ pub enum Error {
         #[source]
         source: redis::RedisError,
     },
+    /// The service named by `--server` could not be reached, or refused the call.
+    #[error("lockout service at {server}: {detail}")]
+    Service {
+        /// Its URL (credentials hidden).
+        server: String,
+        detail: String,
+    },
     /// Redis answered something the engine did not expect (a foreign key under the prefix, a
     /// script that was replaced): the message says what.
     #[error("Redis at {target} answered unexpectedly: {detail}")]

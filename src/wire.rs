@@ -1,12 +1,16 @@
 //! The JSON shapes of the HTTP API (docs/api.md), shared by the CLI's `--json` and the HTTP API, so the
 //! two can never drift apart.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::attempt::parse_ip;
 use crate::engine::{FailureCount, FailureReport, Standing, Verdict};
-use crate::record::{AttemptRecord, LogEntry};
+use crate::identity::Identity;
+use crate::record::{AttemptRecord, LogEntry, Outcome};
 
 /// `{"locked":false}` or `{"locked":true,"reason":...,"retry_after_secs":...,"locked_by":[...]}`.
 pub fn verdict(verdict: &Verdict) -> Value {
@@ -105,4 +109,95 @@ pub fn seconds(duration: Duration) -> u64 {
 
 pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// The records of an `attempts` answer, as the service had them (lock times to the second).
+pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
+    #[derive(Deserialize)]
+    struct Attempts {
+        attempts: Vec<Attempt>,
+    }
+    #[derive(Deserialize)]
+    struct Attempt {
+        parameters: HashMap<String, String>,
+        failures: u64,
+        retry_after_secs: Option<u64>,
+        first_failure: Option<String>,
+        last_failure: Option<String>,
+        user_agent: Option<String>,
+        path: Option<String>,
+    }
+    let Attempts { attempts } = serde_json::from_value(answer).map_err(|err| err.to_string())?;
+    attempts
+        .into_iter()
+        .map(|attempt| {
+            let value = |name: &str| attempt.parameters.get(name).map(String::as_str);
+            Ok(AttemptRecord {
+                identity: Identity::of_fields(value("ip"), value("username"), value("user_agent"))
+                    .map_err(|err| err.to_string())?,
+                failures: attempt.failures,
+                first_failure: attempt
+                    .first_failure
+                    .as_deref()
+                    .map(parse_time)
+                    .transpose()?,
+                last_failure: attempt
+                    .last_failure
+                    .as_deref()
+                    .map(parse_time)
+                    .transpose()?,
+                user_agent: attempt.user_agent,
+                path: attempt.path,
+                lock_remaining: attempt.retry_after_secs.map(Duration::from_secs),
+            })
+        })
+        .collect()
+}
+
+/// The entries of a `logs` answer.
+pub fn parse_logs(answer: Value) -> Result<Vec<LogEntry>, String> {
+    #[derive(Deserialize)]
+    struct Logs {
+        logs: Vec<Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        time: String,
+        ip: String,
+        username: Option<String>,
+        user_agent: Option<String>,
+        path: Option<String>,
+        outcome: String,
+        #[serde(default = "one")]
+        count: u64,
+    }
+    fn one() -> u64 {
+        1
+    }
+    let Logs { logs } = serde_json::from_value(answer).map_err(|err| err.to_string())?;
+    logs.into_iter()
+        .map(|entry| {
+            Ok(LogEntry {
+                time: parse_time(&entry.time)?,
+                ip: parse_ip(&entry.ip).map_err(|err| err.to_string())?,
+                username: entry.username,
+                user_agent: entry.user_agent,
+                path: entry.path,
+                outcome: Outcome::parse(&entry.outcome)
+                    .ok_or_else(|| format!("outcome: {:?} is none of lockout's", entry.outcome))?,
+                count: entry.count,
+            })
+        })
+        .collect()
+}
+
+/// The `removed` count of a reset's answer.
+pub fn parse_removed(answer: &Value) -> Result<u64, String> {
+    answer["removed"]
+        .as_u64()
+        .ok_or_else(|| format!("no removed count in {answer}"))
+}
+
+fn parse_time(text: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339(text).map_err(|err| format!("{text:?}: {err}"))
 }

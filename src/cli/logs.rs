@@ -2,27 +2,22 @@
 
 use std::time::Duration;
 
+use super::source::Records;
 use super::{printable, LogsArgs, Output};
-use crate::engine::Engine;
 use crate::error::Result;
 use crate::record::LogFilter;
-use crate::store::Store;
 use crate::wire;
 
 /// Axes' default age for `axes_reset_logs`, in days.
 const AXES_DEFAULT_DAYS: u64 = 30;
 
-pub(super) async fn logs<S: Store>(
-    engine: &Engine<S>,
-    args: LogsArgs,
-    output: Output,
-) -> Result<()> {
+pub(super) async fn logs(records: &impl Records, args: LogsArgs, output: Output) -> Result<()> {
     let filter = LogFilter {
         ip: args.ip,
         username: args.username,
         outcome: None,
     };
-    let entries = engine.logs(&filter, args.limit).await?;
+    let entries = records.logs(&filter, args.limit).await?;
     output.print(wire::logs(&entries), || {
         entries
             .iter()
@@ -43,12 +38,12 @@ pub(super) async fn logs<S: Store>(
     Ok(())
 }
 
-pub(super) async fn reset_logs<S: Store>(
-    engine: &Engine<S>,
+pub(super) async fn reset_logs(
+    records: &impl Records,
     age: Duration,
     output: Output,
 ) -> Result<()> {
-    let removed = engine.reset_logs(age).await?;
+    let removed = records.reset_logs(age).await?;
     output.print(wire::removed(removed), || {
         format!("{removed} log entries removed.")
     });
@@ -56,13 +51,13 @@ pub(super) async fn reset_logs<S: Store>(
 }
 
 /// `axes_reset_logs [--age] DAYS`: Axes' wording, not pluralised.
-pub(super) async fn axes_reset_logs<S: Store>(
-    engine: &Engine<S>,
+pub(super) async fn axes_reset_logs(
+    records: &impl Records,
     days: Option<u64>,
     output: Output,
 ) -> Result<()> {
     let days = days.unwrap_or(AXES_DEFAULT_DAYS);
-    let removed = engine
+    let removed = records
         .reset_logs(Duration::from_secs(days.saturating_mul(24 * 3600)))
         .await?;
     output.print(wire::removed(removed), || {

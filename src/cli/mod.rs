@@ -7,7 +7,9 @@ mod login;
 mod logs;
 mod ping;
 mod records;
+mod remote;
 mod serve;
+mod source;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -21,6 +23,8 @@ use crate::config::{Config, Overrides};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::store::redis::{RedisOptions, RedisStore};
+use remote::Remote;
+use source::Records;
 
 /// Brute-force login protection with Django Axes' semantics, its state in Redis.
 #[derive(Debug, Parser)]
@@ -53,6 +57,11 @@ pub struct Cli {
     /// instead of the unscoped ones
     #[arg(long, global = true, value_name = "NAME")]
     scope: Option<String>,
+    /// A running `lockout serve` (http://host:port) whose admin API the operator commands go
+    /// through, instead of Redis; authenticates with admin.token, or admin.username and
+    /// admin.password
+    #[arg(long, global = true, env = "LOCKOUT_SERVER", value_name = "URL")]
+    server: Option<String>,
     /// TOML configuration file
     #[arg(long, global = true, env = "LOCKOUT_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -257,6 +266,12 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     let command = match cli.command {
+        Command::Serve(_) | Command::Ping if cli.server.is_some() => {
+            return Err(usage(
+                "--server: serve and ping work on Redis; --server serves the operator commands"
+                    .into(),
+            ))
+        }
         Command::Serve(_) if cli.scope.is_some() => {
             return Err(usage(
                 "--scope chooses the records of the other commands; serve takes it per request"
@@ -274,30 +289,46 @@ async fn run(cli: Cli) -> Result<()> {
         Some(scope) => config.keys.scoped(scope)?,
         None => config.keys,
     };
+    if let Some(server) = &cli.server {
+        let remote = Remote::new(server, &config.admin, cli.scope, config.bulk_timeout)?;
+        return operate(&remote, command, output).await;
+    }
     let store = RedisStore::connect(&config.redis, keys, RedisOptions::default()).await?;
     let engine = Engine::new(store, config.policy);
     match command {
         StoreCommand::Check(args) => login::check(&engine, args, output).await,
         StoreCommand::Fail(args) => login::fail(&engine, args, output).await,
         StoreCommand::Succeed(args) => login::succeed(&engine, args, output).await,
-        StoreCommand::List(args) => records::list(&engine, args, output).await,
-        StoreCommand::Reset(args) => records::reset(&engine, args, output).await,
-        StoreCommand::AxesReset => records::axes_reset(&engine, vec![], vec![], output).await,
-        StoreCommand::AxesResetIp { ip } => records::axes_reset(&engine, ip, vec![], output).await,
+        command => operate(&engine, command, output).await,
+    }
+}
+
+/// The operator commands, on Redis or through a service.
+async fn operate(records: &impl Records, command: StoreCommand, output: Output) -> Result<()> {
+    match command {
+        StoreCommand::List(args) => records::list(records, args, output).await,
+        StoreCommand::Reset(args) => records::reset(records, args, output).await,
+        StoreCommand::AxesReset => records::axes_reset(records, vec![], vec![], output).await,
+        StoreCommand::AxesResetIp { ip } => records::axes_reset(records, ip, vec![], output).await,
         StoreCommand::AxesResetUsername { username } => {
-            records::axes_reset(&engine, vec![], username, output).await
+            records::axes_reset(records, vec![], username, output).await
         }
         StoreCommand::AxesResetIpUsername { ip, username } => {
-            records::axes_reset(&engine, vec![ip], vec![username], output).await
+            records::axes_reset(records, vec![ip], vec![username], output).await
         }
-        StoreCommand::AxesListAttempts => records::axes_list(&engine, output).await,
-        StoreCommand::Logs(args) => logs::logs(&engine, args, output).await,
+        StoreCommand::AxesListAttempts => records::axes_list(records, output).await,
+        StoreCommand::Logs(args) => logs::logs(records, args, output).await,
         StoreCommand::ResetLogs(args) => {
-            logs::reset_logs(&engine, args.older_than.into(), output).await
+            logs::reset_logs(records, args.older_than.into(), output).await
         }
         StoreCommand::AxesResetLogs { days, age } => {
-            logs::axes_reset_logs(&engine, days.or(age), output).await
+            logs::axes_reset_logs(records, days.or(age), output).await
         }
+        StoreCommand::Check(_) | StoreCommand::Fail(_) | StoreCommand::Succeed(_) => Err(usage(
+            "--server: check, fail and succeed are the login API's (POST /v1/check, ...); \
+             --server serves the operator commands"
+                .into(),
+        )),
     }
 }
 

@@ -5,29 +5,24 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::source::Records;
 use super::{printable, usage, ListArgs, Output, ResetArgs};
 use crate::attempt::Field;
-use crate::engine::Engine;
 use crate::error::Result;
 use crate::record::AttemptRecord;
-use crate::store::Store;
 use crate::target::Target;
 use crate::wire;
 
-pub(super) async fn list<S: Store>(
-    engine: &Engine<S>,
-    args: ListArgs,
-    output: Output,
-) -> Result<()> {
+pub(super) async fn list(records: &impl Records, args: ListArgs, output: Output) -> Result<()> {
     let target = Target::matching(
         args.ip.into_iter().collect(),
         args.username.into_iter().collect(),
     );
-    let records = engine.list(&target, args.locked).await?;
-    output.print(wire::attempts(&records), || {
+    let listed = records.list(&target, args.locked).await?;
+    output.print(wire::attempts(&listed), || {
         let mut lines =
             vec!["IDENTITY\tFAILURES\tLOCK\tLAST FAILURE\tUSER AGENT\tPATH".to_string()];
-        lines.extend(records.iter().map(|record| {
+        lines.extend(listed.iter().map(|record| {
             let identity: Vec<String> = record
                 .identity
                 .values()
@@ -51,18 +46,14 @@ pub(super) async fn list<S: Store>(
     Ok(())
 }
 
-pub(super) async fn reset<S: Store>(
-    engine: &Engine<S>,
-    args: ResetArgs,
-    output: Output,
-) -> Result<()> {
+pub(super) async fn reset(records: &impl Records, args: ResetArgs, output: Output) -> Result<()> {
     if args.ip.is_empty() && args.username.is_empty() && !args.all {
         return Err(usage(
             "reset: give --ip, --username or both, or --all to delete every record".into(),
         ));
     }
     let removed = remove(
-        engine,
+        records,
         &Target::matching(args.ip, args.username),
         args.dry_run,
     )
@@ -82,13 +73,13 @@ pub(super) async fn reset<S: Store>(
 }
 
 /// `axes_reset`, `axes_reset_ip`, `axes_reset_username`, `axes_reset_ip_username`.
-pub(super) async fn axes_reset<S: Store>(
-    engine: &Engine<S>,
+pub(super) async fn axes_reset(
+    records: &impl Records,
     ips: Vec<std::net::IpAddr>,
     usernames: Vec<String>,
     output: Output,
 ) -> Result<()> {
-    let removed = remove(engine, &Target::matching(ips, usernames), false).await?;
+    let removed = remove(records, &Target::matching(ips, usernames), false).await?;
     output.print(wire::removed(removed), || {
         if removed > 0 {
             format!("{removed} attempts removed.")
@@ -100,10 +91,10 @@ pub(super) async fn axes_reset<S: Store>(
 }
 
 /// `axes_list_attempts`: `IP<TAB>USERNAME<TAB>FAILURES`, `None` for an absent field.
-pub(super) async fn axes_list<S: Store>(engine: &Engine<S>, output: Output) -> Result<()> {
-    let records = engine.list(&Target::All, false).await?;
-    output.print(wire::attempts(&records), || {
-        records
+pub(super) async fn axes_list(records: &impl Records, output: Output) -> Result<()> {
+    let listed = records.list(&Target::All, false).await?;
+    output.print(wire::attempts(&listed), || {
+        listed
             .iter()
             .map(|record: &AttemptRecord| {
                 let field = |f| printable(record.identity.value(f).unwrap_or("None"));
@@ -121,7 +112,7 @@ pub(super) async fn axes_list<S: Store>(engine: &Engine<S>, output: Output) -> R
 }
 
 /// Runs the reset with a spinner on stderr when it is a terminal.
-async fn remove<S: Store>(engine: &Engine<S>, target: &Target, dry_run: bool) -> Result<u64> {
+async fn remove(records: &impl Records, target: &Target, dry_run: bool) -> Result<u64> {
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner().with_message("attempt records matched");
         if let Ok(style) = ProgressStyle::with_template("{spinner} {pos} {msg} ({elapsed})") {
@@ -131,7 +122,7 @@ async fn remove<S: Store>(engine: &Engine<S>, target: &Target, dry_run: bool) ->
     } else {
         ProgressBar::hidden()
     };
-    let removed = engine
+    let removed = records
         .reset(target, dry_run, &mut |matched| bar.set_position(matched))
         .await;
     bar.finish_and_clear();

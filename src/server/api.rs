@@ -235,6 +235,8 @@ pub struct AttemptsQuery {
     limit: Option<usize>,
     #[serde(default)]
     cursor: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 impl AttemptsQuery {
@@ -256,6 +258,11 @@ pub async fn list_attempts(
     ApiQuery(query): ApiQuery<AttemptsQuery>,
 ) -> Answer {
     let target = query.target()?;
+    if query.all || query.dry_run {
+        return Err(ApiError::bad_request(
+            "all and dry_run are for deleting, not listing",
+        ));
+    }
     let engine = service.admin_engine(query.scope.as_deref()).await?;
     let Some(limit) = query.limit else {
         if query.cursor.is_some() {
@@ -282,7 +289,8 @@ pub async fn list_attempts(
     Ok(Json(answer))
 }
 
-/// `DELETE /v1/attempts?ip=&username=&match=&scope=` or `?all=true`
+/// `DELETE /v1/attempts?ip=&username=&match=&scope=` or `?all=true`; with `dry_run=true` only
+/// counts.
 pub async fn delete_attempts(
     State(service): State<Arc<Service>>,
     _: Admin,
@@ -311,7 +319,7 @@ pub async fn delete_attempts(
     let matched = AtomicU64::new(0);
     let mut progress = |count| matched.store(count, Ordering::Relaxed);
     let removed = service
-        .bulk_call("reset", engine.reset(&target, false, &mut progress))
+        .bulk_call("reset", engine.reset(&target, query.dry_run, &mut progress))
         .await
         .map_err(|err| match matched.load(Ordering::Relaxed) {
             0 => err,
@@ -320,6 +328,11 @@ pub async fn delete_attempts(
                  remove the rest"
             )),
         })?;
+    if query.dry_run {
+        let mut answer = wire::removed(removed);
+        answer["dry_run"] = true.into();
+        return Ok(Json(answer));
+    }
     service.metrics.resets(removed);
     tracing::info!(
         ?target,

@@ -550,3 +550,124 @@ fn attacker_chosen_text_reaches_the_terminal_escaped() {
         "JSON stays exact"
     );
 }
+
+/// `text` with the seconds a lock has left replaced by `N`: a second may pass between two runs.
+fn without_lock_times(text: &str) -> String {
+    let mut shown = String::new();
+    let mut rest = text;
+    while let Some(at) = ["locked, ", "\"retry_after_secs\":"]
+        .iter()
+        .filter_map(|before| rest.find(before).map(|i| i + before.len()))
+        .min()
+    {
+        shown.push_str(&rest[..at]);
+        rest = rest[at..].trim_start_matches(|c: char| c.is_ascii_digit());
+        shown.push('N');
+    }
+    shown.push_str(rest);
+    shown
+}
+
+/// `--server URL`: the operator commands through a running service's admin API print what they
+/// print on Redis, with the same exit codes.
+#[test]
+fn operator_commands_through_the_service_print_what_they_print_on_redis() {
+    let redis = RedisServer::start();
+    let port = crate::support::free_port();
+    let service_env = [
+        ("LOCKOUT_REDIS_URL", redis.url()),
+        ("LOCKOUT_ADMIN_PASSWORD", "s3cret".to_string()),
+        ("LOCKOUT_ADMIN_TOKEN", "t0ken".to_string()),
+    ];
+    let service_env: Vec<(&str, &str)> =
+        service_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _serving = crate::support::ServeProcess::start(
+        &["--listen", &format!("127.0.0.1:{port}")],
+        &service_env,
+        port,
+    );
+    let server = format!("http://127.0.0.1:{port}");
+    for (ip, username) in [
+        ("10.0.0.1", "alice"),
+        ("10.0.0.1", "alice"),
+        ("10.0.0.1", "alice"),
+        ("10.0.0.2", "bob\tthe\u{1b}[31mbuilder"),
+        ("10.0.0.3", "carol"),
+    ] {
+        ok(&redis, &[], &["fail", "--ip", ip, "--username", username]);
+    }
+    let through = |env: &[(&str, &str)], args: &[&str]| {
+        let mut all = vec!["--server", server.as_str()];
+        all.extend_from_slice(args);
+        lockout(&redis, env, &all)
+    };
+    let token = [("LOCKOUT_ADMIN_TOKEN", "t0ken")];
+    let password = [("LOCKOUT_ADMIN_PASSWORD", "s3cret")];
+    for args in [
+        &["list"][..],
+        &["list", "--locked"],
+        &["list", "--ip", "10.0.0.1"],
+        &["--json", "list"],
+        &["logs"],
+        &["logs", "--username", "carol", "--limit", "1"],
+        &["--json", "logs"],
+        &["axes_list_attempts"],
+        &["reset", "--ip", "10.0.0.1", "--ip", "10.0.0.3", "--dry-run"],
+        &["--json", "reset", "--all", "--dry-run"],
+        &["reset"],
+    ] {
+        let direct = lockout(&redis, &[], args);
+        for auth in [&token[..], &password[..]] {
+            let remote = through(auth, args);
+            assert_eq!(
+                (
+                    remote.code,
+                    without_lock_times(&remote.stdout),
+                    &remote.stderr
+                ),
+                (
+                    direct.code,
+                    without_lock_times(&direct.stdout),
+                    &direct.stderr
+                ),
+                "{args:?}"
+            );
+        }
+    }
+
+    let removed = through(&token, &["axes_reset_ip", "10.0.0.1", "10.0.0.3"]);
+    assert_eq!(
+        removed.stdout, "2 attempts removed.\n",
+        "{}",
+        removed.stderr
+    );
+    assert_eq!(ok(&redis, &[], &["axes_list_attempts"]).lines().count(), 1);
+    let trimmed = through(&token, &["reset-logs", "--older-than", "0s"]);
+    assert_eq!(
+        trimmed.stdout, "5 log entries removed.\n",
+        "{}",
+        trimmed.stderr
+    );
+    assert_eq!(ok(&redis, &[], &["logs"]), "\n");
+
+    let refused = through(&[("LOCKOUT_ADMIN_TOKEN", "wrong")], &["list"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused
+            .stderr
+            .starts_with(&format!("lockout: lockout service at {server}: 401")),
+        "{}",
+        refused.stderr
+    );
+    let login = through(&token, &["fail", "--ip", "10.0.0.9"]);
+    assert_eq!(login.code, 2, "{}", login.stderr);
+    let nowhere = lockout(&redis, &token, &["--server", "http://127.0.0.1:1", "list"]);
+    assert_eq!(nowhere.code, 1);
+    assert!(
+        nowhere
+            .stderr
+            .starts_with("lockout: lockout service at http://127.0.0.1:1: "),
+        "{}",
+        nowhere.stderr
+    );
+}
