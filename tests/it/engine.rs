@@ -240,16 +240,16 @@ async fn cooloff_is_an_inactivity_timeout(server: Backend) {
     let idle = attempt("10.0.0.2", "", "");
     engine.fail(&steady).await.unwrap();
     engine.fail(&idle).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.advance(Duration::from_millis(600));
     engine.fail(&steady).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.advance(Duration::from_millis(600));
     // 1.2 s after the first failure, but each failure renewed the cool-off.
     assert!(engine.fail(&steady).await.unwrap().locked);
     // The idle identity's failure was forgotten: counting starts again.
     let report = engine.fail(&idle).await.unwrap();
     assert_eq!(report.failures[0].count, 1);
     // And the lock ends a cool-off after the latest failure.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    server.advance(Duration::from_millis(1000));
     assert_eq!(engine.check(&steady).await.unwrap(), Verdict::Allowed);
     assert_eq!(failures_of(&engine, Target::All).await, []);
 }
@@ -258,9 +258,9 @@ async fn refused_attempts_extend_the_lock_by_default(server: Backend) {
     let engine = server.engine(short(policy(1, &[&["ip"]]), 1000)).await;
     let a = attempt("10.0.0.1", "", "");
     assert!(engine.fail(&a).await.unwrap().locked);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.advance(Duration::from_millis(600));
     assert!(engine.check(&a).await.unwrap().is_locked()); // recorded: lock renewed
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.advance(Duration::from_millis(600));
     // 1.2 s after the failure that locked: still locked thanks to the refused check.
     assert!(engine.check(&a).await.unwrap().is_locked());
     assert_eq!(failures_of(&engine, Target::All).await[0].1, 3);
@@ -275,7 +275,7 @@ async fn without_reset_cooloff_the_lock_ends_on_time(server: Backend) {
         .await;
     let a = attempt("10.0.0.1", "", "");
     assert!(engine.fail(&a).await.unwrap().locked);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.advance(Duration::from_millis(600));
     assert!(engine.check(&a).await.unwrap().is_locked());
     let report = engine.fail(&a).await.unwrap();
     assert!(report.locked);
@@ -283,7 +283,7 @@ async fn without_reset_cooloff_the_lock_ends_on_time(server: Backend) {
         report.failures[0].count, 1,
         "nothing recorded during the lock"
     );
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.advance(Duration::from_millis(600));
     assert_eq!(engine.check(&a).await.unwrap(), Verdict::Allowed);
 }
 
