@@ -1,6 +1,6 @@
-//! One connection to a standalone Redis or to a Redis Cluster, so that the store has one code
-//! path for both. A batch of commands takes one round-trip time either way: one pipeline on a
-//! server; on a cluster every command at once, each routed to its slot's node.
+//! One connection to a server (or the primary Sentinels name) or to a Redis Cluster, so that the
+//! store has one code path for all. A batch of commands takes one round-trip time either way: one
+//! pipeline on a server; on a cluster every command at once, each routed to its slot's node.
 //!
 //! No command is sent twice after its connection failed: it may have run, and a failure
 //! counted twice locks a user out early. redis-rs' cluster client re-sends such commands, so it
