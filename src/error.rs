@@ -28,6 +28,9 @@ pub enum Error {
         #[source]
         source: redis::RedisError,
     },
+    /// The in-process store's reset channel failed its listener (it fell behind).
+    #[error("{0}")]
+    Channel(String),
     /// The service named by `--server` could not be reached, or refused the call.
     #[error("lockout service at {server}: {detail}")]
     Service {

@@ -35,6 +35,8 @@ pub use engine::{Engine, FailureReport, LockReason, Lockout, Standing, Verdict};
 pub use error::{Error, Result};
 pub use identity::Identity;
 pub use policy::{Combination, Policy};
+pub use store::any::AnyStore;
+pub use store::memory::{Clock, ManualClock, MemoryStore, SystemClock};
 pub use store::redis::{RedisEndpoint, RedisOptions, RedisStore, RedisTls, Topology};
 pub use store::Store;
 pub use target::Target;

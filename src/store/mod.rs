@@ -5,8 +5,10 @@
 //! `record_refusals`, `clear`, `append_log`) is one round trip, whatever the number of
 //! identities.
 
+pub mod any;
 mod connection;
 pub mod endpoint;
+pub mod memory;
 mod primary;
 pub mod redis;
 mod scripts;

@@ -9,6 +9,7 @@ mod engine;
 mod failover;
 mod instances;
 mod lock_cache;
+mod memory;
 mod proxy;
 mod request_policy;
 mod resends;

@@ -17,7 +17,9 @@ use lockout::config::{Config, Overrides};
 use lockout::keys::Keyspace;
 use lockout::policy::{Combination, Policy};
 use lockout::server::{self, Service};
-use lockout::{Engine, RedisEndpoint, RedisOptions, RedisStore};
+use lockout::{
+    AnyStore, Engine, ManualClock, MemoryStore, RedisEndpoint, RedisOptions, RedisStore,
+};
 
 pub struct RedisServer {
     child: Child,
@@ -521,11 +523,19 @@ impl Drop for TestService {
     }
 }
 
-/// A standalone Redis or a cluster, for the behaviour tests that must hold on both.
+/// A standalone Redis, a cluster, or the in-process store (on a clock the test moves), for
+/// the behaviour tests that must hold on each.
 pub enum Backend {
     Server(RedisServer),
     Cluster(RedisCluster),
+    Memory {
+        store: MemoryStore,
+        clock: Arc<ManualClock>,
+    },
 }
+
+/// What only a Redis backend can do: the tests that need it run on Redis only (`on_both!`).
+const REDIS_ONLY: &str = "a Redis-only test ran on the in-process store: list it in on_both!";
 
 impl Backend {
     pub fn server() -> Self {
@@ -536,19 +546,34 @@ impl Backend {
         Backend::Cluster(RedisCluster::start(0))
     }
 
+    pub fn memory() -> Self {
+        let clock = Arc::new(ManualClock::default());
+        Backend::Memory {
+            store: MemoryStore::with_clock(1_000_000, clock.clone()),
+            clock,
+        }
+    }
+
     /// A new, empty backend of the same kind.
     pub fn another(&self) -> Self {
         match self {
             Backend::Server(_) => Backend::server(),
             Backend::Cluster(_) => Backend::cluster(),
+            Backend::Memory { .. } => Backend::memory(),
         }
     }
 
-    pub async fn engine(&self, policy: Policy) -> Engine<RedisStore> {
-        match self {
-            Backend::Server(server) => server.engine(policy).await,
-            Backend::Cluster(cluster) => cluster.engine(policy).await,
-        }
+    /// An engine on this backend; two engines of one backend share its state, as two
+    /// processes on one Redis do.
+    pub async fn engine(&self, policy: Policy) -> Engine<AnyStore> {
+        let store: AnyStore = match self {
+            Backend::Server(server) => server.engine(policy.clone()).await.store().clone().into(),
+            Backend::Cluster(cluster) => {
+                cluster.engine(policy.clone()).await.store().clone().into()
+            }
+            Backend::Memory { store, .. } => store.clone().into(),
+        };
+        Engine::new(store, policy)
     }
 
     /// Every key.
@@ -556,6 +581,7 @@ impl Backend {
         match self {
             Backend::Server(server) => server.keys(),
             Backend::Cluster(cluster) => cluster.keys(),
+            Backend::Memory { .. } => panic!("{REDIS_ONLY}"),
         }
     }
 
@@ -565,6 +591,7 @@ impl Backend {
         match self {
             Backend::Server(server) => server.advance(by),
             Backend::Cluster(cluster) => cluster.advance(by),
+            Backend::Memory { clock, .. } => clock.advance(by),
         }
     }
 
@@ -574,6 +601,7 @@ impl Backend {
         match self {
             Backend::Server(server) => command.query(&mut server.connection()).unwrap(),
             Backend::Cluster(cluster) => command.query(&mut cluster.connection()).unwrap(),
+            Backend::Memory { .. } => panic!("{REDIS_ONLY}"),
         }
     }
 
@@ -587,27 +615,41 @@ impl Backend {
                     flush.query::<()>(&mut node.connection()).unwrap();
                 }
             }
+            Backend::Memory { .. } => panic!("{REDIS_ONLY}"),
         }
     }
 }
 
-/// Runs each named `async fn name(redis: Backend)` as two tests, `standalone::name` on one
-/// Redis and `cluster::name` on a 3-primary cluster: one body, both deployments.
+/// Runs each named `async fn name(backend: Backend)` once per backend named in brackets, as
+/// tests `name::server`, `name::cluster`, `name::memory` (see `Backend`).
+#[macro_export]
+macro_rules! on_backends {
+    ([$($backend:ident),*]) => {};
+    ([$($backend:ident),*] $name:ident $(, $rest:ident)* $(,)?) => {
+        mod $name {
+            $(#[tokio::test]
+            async fn $backend() {
+                super::$name($crate::support::Backend::$backend()).await
+            })*
+        }
+        $crate::on_backends!([$($backend),*] $($rest),*);
+    };
+}
+
+/// The tests that must hold on one Redis and on a 3-primary cluster.
 #[macro_export]
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
-        mod standalone {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name($crate::support::Backend::server()).await
-            })*
-        }
-        mod cluster {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name($crate::support::Backend::cluster()).await
-            })*
-        }
+        $crate::on_backends!([server, cluster] $($name),*);
+    };
+}
+
+/// The tests that must hold on Redis and on the in-process store alike: the behaviour that
+/// does not depend on where the state lives.
+#[macro_export]
+macro_rules! on_all {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_backends!([server, cluster, memory] $($name),*);
     };
 }
 
@@ -621,6 +663,7 @@ impl Backend {
                 .into_iter()
                 .map(|node| node.command_calls(command))
                 .sum(),
+            Backend::Memory { .. } => panic!("{REDIS_ONLY}"),
         }
     }
 }

@@ -1,0 +1,111 @@
+//! A store chosen when the process starts: Redis, or the in-process store, behind one type, so
+//! that whoever holds an engine need not be generic over its store.
+
+use std::time::Duration;
+
+use super::memory::MemoryStore;
+use super::redis::RedisStore;
+use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
+use crate::attempt::Attempt;
+use crate::error::Result;
+use crate::identity::Identity;
+use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter};
+use crate::target::Target;
+
+#[derive(Clone)]
+pub enum AnyStore {
+    /// Boxed: a Redis store holds its whole connection configuration.
+    Redis(Box<RedisStore>),
+    Memory(MemoryStore),
+}
+
+impl From<RedisStore> for AnyStore {
+    fn from(store: RedisStore) -> Self {
+        AnyStore::Redis(Box::new(store))
+    }
+}
+
+impl From<MemoryStore> for AnyStore {
+    fn from(store: MemoryStore) -> Self {
+        AnyStore::Memory(store)
+    }
+}
+
+/// `$call` on whichever store `$any` holds, named `$store`.
+macro_rules! on_the_store {
+    ($any:expr, $store:ident => $call:expr) => {
+        match $any {
+            AnyStore::Redis($store) => $call,
+            AnyStore::Memory($store) => $call,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn lock_states(&self, identities: &[Identity]) -> Result<Vec<Option<Duration>>> {
+        on_the_store!(self, store => store.lock_states(identities).await)
+    }
+
+    async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
+        on_the_store!(self, store => store.peek(identities).await)
+    }
+
+    async fn record_failures(
+        &self,
+        identities: &[Identity],
+        rule: &FailureRule,
+        attempt: &Attempt,
+        refused: bool,
+        log: Option<LogAppend<'_>>,
+    ) -> Result<Vec<IdentityState>> {
+        on_the_store!(self, store => {
+            store.record_failures(identities, rule, attempt, refused, log).await
+        })
+    }
+
+    async fn record_refusals(
+        &self,
+        refusals: &[Refusals],
+        rule: &FailureRule,
+        logs: &[LogAppend<'_>],
+    ) -> Result<Vec<IdentityState>> {
+        on_the_store!(self, store => store.record_refusals(refusals, rule, logs).await)
+    }
+
+    async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
+        on_the_store!(self, store => store.watch_resets(on_notice).await)
+    }
+
+    async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
+        on_the_store!(self, store => store.clear(identities, log).await)
+    }
+
+    async fn append_log(&self, log: LogAppend<'_>) -> Result<()> {
+        on_the_store!(self, store => store.append_log(log).await)
+    }
+
+    async fn list(&self, target: &Target) -> Result<Vec<AttemptRecord>> {
+        on_the_store!(self, store => store.list(target).await)
+    }
+
+    async fn page(&self, target: &Target, cursor: Option<&str>, size: usize) -> Result<Page> {
+        on_the_store!(self, store => store.page(target, cursor, size).await)
+    }
+
+    async fn remove(&self, target: &Target, dry_run: bool, progress: Progress<'_>) -> Result<u64> {
+        on_the_store!(self, store => store.remove(target, dry_run, progress).await)
+    }
+
+    async fn logs(
+        &self,
+        filter: &LogFilter,
+        limit: usize,
+        max_age: Option<Duration>,
+    ) -> Result<Vec<LogEntry>> {
+        on_the_store!(self, store => store.logs(filter, limit, max_age).await)
+    }
+
+    async fn trim_logs(&self, age: Duration) -> Result<u64> {
+        on_the_store!(self, store => store.trim_logs(age).await)
+    }
+}

@@ -1,0 +1,567 @@
+//! The in-process store: the Redis store's behaviour (the same counts, locks, expiries, resets
+//! and access log, `scripts/fail.lua` rule for rule) in this process's memory, for a single
+//! process that runs without a Redis. State is lost when the process ends.
+//!
+//! Expiry costs no sweep over every record: records wait in two ordered sets, the locked ones
+//! by the end of their lock and the others by the end of their cool-off, and each call first
+//! takes from their fronts what has ended. The same sets give the eviction order when the
+//! store holds `max_identities` records and a new identity comes: the unlocked record nearest
+//! its end goes first, and a lock only when no unlocked record is left (the lock nearest its
+//! end). Time comes from a `Clock`, so that tests move it instead of waiting.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::broadcast;
+
+use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
+use crate::attempt::Attempt;
+use crate::error::{Error, Result};
+use crate::identity::Identity;
+use crate::keys::RESET_GUARD;
+use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter};
+use crate::target::Target;
+
+/// Reset notices a slow listener may fall behind by before it must start over.
+const NOTICE_BACKLOG: usize = 1024;
+
+/// Where the store's time comes from.
+pub trait Clock: Send + Sync + 'static {
+    /// For expiry: never goes back.
+    fn instant(&self) -> Instant;
+    /// For the times shown: first and last failure, log entries.
+    fn wall(&self) -> SystemTime;
+}
+
+/// The system's clocks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that moves only when told: for tests of cool-offs and lock ends.
+#[derive(Debug)]
+pub struct ManualClock {
+    start: (Instant, SystemTime),
+    elapsed: Mutex<Duration>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock {
+            start: (Instant::now(), SystemTime::now()),
+            elapsed: Mutex::new(Duration::ZERO),
+        }
+    }
+}
+
+impl ManualClock {
+    pub fn advance(&self, by: Duration) {
+        *self.elapsed.lock().expect("not poisoned") += by;
+    }
+
+    fn elapsed(&self) -> Duration {
+        *self.elapsed.lock().expect("not poisoned")
+    }
+}
+
+impl Clock for ManualClock {
+    fn instant(&self) -> Instant {
+        self.start.0 + self.elapsed()
+    }
+
+    fn wall(&self) -> SystemTime {
+        self.start.1 + self.elapsed()
+    }
+}
+
+/// A `Store` in this process's memory. Clones share it.
+#[derive(Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    clock: Arc<dyn Clock>,
+    notices: broadcast::Sender<Vec<String>>,
+}
+
+struct State {
+    max_identities: usize,
+    records: HashMap<String, Record>,
+    /// Unlocked records by the end of their cool-off, then tag.
+    counting: BTreeSet<(Instant, String)>,
+    /// Locked records by the end of their lock, then tag.
+    locked: BTreeSet<(Instant, String)>,
+    /// Reset markers (see `Keyspace::reset_marker`): tag to end, and in order of end (every
+    /// marker lives `RESET_GUARD`, so the order of ends is the order of resets).
+    markers: HashMap<String, Instant>,
+    marker_ends: VecDeque<(Instant, String)>,
+    /// Oldest first.
+    log: VecDeque<(Instant, LogEntry)>,
+}
+
+/// Failures to add to one identity, as `fail.lua` takes them.
+struct Failure<'a> {
+    count: u64,
+    /// Refused on a lock read before (or coalesced by a lock cache): dropped while the
+    /// identity's reset marker lives.
+    refused: bool,
+    user_agent: Option<&'a str>,
+    path: Option<&'a str>,
+}
+
+struct Record {
+    identity: Identity,
+    failures: u64,
+    first_failure: SystemTime,
+    last_failure: SystemTime,
+    user_agent: Option<String>,
+    path: Option<String>,
+    /// When the record goes, unless a lock keeps it.
+    ends: Instant,
+    lock_ends: Option<Instant>,
+}
+
+impl Record {
+    /// Its place in `counting` or `locked`.
+    fn order(&self, tag: &str) -> (bool, (Instant, String)) {
+        match self.lock_ends {
+            Some(lock_ends) => (true, (lock_ends, tag.to_string())),
+            None => (false, (self.ends, tag.to_string())),
+        }
+    }
+}
+
+impl MemoryStore {
+    /// A store of at most `max_identities` records, on the system's clocks.
+    pub fn new(max_identities: usize) -> Self {
+        Self::with_clock(max_identities, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(max_identities: usize, clock: Arc<dyn Clock>) -> Self {
+        MemoryStore {
+            state: Arc::new(Mutex::new(State {
+                max_identities: max_identities.max(1),
+                records: HashMap::new(),
+                counting: BTreeSet::new(),
+                locked: BTreeSet::new(),
+                markers: HashMap::new(),
+                marker_ends: VecDeque::new(),
+                log: VecDeque::new(),
+            })),
+            clock,
+            notices: broadcast::channel(NOTICE_BACKLOG).0,
+        }
+    }
+
+    /// The state, with what has ended by now taken out.
+    fn state(&self) -> (MutexGuard<'_, State>, Instant) {
+        let now = self.clock.instant();
+        let mut state = self.state.lock().expect("not poisoned");
+        state.expire(now);
+        (state, now)
+    }
+
+    fn announce(&self, tags: Vec<String>) {
+        if !tags.is_empty() {
+            // No receiver: no lock cache listens; nothing to tell.
+            let _ = self.notices.send(tags);
+        }
+    }
+}
+
+impl State {
+    fn expire(&mut self, now: Instant) {
+        while let Some((ends, tag)) = self.locked.first().cloned() {
+            if ends > now {
+                break;
+            }
+            self.locked.pop_first();
+            if let Some(record) = self.records.get_mut(&tag) {
+                record.lock_ends = None;
+                let ends = record.ends.max(now);
+                record.ends = ends;
+                self.counting.insert((ends, tag));
+            }
+        }
+        while let Some((ends, tag)) = self.counting.first().cloned() {
+            if ends > now {
+                break;
+            }
+            self.counting.pop_first();
+            self.records.remove(&tag);
+        }
+        while let Some((ends, _)) = self.marker_ends.front() {
+            if *ends > now {
+                break;
+            }
+            let (ends, tag) = self.marker_ends.pop_front().expect("a front");
+            if self.markers.get(&tag) == Some(&ends) {
+                self.markers.remove(&tag);
+            }
+        }
+    }
+
+    fn unlink(&mut self, tag: &str) -> Option<Record> {
+        let record = self.records.remove(tag)?;
+        let (locked, place) = record.order(tag);
+        if locked {
+            self.locked.remove(&place);
+        } else {
+            self.counting.remove(&place);
+        }
+        Some(record)
+    }
+
+    fn link(&mut self, tag: String, record: Record) {
+        let (locked, place) = record.order(&tag);
+        if locked {
+            self.locked.insert(place);
+        } else {
+            self.counting.insert(place);
+        }
+        self.records.insert(tag, record);
+    }
+
+    /// Room for one more record: the unlocked record nearest its end goes, or else the lock
+    /// nearest its end.
+    fn make_room(&mut self) {
+        while self.records.len() >= self.max_identities {
+            let victim = self
+                .counting
+                .first()
+                .or_else(|| self.locked.first())
+                .map(|(_, tag)| tag.clone());
+            match victim {
+                Some(tag) => {
+                    self.unlink(&tag);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn state_of(&self, tag: &str, now: Instant) -> IdentityState {
+        match self.records.get(tag) {
+            Some(record) => IdentityState {
+                failures: record.failures,
+                lock_remaining: record.lock_ends.map(|ends| ends - now),
+            },
+            None => IdentityState {
+                failures: 0,
+                lock_remaining: None,
+            },
+        }
+    }
+
+    /// `fail.lua`: `failure` of `identity` at `now` (`wall` on the wall clock).
+    fn fail(
+        &mut self,
+        identity: &Identity,
+        rule: &FailureRule,
+        failure: Failure<'_>,
+        (now, wall): (Instant, SystemTime),
+    ) -> IdentityState {
+        let Failure {
+            count,
+            refused,
+            user_agent,
+            path,
+        } = failure;
+        let tag = identity.tag();
+        if refused && self.markers.contains_key(tag) {
+            return IdentityState {
+                failures: 0,
+                lock_remaining: None,
+            };
+        }
+        let record = match self.unlink(tag) {
+            Some(mut record) => {
+                record.failures = record.failures.saturating_add(count);
+                record.last_failure = wall;
+                record
+            }
+            None => {
+                self.make_room();
+                Record {
+                    identity: identity.clone(),
+                    failures: count,
+                    first_failure: wall,
+                    last_failure: wall,
+                    user_agent: None,
+                    path: None,
+                    ends: now,
+                    lock_ends: None,
+                }
+            }
+        };
+        let mut record = Record {
+            user_agent: user_agent.map(str::to_string).or(record.user_agent),
+            path: path.map(str::to_string).or(record.path),
+            ends: now + rule.cooloff,
+            ..record
+        };
+        let limit = if rule.lock_out_at_failure {
+            u64::from(rule.failure_limit)
+        } else {
+            0
+        };
+        if limit > 0 && record.failures >= limit {
+            record.lock_ends = Some(now + rule.lockout_duration);
+            record.ends = record.ends.max(now + rule.lockout_duration);
+        }
+        let state = IdentityState {
+            failures: record.failures,
+            lock_remaining: record.lock_ends.map(|ends| ends - now),
+        };
+        self.link(tag.to_string(), record);
+        state
+    }
+
+    fn append(&mut self, log: &LogAppend<'_>, now: Instant, wall: SystemTime) {
+        let attempt = log.attempt;
+        self.log.push_back((
+            now,
+            LogEntry {
+                time: wall,
+                ip: attempt.ip,
+                username: attempt.username.clone(),
+                user_agent: attempt.user_agent.clone(),
+                path: attempt.path.clone(),
+                outcome: log.outcome,
+                count: log.count,
+            },
+        ));
+        let oldest_kept = now.checked_sub(log.bounds.retention);
+        let most = usize::try_from(log.bounds.max_entries.get()).unwrap_or(usize::MAX);
+        while let Some((time, _)) = self.log.front() {
+            let too_old = oldest_kept.is_some_and(|oldest| *time < oldest);
+            if !too_old && self.log.len() <= most {
+                break;
+            }
+            self.log.pop_front();
+        }
+    }
+
+    fn mark_reset(&mut self, tag: &str, now: Instant) {
+        let ends = now + RESET_GUARD;
+        self.markers.insert(tag.to_string(), ends);
+        self.marker_ends.push_back((ends, tag.to_string()));
+    }
+
+    fn record(&self, tag: &str, now: Instant) -> Option<AttemptRecord> {
+        let record = self.records.get(tag)?;
+        Some(AttemptRecord {
+            identity: record.identity.clone(),
+            failures: record.failures,
+            first_failure: Some(record.first_failure),
+            last_failure: Some(record.last_failure),
+            user_agent: record.user_agent.clone(),
+            path: record.path.clone(),
+            lock_remaining: record.lock_ends.map(|ends| ends - now),
+        })
+    }
+
+    fn selected(&self, target: &Target) -> Vec<String> {
+        self.records
+            .iter()
+            .filter(|(_, record)| target.matches(&record.identity))
+            .map(|(tag, _)| tag.clone())
+            .collect()
+    }
+}
+
+impl Store for MemoryStore {
+    async fn lock_states(&self, identities: &[Identity]) -> Result<Vec<Option<Duration>>> {
+        let (state, now) = self.state();
+        Ok(identities
+            .iter()
+            .map(|identity| state.state_of(identity.tag(), now).lock_remaining)
+            .collect())
+    }
+
+    async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
+        let (state, now) = self.state();
+        Ok(identities
+            .iter()
+            .map(|identity| state.state_of(identity.tag(), now))
+            .collect())
+    }
+
+    async fn record_failures(
+        &self,
+        identities: &[Identity],
+        rule: &FailureRule,
+        attempt: &Attempt,
+        refused: bool,
+        log: Option<LogAppend<'_>>,
+    ) -> Result<Vec<IdentityState>> {
+        let wall = self.clock.wall();
+        let (mut state, now) = self.state();
+        let states = identities
+            .iter()
+            .map(|identity| {
+                let failure = Failure {
+                    count: 1,
+                    refused,
+                    user_agent: attempt.user_agent.as_deref(),
+                    path: attempt.path.as_deref(),
+                };
+                state.fail(identity, rule, failure, (now, wall))
+            })
+            .collect();
+        if let Some(log) = log {
+            state.append(&log, now, wall);
+        }
+        Ok(states)
+    }
+
+    async fn record_refusals(
+        &self,
+        refusals: &[Refusals],
+        rule: &FailureRule,
+        logs: &[LogAppend<'_>],
+    ) -> Result<Vec<IdentityState>> {
+        let wall = self.clock.wall();
+        let (mut state, now) = self.state();
+        let states = refusals
+            .iter()
+            .map(|refusal| {
+                let failure = Failure {
+                    count: refusal.count,
+                    refused: true,
+                    user_agent: refusal.user_agent.as_deref(),
+                    path: refusal.path.as_deref(),
+                };
+                state.fail(&refusal.identity, rule, failure, (now, wall))
+            })
+            .collect();
+        for log in logs {
+            state.append(log, now, wall);
+        }
+        Ok(states)
+    }
+
+    async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
+        let mut notices = self.notices.subscribe();
+        on_notice(ResetNotice::Listening);
+        loop {
+            match notices.recv().await {
+                Ok(tags) => on_notice(ResetNotice::Removed(tags)),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    return Err(Error::Channel(format!(
+                        "the reset channel fell {missed} notices behind"
+                    )))
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
+    async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
+        let wall = self.clock.wall();
+        let (mut state, now) = self.state();
+        let mut removed = 0;
+        for identity in identities {
+            state.mark_reset(identity.tag(), now);
+            removed += u64::from(state.unlink(identity.tag()).is_some());
+        }
+        if let Some(log) = log {
+            state.append(&log, now, wall);
+        }
+        drop(state);
+        self.announce(identities.iter().map(|i| i.tag().to_string()).collect());
+        Ok(removed)
+    }
+
+    async fn append_log(&self, log: LogAppend<'_>) -> Result<()> {
+        let wall = self.clock.wall();
+        let (mut state, now) = self.state();
+        state.append(&log, now, wall);
+        Ok(())
+    }
+
+    async fn list(&self, target: &Target) -> Result<Vec<AttemptRecord>> {
+        let (state, now) = self.state();
+        let mut records: Vec<AttemptRecord> = state
+            .selected(target)
+            .iter()
+            .filter_map(|tag| state.record(tag, now))
+            .collect();
+        records.sort_by_key(|record| std::cmp::Reverse(record.last_failure));
+        Ok(records)
+    }
+
+    async fn page(&self, target: &Target, cursor: Option<&str>, size: usize) -> Result<Page> {
+        let (state, now) = self.state();
+        let mut tags: Vec<String> = state
+            .selected(target)
+            .into_iter()
+            .filter(|tag| cursor.is_none_or(|after| tag.as_str() > after))
+            .collect();
+        tags.sort();
+        let more = tags.len() > size;
+        tags.truncate(size.max(1));
+        let next = if more { tags.last().cloned() } else { None };
+        let mut records: Vec<AttemptRecord> = tags
+            .iter()
+            .filter_map(|tag| state.record(tag, now))
+            .collect();
+        records.sort_by_key(|record| std::cmp::Reverse(record.last_failure));
+        Ok(Page { records, next })
+    }
+
+    async fn remove(&self, target: &Target, dry_run: bool, progress: Progress<'_>) -> Result<u64> {
+        let (mut state, now) = self.state();
+        let tags = state.selected(target);
+        progress(tags.len() as u64);
+        if dry_run {
+            return Ok(tags.len() as u64);
+        }
+        for tag in &tags {
+            state.mark_reset(tag, now);
+            state.unlink(tag);
+        }
+        drop(state);
+        let removed = tags.len() as u64;
+        self.announce(tags);
+        Ok(removed)
+    }
+
+    async fn logs(
+        &self,
+        filter: &LogFilter,
+        limit: usize,
+        max_age: Option<Duration>,
+    ) -> Result<Vec<LogEntry>> {
+        let (state, now) = self.state();
+        let oldest = max_age.and_then(|age| now.checked_sub(age));
+        Ok(state
+            .log
+            .iter()
+            .rev()
+            .take_while(|(time, _)| oldest.is_none_or(|oldest| *time >= oldest))
+            .map(|(_, entry)| entry)
+            .filter(|entry| filter.matches(entry))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn trim_logs(&self, age: Duration) -> Result<u64> {
+        let (mut state, now) = self.state();
+        let before = state.log.len();
+        // Entries at least `age` old; none when the store is younger than `age`.
+        if let Some(newest_removed) = now.checked_sub(age) {
+            state.log.retain(|(time, _)| *time > newest_removed);
+        }
+        Ok((before - state.log.len()) as u64)
+    }
+}

@@ -1,0 +1,157 @@
+//! What only the in-process store has: its bound on tracked identities and the order in which
+//! it evicts, its access-log bounds, and paging (its behaviour otherwise is tested with Redis',
+//! see `on_all!` in `engine` and `lock_cache`).
+
+use std::num::NonZeroU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lockout::policy::AccessLog;
+use lockout::record::LogFilter;
+use lockout::{Attempt, Engine, ManualClock, MemoryStore, Policy, Store, Target};
+
+use crate::support::policy;
+
+fn engine(max_identities: usize, policy: Policy) -> (Engine<MemoryStore>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::default());
+    let store = MemoryStore::with_clock(max_identities, clock.clone());
+    (Engine::new(store, policy), clock)
+}
+
+fn ip(ip: &str) -> Attempt {
+    Attempt::parse(ip, None, None, None).unwrap()
+}
+
+async fn tracked(engine: &Engine<MemoryStore>) -> Vec<(String, bool)> {
+    let mut records: Vec<(String, bool)> = engine
+        .list(&Target::All, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| (record.identity.tag().to_string(), record.is_locked()))
+        .collect();
+    records.sort();
+    records
+}
+
+#[tokio::test]
+async fn at_its_bound_it_evicts_the_counter_nearest_its_end_and_a_lock_last() {
+    let (engine, clock) = engine(3, policy(2, &[&["ip"]]));
+    for _ in 0..2 {
+        engine.fail(&ip("10.0.0.1")).await.unwrap();
+    }
+    for address in ["10.0.0.2", "10.0.0.3"] {
+        clock.advance(Duration::from_secs(1));
+        engine.fail(&ip(address)).await.unwrap();
+    }
+    clock.advance(Duration::from_secs(1));
+    engine.fail(&ip("10.0.0.4")).await.unwrap();
+    assert_eq!(
+        tracked(&engine).await,
+        [
+            ("ip=10.0.0.1".to_string(), true),
+            ("ip=10.0.0.3".to_string(), false),
+            ("ip=10.0.0.4".to_string(), false),
+        ],
+        "the counter that failed first went, the lock stayed"
+    );
+
+    let (engine, _) = engine_with_one_lock().await;
+    engine.fail(&ip("10.0.0.2")).await.unwrap();
+    assert_eq!(
+        tracked(&engine).await,
+        [("ip=10.0.0.2".to_string(), true)],
+        "with no counter left, the lock nearest its end goes"
+    );
+}
+
+async fn engine_with_one_lock() -> (Engine<MemoryStore>, Arc<ManualClock>) {
+    let (engine, clock) = engine(1, policy(1, &[&["ip"]]));
+    assert!(engine.fail(&ip("10.0.0.1")).await.unwrap().locked);
+    (engine, clock)
+}
+
+#[tokio::test]
+async fn records_end_with_their_cool_off_and_locks_with_their_duration() {
+    let (engine, clock) = engine(
+        100,
+        Policy {
+            cooloff: Duration::from_secs(60),
+            lockout_duration: Duration::from_secs(600),
+            ..policy(1, &[&["ip"]])
+        },
+    );
+    assert!(engine.fail(&ip("10.0.0.1")).await.unwrap().locked);
+    clock.advance(Duration::from_secs(599));
+    assert!(engine.check(&ip("10.0.0.2")).await.unwrap() == lockout::Verdict::Allowed);
+    let record = &engine.list(&Target::All, true).await.unwrap()[0];
+    assert_eq!(record.lock_remaining, Some(Duration::from_secs(1)));
+    clock.advance(Duration::from_secs(1));
+    assert!(engine.list(&Target::All, false).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_access_log_keeps_its_retention_and_its_size() {
+    let (engine, clock) = engine(
+        100,
+        Policy {
+            access_log: Some(AccessLog {
+                retention: Duration::from_secs(10),
+                max_entries: NonZeroU64::new(3).unwrap(),
+            }),
+            ..policy(100, &[&["ip"]])
+        },
+    );
+    for n in 1..=5 {
+        engine.fail(&ip(&format!("10.0.0.{n}"))).await.unwrap();
+        clock.advance(Duration::from_secs(1));
+    }
+    let ips = |entries: Vec<lockout::record::LogEntry>| -> Vec<String> {
+        entries.iter().map(|entry| entry.ip.to_string()).collect()
+    };
+    let all = LogFilter::default();
+    assert_eq!(
+        ips(engine.logs(&all, 10).await.unwrap()),
+        ["10.0.0.5", "10.0.0.4", "10.0.0.3"],
+        "the newest three"
+    );
+    // Now 14 s after the first entry: only the one written 10 s ago or less is read.
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(
+        ips(engine.logs(&all, 10).await.unwrap()),
+        ["10.0.0.5"],
+        "entries older than the retention are not read"
+    );
+    assert_eq!(engine.reset_logs(Duration::ZERO).await.unwrap(), 3);
+    assert!(engine.logs(&all, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn pages_walk_every_record_once() {
+    let (engine, _) = engine(1000, policy(100, &[&["ip"]]));
+    for n in 0..25 {
+        engine.fail(&ip(&format!("10.0.1.{n}"))).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = engine
+            .store()
+            .page(&Target::All, cursor.as_deref(), 10)
+            .await
+            .unwrap();
+        assert!(page.records.len() <= 10);
+        seen.extend(
+            page.records
+                .into_iter()
+                .map(|r| r.identity.tag().to_string()),
+        );
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 25);
+}
