@@ -169,6 +169,24 @@ impl MemoryStore {
         (state, now)
     }
 
+    /// `failures` at one moment, then `logs`; each identity's new state.
+    fn record<'a>(
+        &self,
+        rule: &FailureRule,
+        failures: impl Iterator<Item = (&'a Identity, Failure<'a>)>,
+        logs: &[LogAppend<'_>],
+    ) -> Vec<IdentityState> {
+        let wall = self.clock.wall();
+        let (mut state, now) = self.state();
+        let states = failures
+            .map(|(identity, failure)| state.fail(identity, rule, failure, (now, wall)))
+            .collect();
+        for log in logs {
+            state.append(log, now, wall);
+        }
+        states
+    }
+
     fn announce(&self, tags: Vec<String>) {
         if !tags.is_empty() {
             // No receiver: no lock cache listens; nothing to tell.
@@ -403,24 +421,16 @@ impl Store for MemoryStore {
         refused: bool,
         log: Option<LogAppend<'_>>,
     ) -> Result<Vec<IdentityState>> {
-        let wall = self.clock.wall();
-        let (mut state, now) = self.state();
-        let states = identities
-            .iter()
-            .map(|identity| {
-                let failure = Failure {
-                    count: 1,
-                    refused,
-                    user_agent: attempt.user_agent.as_deref(),
-                    path: attempt.path.as_deref(),
-                };
-                state.fail(identity, rule, failure, (now, wall))
-            })
-            .collect();
-        if let Some(log) = log {
-            state.append(&log, now, wall);
-        }
-        Ok(states)
+        let failures = identities.iter().map(|identity| {
+            let failure = Failure {
+                count: 1,
+                refused,
+                user_agent: attempt.user_agent.as_deref(),
+                path: attempt.path.as_deref(),
+            };
+            (identity, failure)
+        });
+        Ok(self.record(rule, failures, log.as_slice()))
     }
 
     async fn record_refusals(
@@ -429,24 +439,16 @@ impl Store for MemoryStore {
         rule: &FailureRule,
         logs: &[LogAppend<'_>],
     ) -> Result<Vec<IdentityState>> {
-        let wall = self.clock.wall();
-        let (mut state, now) = self.state();
-        let states = refusals
-            .iter()
-            .map(|refusal| {
-                let failure = Failure {
-                    count: refusal.count,
-                    refused: true,
-                    user_agent: refusal.user_agent.as_deref(),
-                    path: refusal.path.as_deref(),
-                };
-                state.fail(&refusal.identity, rule, failure, (now, wall))
-            })
-            .collect();
-        for log in logs {
-            state.append(log, now, wall);
-        }
-        Ok(states)
+        let failures = refusals.iter().map(|refusal| {
+            let failure = Failure {
+                count: refusal.count,
+                refused: true,
+                user_agent: refusal.user_agent.as_deref(),
+                path: refusal.path.as_deref(),
+            };
+            (&refusal.identity, failure)
+        });
+        Ok(self.record(rule, failures, logs))
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
