@@ -217,9 +217,9 @@ fn tls_mode(address: &ConnectionAddr) -> Option<TlsMode> {
 }
 
 /// rustls needs a process-wide crypto provider before its first TLS configuration; lockout uses
-/// `ring`. Installed once, before the first connection made (to Redis, or the CLI's to a
-/// service), so that every caller (the service, the CLI, a program using the library) has it.
-pub(crate) fn install_crypto_provider() {
+/// `ring`. Installed once, on the first connection made, so that every caller (the service,
+/// the CLI, a program using the library) has it.
+fn install_crypto_provider() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // Err: the program installed a provider of its own first, which is as good.

@@ -661,6 +661,8 @@ fn operator_commands_through_the_service_print_what_they_print_on_redis() {
     );
     let login = through(&token, &["fail", "--ip", "10.0.0.9"]);
     assert_eq!(login.code, 2, "{}", login.stderr);
+    let https = lockout(&redis, &token, &["--server", "https://127.0.0.1:1", "list"]);
+    assert_eq!(https.code, 2, "plain HTTP only: {}", https.stderr);
     let nowhere = lockout(&redis, &token, &["--server", "http://127.0.0.1:1", "list"]);
     assert_eq!(nowhere.code, 1);
     assert!(
