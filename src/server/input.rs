@@ -1,14 +1,45 @@
 //! Request bodies and query strings, parsed strictly (unknown fields refused) with errors that
 //! name the field: `username: invalid type: integer `5`, expected a string`.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::MAX_BODY_BYTES;
+
+/// Reads each request's whole body (at most `MAX_BODY_BYTES`) before anything answers it. A
+/// request refused before its body was read (a wrong token, a locked-out admin) would leave
+/// the body's late bytes unread, and hyper then closes the connection without saying so: a
+/// client that reuses it, as a pool of kept-alive connections does, fails its next request.
+/// A body over the limit is answered 413 and the connection closed.
+pub async fn read_body_first(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(_) => {
+            let mut response = too_large().into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body: larger than {MAX_BODY_BYTES} bytes"),
+    )
+}
 
 /// A JSON body, sent as `Content-Type: application/json`. A web page can make a browser post
 /// `text/plain` or a form anywhere without asking, but not JSON: requiring it keeps strangers'
@@ -29,10 +60,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .await
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("request body: larger than {MAX_BODY_BYTES} bytes"),
-                    )
+                    too_large()
                 } else {
                     ApiError::new(
                         rejection.status(),

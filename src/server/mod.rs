@@ -329,6 +329,7 @@ pub fn app(service: Arc<Service>) -> Router {
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(input::read_body_first))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(service)
 }

@@ -1156,3 +1156,46 @@ async fn admin_work_cut_by_its_deadline_says_what_it_did() {
         "{left} records left, the answer says at most {at_most} went"
     );
 }
+
+/// A request refused before its body came (a wrong token) keeps its connection usable: the
+/// service reads the body first, so a client's pool of kept-alive connections never reuses a
+/// connection the service closed without saying so.
+#[tokio::test]
+async fn a_refusal_before_the_body_came_keeps_the_connection_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |c| c.api_token = Some("k3y".into())).await;
+    let address = service.url.trim_start_matches("http://").to_string();
+    let mut connection = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let body = r#"{"ip":"10.0.0.1"}"#;
+    let headers = format!(
+        "POST /v1/check HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer wrong\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    connection.write_all(headers.as_bytes()).await.unwrap();
+    // The body comes late, as a client's second write may.
+    let mut answer = vec![0u8; 4096];
+    let early =
+        tokio::time::timeout(Duration::from_millis(200), connection.read(&mut answer)).await;
+    assert!(early.is_err(), "answered before the body came");
+    connection.write_all(body.as_bytes()).await.unwrap();
+    let n = connection.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    // The same connection serves the next request.
+    connection
+        .write_all(format!("GET /livez HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let n = connection.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+}
