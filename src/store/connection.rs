@@ -137,7 +137,9 @@ impl Connection {
     /// of the cluster.
     pub(crate) async fn primaries(&self) -> RedisResult<Vec<String>> {
         match self {
-            Connection::Primary(primary) => Ok(vec![primary.connection().await?.address]),
+            Connection::Primary(primary) => {
+                Ok(vec![primary.connection().await?.address.to_string()])
+            }
             Connection::Cluster(_) => Ok(self
                 .nodes()
                 .await?

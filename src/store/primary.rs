@@ -9,7 +9,7 @@
 //! there. Nothing is sent twice (see `connection`): the command that met the error answers it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -29,12 +29,12 @@ impl Locate {
     async fn connect(
         &self,
         config: &AsyncConnectionConfig,
-    ) -> RedisResult<(MultiplexedConnection, String)> {
+    ) -> RedisResult<(MultiplexedConnection, Arc<str>)> {
         let client = match self {
             Locate::Address(client) => client.clone(),
             Locate::Sentinel(sentinels) => sentinels.lock().await.async_get_client().await?,
         };
-        let address = client.get_connection_info().addr().to_string();
+        let address = client.get_connection_info().addr().to_string().into();
         let connection = client
             .get_multiplexed_async_connection_with_config(config)
             .await?;
@@ -57,8 +57,8 @@ pub(crate) struct Primary {
 pub(crate) struct Current {
     number: u64,
     pub(crate) connection: MultiplexedConnection,
-    /// `host:port`.
-    pub(crate) address: String,
+    /// `host:port`; shared, so that taking the connection for a login allocates nothing.
+    pub(crate) address: Arc<str>,
 }
 
 impl Primary {
