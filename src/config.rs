@@ -20,6 +20,9 @@ use crate::policy::{AccessLog, Combination, IpList, Policy};
 use crate::secret::Secret;
 use crate::store::redis::{RedisEndpoint, RedisTls, Topology};
 
+/// Identities the in-process store tracks per scope before it evicts (see `store::memory`).
+pub const DEFAULT_MEMORY_MAX_IDENTITIES: usize = 1_000_000;
+
 /// The longest duration any setting takes, so that every key lockout writes expires within a
 /// year (a longer one is refused with an error naming the key).
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -32,7 +35,13 @@ pub enum OnStoreError {
     Deny,
     /// Fail open: every attempt is allowed.
     Allow,
+    /// Insurance: each instance counts and locks on its own in-process store until Redis
+    /// answers again, then writes what it counted to Redis (see `server::insurance`).
+    Local,
 }
+
+/// `redis_url`'s value that chooses the in-process store, as leaving Redis unset does.
+pub const IN_PROCESS_URL: &str = "memory://";
 
 /// The admin API's and page's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -92,8 +101,12 @@ pub enum LogFormat {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `redis_cluster` when given, else `redis_url`.
-    pub redis: RedisEndpoint,
+    /// `redis_cluster`, `redis_sentinel` or `redis_url`; `None`: the in-process store (no
+    /// Redis set, or `redis_url = "memory://"`).
+    pub redis: Option<RedisEndpoint>,
+    /// The in-process store's bound on tracked identities (per scope), for the embedded store
+    /// and for `on_store_error = "local"`.
+    pub memory_max_identities: usize,
     pub keys: Keyspace,
     pub listen: SocketAddr,
     pub on_store_error: OnStoreError,
@@ -279,6 +292,7 @@ struct RawConfig {
     redis_tls_ca: String,
     redis_tls_cert: String,
     redis_tls_key: String,
+    memory_max_identities: usize,
     prefix: String,
     listen: String,
     on_store_error: OnStoreError,
@@ -303,13 +317,14 @@ struct RawConfig {
 impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
-            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_url: String::new(),
             redis_cluster: OneOrMany::Many(Vec::new()),
             redis_sentinel: OneOrMany::Many(Vec::new()),
             redis_sentinel_master: String::new(),
             redis_tls_ca: String::new(),
             redis_tls_cert: String::new(),
             redis_tls_key: String::new(),
+            memory_max_identities: DEFAULT_MEMORY_MAX_IDENTITIES,
             prefix: "lockout".into(),
             listen: "127.0.0.1:8080".into(),
             on_store_error: OnStoreError::Deny,
@@ -398,6 +413,16 @@ impl OneOrMany {
 }
 
 impl Config {
+    /// How long a login waits for Redis: `command_timeout`, less a fifth with
+    /// `on_store_error = "local"`, so that the local answer that follows a timeout still comes
+    /// within `command_timeout`.
+    pub fn login_redis_timeout(&self) -> Duration {
+        match self.on_store_error {
+            OnStoreError::Local => self.command_timeout * 4 / 5,
+            OnStoreError::Deny | OnStoreError::Allow => self.command_timeout,
+        }
+    }
+
     /// `serve` refuses to offer the login endpoints beyond this host to anyone: whoever reaches
     /// them could lock out any user, or clear failures.
     pub fn check_exposure(&self) -> Result<()> {
@@ -416,8 +441,8 @@ impl Config {
 
 impl RawConfig {
     /// The Redis to use: a cluster, a Sentinel group's primary or one server, with the TLS
-    /// files read and checked.
-    fn redis_endpoint(&self) -> Result<RedisEndpoint> {
+    /// files read and checked; `None` when none is set (or `redis_url = "memory://"`).
+    fn redis_endpoint(&self) -> Result<Option<RedisEndpoint>> {
         let seeds = self.redis_cluster.items(Some(','));
         let sentinels = self.redis_sentinel.items(Some(','));
         let master = self.redis_sentinel_master.clone();
@@ -438,13 +463,33 @@ impl RawConfig {
             (true, false) => Topology::Sentinel {
                 sentinels,
                 master,
-                node_url: self.redis_url.clone(),
+                node_url: match self.redis_url.as_str() {
+                    "" | IN_PROCESS_URL => "redis://".into(),
+                    url => url.into(),
+                },
             },
             (true, true) if !master.is_empty() => {
                 return Err(Error::Config(
                     "redis_sentinel_master: set without redis_sentinel (the Sentinels' URLs)"
                         .into(),
                 ))
+            }
+            (true, true) if matches!(self.redis_url.as_str(), "" | IN_PROCESS_URL) => {
+                if [
+                    &self.redis_tls_ca,
+                    &self.redis_tls_cert,
+                    &self.redis_tls_key,
+                ]
+                .iter()
+                .any(|file| !file.is_empty())
+                {
+                    return Err(Error::Config(
+                        "redis_tls_ca, redis_tls_cert, redis_tls_key: set, but no Redis is \
+                         (redis_url, redis_cluster or redis_sentinel)"
+                            .into(),
+                    ));
+                }
+                return Ok(None);
             }
             (true, true) => Topology::Server(self.redis_url.clone()),
         };
@@ -469,7 +514,7 @@ impl RawConfig {
                 "redis_tls_ca, redis_tls_cert: set, but no Redis URL is rediss:// (TLS)".into(),
             ));
         }
-        Ok(endpoint)
+        Ok(Some(endpoint))
     }
 
     fn validate(self) -> Result<Config> {
@@ -491,8 +536,21 @@ impl RawConfig {
             )));
         }
         let redis = self.redis_endpoint()?;
+        if redis.is_none() && self.on_store_error == OnStoreError::Local {
+            return Err(Error::Config(
+                "on_store_error: \"local\" counts in the process while Redis is away, and no \
+                 Redis is set (redis_url, redis_cluster or redis_sentinel)"
+                    .into(),
+            ));
+        }
+        if self.memory_max_identities == 0 {
+            return Err(Error::Config(
+                "memory_max_identities: must be at least 1".into(),
+            ));
+        }
         Ok(Config {
             redis,
+            memory_max_identities: self.memory_max_identities,
             keys: Keyspace::new(&self.prefix)?,
             listen,
             on_store_error: self.on_store_error,
@@ -672,7 +730,7 @@ mod tests {
         config.admin.password = "hunter2".into();
         config.admin.token = "t0ken-hunter3".into();
         config.api_token = Some("hunter4".into());
-        config.redis = RedisEndpoint::server("redis://app:hunter5@10.0.0.5:6379");
+        config.redis = Some(RedisEndpoint::server("redis://app:hunter5@10.0.0.5:6379"));
         let shown = format!("{config:?}");
         for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
             assert!(!shown.contains(secret), "{secret}: {shown}");
@@ -749,21 +807,50 @@ mod tests {
     }
 
     #[test]
+    fn without_a_redis_the_store_is_in_process() {
+        for toml in ["", "redis_url = \"memory://\"\n"] {
+            assert!(load_toml(toml).unwrap().redis.is_none(), "{toml}");
+        }
+        let server = load_toml("redis_url = \"redis://10.0.0.5:6379\"\n").unwrap();
+        assert!(server.redis.is_some());
+        for (toml, message) in [
+            (
+                "on_store_error = \"local\"\n",
+                "on_store_error: \"local\" counts in the process while Redis is away, and no Redis is set",
+            ),
+            (
+                "redis_tls_ca = \"/etc/ca.pem\"\n",
+                "redis_tls_ca, redis_tls_cert, redis_tls_key: set, but no Redis is",
+            ),
+            ("memory_max_identities = 0\n", "memory_max_identities: must be at least 1"),
+        ] {
+            let err = load_toml(toml).unwrap_err();
+            assert!(err.contains(message), "{toml}: {err}");
+        }
+        let insured = load_toml(
+            "redis_url = \"redis://10.0.0.5:6379\"\non_store_error = \"local\"\ncommand_timeout = \"250ms\"\n",
+        )
+        .unwrap();
+        assert_eq!(insured.login_redis_timeout(), Duration::from_millis(200));
+    }
+
+    #[test]
     fn redis_topologies_and_tls_files_are_checked_at_load() {
         let sentinel = load_toml(
             "redis_url = \"rediss://app:pw@ignored/2\"\nredis_sentinel = \"redis://s1:26379,redis://s2:26379\"\nredis_sentinel_master = \"main\"\n",
         )
         .unwrap();
+        let sentinel = sentinel.redis.expect("Sentinels set");
         // No Debug on Topology: its URLs hold passwords.
         assert!(
-            sentinel.redis.topology()
+            sentinel.topology()
                 == &Topology::Sentinel {
                     sentinels: vec!["redis://s1:26379".into(), "redis://s2:26379".into()],
                     master: "main".into(),
                     node_url: "rediss://app:pw@ignored/2".into(),
                 }
         );
-        assert!(sentinel.redis.uses_tls());
+        assert!(sentinel.uses_tls());
         let not_pem = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(not_pem.path(), "not a certificate").unwrap();
         let not_pem = not_pem.path().display().to_string();

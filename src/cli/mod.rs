@@ -22,7 +22,7 @@ use crate::attempt::parse_ip;
 use crate::config::{Config, Overrides};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::store::redis::{RedisOptions, RedisStore};
+use crate::store::redis::{RedisEndpoint, RedisOptions, RedisStore};
 use remote::Remote;
 use source::Records;
 
@@ -287,13 +287,13 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let keys = match &cli.scope {
         Some(scope) => config.keys.scoped(scope)?,
-        None => config.keys,
+        None => config.keys.clone(),
     };
     if let Some(server) = &cli.server {
         let remote = Remote::new(server, &config.admin, cli.scope, config.bulk_timeout)?;
         return operate(&remote, command, output).await;
     }
-    let store = RedisStore::connect(&config.redis, keys, RedisOptions::default()).await?;
+    let store = RedisStore::connect(redis_of(&config)?, keys, RedisOptions::default()).await?;
     let engine = Engine::new(store, config.policy);
     match command {
         StoreCommand::Check(args) => login::check(&engine, args, output).await,
@@ -370,6 +370,19 @@ fn ip_arg(value: &str) -> Result<IpAddr, String> {
 /// Unlike Axes (whose `axes_reset_ip ""` deletes everything), an empty username is refused.
 fn username_arg(value: &str) -> Result<String, String> {
     crate::attempt::parse_named_username(value).map_err(|err| err.to_string())
+}
+
+/// The Redis the command works on; with none set, an error that says where the state is.
+fn redis_of(config: &Config) -> Result<&RedisEndpoint> {
+    config.redis.as_ref().ok_or_else(|| {
+        usage(
+            "no Redis is set (redis_url, redis_cluster or redis_sentinel), so the records live \
+             inside a running `lockout serve` (its in-process store): reach them with --server \
+             http://127.0.0.1:8080 (list, reset, logs, reset-logs, axes_*), or set the Redis \
+             the service uses"
+                .into(),
+        )
+    })
 }
 
 fn usage(message: String) -> Error {

@@ -55,7 +55,7 @@ fn explain(err: &Error) -> String {
 }
 
 pub(super) async fn ping(config: &Config, output: Output) -> Result<()> {
-    let endpoint = &config.redis;
+    let endpoint = super::redis_of(config)?;
     let keys = config.keys.scoped(PROBE_SCOPE)?;
     let store = RedisStore::open(endpoint, keys, RedisOptions::default()).await?;
     let kind = match endpoint.topology() {

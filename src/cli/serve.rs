@@ -10,17 +10,19 @@ use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::server::{self, Service};
-use crate::store::redis::{RedisOptions, RedisStore};
 
 /// Printed by `lockout serve --help`: every setting, with its environment variable.
 pub(super) const SETTINGS_HELP: &str = "\
 Settings (TOML file key = environment variable; flags win over the environment, which wins
 over the file, which wins over the defaults):
-  redis_url = LOCKOUT_REDIS_URL               redis://127.0.0.1:6379
+  redis_url = LOCKOUT_REDIS_URL               empty: the in-process store (one process, state lost
+                                              on restart); redis://host:6379 for production
   redis_cluster = LOCKOUT_REDIS_CLUSTER       [] (seed URLs, comma-separated in the environment)
+  memory_max_identities = LOCKOUT_MEMORY_MAX_IDENTITIES  1000000 per scope (in-process store)
   prefix = LOCKOUT_PREFIX                     lockout
   listen = LOCKOUT_LISTEN                     127.0.0.1:8080
-  on_store_error = LOCKOUT_ON_STORE_ERROR     deny (locked while Redis is away) or allow
+  on_store_error = LOCKOUT_ON_STORE_ERROR     deny (locked while Redis is away), allow, or local
+                                              (counted by each instance alone meanwhile)
   command_timeout = LOCKOUT_COMMAND_TIMEOUT   250ms: longest wait for Redis per login request
   bulk_timeout = LOCKOUT_BULK_TIMEOUT         10m: longest admin work, on its own connection
   api_token = LOCKOUT_API_TOKEN               empty; else check/failure/success need it as a bearer token
@@ -55,11 +57,7 @@ Logging: LOCKOUT_LOG (a tracing filter, default info). See lockout.example.toml.
 pub(super) async fn serve(config: Config) -> Result<()> {
     config.check_exposure()?;
     init_logging(config.log_format);
-    let options = RedisOptions {
-        connect_timeout: config.command_timeout,
-        command_timeout: config.command_timeout,
-    };
-    let store = RedisStore::open(&config.redis, config.keys.clone(), options).await?;
+    let store = server::open_store(&config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| Error::Io {
@@ -70,14 +68,26 @@ pub(super) async fn serve(config: Config) -> Result<()> {
         what: "listen: no local address".into(),
         source,
     })?;
-    tracing::info!(
-        "lockout listening on http://{address}; Redis {}; prefix {}; {}; on store error: {:?}; admin {}",
-        config.redis.target(),
-        config.keys.prefix(),
-        config.policy.summary(),
-        config.on_store_error,
-        if config.admin.password.is_empty() { "disabled".to_string() } else { format!("at {}", config.admin.path) },
-    );
+    let admin = if config.admin.password.is_empty() {
+        "disabled".to_string()
+    } else {
+        format!("at {}", config.admin.path)
+    };
+    match &config.redis {
+        Some(endpoint) => tracing::info!(
+            "lockout listening on http://{address}; Redis {}; prefix {}; {}; on store error: {:?}; admin {admin}",
+            endpoint.target(),
+            config.keys.prefix(),
+            config.policy.summary(),
+            config.on_store_error,
+        ),
+        None => tracing::info!(
+            "lockout listening on http://{address}; in-process store: this process alone, its \
+             state lost on restart (set redis_url for several instances, and in production); {}; \
+             admin {admin}",
+            config.policy.summary(),
+        ),
+    }
     let engine = Engine::new(store, config.policy.clone());
     let service = Arc::new(Service::new(engine, &config));
     server::serve(listener, service, server::shutdown_signal())

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::auth::{Admin, ApiClient};
 use super::error::ApiError;
 use super::input::{ApiJson, ApiQuery};
+use super::login_call::{Check, Fail, Inspect, Succeed};
 use super::Service;
 use crate::attempt::{parse_ip, Attempt};
 use crate::config::OnStoreError;
@@ -101,20 +102,36 @@ pub async fn check(
     .map_err(ApiError::bad_request)?;
     let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     if !request.record_refusal {
-        let Ok(standing) = service.store_call("check", engine.inspect(&attempt)).await else {
+        let Ok(standing) = service
+            .login_call("check", &engine, Inspect(&attempt))
+            .await
+        else {
             return Ok(Json(degraded_check(&service)));
         };
-        count_check(&service, &standing.verdict);
-        return Ok(Json(wire::standing(&standing)));
+        count_check(&service, &standing.value.verdict);
+        return Ok(Json(marked(
+            wire::standing(&standing.value),
+            standing.local,
+        )));
     }
-    let Ok(verdict) = service.store_call("check", engine.check(&attempt)).await else {
+    let Ok(verdict) = service.login_call("check", &engine, Check(&attempt)).await else {
         return Ok(Json(degraded_check(&service)));
     };
-    count_check(&service, &verdict);
-    if let Verdict::Locked(lockout) = &verdict {
+    count_check(&service, &verdict.value);
+    if let Verdict::Locked(lockout) = &verdict.value {
         log_lockouts(&service, &attempt, &lockout.started, lockout.retry_after);
     }
-    Ok(Json(wire::verdict(&verdict)))
+    Ok(Json(marked(wire::verdict(&verdict.value), verdict.local)))
+}
+
+/// `answer`, marked `"degraded": true, "store": "local"` when the local store answered it (see
+/// `insurance`): a verdict with the policy's numbers, counted by this instance alone.
+fn marked(mut answer: Value, local: bool) -> Value {
+    if local {
+        answer["degraded"] = json!(true);
+        answer["store"] = json!("local");
+    }
+    answer
 }
 
 fn count_check(service: &Service, verdict: &Verdict) {
@@ -139,9 +156,9 @@ pub async fn failure(
     let attempt = request.attempt()?;
     let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     service.metrics.failure();
-    let Ok(report) = service.store_call("failure", engine.fail(&attempt)).await else {
+    let Ok(report) = service.login_call("failure", &engine, Fail(&attempt)).await else {
         service.metrics.degraded("failure");
-        let locked = service.on_store_error == OnStoreError::Deny;
+        let locked = service.on_store_error != OnStoreError::Allow;
         return Ok(Json(json!({
             "locked": locked,
             "retry_after_secs": null,
@@ -149,8 +166,13 @@ pub async fn failure(
             "degraded": true,
         })));
     };
-    log_lockouts(&service, &attempt, &report.started, report.retry_after);
-    Ok(Json(wire::failure(&report)))
+    log_lockouts(
+        &service,
+        &attempt,
+        &report.value.started,
+        report.value.retry_after,
+    );
+    Ok(Json(marked(wire::failure(&report.value), report.local)))
 }
 
 /// `POST /v1/success`
@@ -163,19 +185,20 @@ pub async fn success(
     let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     service.metrics.success();
     let Ok(reset) = service
-        .store_call("success", engine.succeed(&attempt))
+        .login_call("success", &engine, Succeed(&attempt))
         .await
     else {
         service.metrics.degraded("success");
         return Ok(Json(json!({ "reset": false, "degraded": true })));
     };
-    Ok(Json(wire::success(reset)))
+    Ok(Json(marked(wire::success(reset.value), reset.local)))
 }
 
-/// The answer `on_store_error` dictates while Redis is away.
+/// The answer `on_store_error` dictates while Redis is away (with `local`, when even the local
+/// store could not answer: the safe side).
 fn degraded_verdict(on_store_error: OnStoreError) -> Value {
     match on_store_error {
-        OnStoreError::Deny => json!({
+        OnStoreError::Deny | OnStoreError::Local => json!({
             "locked": true,
             "reason": "store_unavailable",
             "retry_after_secs": null,

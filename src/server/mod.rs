@@ -1,13 +1,17 @@
 //! `lockout serve`: the HTTP JSON API (`api`), its authentication (`auth`), its error answers
-//! (`error`) and its metrics (`metrics`), over one shared engine and one multiplexed Redis
-//! connection. `app` builds the router (tests call it too); `serve` runs it until `shutdown`.
+//! (`error`) and its metrics (`metrics`), over one shared engine on one multiplexed Redis
+//! connection or the in-process store, and with `on_store_error = "local"` the local store that
+//! covers an outage (`insurance`). `app` builds the router (tests call it too); `serve` runs it
+//! until `shutdown`.
 
 mod admin;
 mod api;
 mod auth;
 mod error;
 mod input;
+mod insurance;
 mod listener;
+mod login_call;
 mod metrics;
 mod outage;
 
@@ -33,12 +37,16 @@ use crate::engine::Engine;
 use crate::keys::Keyspace;
 use crate::lock_cache::LockCacheTasks;
 use crate::policy::IpList;
+use crate::store::any::AnyStore;
+use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
 use error::ApiError;
+use insurance::Insurance;
+use login_call::LoginCall;
 pub use metrics::Metrics;
 
 /// The engines of requests by scope and policy text; `None` for the service's own.
-type RequestEngines = HashMap<String, Option<Arc<Engine<RedisStore>>>>;
+type RequestEngines = HashMap<String, Option<Arc<Engine<AnyStore>>>>;
 
 /// Engines kept for requests that bring a policy or a scope; past that, the cache is emptied.
 const MAX_REQUEST_ENGINES: usize = 256;
@@ -51,9 +59,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Everything a request handler needs, shared by all of them.
 pub struct Service {
-    engine: Engine<RedisStore>,
+    engine: Engine<AnyStore>,
     /// The service's own admin logins: their own scope and policy (`AdminConfig::login_policy`).
-    admin_logins: Engine<RedisStore>,
+    admin_logins: Engine<AnyStore>,
     /// Proxies whose `X-Forwarded-For` names an admin login's client.
     trusted_proxies: IpList,
     /// Builds the policies login requests bring, over the configured one.
@@ -64,7 +72,9 @@ pub struct Service {
     command_timeout: Duration,
     bulk_timeout: Duration,
     /// The connection of admin work, opened at its first use (see `admin_engine`).
-    bulk_store: tokio::sync::OnceCell<RedisStore>,
+    bulk_store: tokio::sync::OnceCell<AnyStore>,
+    /// With `on_store_error = "local"`: the local store that answers logins during an outage.
+    insurance: Option<Insurance>,
     api_token: Option<crate::secret::Secret>,
     admin: AdminConfig,
     metrics: Metrics,
@@ -77,9 +87,14 @@ pub struct Service {
 }
 
 impl Service {
-    /// Must run inside a tokio runtime: the lock cache, when on, starts its tasks.
-    pub fn new(engine: Engine<RedisStore>, config: &Config) -> Self {
-        let (engine, lock_cache) = if config.lock_cache {
+    /// Must run inside a tokio runtime: the lock cache, when on, starts its tasks (not on the
+    /// in-process store, which answers as fast as the cache would).
+    pub fn new(engine: Engine<AnyStore>, config: &Config) -> Self {
+        let insurance = (config.on_store_error == OnStoreError::Local).then(|| {
+            let local = MemoryStore::new(config.memory_max_identities);
+            Insurance::new(engine.store().clone(), local)
+        });
+        let (engine, lock_cache) = if config.lock_cache && !engine.store().is_in_process() {
             let (engine, tasks) = engine.with_lock_cache();
             (engine, Some(tasks))
         } else {
@@ -95,15 +110,19 @@ impl Service {
             request_policies: RequestPolicies::new(engine.policy()),
             request_engines: Mutex::default(),
             admin_logins: Engine::new(
-                engine.store().with_keys(admin_keys),
+                engine
+                    .store()
+                    .with_keys(admin_keys)
+                    .expect("the store's second keyspace"),
                 config.admin.login_policy(),
             ),
             trusted_proxies: config.trusted_proxies.clone(),
             engine,
             on_store_error: config.on_store_error,
-            command_timeout: config.command_timeout,
+            command_timeout: config.login_redis_timeout(),
             bulk_timeout: config.bulk_timeout,
             bulk_store: tokio::sync::OnceCell::new(),
+            insurance,
             api_token: config.api_token.clone(),
             admin: config.admin.clone(),
             metrics: Metrics::new(),
@@ -153,14 +172,20 @@ impl Service {
             .filter(|policy| policy != self.engine.policy());
         let keys = requested_keys(self.engine.store().keys(), scope)?;
         // The configured policy, unscoped: the service's own engine (None in the cache).
-        let engine = (policy.is_some() || keys.is_some()).then(|| {
+        let engine = if policy.is_some() || keys.is_some() {
             let store = match keys {
-                Some(keys) => self.engine.store().with_keys(keys),
+                Some(keys) => self
+                    .engine
+                    .store()
+                    .with_keys(keys)
+                    .map_err(ApiError::bad_request)?,
                 None => self.engine.store().clone(),
             };
             let policy = policy.unwrap_or_else(|| self.engine.policy().clone());
-            Arc::new(Engine::new(store, policy))
-        });
+            Some(Arc::new(Engine::new(store, policy)))
+        } else {
+            None
+        };
         let mut engines = self.request_engines();
         if engines.len() >= MAX_REQUEST_ENGINES {
             engines.clear();
@@ -183,7 +208,7 @@ impl Service {
     /// the unscoped ones): the configured policy, on a Redis connection of its own whose
     /// commands may take longer, so that a reset of a million records neither fails at the
     /// login timeout nor delays the logins meanwhile.
-    async fn admin_engine(&self, scope: Option<&str>) -> Result<Engine<RedisStore>, ApiError> {
+    async fn admin_engine(&self, scope: Option<&str>) -> Result<Engine<AnyStore>, ApiError> {
         let bulk = self
             .bulk_store
             .get_or_try_init(|| {
@@ -199,10 +224,37 @@ impl Service {
                 ApiError::unavailable()
             })?;
         let store = match requested_keys(bulk.keys(), scope)? {
-            Some(keys) => bulk.with_keys(keys),
+            Some(keys) => bulk.with_keys(keys).map_err(ApiError::bad_request)?,
             None => bulk.clone(),
         };
         Ok(Engine::new(store, self.engine.policy().clone()))
+    }
+
+    /// Runs one login's engine call on `engine` (see `store_call`); with insurance, on the
+    /// local store instead while Redis is away, or when Redis fails it.
+    async fn login_call<C: LoginCall>(
+        &self,
+        operation: &'static str,
+        engine: &Engine<AnyStore>,
+        call: C,
+    ) -> Result<Answered<C::Output>, ApiError> {
+        let Some(insurance) = &self.insurance else {
+            return self
+                .store_call(operation, call.run(engine))
+                .await
+                .map(Answered::stored);
+        };
+        if let Some(local) = insurance.while_away(engine, &call).await {
+            return local.map(Answered::local).map_err(ApiError::bad_request);
+        }
+        match self.store_call(operation, call.run(engine)).await {
+            Err(err) if err.status() == StatusCode::SERVICE_UNAVAILABLE => insurance
+                .redis_failed(engine, &call)
+                .await
+                .map(Answered::local)
+                .map_err(ApiError::bad_request),
+            answered => answered.map(Answered::stored),
+        }
     }
 
     /// Runs one login's engine call within the command timeout (see `call`).
@@ -258,6 +310,26 @@ impl Service {
     }
 }
 
+/// What a login call answered.
+struct Answered<T> {
+    value: T,
+    /// Counted on this instance's local store while Redis is away (`on_store_error = "local"`).
+    local: bool,
+}
+
+impl<T> Answered<T> {
+    fn stored(value: T) -> Self {
+        Answered {
+            value,
+            local: false,
+        }
+    }
+
+    fn local(value: T) -> Self {
+        Answered { value, local: true }
+    }
+}
+
 /// The keyspace of the scope a request names, if any; scopes starting with `_` are lockout's
 /// own (its admin logins) and not for requests.
 fn requested_keys(keys: &Keyspace, scope: Option<&str>) -> Result<Option<Keyspace>, ApiError> {
@@ -272,12 +344,12 @@ fn requested_keys(keys: &Keyspace, scope: Option<&str>) -> Result<Option<Keyspac
 
 /// The engine one request runs on (see `Service::engine_for`).
 enum RequestEngine<'a> {
-    Shared(&'a Engine<RedisStore>),
-    Cached(Arc<Engine<RedisStore>>),
+    Shared(&'a Engine<AnyStore>),
+    Cached(Arc<Engine<AnyStore>>),
 }
 
 impl Deref for RequestEngine<'_> {
-    type Target = Engine<RedisStore>;
+    type Target = Engine<AnyStore>;
 
     fn deref(&self) -> &Self::Target {
         match self {
@@ -301,6 +373,25 @@ fn csrf_token(admin: &AdminConfig) -> String {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+/// The store `serve` runs on: the configured Redis (connected on first use, its commands
+/// bounded by `Config::login_redis_timeout`), or the in-process store when none is set.
+pub async fn open_store(config: &Config) -> crate::Result<AnyStore> {
+    Ok(match &config.redis {
+        Some(endpoint) => {
+            let options = RedisOptions {
+                connect_timeout: config.login_redis_timeout(),
+                command_timeout: config.login_redis_timeout(),
+            };
+            RedisStore::open(endpoint, config.keys.clone(), options)
+                .await?
+                .into()
+        }
+        None => MemoryStore::new(config.memory_max_identities)
+            .with_keys(config.keys.clone())?
+            .into(),
+    })
 }
 
 /// The router: the API, the admin page (when enabled), health and metrics, with the body limit

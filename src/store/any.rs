@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use super::memory::MemoryStore;
-use super::redis::RedisStore;
+use super::redis::{RedisOptions, RedisStore};
 use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::Attempt;
 use crate::error::Result;
 use crate::identity::Identity;
+use crate::keys::Keyspace;
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter};
 use crate::target::Target;
 
@@ -39,6 +40,42 @@ macro_rules! on_the_store {
             AnyStore::Memory($store) => $call,
         }
     };
+}
+
+impl AnyStore {
+    /// The same store on the records of `keys` (a scope's, see `Keyspace::scoped`); the
+    /// in-process store refuses a keyspace past its `MAX_SPACES`.
+    pub fn with_keys(&self, keys: Keyspace) -> Result<Self> {
+        Ok(match self {
+            AnyStore::Redis(store) => store.with_keys(keys).into(),
+            AnyStore::Memory(store) => store.with_keys(keys)?.into(),
+        })
+    }
+
+    pub fn keys(&self) -> &Keyspace {
+        on_the_store!(self, store => store.keys())
+    }
+
+    /// The store for bulk admin work: on Redis a connection of its own with `options` (see
+    /// `RedisStore::reopen`); the in-process store itself.
+    pub async fn reopen(&self, options: RedisOptions) -> Result<Self> {
+        Ok(match self {
+            AnyStore::Redis(store) => store.reopen(options).await?.into(),
+            AnyStore::Memory(store) => store.clone().into(),
+        })
+    }
+
+    /// Whether the store answers: for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            AnyStore::Redis(store) => store.ping().await,
+            AnyStore::Memory(_) => Ok(()),
+        }
+    }
+
+    pub fn is_in_process(&self) -> bool {
+        matches!(self, AnyStore::Memory(_))
+    }
 }
 
 impl Store for AnyStore {

@@ -8,6 +8,10 @@
 //! store holds `max_identities` records and a new identity comes: the unlocked record nearest
 //! its end goes first, and a lock only when no unlocked record is left (the lock nearest its
 //! end). Time comes from a `Clock`, so that tests move it instead of waiting.
+//!
+//! Each keyspace (the configured prefix, and each scope under it) is a space of its own, as its
+//! keys are in Redis, with its own records, access log, reset channel and bound; at most
+//! `MAX_SPACES` spaces exist, so that scopes cannot grow the store without bound.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,12 +23,15 @@ use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store
 use crate::attempt::Attempt;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
-use crate::keys::RESET_GUARD;
+use crate::keys::{Keyspace, RESET_GUARD};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter};
 use crate::target::Target;
 
 /// Reset notices a slow listener may fall behind by before it must start over.
 const NOTICE_BACKLOG: usize = 1024;
+
+/// Keyspaces (the prefix and its scopes) one store holds at most.
+pub const MAX_SPACES: usize = 1024;
 
 /// Where the store's time comes from.
 pub trait Clock: Send + Sync + 'static {
@@ -84,12 +91,36 @@ impl Clock for ManualClock {
     }
 }
 
-/// A `Store` in this process's memory. Clones share it.
+/// A `Store` in this process's memory, on one keyspace. Clones, and stores of other keyspaces
+/// made by `with_keys`, share it.
 #[derive(Clone)]
 pub struct MemoryStore {
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
+    space: Arc<Space>,
+    keys: Keyspace,
+}
+
+struct Shared {
     clock: Arc<dyn Clock>,
+    max_identities: usize,
+    /// By keyspace prefix.
+    spaces: Mutex<HashMap<String, Arc<Space>>>,
+}
+
+/// The state of one keyspace.
+struct Space {
+    keys: Keyspace,
+    state: Mutex<State>,
     notices: broadcast::Sender<Vec<String>>,
+}
+
+/// What an outage left in the store (see `MemoryStore::leftovers`): the failures counted in
+/// one keyspace under one rule, as refusals to record elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub keys: Keyspace,
+    pub rule: FailureRule,
+    pub refusals: Vec<Refusals>,
 }
 
 struct State {
@@ -119,6 +150,8 @@ struct Failure<'a> {
 
 struct Record {
     identity: Identity,
+    /// The rule of its last failure.
+    rule: FailureRule,
     failures: u64,
     first_failure: SystemTime,
     last_failure: SystemTime,
@@ -140,31 +173,98 @@ impl Record {
 }
 
 impl MemoryStore {
-    /// A store of at most `max_identities` records, on the system's clocks.
+    /// A store of at most `max_identities` records per keyspace, on the system's clocks, in
+    /// keyspace `lockout` (see `with_keys`).
     pub fn new(max_identities: usize) -> Self {
         Self::with_clock(max_identities, Arc::new(SystemClock))
     }
 
     pub fn with_clock(max_identities: usize, clock: Arc<dyn Clock>) -> Self {
-        MemoryStore {
-            state: Arc::new(Mutex::new(State {
-                max_identities: max_identities.max(1),
-                records: HashMap::new(),
-                counting: BTreeSet::new(),
-                locked: BTreeSet::new(),
-                markers: HashMap::new(),
-                marker_ends: VecDeque::new(),
-                log: VecDeque::new(),
-            })),
+        let shared = Arc::new(Shared {
             clock,
-            notices: broadcast::channel(NOTICE_BACKLOG).0,
+            max_identities: max_identities.max(1),
+            spaces: Mutex::default(),
+        });
+        let keys = Keyspace::new("lockout").expect("a valid prefix");
+        let space = shared.space(&keys).expect("the first space");
+        MemoryStore {
+            shared,
+            space,
+            keys,
         }
     }
 
-    /// The state, with what has ended by now taken out.
+    /// The same store, on the records of `keys` (another prefix, or a scope). Fails when the
+    /// store already holds `MAX_SPACES` keyspaces.
+    pub fn with_keys(&self, keys: Keyspace) -> Result<Self> {
+        Ok(MemoryStore {
+            space: self.shared.space(&keys)?,
+            shared: self.shared.clone(),
+            keys,
+        })
+    }
+
+    pub fn keys(&self) -> &Keyspace {
+        &self.keys
+    }
+
+    /// The failures of every keyspace, by keyspace and rule, without removing them: what an
+    /// instance counted alone while Redis was away, to be written there (see `forget_all`).
+    pub fn leftovers(&self) -> Vec<Leftover> {
+        let spaces: Vec<Arc<Space>> = self.shared.spaces().values().cloned().collect();
+        let mut leftovers: Vec<Leftover> = Vec::new();
+        for space in spaces {
+            let keys = &space.keys;
+            let (state, _) = self.state_of(&space);
+            for record in state.records.values() {
+                let refusal = Refusals {
+                    identity: record.identity.clone(),
+                    count: record.failures,
+                    user_agent: record.user_agent.clone(),
+                    path: record.path.clone(),
+                };
+                match leftovers
+                    .iter_mut()
+                    .find(|leftover| leftover.keys == *keys && leftover.rule == record.rule)
+                {
+                    Some(leftover) => leftover.refusals.push(refusal),
+                    None => leftovers.push(Leftover {
+                        keys: keys.clone(),
+                        rule: record.rule,
+                        refusals: vec![refusal],
+                    }),
+                }
+            }
+        }
+        leftovers
+    }
+
+    /// Drops the records of `identities`, as if they had never failed: no reset marker, no
+    /// reset notice (their failures were moved elsewhere, see `leftovers`).
+    pub fn forget(&self, identities: &[Identity]) {
+        let (mut state, _) = self.state();
+        for identity in identities {
+            state.unlink(identity.tag());
+        }
+    }
+
+    /// Empties every keyspace: records, reset markers and access logs.
+    pub fn forget_all(&self) {
+        let spaces: Vec<Arc<Space>> = self.shared.spaces().values().cloned().collect();
+        for space in spaces {
+            let mut state = space.state.lock().expect("not poisoned");
+            *state = State::new(self.shared.max_identities);
+        }
+    }
+
+    /// The state of this store's keyspace, with what has ended by now taken out.
     fn state(&self) -> (MutexGuard<'_, State>, Instant) {
-        let now = self.clock.instant();
-        let mut state = self.state.lock().expect("not poisoned");
+        self.state_of(&self.space)
+    }
+
+    fn state_of<'s>(&self, space: &'s Space) -> (MutexGuard<'s, State>, Instant) {
+        let now = self.shared.clock.instant();
+        let mut state = space.state.lock().expect("not poisoned");
         state.expire(now);
         (state, now)
     }
@@ -176,7 +276,7 @@ impl MemoryStore {
         failures: impl Iterator<Item = (&'a Identity, Failure<'a>)>,
         logs: &[LogAppend<'_>],
     ) -> Vec<IdentityState> {
-        let wall = self.clock.wall();
+        let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
         let states = failures
             .map(|(identity, failure)| state.fail(identity, rule, failure, (now, wall)))
@@ -190,12 +290,50 @@ impl MemoryStore {
     fn announce(&self, tags: Vec<String>) {
         if !tags.is_empty() {
             // No receiver: no lock cache listens; nothing to tell.
-            let _ = self.notices.send(tags);
+            let _ = self.space.notices.send(tags);
         }
     }
 }
 
+impl Shared {
+    fn spaces(&self) -> MutexGuard<'_, HashMap<String, Arc<Space>>> {
+        self.spaces.lock().expect("not poisoned")
+    }
+
+    /// The space of `keys`, made at its first use.
+    fn space(&self, keys: &Keyspace) -> Result<Arc<Space>> {
+        let mut spaces = self.spaces();
+        if let Some(space) = spaces.get(keys.prefix()) {
+            return Ok(space.clone());
+        }
+        if spaces.len() >= MAX_SPACES {
+            return Err(Error::invalid(format!(
+                "scope: the in-process store holds at most {MAX_SPACES} scopes"
+            )));
+        }
+        let space = Arc::new(Space {
+            keys: keys.clone(),
+            state: Mutex::new(State::new(self.max_identities)),
+            notices: broadcast::channel(NOTICE_BACKLOG).0,
+        });
+        spaces.insert(keys.prefix().to_string(), space.clone());
+        Ok(space)
+    }
+}
+
 impl State {
+    fn new(max_identities: usize) -> Self {
+        State {
+            max_identities,
+            records: HashMap::new(),
+            counting: BTreeSet::new(),
+            locked: BTreeSet::new(),
+            markers: HashMap::new(),
+            marker_ends: VecDeque::new(),
+            log: VecDeque::new(),
+        }
+    }
+
     fn expire(&mut self, now: Instant) {
         while let Some((ends, tag)) = self.locked.first().cloned() {
             if ends > now {
@@ -304,12 +442,14 @@ impl State {
             Some(mut record) => {
                 record.failures = record.failures.saturating_add(count);
                 record.last_failure = wall;
+                record.rule = *rule;
                 record
             }
             None => {
                 self.make_room();
                 Record {
                     identity: identity.clone(),
+                    rule: *rule,
                     failures: count,
                     first_failure: wall,
                     last_failure: wall,
@@ -452,7 +592,7 @@ impl Store for MemoryStore {
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
-        let mut notices = self.notices.subscribe();
+        let mut notices = self.space.notices.subscribe();
         on_notice(ResetNotice::Listening);
         loop {
             match notices.recv().await {
@@ -468,7 +608,7 @@ impl Store for MemoryStore {
     }
 
     async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
-        let wall = self.clock.wall();
+        let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
         let mut removed = 0;
         for identity in identities {
@@ -484,7 +624,7 @@ impl Store for MemoryStore {
     }
 
     async fn append_log(&self, log: LogAppend<'_>) -> Result<()> {
-        let wall = self.clock.wall();
+        let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
         state.append(&log, now, wall);
         Ok(())

@@ -476,17 +476,20 @@ impl TestService {
     }
 
     pub async fn start_on(endpoint: RedisEndpoint, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(|config| {
+            config.redis = Some(endpoint);
+            configure(config);
+        })
+        .await
+    }
+
+    /// Starts the service with the default configuration (the in-process store) changed by
+    /// `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
         let mut config =
             Config::load(None, &Overrides::default()).expect("the default configuration");
-        config.redis = endpoint;
         configure(&mut config);
-        let options = RedisOptions {
-            connect_timeout: config.command_timeout,
-            command_timeout: config.command_timeout,
-        };
-        let store = RedisStore::open(&config.redis, config.keys.clone(), options)
-            .await
-            .unwrap();
+        let store = server::open_store(&config).await.unwrap();
         let service = Arc::new(Service::new(
             Engine::new(store, config.policy.clone()),
             &config,

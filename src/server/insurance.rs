@@ -1,0 +1,163 @@
+//! `on_store_error = "local"`: while Redis is away, logins are counted and locked with the same
+//! policy on an in-process store of this instance, and answered `"degraded": true` (each
+//! instance counts alone: with N instances behind a balancer an attacker may get up to N times
+//! the limit during the outage).
+//!
+//! The first login that finds Redis away starts the outage; from then on logins go to the local
+//! store at once (no wait for Redis per login), and a task asks Redis for a PING every
+//! `PROBE_INTERVAL`. When Redis answers, the task holds logins back for a moment, writes the
+//! failures counted locally to Redis (added to Redis' counts under the rule that counted them,
+//! so that an identity locked during the outage is locked there, for a full lockout from the
+//! recovery), empties the local store and lets logins go to Redis again. The local access log
+//! is not written through: the service's log lines name every lockout started meanwhile.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::RwLock;
+use tokio::task::AbortHandle;
+
+use super::login_call::LoginCall;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::store::any::AnyStore;
+use crate::store::memory::MemoryStore;
+use crate::store::Store;
+
+/// How often Redis is asked whether it answers again during an outage.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Failures written to Redis per command at recovery.
+const WRITE_THROUGH_BATCH: usize = 500;
+
+/// The local store and whether logins go to it now.
+pub struct Insurance {
+    shared: Arc<Shared>,
+    recovery: Mutex<Option<AbortHandle>>,
+}
+
+struct Shared {
+    redis: AnyStore,
+    local: MemoryStore,
+    /// True during an outage. Local logins hold it for reading, so that the recovery's write
+    /// (which takes it for writing) sees every local count.
+    away: RwLock<bool>,
+}
+
+impl Insurance {
+    /// `redis`: the service's store, whose command timeout bounds each PING and write of the
+    /// recovery; `local` empty.
+    pub fn new(redis: AnyStore, local: MemoryStore) -> Self {
+        Insurance {
+            shared: Arc::new(Shared {
+                redis,
+                local,
+                away: RwLock::new(false),
+            }),
+            recovery: Mutex::new(None),
+        }
+    }
+
+    /// During an outage, runs `call` on `engine`'s local twin (its policy, on the local store
+    /// in its keyspace) and answers its result; `None` when Redis is not known to be away.
+    pub async fn while_away<C: LoginCall>(
+        &self,
+        engine: &Engine<AnyStore>,
+        call: &C,
+    ) -> Option<Result<C::Output>> {
+        let away = self.shared.away.read().await;
+        if !*away {
+            return None;
+        }
+        Some(self.run_locally(engine, call).await)
+    }
+
+    /// Redis failed a login: starts the outage (and the task that waits for Redis) unless one
+    /// is on, then runs `call` on `engine`'s local twin.
+    pub async fn redis_failed<C: LoginCall>(
+        &self,
+        engine: &Engine<AnyStore>,
+        call: &C,
+    ) -> Result<C::Output> {
+        {
+            let mut away = self.shared.away.write().await;
+            if !*away {
+                *away = true;
+                tracing::warn!(
+                    "Redis is away: logins are counted by this instance alone until it answers"
+                );
+                let shared = self.shared.clone();
+                let task = tokio::spawn(async move { shared.recover().await });
+                let mut recovery = self.recovery.lock().expect("not poisoned");
+                *recovery = Some(task.abort_handle());
+            }
+        }
+        let _away = self.shared.away.read().await;
+        self.run_locally(engine, call).await
+    }
+
+    async fn run_locally<C: LoginCall>(
+        &self,
+        engine: &Engine<AnyStore>,
+        call: &C,
+    ) -> Result<C::Output> {
+        let local = self.shared.local.with_keys(engine.store().keys().clone())?;
+        let twin = Engine::new(AnyStore::from(local), engine.policy().clone());
+        call.run(&twin).await
+    }
+}
+
+impl Drop for Insurance {
+    fn drop(&mut self) {
+        if let Some(task) = self.recovery.lock().expect("not poisoned").take() {
+            task.abort();
+        }
+    }
+}
+
+impl Shared {
+    /// Waits for Redis, then writes the local counts through and ends the outage.
+    async fn recover(&self) {
+        let mut probe = tokio::time::interval(PROBE_INTERVAL);
+        probe.tick().await;
+        loop {
+            probe.tick().await;
+            if self.redis.ping().await.is_err() {
+                continue;
+            }
+            let mut away = self.away.write().await;
+            match self.write_through().await {
+                Ok(written) => {
+                    self.local.forget_all();
+                    *away = false;
+                    tracing::info!(
+                        identities = written,
+                        "Redis answers again: the failures counted during the outage are written there"
+                    );
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "Redis answered, but the write-through failed; retrying")
+                }
+            }
+        }
+    }
+
+    /// Adds every local count to Redis, a batch at a time; each batch written is forgotten
+    /// locally at once, so that a failure midway writes nothing twice. Answers how many
+    /// identities were written.
+    async fn write_through(&self) -> Result<usize> {
+        let mut written = 0;
+        for leftover in self.local.leftovers() {
+            let redis = self.redis.with_keys(leftover.keys.clone())?;
+            let local = self.local.with_keys(leftover.keys.clone())?;
+            for batch in leftover.refusals.chunks(WRITE_THROUGH_BATCH) {
+                redis.record_refusals(batch, &leftover.rule, &[]).await?;
+                let identities: Vec<_> = batch.iter().map(|r| r.identity.clone()).collect();
+                local.forget(&identities);
+                written += batch.len();
+            }
+        }
+        Ok(written)
+    }
+}
