@@ -7,10 +7,12 @@ kept-alive connections; a call's connecting and reading share one ``LOCKOUT_TIME
 total timeout), and no call is retried.
 
 A service that cannot be reached, times out, fails (5xx) or answers ``"degraded": true`` raises
-``ServiceUnavailable``; the log gets one warning when such an outage starts and one info line when
-the service answers again. A 4xx raises ``RequestRejected``: the request was wrong, a bug or a
-misconfiguration, never a verdict. Tokens appear in no log line and no exception message, and
-Django's error reports hide the frame variables that hold them.
+``ServiceUnavailable``, unless the degraded answer says ``"store": "local"``: a service with
+``on_store_error = "local"`` counted it on its own while its Redis is away, and its verdict
+stands. The log gets one warning when an outage starts and one info line when the service answers
+again. A 4xx raises ``RequestRejected``: the request was wrong, a bug or a misconfiguration, never
+a verdict. Tokens appear in no log line and no exception message, and Django's error reports hide
+the frame variables that hold them.
 """
 
 import json
@@ -156,7 +158,7 @@ def _exchange(method, base_url, path, token, body, query):
         return response.status, payload
     if not isinstance(payload, dict):
         raise ServiceUnavailable(f"HTTP {response.status} without a JSON object: {payload!r:.100}")
-    if payload.get("degraded"):
+    if payload.get("degraded") and payload.get("store") != "local":
         raise ServiceUnavailable("the service is degraded: its Redis is unavailable")
     return response.status, payload
 

@@ -57,7 +57,7 @@ def shut_down_redis(url):
 
 
 @contextmanager
-def lockout_serve(binary, redis_url, workdir, *, api_token=None):
+def lockout_serve(binary, redis_url, workdir, *, api_token=None, on_store_error=None):
     """``lockout serve`` on its own prefix, with a fresh admin token; yields a Service."""
     port = free_port()
     admin_token = secrets.token_urlsafe(24)
@@ -71,6 +71,8 @@ def lockout_serve(binary, redis_url, workdir, *, api_token=None):
     }
     if api_token:
         env["LOCKOUT_API_TOKEN"] = api_token
+    if on_store_error:
+        env["LOCKOUT_ON_STORE_ERROR"] = on_store_error
     url = f"http://127.0.0.1:{port}"
     log = workdir / f"lockout-{port}.log"
     with _process([str(binary), "serve"], log, lambda: _answers(f"{url}/healthz"), env=env):

@@ -125,6 +125,31 @@ def test_one_warning_when_the_outage_starts_and_one_info_when_it_ends(
     assert len(outage_log(logging.WARNING)) == 1
 
 
+@pytest.fixture(scope="module")
+def insured_service(lockout_binary, workdir):
+    """A service with ``on_store_error = "local"`` whose Redis is gone."""
+    with services.redis_server(workdir) as redis_url:
+        with services.lockout_serve(
+            lockout_binary, redis_url, workdir, on_store_error="local"
+        ) as service:
+            services.shut_down_redis(redis_url)
+            yield service.url
+
+
+@pytest.mark.django_db
+def test_a_service_counting_locally_decides_logins_itself(
+    settings, insured_service, outage_log, client, admin_user
+):
+    settings.AXES_HANDLER = LOCKOUT_HANDLER
+    settings.LOCKOUT_URL = insured_service
+    settings.LOCKOUT_TIMEOUT = TIMEOUT
+    settings.LOCKOUT_ON_ERROR = "allow"
+    statuses = [timed_login(client, "wrong")[0] for _ in range(settings.AXES_FAILURE_LIMIT)]
+    assert statuses[-1] == 429, statuses
+    assert timed_login(client, "password")[0] == 429, "locked, though LOCKOUT_ON_ERROR allows"
+    assert outage_log(logging.WARNING) == []
+
+
 @pytest.mark.parametrize("unavailable_url", ["closed_port", "black_hole"], indirect=True)
 def test_admin_calls_raise_while_unavailable(unavailable, lockout_service):
     with pytest.raises(ServiceUnavailable) as raised:

@@ -1,0 +1,188 @@
+//! Without Redis: `lockout serve` with nothing configured runs on its in-process store, and the
+//! CLI reaches that state through `--server`; with `on_store_error = "local"`, a service whose
+//! Redis dies keeps counting and locking on its own, and writes what it counted to Redis when
+//! Redis is back.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lockout::config::OnStoreError;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{
+    eventually, free_port, lockout_command, policy, RedisServer, ServeProcess, TestService,
+};
+
+async fn post(client: &Client, url: &str, body: Value) -> (StatusCode, Value) {
+    let response = client.post(url).json(&body).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn serve_with_no_configuration_and_no_redis_protects_logins() {
+    let port = free_port();
+    let admin = [
+        ("LOCKOUT_ADMIN_PASSWORD", "s3cret"),
+        ("LOCKOUT_ADMIN_TOKEN", "t0ken"),
+    ];
+    let serving = ServeProcess::start(&["--listen", &format!("127.0.0.1:{port}")], &admin, port);
+    let server = format!("http://127.0.0.1:{port}");
+    let client = Client::new();
+    let check = format!("{server}/v1/check");
+    let attempt = json!({"ip": "203.0.113.7", "username": "alice"});
+
+    assert_eq!(
+        post(&client, &check, attempt.clone()).await,
+        (StatusCode::OK, json!({"locked": false}))
+    );
+    for failures in 1..=3 {
+        let (status, answer) =
+            post(&client, &format!("{server}/v1/failure"), attempt.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["locked"], failures == 3, "{answer}");
+        assert_eq!(answer["failures"][0]["count"], failures, "{answer}");
+    }
+    let (_, locked) = post(&client, &check, attempt.clone()).await;
+    assert_eq!(locked["locked"], true, "{locked}");
+    assert_eq!(locked["reason"], "lockout", "{locked}");
+    assert_eq!(
+        locked.get("degraded"),
+        None,
+        "the in-process store is no outage"
+    );
+
+    let direct = lockout_command(&admin).arg("list").output().unwrap();
+    assert_eq!(direct.status.code(), Some(2));
+    let said = String::from_utf8(direct.stderr).unwrap();
+    assert!(
+        said.contains("no Redis is set") && said.contains("--server"),
+        "{said}"
+    );
+
+    let reset = lockout_command(&[("LOCKOUT_ADMIN_TOKEN", "t0ken")])
+        .args(["--server", &server, "axes_reset_ip", "203.0.113.7"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(reset.stdout).unwrap(),
+        "1 attempts removed.\n",
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    assert_eq!(
+        post(&client, &check, attempt).await,
+        (StatusCode::OK, json!({"locked": false}))
+    );
+
+    let log = String::from_utf8(serving.terminate().stderr).unwrap();
+    assert!(
+        log.contains("in-process store: this process alone, its state lost on restart"),
+        "{log}"
+    );
+}
+
+/// Failures from many addresses, sent until `stop`: every answer must be a 200 that came within
+/// `within`; answers how many there were.
+async fn failures_until(service: String, stop: Arc<AtomicBool>, within: Duration) -> u64 {
+    let client = Client::new();
+    let sent = AtomicU64::new(0);
+    while !stop.load(Ordering::Relaxed) {
+        let n = sent.fetch_add(1, Ordering::Relaxed);
+        let body = json!({"ip": format!("10.1.{}.{}", n / 250 % 250, n % 250)});
+        let started = Instant::now();
+        let response = client
+            .post(format!("{service}/v1/failure"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            started.elapsed() <= within,
+            "answered in {:?}",
+            started.elapsed()
+        );
+    }
+    sent.into_inner()
+}
+
+#[tokio::test]
+async fn with_local_insurance_an_attacker_locked_while_redis_is_down_stays_locked_after() {
+    let mut redis = RedisServer::start();
+    let command_timeout = Duration::from_millis(250);
+    let service = TestService::start(&redis, |config| {
+        config.on_store_error = OnStoreError::Local;
+        config.command_timeout = command_timeout;
+        config.policy = policy(3, &[&["ip"]]);
+    })
+    .await;
+    let client = Client::new();
+    let attacker = json!({"ip": "198.51.100.66"});
+    let (_, counted) = post(&client, &service.at("/v1/failure"), attacker.clone()).await;
+    assert_eq!(counted.get("degraded"), None, "{counted}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(failures_until(
+                service.url.clone(),
+                stop.clone(),
+                command_timeout,
+            ))
+        })
+        .collect();
+    redis.stop();
+    for failure in 1..=3 {
+        let started = Instant::now();
+        let (status, answer) = post(&client, &service.at("/v1/failure"), attacker.clone()).await;
+        assert!(
+            started.elapsed() <= command_timeout,
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["degraded"], true, "{answer}");
+        assert_eq!(answer["store"], "local", "{answer}");
+        assert_eq!(answer["locked"], failure == 3, "counted alone: {answer}");
+    }
+    let (_, refused) = post(&client, &service.at("/v1/check"), attacker.clone()).await;
+    assert_eq!(
+        (&refused["locked"], &refused["reason"], &refused["store"]),
+        (&json!(true), &json!("lockout"), &json!("local")),
+        "{refused}"
+    );
+    let (_, other) = post(
+        &client,
+        &service.at("/v1/check"),
+        json!({"ip": "192.0.2.1"}),
+    )
+    .await;
+    assert_eq!(other["locked"], false, "{other}");
+
+    // An empty Redis comes back (it keeps nothing on disk): the attacker's lock is written
+    // through, and it stays refused.
+    redis.restart();
+    let lock_key = "lockout:lock:{ip=198.51.100.66}";
+    eventually(
+        Duration::from_secs(10),
+        "the local lock written to Redis",
+        async || redis.keys().iter().any(|key| key == lock_key),
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        assert!(task.await.unwrap() > 0);
+    }
+    let failures: u64 = redis::cmd("HGET")
+        .arg("lockout:attempt:{ip=198.51.100.66}")
+        .arg("n")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert_eq!(failures, 4, "the 3 failures and the refused check of the outage");
+    let (_, refused) = post(&client, &service.at("/v1/check"), attacker).await;
+    assert_eq!(refused["locked"], true, "{refused}");
+    assert_eq!(refused.get("degraded"), None, "Redis answers again: {refused}");
+}
