@@ -30,7 +30,7 @@ use source::Records;
 #[derive(Debug, Parser)]
 #[command(name = "lockout", version)]
 pub struct Cli {
-    /// Redis to use [default: redis://127.0.0.1:6379]
+    /// Redis to use (none: `serve` keeps its state in the process)
     // The environment's value is not shown in --help: a Redis URL may hold a password.
     #[arg(
         long,
