@@ -1,0 +1,328 @@
+//! The in-process store answers as Redis does: random policies and random sequences of checks,
+//! inspections, failures, successes, resets (all, by IP, username, pair, either, prefixes; dry
+//! runs too), listings, access-log reads and log resets, over a few IPs and usernames so that
+//! identities collide, run side by side on a real Redis and on a fresh `MemoryStore`, with the
+//! same answer required at every step. Time moves through `Backend::advance`, never by waiting.
+//!
+//! What is not compared, and why:
+//! - wall-clock times (failure times, log entry times): Redis stamps them with the real clock;
+//! - lock remaining times beyond whole seconds: every duration and advance is whole seconds, so
+//!   the memory store's are whole, and Redis' are short by the real time since they were set
+//!   (Redis runs ahead by it, never behind: an end an advance reaches exactly is past on both).
+//!   Compared rounded up, they agree while a case has run for less than a second; a mismatch
+//!   in a case that ran longer proves nothing and is rejected;
+//! - the order of log entries of different IPs: they live in different shards, and two entries
+//!   in the same millisecond are merged in shard order. Entries are compared per IP, in order,
+//!   and reads without an IP filter are not limited;
+//! - log resets of an age between 0 and all of the case's advances: Redis ages entries by its
+//!   own clock, which `advance` does not move, so resets remove everything or nothing.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use lockout::attempt::parse_ip;
+use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome};
+use lockout::{AnyStore, Attempt, Engine, FailureReport, Policy, Standing, Target, Verdict};
+use proptest::collection::vec;
+use proptest::option;
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+use crate::support::{self, Backend};
+
+/// Two IPv4 clients and two addresses of one IPv6 /64, which count as one.
+const IPS: &[&str] = &["10.0.0.1", "10.0.0.2", "2001:db8::1", "2001:db8::2"];
+/// The last one with glob characters, a space and a non-ASCII letter, for Redis' SCAN patterns.
+const USERNAMES: &[&str] = &["alice", "bob", "c*[l] ü"];
+const USER_AGENTS: &[&str] = &["curl/8.5", "Firefox"];
+const PATHS: &[&str] = &["/login", "/admin/login"];
+const IP_PREFIXES: &[&str] = &["10.0.0.", "10.0.0.1", "2001:"];
+const USERNAME_PREFIXES: &[&str] = &["a", "b", "c*["];
+/// `lockout_parameters`, as the configuration writes them.
+const COMBINATIONS: &[&[&[&str]]] = &[
+    &[&["ip"]],
+    &[&["username"]],
+    &[&["ip", "username"]],
+    &[&["ip", "username"], &["ip"]],
+    &[&["username"], &["ip"]],
+    &[&["ip", "user_agent"], &["username"]],
+];
+/// Longer than all the advances of a case: a log reset of this age removes nothing.
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone)]
+enum Op {
+    Check(Attempt),
+    Inspect(Attempt),
+    Fail(Attempt),
+    Succeed(Attempt),
+    Reset { target: Target, dry_run: bool },
+    List { target: Target, locked_only: bool },
+    Logs { filter: LogFilter, limit: usize },
+    ResetLogs(Duration),
+    Advance(Duration),
+}
+
+/// An answer with what cannot be compared taken out (see the module's doc).
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Verdict(Verdict),
+    Standing(Standing),
+    Failure(FailureReport),
+    Cleared(bool),
+    Count(u64),
+    Records(Vec<AttemptRecord>),
+    Logs(Vec<LogEntry>),
+    Advanced,
+}
+
+#[test]
+fn the_memory_store_answers_as_redis_does() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let redis = Backend::server();
+    let store = runtime
+        .block_on(redis.engine(Policy::default()))
+        .store()
+        .clone();
+    let mut runner = TestRunner::new(Config {
+        cases: 512,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&(policy(), vec(op(), 1..=40)), |(policy, ops)| {
+        runtime.block_on(run_case(&redis, &store, policy, &ops))
+    });
+    if let Err(err) = result {
+        panic!("{err}");
+    }
+}
+
+/// `ops` on an emptied Redis and on a new memory store, comparing every answer.
+async fn run_case(
+    redis: &Backend,
+    store: &AnyStore,
+    policy: Policy,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    flush_all(redis);
+    let started = Instant::now();
+    let memory = Backend::memory();
+    let on_redis = Engine::new(store.clone(), policy.clone());
+    let in_memory = memory.engine(policy).await;
+    for (n, op) in ops.iter().enumerate() {
+        let redis_answer = step(redis, &on_redis, op).await;
+        let memory_answer = step(&memory, &in_memory, op).await;
+        if redis_answer != memory_answer && started.elapsed() >= Duration::from_secs(1) {
+            return Err(TestCaseError::reject("Redis ran a second or more ahead"));
+        }
+        prop_assert_eq!(
+            redis_answer,
+            memory_answer,
+            "step {}: {:?} (left: Redis, right: memory)",
+            n + 1,
+            op
+        );
+    }
+    Ok(())
+}
+
+fn flush_all(backend: &Backend) {
+    let Backend::Server(server) = backend else {
+        unreachable!("the property runs on one Redis server");
+    };
+    let () = redis::cmd("FLUSHALL")
+        .query(&mut server.connection())
+        .unwrap();
+}
+
+async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
+    match op {
+        Op::Check(attempt) => Answer::Verdict(whole_verdict(engine.check(attempt).await.unwrap())),
+        Op::Inspect(attempt) => {
+            let standing = engine.inspect(attempt).await.unwrap();
+            Answer::Standing(Standing {
+                verdict: whole_verdict(standing.verdict),
+                ..standing
+            })
+        }
+        Op::Fail(attempt) => {
+            let report = engine.fail(attempt).await.unwrap();
+            Answer::Failure(FailureReport {
+                retry_after: whole(report.retry_after),
+                ..report
+            })
+        }
+        Op::Succeed(attempt) => Answer::Cleared(engine.succeed(attempt).await.unwrap()),
+        Op::Reset { target, dry_run } => {
+            Answer::Count(engine.reset(target, *dry_run, &mut |_| {}).await.unwrap())
+        }
+        Op::List {
+            target,
+            locked_only,
+        } => {
+            let mut records: Vec<AttemptRecord> = engine
+                .list(target, *locked_only)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|record| AttemptRecord {
+                    first_failure: None,
+                    last_failure: None,
+                    lock_remaining: whole(record.lock_remaining),
+                    ..record
+                })
+                .collect();
+            records.sort_by(|a, b| a.identity.tag().cmp(b.identity.tag()));
+            Answer::Records(records)
+        }
+        Op::Logs { filter, limit } => {
+            let mut entries: Vec<LogEntry> = engine
+                .logs(filter, *limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|entry| LogEntry {
+                    time: std::time::UNIX_EPOCH,
+                    ..entry
+                })
+                .collect();
+            // Stable: each IP's entries stay newest first.
+            entries.sort_by_key(|entry| entry.ip);
+            Answer::Logs(entries)
+        }
+        Op::ResetLogs(age) => Answer::Count(engine.reset_logs(*age).await.unwrap()),
+        Op::Advance(by) => {
+            backend.advance(*by);
+            Answer::Advanced
+        }
+    }
+}
+
+/// A remaining time rounded up to whole seconds.
+fn whole(remaining: Option<Duration>) -> Option<Duration> {
+    remaining.map(|left| Duration::from_secs(left.as_millis().div_ceil(1000) as u64))
+}
+
+fn whole_verdict(verdict: Verdict) -> Verdict {
+    match verdict {
+        Verdict::Locked(lockout) => Verdict::Locked(lockout::Lockout {
+            retry_after: whole(lockout.retry_after),
+            ..lockout
+        }),
+        Verdict::Allowed => Verdict::Allowed,
+    }
+}
+
+fn policy() -> impl Strategy<Value = Policy> {
+    let seconds = || (1..=30u64).prop_map(Duration::from_secs);
+    (
+        1..=4u32,
+        select(COMBINATIONS),
+        seconds(),
+        option::of(seconds()),
+        // Mostly locking: a policy that only counts has fewer states to tell apart.
+        prop::bool::weighted(0.8),
+        any::<[bool; 2]>(),
+    )
+        .prop_map(
+            |(limit, combinations, cooloff, lockout, at_failure, [on_success, extend])| Policy {
+                cooloff,
+                lockout_duration: lockout.unwrap_or(cooloff),
+                lock_out_at_failure: at_failure,
+                reset_on_success: on_success,
+                reset_cooloff_on_failure_during_lockout: extend,
+                ..support::policy(limit, combinations)
+            },
+        )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => attempt().prop_map(Op::Check),
+        1 => attempt().prop_map(Op::Inspect),
+        6 => attempt().prop_map(Op::Fail),
+        2 => attempt().prop_map(Op::Succeed),
+        3 => (target(), any::<bool>())
+            .prop_map(|(target, dry_run)| Op::Reset { target, dry_run }),
+        2 => (target(), any::<bool>())
+            .prop_map(|(target, locked_only)| Op::List { target, locked_only }),
+        2 => logs(),
+        1 => prop_oneof![Just(Duration::ZERO), Just(DAY)].prop_map(Op::ResetLogs),
+        // Half of them 1 or 2 s: within, or just at, the end of the 2 s a reset's marker lives.
+        3 => prop_oneof![1..=2u64, 1..=35u64]
+            .prop_map(|secs| Op::Advance(Duration::from_secs(secs))),
+    ]
+}
+
+fn attempt() -> impl Strategy<Value = Attempt> {
+    (
+        select(IPS),
+        option::weighted(0.8, select(USERNAMES)),
+        option::of(select(USER_AGENTS)),
+        option::of(select(PATHS)),
+    )
+        .prop_map(|(ip, username, user_agent, path)| {
+            Attempt::parse(ip, username, user_agent, path).unwrap()
+        })
+}
+
+fn ip() -> impl Strategy<Value = IpAddr> {
+    select(IPS).prop_map(|ip| parse_ip(ip).unwrap())
+}
+
+fn username() -> impl Strategy<Value = String> {
+    select(USERNAMES).prop_map(String::from)
+}
+
+fn target() -> impl Strategy<Value = Target> {
+    let ips = || vec(ip(), 1..=2);
+    let usernames = || vec(username(), 1..=2);
+    prop_oneof![
+        Just(Target::All),
+        ips().prop_map(Target::Ips),
+        usernames().prop_map(Target::Usernames),
+        (ips(), usernames()).prop_map(|(ips, usernames)| Target::Pairs { ips, usernames }),
+        (ips(), usernames()).prop_map(|(ips, usernames)| Target::Either { ips, usernames }),
+        (
+            option::of(select(IP_PREFIXES)),
+            option::of(select(USERNAME_PREFIXES))
+        )
+            .prop_map(|(ip, username)| Target::Prefixes {
+                ip: ip.map(String::from),
+                username: username.map(String::from),
+            }),
+    ]
+}
+
+/// Reads of one IP's entries, limited or not, and unlimited reads of every IP's.
+fn logs() -> impl Strategy<Value = Op> {
+    let outcome = || option::of(select(Outcome::ALL.to_vec()));
+    prop_oneof![
+        (
+            ip(),
+            option::of(username()),
+            outcome(),
+            prop_oneof![1..=3usize, Just(usize::MAX)]
+        )
+            .prop_map(|(ip, username, outcome, limit)| Op::Logs {
+                filter: LogFilter {
+                    ip: Some(ip),
+                    username,
+                    outcome,
+                },
+                limit,
+            }),
+        (option::of(username()), outcome()).prop_map(|(username, outcome)| Op::Logs {
+            filter: LogFilter {
+                ip: None,
+                username,
+                outcome,
+            },
+            limit: usize::MAX,
+        }),
+    ]
+}
