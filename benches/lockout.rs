@@ -16,10 +16,12 @@
 //!    (Node, ioredis; `benches/peers`, installed with `npm ci` on first use) at concurrency 64;
 //! 3. the library's failed-login flow (check, then failure) at concurrency 1, 64 and 512, for
 //!    the policies `["ip"]` and `[["ip","username"], "ip"]`, over 100,000 random IPs and 10,000
-//!    usernames;
-//! 4. the same flow through `lockout serve` over keep-alive HTTP, 64 and 512 connections (and,
-//!    with its own Redis, once more on a 3-primary cluster of its own);
-//! 5. Redis memory per tracked identity over 1,000,000 identities, next to a bare counter key;
+//!    usernames, on Redis and then on the in-process store;
+//! 4. the same flow through `lockout serve` over keep-alive HTTP, 64 and 512 connections, on
+//!    Redis and on the in-process store (and, with its own Redis, once more on a 3-primary
+//!    cluster of its own);
+//! 5. Redis memory per tracked identity over 1,000,000 identities, next to a bare counter key,
+//!    and the in-process store's (this process' RSS growth over as many identities);
 //! 6. `reset --username X` and `reset --ip X` over 1,000,000 records, next to
 //!    `redis-cli --scan --pattern ... | xargs redis-cli unlink`.
 //!
@@ -55,7 +57,8 @@ use lockout::attempt::Field;
 use lockout::keys::Keyspace;
 use lockout::policy::Combination;
 use lockout::{
-    Attempt, Engine, Policy, RedisEndpoint, RedisOptions, RedisStore, RedisTls, Target, Topology,
+    AnyStore, Attempt, Engine, MemoryStore, Policy, RedisEndpoint, RedisOptions, RedisStore,
+    RedisTls, Store, Target, Topology,
 };
 use rand::Rng;
 use redis::IntoConnectionInfo;
@@ -703,9 +706,9 @@ trait Login: Send + 'static {
 }
 
 /// The library: check, then failure.
-struct LibraryLogin(Arc<Engine<RedisStore>>);
+struct LibraryLogin<S>(Arc<Engine<S>>);
 
-impl Login for LibraryLogin {
+impl<S: Store + 'static> Login for LibraryLogin<S> {
     async fn login(&mut self, ip: IpAddr, user: u32) {
         let username = format!("user{user}");
         let attempt = Attempt::new(ip, Some(&username), None, None).unwrap();
@@ -967,6 +970,60 @@ async fn http_flow(options: &Options, port: u16, connections: usize) -> (u64, Ve
     drive(options, connections, || HttpLogin::connect(port)).await
 }
 
+/// `row` of a flow on the in-process store, its note saying how it compares to the same flow
+/// on Redis (`on_redis` logins/s) in this run.
+fn versus_redis(mut row: Row, on_redis: Option<f64>) -> Row {
+    row.ratio = None;
+    if let (Some(rate), Some(on_redis)) = (row.rate, on_redis) {
+        row.note = format!("{:.2}x the same on Redis", rate / on_redis);
+    }
+    row
+}
+
+/// The argument with which this tool, run again, only measures the in-process store's memory.
+const IN_PROCESS_MEMORY: &str = "--in-process-memory-of";
+
+/// Bytes of resident memory per identity the in-process store takes over `n` identities (one
+/// record each: a limit none reaches, no access log), measured in a fresh run of this tool so
+/// that no earlier flow's freed memory is counted back (mimalloc, as the service).
+fn in_process_memory_per_identity(n: u64) -> f64 {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([IN_PROCESS_MEMORY, &n.to_string()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("bytes per identity")
+}
+
+/// The fresh run of `in_process_memory_per_identity`: prints the bytes per identity.
+async fn measure_in_process_memory(n: u64) {
+    let mut policy = policy("ip");
+    policy.failure_limit = std::num::NonZeroU32::new(1_000_000).unwrap();
+    policy.access_log = None;
+    let engine = Engine::new(MemoryStore::new(n as usize), policy);
+    let before = resident_bytes();
+    for i in 0..n {
+        let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32));
+        engine.fail(&Attempt::from_ip(ip)).await.unwrap();
+    }
+    println!("{}", (resident_bytes() - before) / n as f64);
+}
+
+/// This process' resident memory (`/proc/self/statm`, in 4 KiB pages on Linux x86_64).
+fn resident_bytes() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse().ok())
+        .expect("statm's resident pages");
+    pages * 4096.0
+}
+
 /// Bytes of Redis memory per key that `command` adds, over about `count` random keys.
 fn memory_per_key(
     connection: &mut redis::Connection,
@@ -1175,6 +1232,12 @@ fn fill_victims(connection: &mut redis::Connection) {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, n] = &args[..] {
+        if flag == IN_PROCESS_MEMORY {
+            return measure_in_process_memory(n.parse().expect("a number of identities")).await;
+        }
+    }
     let options = Options::parse();
     let own = (!options.redis.name_a_redis()).then(|| start_redis(&[]));
     let own_url = own
@@ -1261,8 +1324,23 @@ async fn main() {
                 if name != "ip" {
                     versus_peer(&mut row); // the policy of the peer's recipe: IP, username and IP
                 }
+                let on_redis = row.rate;
                 rows.push(row);
                 clean(&reach).await;
+
+                let store = AnyStore::from(MemoryStore::new(options.identities as usize));
+                let engine = Arc::new(Engine::new(store, policy(name)));
+                let meter = Meter::start(&mut redis, std::process::id(), None);
+                let (logins, latencies) = drive(&options, concurrency, || {
+                    let engine = engine.clone();
+                    async move { LibraryLogin(engine) }
+                })
+                .await;
+                let what = format!(
+                    "library on the in-process store, policy {name}, concurrency {concurrency}"
+                );
+                let row = meter.finish(&mut redis, what, logins, latencies, reference);
+                rows.push(versus_redis(row, on_redis));
             }
         }
     }
@@ -1317,9 +1395,21 @@ async fn main() {
                 let what = format!("lockout serve, policy {name}, {connections} connections");
                 let mut row = meter.finish(&mut redis, what, logins, latencies, reference);
                 versus_peer(&mut row);
+                let on_redis = row.rate;
                 rows.push(row);
                 drop(service);
                 clean(&reach).await;
+
+                let in_process = [("LOCKOUT_REDIS_URL", "memory://".to_string())];
+                let (service, http_port) = start_service(&in_process, json);
+                let meter = Meter::start(&mut redis, std::process::id(), Some(service.0.id()));
+                let (logins, latencies) = http_flow(&options, http_port, connections).await;
+                let what = format!(
+                    "lockout serve on the in-process store, policy {name}, {connections} connections"
+                );
+                let row = meter.finish(&mut redis, what, logins, latencies, reference);
+                rows.push(versus_redis(row, on_redis));
+                drop(service);
             }
         }
         if own.is_some() && !options.tiny {
@@ -1393,6 +1483,23 @@ async fn main() {
             unit: "bytes",
             ratio: Some(per_identity / per_expiring),
             note: "ratio: a tracked identity to this".into(),
+            ..Row::default()
+        });
+    }
+
+    // 5a. The in-process store's memory per identity, in a process of its own.
+    if options.runs("memory") {
+        let per_identity = in_process_memory_per_identity(n);
+        let on_redis = rows
+            .iter()
+            .find(|row| row.what.starts_with("Redis memory per tracked identity"))
+            .and_then(|row| row.rate);
+        rows.push(Row {
+            what: format!("in-process store memory per tracked identity ({n} identities, RSS)"),
+            rate: Some(per_identity),
+            unit: "bytes",
+            ratio: on_redis.map(|redis| per_identity / redis),
+            note: "ratio: to Redis' per tracked identity".into(),
             ..Row::default()
         });
     }

@@ -125,11 +125,13 @@ pub struct Leftover {
 
 struct State {
     max_identities: usize,
-    records: HashMap<String, Record>,
+    /// By tag. Boxed: a map keeps buckets to spare, and an empty bucket then costs a pointer,
+    /// not a record.
+    records: HashMap<Tag, Box<Record>>,
     /// Unlocked records by the end of their cool-off, then tag.
-    counting: BTreeSet<(Instant, String)>,
+    counting: BTreeSet<(Instant, Tag)>,
     /// Locked records by the end of their lock, then tag.
-    locked: BTreeSet<(Instant, String)>,
+    locked: BTreeSet<(Instant, Tag)>,
     /// Reset markers (see `Keyspace::reset_marker`): tag to end, and in order of end (every
     /// marker lives `RESET_GUARD`, so the order of ends is the order of resets).
     markers: HashMap<String, Instant>,
@@ -148,15 +150,18 @@ struct Failure<'a> {
     path: Option<&'a str>,
 }
 
+/// An identity's tag (`Identity::tag`), shared by the map and the order of ends.
+type Tag = Arc<str>;
+
+/// An attempt record; its identity is its tag's (`Identity::from_tag`).
 struct Record {
-    identity: Identity,
     /// The rule of its last failure.
     rule: FailureRule,
     failures: u64,
     first_failure: SystemTime,
     last_failure: SystemTime,
-    user_agent: Option<String>,
-    path: Option<String>,
+    user_agent: Option<Box<str>>,
+    path: Option<Box<str>>,
     /// When the record goes, unless a lock keeps it.
     ends: Instant,
     lock_ends: Option<Instant>,
@@ -164,10 +169,10 @@ struct Record {
 
 impl Record {
     /// Its place in `counting` or `locked`.
-    fn order(&self, tag: &str) -> (bool, (Instant, String)) {
+    fn order(&self, tag: &Tag) -> (bool, (Instant, Tag)) {
         match self.lock_ends {
-            Some(lock_ends) => (true, (lock_ends, tag.to_string())),
-            None => (false, (self.ends, tag.to_string())),
+            Some(lock_ends) => (true, (lock_ends, tag.clone())),
+            None => (false, (self.ends, tag.clone())),
         }
     }
 }
@@ -216,12 +221,12 @@ impl MemoryStore {
         for space in spaces {
             let keys = &space.keys;
             let (state, _) = self.state_of(&space);
-            for record in state.records.values() {
+            for (tag, record) in &state.records {
                 let refusal = Refusals {
-                    identity: record.identity.clone(),
+                    identity: identity_of(tag),
                     count: record.failures,
-                    user_agent: record.user_agent.clone(),
-                    path: record.path.clone(),
+                    user_agent: record.user_agent.as_deref().map(String::from),
+                    path: record.path.as_deref().map(String::from),
                 };
                 match leftovers
                     .iter_mut()
@@ -365,18 +370,18 @@ impl State {
         }
     }
 
-    fn unlink(&mut self, tag: &str) -> Option<Record> {
-        let record = self.records.remove(tag)?;
-        let (locked, place) = record.order(tag);
+    fn unlink(&mut self, tag: &str) -> Option<(Tag, Box<Record>)> {
+        let (tag, record) = self.records.remove_entry(tag)?;
+        let (locked, place) = record.order(&tag);
         if locked {
             self.locked.remove(&place);
         } else {
             self.counting.remove(&place);
         }
-        Some(record)
+        Some((tag, record))
     }
 
-    fn link(&mut self, tag: String, record: Record) {
+    fn link(&mut self, tag: Tag, record: Box<Record>) {
         let (locked, place) = record.order(&tag);
         if locked {
             self.locked.insert(place);
@@ -438,17 +443,16 @@ impl State {
                 lock_remaining: None,
             };
         }
-        let record = match self.unlink(tag) {
-            Some(mut record) => {
+        let (tag, mut record) = match self.unlink(tag) {
+            Some((tag, mut record)) => {
                 record.failures = record.failures.saturating_add(count);
                 record.last_failure = wall;
                 record.rule = *rule;
-                record
+                (tag, record)
             }
             None => {
                 self.make_room();
-                Record {
-                    identity: identity.clone(),
+                let record = Box::new(Record {
                     rule: *rule,
                     failures: count,
                     first_failure: wall,
@@ -457,15 +461,17 @@ impl State {
                     path: None,
                     ends: now,
                     lock_ends: None,
-                }
+                });
+                (Tag::from(tag), record)
             }
         };
-        let mut record = Record {
-            user_agent: user_agent.map(str::to_string).or(record.user_agent),
-            path: path.map(str::to_string).or(record.path),
-            ends: now + rule.cooloff,
-            ..record
-        };
+        if let Some(user_agent) = user_agent {
+            record.user_agent = Some(user_agent.into());
+        }
+        if let Some(path) = path {
+            record.path = Some(path.into());
+        }
+        record.ends = now + rule.cooloff;
         let limit = if rule.lock_out_at_failure {
             u64::from(rule.failure_limit)
         } else {
@@ -479,7 +485,7 @@ impl State {
             failures: record.failures,
             lock_remaining: record.lock_ends.map(|ends| ends - now),
         };
-        self.link(tag.to_string(), record);
+        self.link(tag, record);
         state
     }
 
@@ -517,23 +523,28 @@ impl State {
     fn record(&self, tag: &str, now: Instant) -> Option<AttemptRecord> {
         let record = self.records.get(tag)?;
         Some(AttemptRecord {
-            identity: record.identity.clone(),
+            identity: identity_of(tag),
             failures: record.failures,
             first_failure: Some(record.first_failure),
             last_failure: Some(record.last_failure),
-            user_agent: record.user_agent.clone(),
-            path: record.path.clone(),
+            user_agent: record.user_agent.as_deref().map(String::from),
+            path: record.path.as_deref().map(String::from),
             lock_remaining: record.lock_ends.map(|ends| ends - now),
         })
     }
 
     fn selected(&self, target: &Target) -> Vec<String> {
         self.records
-            .iter()
-            .filter(|(_, record)| target.matches(&record.identity))
-            .map(|(tag, _)| tag.clone())
+            .keys()
+            .filter(|tag| target.matches(&identity_of(tag)))
+            .map(|tag| tag.to_string())
             .collect()
     }
+}
+
+/// The identity of a record's tag: tags are made by `Identity::tag`, so they decode.
+fn identity_of(tag: &str) -> Identity {
+    Identity::from_tag(tag).expect("a tag made by Identity::tag")
 }
 
 impl Store for MemoryStore {

@@ -181,8 +181,15 @@ async fn with_local_insurance_an_attacker_locked_while_redis_is_down_stays_locke
         .arg("n")
         .query(&mut redis.connection())
         .unwrap();
-    assert_eq!(failures, 4, "the 3 failures and the refused check of the outage");
+    assert_eq!(
+        failures, 4,
+        "the 3 failures and the refused check of the outage"
+    );
     let (_, refused) = post(&client, &service.at("/v1/check"), attacker).await;
     assert_eq!(refused["locked"], true, "{refused}");
-    assert_eq!(refused.get("degraded"), None, "Redis answers again: {refused}");
+    assert_eq!(
+        refused.get("degraded"),
+        None,
+        "Redis answers again: {refused}"
+    );
 }
