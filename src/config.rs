@@ -18,10 +18,12 @@ use crate::error::{Error, Result};
 use crate::keys::Keyspace;
 use crate::policy::{AccessLog, Combination, IpList, Policy};
 use crate::secret::Secret;
+use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisEndpoint, RedisTls, Topology};
 
-/// Identities the in-process store tracks per scope before it evicts (see `store::memory`).
-pub const DEFAULT_MEMORY_MAX_IDENTITIES: usize = 1_000_000;
+/// Identities the in-process store tracks, and access-log entries it keeps, before it evicts
+/// (see `store::memory`).
+pub const DEFAULT_MEMORY_BOUND: usize = 1_000_000;
 
 /// The longest duration any setting takes, so that every key lockout writes expires within a
 /// year (a longer one is refused with an error naming the key).
@@ -104,9 +106,10 @@ pub struct Config {
     /// `redis_cluster`, `redis_sentinel` or `redis_url`; `None`: the in-process store (no
     /// Redis set, or `redis_url = "memory://"`).
     pub redis: Option<RedisEndpoint>,
-    /// The in-process store's bound on tracked identities (per scope), for the embedded store
-    /// and for `on_store_error = "local"`.
+    /// The in-process store's bounds over all its scopes, for the embedded store and for
+    /// `on_store_error = "local"`: tracked identities, and access-log entries.
     pub memory_max_identities: usize,
+    pub memory_max_log_entries: usize,
     pub keys: Keyspace,
     pub listen: SocketAddr,
     pub on_store_error: OnStoreError,
@@ -293,6 +296,7 @@ struct RawConfig {
     redis_tls_cert: String,
     redis_tls_key: String,
     memory_max_identities: usize,
+    memory_max_log_entries: usize,
     prefix: String,
     listen: String,
     on_store_error: OnStoreError,
@@ -324,7 +328,8 @@ impl Default for RawConfig {
             redis_tls_ca: String::new(),
             redis_tls_cert: String::new(),
             redis_tls_key: String::new(),
-            memory_max_identities: DEFAULT_MEMORY_MAX_IDENTITIES,
+            memory_max_identities: DEFAULT_MEMORY_BOUND,
+            memory_max_log_entries: DEFAULT_MEMORY_BOUND,
             prefix: "lockout".into(),
             listen: "127.0.0.1:8080".into(),
             on_store_error: OnStoreError::Deny,
@@ -413,6 +418,14 @@ impl OneOrMany {
 }
 
 impl Config {
+    /// An empty in-process store with the configured bounds, on the unscoped keyspace.
+    pub fn in_process_store(&self) -> MemoryStore {
+        MemoryStore::new(self.memory_max_identities)
+            .with_max_log_entries(self.memory_max_log_entries)
+            .with_keys(self.keys.clone())
+            .expect("the store's second keyspace")
+    }
+
     /// How long a login waits for Redis: `command_timeout`, less a fifth with
     /// `on_store_error = "local"`, so that the local answer that follows a timeout still comes
     /// within `command_timeout`.
@@ -543,14 +556,18 @@ impl RawConfig {
                     .into(),
             ));
         }
-        if self.memory_max_identities == 0 {
-            return Err(Error::Config(
-                "memory_max_identities: must be at least 1".into(),
-            ));
+        for (key, bound) in [
+            ("memory_max_identities", self.memory_max_identities),
+            ("memory_max_log_entries", self.memory_max_log_entries),
+        ] {
+            if bound == 0 {
+                return Err(Error::Config(format!("{key}: must be at least 1")));
+            }
         }
         Ok(Config {
             redis,
             memory_max_identities: self.memory_max_identities,
+            memory_max_log_entries: self.memory_max_log_entries,
             keys: Keyspace::new(&self.prefix)?,
             listen,
             on_store_error: self.on_store_error,
@@ -823,6 +840,7 @@ mod tests {
                 "redis_tls_ca, redis_tls_cert, redis_tls_key: set, but no Redis is",
             ),
             ("memory_max_identities = 0\n", "memory_max_identities: must be at least 1"),
+            ("memory_max_log_entries = 0\n", "memory_max_log_entries: must be at least 1"),
         ] {
             let err = load_toml(toml).unwrap_err();
             assert!(err.contains(message), "{toml}: {err}");

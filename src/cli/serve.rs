@@ -18,7 +18,8 @@ over the file, which wins over the defaults):
   redis_url = LOCKOUT_REDIS_URL               empty: the in-process store (one process, state lost
                                               on restart); redis://host:6379 for production
   redis_cluster = LOCKOUT_REDIS_CLUSTER       [] (seed URLs, comma-separated in the environment)
-  memory_max_identities = LOCKOUT_MEMORY_MAX_IDENTITIES  1000000 per scope (in-process store)
+  memory_max_identities = LOCKOUT_MEMORY_MAX_IDENTITIES    1000000 (in-process store, all scopes)
+  memory_max_log_entries = LOCKOUT_MEMORY_MAX_LOG_ENTRIES  1000000 (in-process store, all scopes)
   prefix = LOCKOUT_PREFIX                     lockout
   listen = LOCKOUT_LISTEN                     127.0.0.1:8080
   on_store_error = LOCKOUT_ON_STORE_ERROR     deny (locked while Redis is away), allow, or local

@@ -38,7 +38,6 @@ use crate::keys::Keyspace;
 use crate::lock_cache::LockCacheTasks;
 use crate::policy::IpList;
 use crate::store::any::AnyStore;
-use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
 use error::ApiError;
 use insurance::Insurance;
@@ -90,10 +89,8 @@ impl Service {
     /// Must run inside a tokio runtime: the lock cache, when on, starts its tasks (not on the
     /// in-process store, which answers as fast as the cache would).
     pub fn new(engine: Engine<AnyStore>, config: &Config) -> Self {
-        let insurance = (config.on_store_error == OnStoreError::Local).then(|| {
-            let local = MemoryStore::new(config.memory_max_identities);
-            Insurance::new(engine.store().clone(), local)
-        });
+        let insurance = (config.on_store_error == OnStoreError::Local)
+            .then(|| Insurance::new(engine.store().clone(), config.in_process_store()));
         let (engine, lock_cache) = if config.lock_cache && !engine.store().is_in_process() {
             let (engine, tasks) = engine.with_lock_cache();
             (engine, Some(tasks))
@@ -388,9 +385,7 @@ pub async fn open_store(config: &Config) -> crate::Result<AnyStore> {
                 .await?
                 .into()
         }
-        None => MemoryStore::new(config.memory_max_identities)
-            .with_keys(config.keys.clone())?
-            .into(),
+        None => config.in_process_store().into(),
     })
 }
 

@@ -10,8 +10,9 @@
 //! end). Time comes from a `Clock`, so that tests move it instead of waiting.
 //!
 //! Each keyspace (the configured prefix, and each scope under it) is a space of its own, as its
-//! keys are in Redis, with its own records, access log, reset channel and bound; at most
-//! `MAX_SPACES` spaces exist, so that scopes cannot grow the store without bound.
+//! keys are apart in Redis, with its own records, access log and reset channel; the bounds
+//! (`max_identities`, `max_log_entries`) and the eviction order hold over all of them, and at
+//! most `MAX_SPACES` exist.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -96,23 +97,20 @@ impl Clock for ManualClock {
 #[derive(Clone)]
 pub struct MemoryStore {
     shared: Arc<Shared>,
-    space: Arc<Space>,
+    space: SpaceId,
     keys: Keyspace,
 }
 
 struct Shared {
     clock: Arc<dyn Clock>,
-    max_identities: usize,
-    /// By keyspace prefix.
-    spaces: Mutex<HashMap<String, Arc<Space>>>,
+    state: Mutex<State>,
 }
 
-/// The state of one keyspace.
-struct Space {
-    keys: Keyspace,
-    state: Mutex<State>,
-    notices: broadcast::Sender<Vec<String>>,
-}
+/// A keyspace's index in `State::spaces`.
+type SpaceId = usize;
+
+/// An identity's tag (`Identity::tag`), shared by its space's map and the order of ends.
+type Tag = Arc<str>;
 
 /// What an outage left in the store (see `MemoryStore::leftovers`): the failures counted in
 /// one keyspace under one rule, as refusals to record elsewhere.
@@ -123,21 +121,37 @@ pub struct Leftover {
     pub refusals: Vec<Refusals>,
 }
 
+/// Every keyspace's records, and the store-wide order of their ends and bounds.
 struct State {
     max_identities: usize,
+    max_log_entries: usize,
+    /// Records in all spaces.
+    identities: usize,
+    /// Log entries in all spaces.
+    log_entries: usize,
+    /// Unlocked records by the end of their cool-off, then space and tag.
+    counting: BTreeSet<(Instant, SpaceId, Tag)>,
+    /// Locked records by the end of their lock, then space and tag.
+    locked: BTreeSet<(Instant, SpaceId, Tag)>,
+    /// Reset markers in order of end (every marker lives `RESET_GUARD`, so the order of ends
+    /// is the order of resets).
+    marker_ends: VecDeque<(Instant, SpaceId, Tag)>,
+    spaces: Vec<Space>,
+    /// By keyspace prefix.
+    space_ids: HashMap<String, SpaceId>,
+}
+
+/// One keyspace's records, reset markers, access log and reset channel.
+struct Space {
+    keys: Keyspace,
     /// By tag. Boxed: a map keeps buckets to spare, and an empty bucket then costs a pointer,
     /// not a record.
     records: HashMap<Tag, Box<Record>>,
-    /// Unlocked records by the end of their cool-off, then tag.
-    counting: BTreeSet<(Instant, Tag)>,
-    /// Locked records by the end of their lock, then tag.
-    locked: BTreeSet<(Instant, Tag)>,
-    /// Reset markers (see `Keyspace::reset_marker`): tag to end, and in order of end (every
-    /// marker lives `RESET_GUARD`, so the order of ends is the order of resets).
-    markers: HashMap<String, Instant>,
-    marker_ends: VecDeque<(Instant, String)>,
+    /// Reset markers (see `Keyspace::reset_marker`): tag to end.
+    markers: HashMap<Tag, Instant>,
     /// Oldest first.
     log: VecDeque<(Instant, LogEntry)>,
+    notices: broadcast::Sender<Vec<String>>,
 }
 
 /// Failures to add to one identity, as `fail.lua` takes them.
@@ -149,9 +163,6 @@ struct Failure<'a> {
     user_agent: Option<&'a str>,
     path: Option<&'a str>,
 }
-
-/// An identity's tag (`Identity::tag`), shared by the map and the order of ends.
-type Tag = Arc<str>;
 
 /// An attempt record; its identity is its tag's (`Identity::from_tag`).
 struct Record {
@@ -169,41 +180,60 @@ struct Record {
 
 impl Record {
     /// Its place in `counting` or `locked`.
-    fn order(&self, tag: &Tag) -> (bool, (Instant, Tag)) {
+    fn order(&self, space: SpaceId, tag: &Tag) -> (bool, (Instant, SpaceId, Tag)) {
         match self.lock_ends {
-            Some(lock_ends) => (true, (lock_ends, tag.clone())),
-            None => (false, (self.ends, tag.clone())),
+            Some(lock_ends) => (true, (lock_ends, space, tag.clone())),
+            None => (false, (self.ends, space, tag.clone())),
         }
     }
 }
 
 impl MemoryStore {
-    /// A store of at most `max_identities` records per keyspace, on the system's clocks, in
-    /// keyspace `lockout` (see `with_keys`).
+    /// A store of at most `max_identities` records in all its keyspaces, on the system's
+    /// clocks, in keyspace `lockout` (see `with_keys`); its access logs are bounded by their
+    /// policies (and see `with_max_log_entries`).
     pub fn new(max_identities: usize) -> Self {
         Self::with_clock(max_identities, Arc::new(SystemClock))
     }
 
     pub fn with_clock(max_identities: usize, clock: Arc<dyn Clock>) -> Self {
-        let shared = Arc::new(Shared {
-            clock,
-            max_identities: max_identities.max(1),
-            spaces: Mutex::default(),
-        });
+        let max_identities = max_identities.max(1);
+        let mut state = State {
+            max_identities,
+            max_log_entries: usize::MAX,
+            identities: 0,
+            log_entries: 0,
+            counting: BTreeSet::new(),
+            locked: BTreeSet::new(),
+            marker_ends: VecDeque::new(),
+            spaces: Vec::new(),
+            space_ids: HashMap::new(),
+        };
         let keys = Keyspace::new("lockout").expect("a valid prefix");
-        let space = shared.space(&keys).expect("the first space");
+        let space = state.space(&keys).expect("the first space");
         MemoryStore {
-            shared,
+            shared: Arc::new(Shared {
+                clock,
+                state: Mutex::new(state),
+            }),
             space,
             keys,
         }
+    }
+
+    /// The same store, holding at most `max_log_entries` access-log entries in all its
+    /// keyspaces (each keyspace's policy bounds its own as well); past it, the oldest entry of
+    /// the keyspace that appends goes.
+    pub fn with_max_log_entries(self, max_log_entries: usize) -> Self {
+        self.lock().max_log_entries = max_log_entries.max(1);
+        self
     }
 
     /// The same store, on the records of `keys` (another prefix, or a scope). Fails when the
     /// store already holds `MAX_SPACES` keyspaces.
     pub fn with_keys(&self, keys: Keyspace) -> Result<Self> {
         Ok(MemoryStore {
-            space: self.shared.space(&keys)?,
+            space: self.lock().space(&keys)?,
             shared: self.shared.clone(),
             keys,
         })
@@ -214,20 +244,19 @@ impl MemoryStore {
     }
 
     /// The failures of every keyspace, by keyspace and rule, without removing them: what an
-    /// instance counted alone while Redis was away, to be written there (see `forget_all`).
+    /// instance counted alone while Redis was away, to be written there (see `forget`).
     pub fn leftovers(&self) -> Vec<Leftover> {
-        let spaces: Vec<Arc<Space>> = self.shared.spaces().values().cloned().collect();
+        let (state, _) = self.state();
         let mut leftovers: Vec<Leftover> = Vec::new();
-        for space in spaces {
-            let keys = &space.keys;
-            let (state, _) = self.state_of(&space);
-            for (tag, record) in &state.records {
+        for space in &state.spaces {
+            for (tag, record) in &space.records {
                 let refusal = Refusals {
                     identity: identity_of(tag),
                     count: record.failures,
                     user_agent: record.user_agent.as_deref().map(String::from),
                     path: record.path.as_deref().map(String::from),
                 };
+                let keys = &space.keys;
                 match leftovers
                     .iter_mut()
                     .find(|leftover| leftover.keys == *keys && leftover.rule == record.rule)
@@ -249,27 +278,41 @@ impl MemoryStore {
     pub fn forget(&self, identities: &[Identity]) {
         let (mut state, _) = self.state();
         for identity in identities {
-            state.unlink(identity.tag());
+            state.unlink(self.space, identity.tag());
         }
     }
 
     /// Empties every keyspace: records, reset markers and access logs.
     pub fn forget_all(&self) {
-        let spaces: Vec<Arc<Space>> = self.shared.spaces().values().cloned().collect();
+        let mut state = self.lock();
+        let State {
+            identities,
+            log_entries,
+            counting,
+            locked,
+            marker_ends,
+            spaces,
+            ..
+        } = &mut *state;
+        (*identities, *log_entries) = (0, 0);
+        counting.clear();
+        locked.clear();
+        marker_ends.clear();
         for space in spaces {
-            let mut state = space.state.lock().expect("not poisoned");
-            *state = State::new(self.shared.max_identities);
+            space.records.clear();
+            space.markers.clear();
+            space.log.clear();
         }
     }
 
-    /// The state of this store's keyspace, with what has ended by now taken out.
-    fn state(&self) -> (MutexGuard<'_, State>, Instant) {
-        self.state_of(&self.space)
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().expect("not poisoned")
     }
 
-    fn state_of<'s>(&self, space: &'s Space) -> (MutexGuard<'s, State>, Instant) {
+    /// The state, with what has ended by now taken out.
+    fn state(&self) -> (MutexGuard<'_, State>, Instant) {
         let now = self.shared.clock.instant();
-        let mut state = space.state.lock().expect("not poisoned");
+        let mut state = self.lock();
         state.expire(now);
         (state, now)
     }
@@ -284,95 +327,84 @@ impl MemoryStore {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
         let states = failures
-            .map(|(identity, failure)| state.fail(identity, rule, failure, (now, wall)))
+            .map(|(identity, failure)| state.fail(self.space, identity, rule, failure, (now, wall)))
             .collect();
         for log in logs {
-            state.append(log, now, wall);
+            state.append(self.space, log, now, wall);
         }
         states
     }
 
-    fn announce(&self, tags: Vec<String>) {
+    /// Tells this keyspace's listeners that `tags` were reset.
+    fn announce(&self, state: &State, tags: Vec<String>) {
         if !tags.is_empty() {
             // No receiver: no lock cache listens; nothing to tell.
-            let _ = self.space.notices.send(tags);
+            let _ = state.spaces[self.space].notices.send(tags);
         }
-    }
-}
-
-impl Shared {
-    fn spaces(&self) -> MutexGuard<'_, HashMap<String, Arc<Space>>> {
-        self.spaces.lock().expect("not poisoned")
-    }
-
-    /// The space of `keys`, made at its first use.
-    fn space(&self, keys: &Keyspace) -> Result<Arc<Space>> {
-        let mut spaces = self.spaces();
-        if let Some(space) = spaces.get(keys.prefix()) {
-            return Ok(space.clone());
-        }
-        if spaces.len() >= MAX_SPACES {
-            return Err(Error::invalid(format!(
-                "scope: the in-process store holds at most {MAX_SPACES} scopes"
-            )));
-        }
-        let space = Arc::new(Space {
-            keys: keys.clone(),
-            state: Mutex::new(State::new(self.max_identities)),
-            notices: broadcast::channel(NOTICE_BACKLOG).0,
-        });
-        spaces.insert(keys.prefix().to_string(), space.clone());
-        Ok(space)
     }
 }
 
 impl State {
-    fn new(max_identities: usize) -> Self {
-        State {
-            max_identities,
-            records: HashMap::new(),
-            counting: BTreeSet::new(),
-            locked: BTreeSet::new(),
-            markers: HashMap::new(),
-            marker_ends: VecDeque::new(),
-            log: VecDeque::new(),
+    /// The space of `keys`, made at its first use.
+    fn space(&mut self, keys: &Keyspace) -> Result<SpaceId> {
+        if let Some(&space) = self.space_ids.get(keys.prefix()) {
+            return Ok(space);
         }
+        if self.spaces.len() >= MAX_SPACES {
+            return Err(Error::invalid(format!(
+                "scope: the in-process store holds at most {MAX_SPACES} scopes"
+            )));
+        }
+        self.spaces.push(Space {
+            keys: keys.clone(),
+            records: HashMap::new(),
+            markers: HashMap::new(),
+            log: VecDeque::new(),
+            notices: broadcast::channel(NOTICE_BACKLOG).0,
+        });
+        let space = self.spaces.len() - 1;
+        self.space_ids.insert(keys.prefix().to_string(), space);
+        Ok(space)
     }
 
     fn expire(&mut self, now: Instant) {
-        while let Some((ends, tag)) = self.locked.first().cloned() {
+        while let Some((ends, space, tag)) = self.locked.first().cloned() {
             if ends > now {
                 break;
             }
             self.locked.pop_first();
-            if let Some(record) = self.records.get_mut(&tag) {
+            if let Some(record) = self.spaces[space].records.get_mut(&tag) {
                 record.lock_ends = None;
                 let ends = record.ends.max(now);
                 record.ends = ends;
-                self.counting.insert((ends, tag));
+                self.counting.insert((ends, space, tag));
             }
         }
-        while let Some((ends, tag)) = self.counting.first().cloned() {
+        while let Some((ends, space, tag)) = self.counting.first().cloned() {
             if ends > now {
                 break;
             }
             self.counting.pop_first();
-            self.records.remove(&tag);
+            if self.spaces[space].records.remove(&tag).is_some() {
+                self.identities -= 1;
+            }
         }
-        while let Some((ends, _)) = self.marker_ends.front() {
+        while let Some((ends, _, _)) = self.marker_ends.front() {
             if *ends > now {
                 break;
             }
-            let (ends, tag) = self.marker_ends.pop_front().expect("a front");
-            if self.markers.get(&tag) == Some(&ends) {
-                self.markers.remove(&tag);
+            let (ends, space, tag) = self.marker_ends.pop_front().expect("a front");
+            let markers = &mut self.spaces[space].markers;
+            if markers.get(&tag) == Some(&ends) {
+                markers.remove(&tag);
             }
         }
     }
 
-    fn unlink(&mut self, tag: &str) -> Option<(Tag, Box<Record>)> {
-        let (tag, record) = self.records.remove_entry(tag)?;
-        let (locked, place) = record.order(&tag);
+    fn unlink(&mut self, space: SpaceId, tag: &str) -> Option<(Tag, Box<Record>)> {
+        let (tag, record) = self.spaces[space].records.remove_entry(tag)?;
+        self.identities -= 1;
+        let (locked, place) = record.order(space, &tag);
         if locked {
             self.locked.remove(&place);
         } else {
@@ -381,36 +413,37 @@ impl State {
         Some((tag, record))
     }
 
-    fn link(&mut self, tag: Tag, record: Box<Record>) {
-        let (locked, place) = record.order(&tag);
+    fn link(&mut self, space: SpaceId, tag: Tag, record: Box<Record>) {
+        let (locked, place) = record.order(space, &tag);
         if locked {
             self.locked.insert(place);
         } else {
             self.counting.insert(place);
         }
-        self.records.insert(tag, record);
+        self.spaces[space].records.insert(tag, record);
+        self.identities += 1;
     }
 
     /// Room for one more record: the unlocked record nearest its end goes, or else the lock
-    /// nearest its end.
+    /// nearest its end, in whichever keyspace it is.
     fn make_room(&mut self) {
-        while self.records.len() >= self.max_identities {
+        while self.identities >= self.max_identities {
             let victim = self
                 .counting
                 .first()
                 .or_else(|| self.locked.first())
-                .map(|(_, tag)| tag.clone());
+                .map(|(_, space, tag)| (*space, tag.clone()));
             match victim {
-                Some(tag) => {
-                    self.unlink(&tag);
+                Some((space, tag)) => {
+                    self.unlink(space, &tag);
                 }
                 None => break,
             }
         }
     }
 
-    fn state_of(&self, tag: &str, now: Instant) -> IdentityState {
-        match self.records.get(tag) {
+    fn state_of(&self, space: SpaceId, tag: &str, now: Instant) -> IdentityState {
+        match self.spaces[space].records.get(tag) {
             Some(record) => IdentityState {
                 failures: record.failures,
                 lock_remaining: record.lock_ends.map(|ends| ends - now),
@@ -425,6 +458,7 @@ impl State {
     /// `fail.lua`: `failure` of `identity` at `now` (`wall` on the wall clock).
     fn fail(
         &mut self,
+        space: SpaceId,
         identity: &Identity,
         rule: &FailureRule,
         failure: Failure<'_>,
@@ -437,13 +471,13 @@ impl State {
             path,
         } = failure;
         let tag = identity.tag();
-        if refused && self.markers.contains_key(tag) {
+        if refused && self.spaces[space].markers.contains_key(tag) {
             return IdentityState {
                 failures: 0,
                 lock_remaining: None,
             };
         }
-        let (tag, mut record) = match self.unlink(tag) {
+        let (tag, mut record) = match self.unlink(space, tag) {
             Some((tag, mut record)) => {
                 record.failures = record.failures.saturating_add(count);
                 record.last_failure = wall;
@@ -485,13 +519,16 @@ impl State {
             failures: record.failures,
             lock_remaining: record.lock_ends.map(|ends| ends - now),
         };
-        self.link(tag, record);
+        self.link(space, tag, record);
         state
     }
 
-    fn append(&mut self, log: &LogAppend<'_>, now: Instant, wall: SystemTime) {
+    /// Appends to `space`'s log, then drops its entries past the policy's bounds, and its
+    /// oldest while the store holds more than `max_log_entries`.
+    fn append(&mut self, space: SpaceId, log: &LogAppend<'_>, now: Instant, wall: SystemTime) {
         let attempt = log.attempt;
-        self.log.push_back((
+        let entries = &mut self.spaces[space].log;
+        entries.push_back((
             now,
             LogEntry {
                 time: wall,
@@ -503,25 +540,28 @@ impl State {
                 count: log.count,
             },
         ));
+        self.log_entries += 1;
         let oldest_kept = now.checked_sub(log.bounds.retention);
         let most = usize::try_from(log.bounds.max_entries.get()).unwrap_or(usize::MAX);
-        while let Some((time, _)) = self.log.front() {
+        while let Some((time, _)) = entries.front() {
             let too_old = oldest_kept.is_some_and(|oldest| *time < oldest);
-            if !too_old && self.log.len() <= most {
+            if !too_old && entries.len() <= most && self.log_entries <= self.max_log_entries {
                 break;
             }
-            self.log.pop_front();
+            entries.pop_front();
+            self.log_entries -= 1;
         }
     }
 
-    fn mark_reset(&mut self, tag: &str, now: Instant) {
+    fn mark_reset(&mut self, space: SpaceId, tag: &str, now: Instant) {
         let ends = now + RESET_GUARD;
-        self.markers.insert(tag.to_string(), ends);
-        self.marker_ends.push_back((ends, tag.to_string()));
+        let tag = Tag::from(tag);
+        self.spaces[space].markers.insert(tag.clone(), ends);
+        self.marker_ends.push_back((ends, space, tag));
     }
 
-    fn record(&self, tag: &str, now: Instant) -> Option<AttemptRecord> {
-        let record = self.records.get(tag)?;
+    fn record(&self, space: SpaceId, tag: &str, now: Instant) -> Option<AttemptRecord> {
+        let record = self.spaces[space].records.get(tag)?;
         Some(AttemptRecord {
             identity: identity_of(tag),
             failures: record.failures,
@@ -533,8 +573,9 @@ impl State {
         })
     }
 
-    fn selected(&self, target: &Target) -> Vec<String> {
-        self.records
+    fn selected(&self, space: SpaceId, target: &Target) -> Vec<String> {
+        self.spaces[space]
+            .records
             .keys()
             .filter(|tag| target.matches(&identity_of(tag)))
             .map(|tag| tag.to_string())
@@ -552,7 +593,11 @@ impl Store for MemoryStore {
         let (state, now) = self.state();
         Ok(identities
             .iter()
-            .map(|identity| state.state_of(identity.tag(), now).lock_remaining)
+            .map(|identity| {
+                state
+                    .state_of(self.space, identity.tag(), now)
+                    .lock_remaining
+            })
             .collect())
     }
 
@@ -560,7 +605,7 @@ impl Store for MemoryStore {
         let (state, now) = self.state();
         Ok(identities
             .iter()
-            .map(|identity| state.state_of(identity.tag(), now))
+            .map(|identity| state.state_of(self.space, identity.tag(), now))
             .collect())
     }
 
@@ -603,7 +648,7 @@ impl Store for MemoryStore {
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
-        let mut notices = self.space.notices.subscribe();
+        let mut notices = self.lock().spaces[self.space].notices.subscribe();
         on_notice(ResetNotice::Listening);
         loop {
             match notices.recv().await {
@@ -623,30 +668,30 @@ impl Store for MemoryStore {
         let (mut state, now) = self.state();
         let mut removed = 0;
         for identity in identities {
-            state.mark_reset(identity.tag(), now);
-            removed += u64::from(state.unlink(identity.tag()).is_some());
+            state.mark_reset(self.space, identity.tag(), now);
+            removed += u64::from(state.unlink(self.space, identity.tag()).is_some());
         }
         if let Some(log) = log {
-            state.append(&log, now, wall);
+            state.append(self.space, &log, now, wall);
         }
-        drop(state);
-        self.announce(identities.iter().map(|i| i.tag().to_string()).collect());
+        let tags = identities.iter().map(|i| i.tag().to_string()).collect();
+        self.announce(&state, tags);
         Ok(removed)
     }
 
     async fn append_log(&self, log: LogAppend<'_>) -> Result<()> {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
-        state.append(&log, now, wall);
+        state.append(self.space, &log, now, wall);
         Ok(())
     }
 
     async fn list(&self, target: &Target) -> Result<Vec<AttemptRecord>> {
         let (state, now) = self.state();
         let mut records: Vec<AttemptRecord> = state
-            .selected(target)
+            .selected(self.space, target)
             .iter()
-            .filter_map(|tag| state.record(tag, now))
+            .filter_map(|tag| state.record(self.space, tag, now))
             .collect();
         records.sort_by_key(|record| std::cmp::Reverse(record.last_failure));
         Ok(records)
@@ -655,7 +700,7 @@ impl Store for MemoryStore {
     async fn page(&self, target: &Target, cursor: Option<&str>, size: usize) -> Result<Page> {
         let (state, now) = self.state();
         let mut tags: Vec<String> = state
-            .selected(target)
+            .selected(self.space, target)
             .into_iter()
             .filter(|tag| cursor.is_none_or(|after| tag.as_str() > after))
             .collect();
@@ -665,7 +710,7 @@ impl Store for MemoryStore {
         let next = if more { tags.last().cloned() } else { None };
         let mut records: Vec<AttemptRecord> = tags
             .iter()
-            .filter_map(|tag| state.record(tag, now))
+            .filter_map(|tag| state.record(self.space, tag, now))
             .collect();
         records.sort_by_key(|record| std::cmp::Reverse(record.last_failure));
         Ok(Page { records, next })
@@ -673,18 +718,17 @@ impl Store for MemoryStore {
 
     async fn remove(&self, target: &Target, dry_run: bool, progress: Progress<'_>) -> Result<u64> {
         let (mut state, now) = self.state();
-        let tags = state.selected(target);
+        let tags = state.selected(self.space, target);
         progress(tags.len() as u64);
         if dry_run {
             return Ok(tags.len() as u64);
         }
         for tag in &tags {
-            state.mark_reset(tag, now);
-            state.unlink(tag);
+            state.mark_reset(self.space, tag, now);
+            state.unlink(self.space, tag);
         }
-        drop(state);
         let removed = tags.len() as u64;
-        self.announce(tags);
+        self.announce(&state, tags);
         Ok(removed)
     }
 
@@ -696,7 +740,7 @@ impl Store for MemoryStore {
     ) -> Result<Vec<LogEntry>> {
         let (state, now) = self.state();
         let oldest = max_age.and_then(|age| now.checked_sub(age));
-        Ok(state
+        Ok(state.spaces[self.space]
             .log
             .iter()
             .rev()
@@ -710,11 +754,14 @@ impl Store for MemoryStore {
 
     async fn trim_logs(&self, age: Duration) -> Result<u64> {
         let (mut state, now) = self.state();
-        let before = state.log.len();
+        let log = &mut state.spaces[self.space].log;
+        let before = log.len();
         // Entries at least `age` old; none when the store is younger than `age`.
         if let Some(newest_removed) = now.checked_sub(age) {
-            state.log.retain(|(time, _)| *time > newest_removed);
+            log.retain(|(time, _)| *time > newest_removed);
         }
-        Ok((before - state.log.len()) as u64)
+        let removed = before - log.len();
+        state.log_entries -= removed;
+        Ok(removed as u64)
     }
 }

@@ -155,3 +155,56 @@ async fn pages_walk_every_record_once() {
     seen.dedup();
     assert_eq!(seen.len(), 25);
 }
+
+#[tokio::test]
+async fn its_bounds_and_eviction_order_hold_over_all_scopes() {
+    let (engine, clock) = engine(2, policy(1, &[&["ip"]]));
+    assert!(engine.fail(&ip("10.0.0.1")).await.unwrap().locked);
+    let scoped = |name: &str, policy: Policy| {
+        let keys = engine.store().keys().scoped(name).unwrap();
+        Engine::new(engine.store().with_keys(keys).unwrap(), policy)
+    };
+    let other = scoped("other", policy(5, &[&["ip"]]));
+    clock.advance(Duration::from_secs(1));
+    other.fail(&ip("10.0.0.2")).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    other.fail(&ip("10.0.0.3")).await.unwrap();
+    assert_eq!(
+        tracked(&engine).await,
+        [("ip=10.0.0.1".to_string(), true)],
+        "the lock in one scope stays; the other scope's oldest counter went"
+    );
+    assert_eq!(tracked(&other).await, [("ip=10.0.0.3".to_string(), false)]);
+
+    let logged = MemoryStore::new(100).with_max_log_entries(3);
+    let first = Engine::new(logged.clone(), policy(100, &[&["ip"]]));
+    let second = Engine::new(
+        logged
+            .with_keys(logged.keys().scoped("second").unwrap())
+            .unwrap(),
+        policy(100, &[&["ip"]]),
+    );
+    first.fail(&ip("10.0.0.1")).await.unwrap();
+    first.fail(&ip("10.0.0.2")).await.unwrap();
+    for n in 3..=5 {
+        second.fail(&ip(&format!("10.0.0.{n}"))).await.unwrap();
+    }
+    let all = LogFilter::default();
+    let count = |entries: Vec<lockout::record::LogEntry>| entries.len();
+    assert_eq!(
+        (
+            count(first.logs(&all, 10).await.unwrap()),
+            count(second.logs(&all, 10).await.unwrap())
+        ),
+        (2, 1),
+        "3 entries in all: the scope that appends drops its own oldest"
+    );
+    let too_many = (0..=lockout::store::memory::MAX_SPACES)
+        .map(|n| logged.with_keys(logged.keys().scoped(&format!("s{n}")).unwrap()))
+        .find_map(Result::err)
+        .expect("a bound on scopes");
+    assert!(
+        too_many.to_string().contains("at most 1024 scopes"),
+        "{too_many}"
+    );
+}
