@@ -18,55 +18,32 @@ pub trait LoginCall: Sync {
     ) -> impl Future<Output = Result<Self::Output>> + Send + 'e;
 }
 
-/// `Engine::check`.
-pub struct Check<'a>(pub &'a Attempt);
-/// `Engine::inspect`.
-pub struct Inspect<'a>(pub &'a Attempt);
-/// `Engine::fail`.
-pub struct Fail<'a>(pub &'a Attempt);
-/// `Engine::succeed`.
-pub struct Succeed<'a>(pub &'a Attempt);
+/// A `LoginCall` struct per engine method, each holding the attempt it runs on.
+macro_rules! login_calls {
+    ($($(#[$doc:meta])* $name:ident => $method:ident -> $output:ty;)*) => {$(
+        $(#[$doc])*
+        pub struct $name<'a>(pub &'a Attempt);
 
-impl LoginCall for Check<'_> {
-    type Output = Verdict;
+        impl LoginCall for $name<'_> {
+            type Output = $output;
 
-    fn run<'e>(
-        &'e self,
-        engine: &'e Engine<AnyStore>,
-    ) -> impl Future<Output = Result<Verdict>> + Send + 'e {
-        engine.check(self.0)
-    }
+            fn run<'e>(
+                &'e self,
+                engine: &'e Engine<AnyStore>,
+            ) -> impl Future<Output = Result<$output>> + Send + 'e {
+                engine.$method(self.0)
+            }
+        }
+    )*};
 }
 
-impl LoginCall for Inspect<'_> {
-    type Output = Standing;
-
-    fn run<'e>(
-        &'e self,
-        engine: &'e Engine<AnyStore>,
-    ) -> impl Future<Output = Result<Standing>> + Send + 'e {
-        engine.inspect(self.0)
-    }
-}
-
-impl LoginCall for Fail<'_> {
-    type Output = FailureReport;
-
-    fn run<'e>(
-        &'e self,
-        engine: &'e Engine<AnyStore>,
-    ) -> impl Future<Output = Result<FailureReport>> + Send + 'e {
-        engine.fail(self.0)
-    }
-}
-
-impl LoginCall for Succeed<'_> {
-    type Output = bool;
-
-    fn run<'e>(
-        &'e self,
-        engine: &'e Engine<AnyStore>,
-    ) -> impl Future<Output = Result<bool>> + Send + 'e {
-        engine.succeed(self.0)
-    }
+login_calls! {
+    /// `Engine::check`.
+    Check => check -> Verdict;
+    /// `Engine::inspect`.
+    Inspect => inspect -> Standing;
+    /// `Engine::fail`.
+    Fail => fail -> FailureReport;
+    /// `Engine::succeed`.
+    Succeed => succeed -> bool;
 }
