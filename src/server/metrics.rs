@@ -87,7 +87,7 @@ impl Metrics {
         );
         r.register(
             "degraded_answers",
-            "Answers given by the fail mode because the store was unavailable, by endpoint",
+            "Answers given by the fail mode, or counted locally (on_store_error = local), because the store was unavailable, by endpoint",
             metrics.degraded.clone(),
         );
         r.register(

@@ -241,17 +241,17 @@ impl Service {
                 .await
                 .map(Answered::stored);
         };
-        if let Some(local) = insurance.while_away(engine, &call).await {
-            return local.map(Answered::local).map_err(ApiError::bad_request);
-        }
-        match self.store_call(operation, call.run(engine)).await {
-            Err(err) if err.status() == StatusCode::SERVICE_UNAVAILABLE => insurance
-                .redis_failed(engine, &call)
-                .await
-                .map(Answered::local)
-                .map_err(ApiError::bad_request),
-            answered => answered.map(Answered::stored),
-        }
+        let local = match insurance.while_away(engine, &call).await {
+            Some(local) => local,
+            None => match self.store_call(operation, call.run(engine)).await {
+                Err(err) if err.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    insurance.redis_failed(engine, &call).await
+                }
+                answered => return answered.map(Answered::stored),
+            },
+        };
+        self.metrics.degraded(operation);
+        local.map(Answered::local).map_err(ApiError::bad_request)
     }
 
     /// Runs one login's engine call within the command timeout (see `call`).

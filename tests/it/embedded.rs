@@ -161,6 +161,18 @@ async fn with_local_insurance_an_attacker_locked_while_redis_is_down_stays_locke
     )
     .await;
     assert_eq!(other["locked"], false, "{other}");
+    let metrics = client
+        .get(service.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lockout_degraded_answers_total{endpoint=\"failure\"}"),
+        "local answers are counted as degraded: {metrics}"
+    );
 
     // An empty Redis comes back (it keeps nothing on disk): the attacker's lock is written
     // through, and it stays refused.
