@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::attempt::Field;
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
-use crate::policy::{AccessLog, Combination, IpList, Policy};
+use crate::policy::{AccessLog, Combination, IpList, Limits, Policy};
 use crate::secret::Secret;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisEndpoint, RedisTls, Topology};
@@ -161,7 +161,10 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(environment()).merge(text_environment());
+        figment = figment
+            .merge(environment())
+            .merge(text_environment())
+            .merge(json_environment());
         for (key, value) in [
             ("redis_url", &overrides.redis_url),
             ("prefix", &overrides.prefix),
@@ -239,6 +242,32 @@ fn text_environment() -> Serialized<Map<String, Value>> {
     }
     Serialized::defaults(values)
 }
+
+/// `JSON_KEYS` set in the environment as JSON, which figment's own parsing of environment
+/// values does not read (`[{"fields": ["ip"], "failure_limit": 10}]`): the same shapes as in a
+/// request's policy. A value that is not JSON is left to figment (`ip`, `[ip, username]`).
+fn json_environment() -> Serialized<Map<String, Value>> {
+    let mut values = Map::new();
+    for key in JSON_KEYS {
+        let Ok(text) = std::env::var(environment_variable(key)) else {
+            continue;
+        };
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        let (section, name) = key.split_once('.').expect("a sectioned key");
+        values
+            .entry(section)
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+            .expect("a section is a table")
+            .insert(name.to_string(), value);
+    }
+    Serialized::defaults(values)
+}
+
+/// Keys whose environment values may be JSON (see `json_environment`).
+const JSON_KEYS: [&str; 1] = ["policy.lockout_parameters"];
 
 /// The contents of the file that `key` names, or `None` when it names none.
 fn read_file(key: &str, path: &str) -> Result<Option<Vec<u8>>> {
@@ -357,7 +386,7 @@ struct RawPolicy {
     cooloff: Duration,
     #[serde(with = "humantime_serde")]
     lockout_duration: Option<Duration>,
-    lockout_parameters: Vec<OneOrMany>,
+    lockout_parameters: Vec<RawCombination>,
     lock_out_at_failure: bool,
     reset_on_success: bool,
     reset_cooloff_on_failure_during_lockout: bool,
@@ -377,7 +406,7 @@ impl Default for RawPolicy {
             failure_limit: policy.failure_limit,
             cooloff: policy.cooloff,
             lockout_duration: None,
-            lockout_parameters: vec![OneOrMany::One("ip".into())],
+            lockout_parameters: vec![RawCombination::Fields(OneOrMany::One("ip".into()))],
             lock_out_at_failure: policy.lock_out_at_failure,
             reset_on_success: policy.reset_on_success,
             reset_cooloff_on_failure_during_lockout: policy.reset_cooloff_on_failure_during_lockout,
@@ -398,6 +427,115 @@ impl Default for RawPolicy {
 enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+/// A combination as written: a field name, a list of them, or a table with the fields and
+/// limits of its own (`{ fields = ["ip", "username"], failure_limit = 10, cooloff = "90d" }`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+enum RawCombination {
+    Fields(OneOrMany),
+    Table(Map<String, Value>),
+}
+
+/// The keys a combination's table may hold.
+const COMBINATION_KEYS: [&str; 4] = ["fields", "failure_limit", "cooloff", "lockout_duration"];
+
+impl RawCombination {
+    /// The validated combination; `at` names it in errors (`policy.lockout_parameters[1]`).
+    fn validate(&self, at: &str) -> Result<Combination> {
+        let names = |fields: &OneOrMany| -> Result<Combination> {
+            let fields = fields
+                .items(None)
+                .iter()
+                .map(|name| Field::parse(name))
+                .collect::<Result<Vec<_>>>()?;
+            Combination::new(fields)
+        };
+        let table = match self {
+            RawCombination::Fields(fields) => return names(fields),
+            RawCombination::Table(table) => table,
+        };
+        if let Some(unknown) = table
+            .keys()
+            .find(|key| !COMBINATION_KEYS.contains(&key.as_str()))
+        {
+            return Err(Error::Config(format!(
+                "{at}: unknown key {unknown:?} (expected {})",
+                COMBINATION_KEYS.join(", ")
+            )));
+        }
+        let fields = table.get("fields").ok_or_else(|| {
+            Error::Config(format!(
+                "{at}.fields: missing (the fields counted together)"
+            ))
+        })?;
+        let fields: OneOrMany = serde_json::from_value(fields.clone()).map_err(|_| {
+            Error::Config(format!(
+                "{at}.fields: a field name or a list of field names"
+            ))
+        })?;
+        let failure_limit = table
+            .get("failure_limit")
+            .map(|limit| {
+                serde_json::from_value::<NonZeroU32>(limit.clone()).map_err(|_| {
+                    Error::Config(format!(
+                        "{at}.failure_limit: {limit} is not a whole number from 1"
+                    ))
+                })
+            })
+            .transpose()?;
+        let duration = |key: &str| -> Result<Option<Duration>> {
+            let Some(value) = table.get(key) else {
+                return Ok(None);
+            };
+            let duration = value
+                .as_str()
+                .and_then(|text| humantime::parse_duration(text).ok())
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "{at}.{key}: {value} is not a duration such as \"90d\" or \"30m\""
+                    ))
+                })?;
+            bounded(&format!("{at}.{key}"), duration).map(Some)
+        };
+        let limits = Limits {
+            failure_limit,
+            cooloff: duration("cooloff")?,
+            lockout_duration: duration("lockout_duration")?,
+        };
+        Ok(names(&fields)?.with_limits(limits))
+    }
+}
+
+impl From<&Combination> for RawCombination {
+    fn from(combination: &Combination) -> Self {
+        let fields = OneOrMany::Many(combination.names().into_iter().map(String::from).collect());
+        let limits = combination.limits();
+        if limits.is_empty() {
+            return RawCombination::Fields(fields);
+        }
+        let mut table = Map::new();
+        table.insert(
+            "fields".into(),
+            serde_json::to_value(fields).expect("a list of names"),
+        );
+        if let Some(limit) = limits.failure_limit {
+            table.insert("failure_limit".into(), limit.get().into());
+        }
+        for (key, duration) in [
+            ("cooloff", limits.cooloff),
+            ("lockout_duration", limits.lockout_duration),
+        ] {
+            if let Some(duration) = duration {
+                table.insert(
+                    key.into(),
+                    humantime::format_duration(duration).to_string().into(),
+                );
+            }
+        }
+        RawCombination::Table(table)
+    }
 }
 
 impl OneOrMany {
@@ -624,16 +762,22 @@ impl RawPolicy {
             ));
         }
         let mut combinations: Vec<Combination> = Vec::new();
-        for combination in &self.lockout_parameters {
-            let fields = combination
-                .items(None)
+        for (index, combination) in self.lockout_parameters.iter().enumerate() {
+            let at = format!("policy.lockout_parameters[{index}]");
+            let combination = combination.validate(&at)?;
+            // `["ip", "ip_address"]` names one combination twice: counted once; with other
+            // limits it would be two counts of one identity.
+            match combinations
                 .iter()
-                .map(|name| Field::parse(name))
-                .collect::<Result<Vec<_>>>()?;
-            // `["ip", "ip_address"]` names one combination twice: counted once.
-            let combination = Combination::new(fields)?;
-            if !combinations.contains(&combination) {
-                combinations.push(combination);
+                .find(|known| known.fields() == combination.fields())
+            {
+                Some(known) if *known == combination => {}
+                Some(_) => {
+                    return Err(Error::Config(format!(
+                        "{at}: {combination} is named twice with different limits"
+                    )))
+                }
+                None => combinations.push(combination),
             }
         }
         Ok(Policy {
@@ -668,9 +812,7 @@ impl From<&Policy> for RawPolicy {
             lockout_parameters: policy
                 .combinations
                 .iter()
-                .map(|combination| {
-                    OneOrMany::Many(combination.names().into_iter().map(String::from).collect())
-                })
+                .map(RawCombination::from)
                 .collect(),
             lock_out_at_failure: policy.lock_out_at_failure,
             reset_on_success: policy.reset_on_success,
@@ -821,6 +963,87 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), toml).unwrap();
         Config::load(Some(file.path()), &Overrides::default()).map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn combinations_may_set_limits_of_their_own() {
+        let recipe = load_toml(
+            "[policy]\nlockout_parameters = [\n  { fields = [\"ip\", \"username\"], failure_limit = 10, cooloff = \"90d\", lockout_duration = \"1h\" },\n  { fields = \"ip\", failure_limit = 100, cooloff = \"1d\" },\n  \"username\",\n]\n",
+        )
+        .unwrap();
+        let limits: Vec<(Vec<&str>, Limits)> = recipe
+            .policy
+            .combinations
+            .iter()
+            .map(|combination| (combination.names(), *combination.limits()))
+            .collect();
+        let day = Duration::from_secs(24 * 3600);
+        assert_eq!(
+            limits,
+            [
+                (
+                    vec!["ip", "username"],
+                    Limits {
+                        failure_limit: NonZeroU32::new(10),
+                        cooloff: Some(90 * day),
+                        lockout_duration: Some(Duration::from_secs(3600)),
+                    }
+                ),
+                (
+                    vec!["ip"],
+                    Limits {
+                        failure_limit: NonZeroU32::new(100),
+                        cooloff: Some(day),
+                        lockout_duration: None,
+                    }
+                ),
+                (vec!["username"], Limits::default()),
+            ]
+        );
+        // A request's policy takes the same shape, and the configured one goes through JSON
+        // unchanged.
+        let requested = apply(serde_json::json!({
+            "lockout_parameters": [{"fields": ["username", "ip"], "failure_limit": 10, "cooloff": "90d", "lockout_duration": "1h"}, {"fields": "ip", "failure_limit": 100, "cooloff": "1d"}, "username"],
+        }))
+        .unwrap();
+        assert_eq!(requested.combinations, recipe.policy.combinations);
+        assert_eq!(
+            RequestPolicies::new(&recipe.policy)
+                .apply(&Map::new())
+                .unwrap(),
+            recipe.policy
+        );
+        for (parameters, message) in [
+            (
+                serde_json::json!([{"fields": "ip", "limit": 3}]),
+                "policy.lockout_parameters[0]: unknown key \"limit\" (expected fields, failure_limit, cooloff, lockout_duration)",
+            ),
+            (
+                serde_json::json!([{"failure_limit": 3}]),
+                "policy.lockout_parameters[0].fields: missing",
+            ),
+            (
+                serde_json::json!(["ip", {"fields": "ip", "cooloff": "soon"}]),
+                "policy.lockout_parameters[1].cooloff: \"soon\" is not a duration",
+            ),
+            (
+                serde_json::json!([{"fields": "ip", "failure_limit": 0}]),
+                "policy.lockout_parameters[0].failure_limit: 0 is not a whole number from 1",
+            ),
+            (
+                serde_json::json!([{"fields": "ip", "lockout_duration": "400d"}]),
+                "policy.lockout_parameters[0].lockout_duration: must be at most 365 days",
+            ),
+            (
+                serde_json::json!(["ip", {"fields": ["ip_address"], "failure_limit": 5}]),
+                "policy.lockout_parameters[1]: ip is named twice with different limits",
+            ),
+        ] {
+            let err = apply(serde_json::json!({ "lockout_parameters": parameters }))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(message), "{err}");
+        }
     }
 
     #[test]

@@ -85,22 +85,29 @@ pub struct FailureCount {
 pub struct Engine<S> {
     store: S,
     policy: Policy,
-    rule: FailureRule,
+    /// Each combination's rule, in the policy's order.
+    rules: Vec<FailureRule>,
     cache: Option<Arc<LockCache>>,
+}
+
+/// The identities an attempt forms, each with its combination and the rule it counts under.
+struct Formed {
+    combinations: Vec<Combination>,
+    identities: Vec<Identity>,
+    rules: Vec<FailureRule>,
 }
 
 impl<S: Store> Engine<S> {
     pub fn new(store: S, policy: Policy) -> Self {
-        let rule = FailureRule {
-            cooloff: policy.cooloff,
-            lockout_duration: policy.lockout_duration,
-            failure_limit: policy.failure_limit.get(),
-            lock_out_at_failure: policy.lock_out_at_failure,
-        };
+        let rules = policy
+            .combinations
+            .iter()
+            .map(|combination| rule_of(&policy, combination))
+            .collect();
         Engine {
             store,
             policy,
-            rule,
+            rules,
             cache: None,
         }
     }
@@ -112,12 +119,8 @@ impl<S: Store> Engine<S> {
         S: Clone + 'static,
     {
         let cache = Arc::new(LockCache::default());
-        let tasks = LockCacheTasks::start(
-            cache.clone(),
-            self.store.clone(),
-            self.rule,
-            self.policy.access_log,
-        );
+        let tasks =
+            LockCacheTasks::start(cache.clone(), self.store.clone(), self.policy.access_log);
         self.cache = Some(cache);
         (self, tasks)
     }
@@ -147,11 +150,15 @@ impl<S: Store> Engine<S> {
         if self.policy.never_lockout.contains(attempt.ip) {
             return Ok(Verdict::Allowed);
         }
-        let (combinations, identities) = self.identities(attempt);
+        let Formed {
+            combinations,
+            identities,
+            rules,
+        } = self.identities(attempt);
         if identities.is_empty() {
             return Ok(Verdict::Allowed);
         }
-        if let Some(lockout) = self.refuse_from_cache(attempt, &combinations, &identities) {
+        if let Some(lockout) = self.refuse_from_cache(attempt, &combinations, &identities, &rules) {
             return Ok(Verdict::Locked(lockout));
         }
         let generation = self.cache_generation();
@@ -165,7 +172,7 @@ impl<S: Store> Engine<S> {
             let generation = self.cache_generation();
             let states = self
                 .store
-                .record_failures(&identities, &self.rule, attempt, true, log)
+                .record_failures(&identities, &rules, attempt, true, log)
                 .await?;
             let locks = states.iter().map(|state| state.lock_remaining);
             self.remember(&identities, locks, generation);
@@ -182,7 +189,7 @@ impl<S: Store> Engine<S> {
                 })
                 .collect()
         };
-        let started = self.started(&combinations, &states);
+        let started = started(&combinations, &rules, &states);
         Ok(Verdict::Locked(Lockout::of(
             &combinations,
             &states,
@@ -204,7 +211,11 @@ impl<S: Store> Engine<S> {
         if self.policy.never_lockout.contains(attempt.ip) {
             return Ok(unrecorded(Verdict::Allowed));
         }
-        let (combinations, identities) = self.identities(attempt);
+        let Formed {
+            combinations,
+            identities,
+            ..
+        } = self.identities(attempt);
         if identities.is_empty() {
             return Ok(unrecorded(Verdict::Allowed));
         }
@@ -232,13 +243,17 @@ impl<S: Store> Engine<S> {
                 started: Vec::new(),
             });
         }
-        let (combinations, identities) = self.identities(attempt);
+        let Formed {
+            combinations,
+            identities,
+            rules,
+        } = self.identities(attempt);
         let log = self.log(attempt, Outcome::Failure);
         if identities.is_empty() {
             if let Some(log) = log {
                 self.store.append_log(log).await?;
             }
-            return Ok(self.report(combinations, Vec::new()));
+            return Ok(report(combinations, &rules, Vec::new()));
         }
         if !self.policy.reset_cooloff_on_failure_during_lockout {
             // As in Axes: a failure during a lockout records nothing, so the lock ends on time.
@@ -246,18 +261,18 @@ impl<S: Store> Engine<S> {
             if states.iter().any(|state| state.lock_remaining.is_some()) {
                 return Ok(FailureReport {
                     started: Vec::new(), // nothing was recorded, so nothing started
-                    ..self.report(combinations, states)
+                    ..report(combinations, &rules, states)
                 });
             }
         }
         let generation = self.cache_generation();
         let states = self
             .store
-            .record_failures(&identities, &self.rule, attempt, false, log)
+            .record_failures(&identities, &rules, attempt, false, log)
             .await?;
         let locks = states.iter().map(|state| state.lock_remaining);
         self.remember(&identities, locks, generation);
-        Ok(self.report(combinations, states))
+        Ok(report(combinations, &rules, states))
     }
 
     /// After a successful login: clears the attempt's identities when `reset_on_success` is
@@ -266,7 +281,7 @@ impl<S: Store> Engine<S> {
         if self.policy.deny.contains(attempt.ip) || self.policy.never_lockout.contains(attempt.ip) {
             return Ok(false);
         }
-        let (_, identities) = self.identities(attempt);
+        let identities = self.identities(attempt).identities;
         let log = self.log(attempt, Outcome::Success);
         if self.policy.reset_on_success && !identities.is_empty() {
             return Ok(self.store.clear(&identities, log).await? > 0);
@@ -335,35 +350,23 @@ impl<S: Store> Engine<S> {
         target.counted(|ip| self.policy.counted_ip(ip))
     }
 
-    /// The attempt's identities with the combination each comes from, its IP as it is counted
-    /// (IPv6 per network); combinations whose fields the attempt lacks form none.
-    fn identities(&self, attempt: &Attempt) -> (Vec<Combination>, Vec<Identity>) {
+    /// The attempt's identities with the combination each comes from and its rule, its IP as
+    /// it is counted (IPv6 per network); combinations whose fields the attempt lacks form none.
+    fn identities(&self, attempt: &Attempt) -> Formed {
         let ip = self.policy.counted_ip(attempt.ip);
-        self.policy
-            .combinations
-            .iter()
-            .filter_map(|combination| {
-                Identity::counted_as(attempt, ip, combination)
-                    .map(|identity| (combination.clone(), identity))
-            })
-            .unzip()
-    }
-
-    /// Identities locked by the failure just recorded: their count has just reached the limit.
-    fn started(&self, combinations: &[Combination], states: &[IdentityState]) -> Vec<Combination> {
-        let limit = u64::from(self.rule.failure_limit);
-        select(combinations, states, |state| {
-            state.lock_remaining.is_some() && state.failures == limit
-        })
-    }
-
-    fn report(&self, combinations: Vec<Combination>, states: Vec<IdentityState>) -> FailureReport {
-        FailureReport {
-            locked: states.iter().any(|state| state.lock_remaining.is_some()),
-            retry_after: latest_lock_end(&states),
-            started: self.started(&combinations, &states),
-            failures: counts(combinations, &states),
+        let mut formed = Formed {
+            combinations: Vec::new(),
+            identities: Vec::new(),
+            rules: Vec::new(),
+        };
+        for (combination, rule) in self.policy.combinations.iter().zip(&self.rules) {
+            if let Some(identity) = Identity::counted_as(attempt, ip, combination) {
+                formed.combinations.push(combination.clone());
+                formed.identities.push(identity);
+                formed.rules.push(*rule);
+            }
         }
+        formed
     }
 
     /// With the lock cache on and every identity of the attempt known locked: the refusal,
@@ -373,9 +376,11 @@ impl<S: Store> Engine<S> {
         attempt: &Attempt,
         combinations: &[Combination],
         identities: &[Identity],
+        rules: &[FailureRule],
     ) -> Option<Lockout> {
         let retry_after = self.cache.as_ref()?.refuse(
             identities,
+            rules,
             attempt,
             self.policy.reset_cooloff_on_failure_during_lockout,
             self.policy.access_log.is_some(),
@@ -408,7 +413,7 @@ impl<S: Store> Engine<S> {
     /// Records the refusals the lock cache, if on, still holds: for a graceful shutdown.
     pub async fn flush_lock_cache(&self) {
         if let Some(cache) = &self.cache {
-            lock_cache::flush(cache, &self.store, &self.rule, self.policy.access_log).await;
+            lock_cache::flush(cache, &self.store, self.policy.access_log).await;
         }
     }
 
@@ -446,6 +451,46 @@ impl Lockout {
             locked_by: Vec::new(),
             started: Vec::new(),
         }
+    }
+}
+
+/// The rule `combination` counts under: its own limits, else the policy's.
+fn rule_of(policy: &Policy, combination: &Combination) -> FailureRule {
+    let own = combination.limits();
+    FailureRule {
+        cooloff: own.cooloff.unwrap_or(policy.cooloff),
+        lockout_duration: own.lockout_duration.unwrap_or(policy.lockout_duration),
+        failure_limit: own.failure_limit.unwrap_or(policy.failure_limit).get(),
+        lock_out_at_failure: policy.lock_out_at_failure,
+    }
+}
+
+/// Identities locked by the failure just recorded: their count has just reached their limit.
+fn started(
+    combinations: &[Combination],
+    rules: &[FailureRule],
+    states: &[IdentityState],
+) -> Vec<Combination> {
+    combinations
+        .iter()
+        .zip(rules.iter().zip(states))
+        .filter(|(_, (rule, state))| {
+            state.lock_remaining.is_some() && state.failures == u64::from(rule.failure_limit)
+        })
+        .map(|(combination, _)| combination.clone())
+        .collect()
+}
+
+fn report(
+    combinations: Vec<Combination>,
+    rules: &[FailureRule],
+    states: Vec<IdentityState>,
+) -> FailureReport {
+    FailureReport {
+        locked: states.iter().any(|state| state.lock_remaining.is_some()),
+        retry_after: latest_lock_end(&states),
+        started: started(&combinations, rules, &states),
+        failures: counts(combinations, &states),
     }
 }
 

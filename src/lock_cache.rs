@@ -65,17 +65,19 @@ impl State {
     fn queue_refusal(
         &mut self,
         identities: &[Identity],
+        rules: &[FailureRule],
         attempt: &Attempt,
         record: bool,
         log: bool,
     ) {
         if record {
-            for identity in identities {
+            for (identity, rule) in identities.iter().zip(rules) {
                 let refusals = self
                     .refusals
                     .entry(identity.tag().to_string())
                     .or_insert_with(|| Refusals {
                         identity: identity.clone(),
+                        rule: *rule,
                         count: 0,
                         user_agent: None,
                         path: None,
@@ -121,6 +123,7 @@ impl LockCache {
     pub fn refuse(
         &self,
         identities: &[Identity],
+        rules: &[FailureRule],
         attempt: &Attempt,
         record: bool,
         log: bool,
@@ -139,7 +142,7 @@ impl LockCache {
                 .filter(|left| !left.is_zero())?;
             longest = longest.max(left);
         }
-        state.queue_refusal(identities, attempt, record, log);
+        state.queue_refusal(identities, rules, attempt, record, log);
         Some(longest)
     }
 
@@ -224,7 +227,6 @@ impl LockCacheTasks {
     pub fn start<S: Store + Clone + 'static>(
         cache: Arc<LockCache>,
         store: S,
-        rule: FailureRule,
         access_log: Option<AccessLog>,
     ) -> Self {
         let listener = tokio::spawn({
@@ -270,7 +272,7 @@ impl LockCacheTasks {
             let mut ticks = tokio::time::interval(FLUSH_INTERVAL);
             loop {
                 ticks.tick().await;
-                flush(&cache, &store, &rule, access_log).await;
+                flush(&cache, &store, access_log).await;
             }
         });
         LockCacheTasks {
@@ -280,12 +282,7 @@ impl LockCacheTasks {
 }
 
 /// Records the refusals queued so far (the flusher's work, and a graceful shutdown's last).
-pub async fn flush<S: Store>(
-    cache: &LockCache,
-    store: &S,
-    rule: &FailureRule,
-    access_log: Option<AccessLog>,
-) {
+pub async fn flush<S: Store>(cache: &LockCache, store: &S, access_log: Option<AccessLog>) {
     let generation = cache.generation();
     let (refusals, logs) = cache.take_pending();
     if refusals.is_empty() && logs.is_empty() {
@@ -303,7 +300,7 @@ pub async fn flush<S: Store>(
                 .collect()
         })
         .unwrap_or_default();
-    match store.record_refusals(&refusals, rule, &appends).await {
+    match store.record_refusals(&refusals, &appends).await {
         Ok(states) => {
             let identities: Vec<Identity> = refusals.into_iter().map(|r| r.identity).collect();
             let locks = states.iter().map(|state| state.lock_remaining);
@@ -331,9 +328,17 @@ mod tests {
         cache.notice(ResetNotice::Removed(vec![identity.tag().to_string()]));
         cache.remember(std::slice::from_ref(&identity), [locked], before_the_reset);
         let identities = std::slice::from_ref(&identity);
-        assert_eq!(cache.refuse(identities, &attempt, true, true), None);
+        let rules = [FailureRule {
+            cooloff: Duration::from_secs(60),
+            lockout_duration: Duration::from_secs(60),
+            failure_limit: 1,
+            lock_out_at_failure: true,
+        }];
+        assert_eq!(cache.refuse(identities, &rules, &attempt, true, true), None);
         // A read after the reset is remembered.
         cache.remember(identities, [locked], cache.generation());
-        assert!(cache.refuse(identities, &attempt, true, true).is_some());
+        assert!(cache
+            .refuse(identities, &rules, &attempt, true, true)
+            .is_some());
     }
 }

@@ -12,10 +12,28 @@ use ipnet::IpNet;
 use crate::attempt::{canonical_ip, Field};
 use crate::error::{Error, Result};
 
-/// Fields that are counted together (AND). Sorted and without repeats, so `["username","ip"]`
-/// and `["ip","username"]` are one and the same combination.
+/// Fields that are counted together (AND), with limits of their own where set. Sorted and
+/// without repeats, so `["username","ip"]` and `["ip","username"]` are one and the same
+/// combination.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Combination(Vec<Field>);
+pub struct Combination {
+    fields: Vec<Field>,
+    limits: Limits,
+}
+
+/// What a combination sets for itself; each limit it leaves unset is the policy's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Limits {
+    pub failure_limit: Option<NonZeroU32>,
+    pub cooloff: Option<Duration>,
+    pub lockout_duration: Option<Duration>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+}
 
 impl Combination {
     pub fn new(fields: impl IntoIterator<Item = Field>) -> Result<Self> {
@@ -27,16 +45,28 @@ impl Combination {
                 "policy.lockout_parameters: a combination needs at least one field".into(),
             ));
         }
-        Ok(Combination(fields))
+        Ok(Combination {
+            fields,
+            limits: Limits::default(),
+        })
+    }
+
+    /// The same fields, with `limits` instead of the policy's.
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Combination { limits, ..self }
     }
 
     pub fn fields(&self) -> &[Field] {
-        &self.0
+        &self.fields
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The field names, as the JSON answers list them.
     pub fn names(&self) -> Vec<&'static str> {
-        self.0.iter().map(|field| field.name()).collect()
+        self.fields.iter().map(|field| field.name()).collect()
     }
 }
 
@@ -102,7 +132,8 @@ pub struct Policy {
     pub cooloff: Duration,
     /// How long a lock flag lives after the failure that set or renewed it.
     pub lockout_duration: Duration,
-    /// Locked when any combination is locked (OR across the list, AND inside one).
+    /// Locked when any combination is locked (OR across the list, AND inside one); each may
+    /// set its own limits (see `Policy::limits_of`).
     pub combinations: Vec<Combination>,
     pub lock_out_at_failure: bool,
     pub reset_on_success: bool,
@@ -134,7 +165,7 @@ impl Default for Policy {
             failure_limit: NonZeroU32::new(3).expect("non-zero"),
             cooloff,
             lockout_duration: cooloff,
-            combinations: vec![Combination(vec![Field::Ip])],
+            combinations: vec![Combination::new([Field::Ip]).expect("one field")],
             lock_out_at_failure: true,
             reset_on_success: false,
             reset_cooloff_on_failure_during_lockout: true,

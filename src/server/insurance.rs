@@ -152,7 +152,7 @@ impl Shared {
             let redis = self.redis.with_keys(leftover.keys.clone())?;
             let local = self.local.with_keys(leftover.keys.clone())?;
             for batch in leftover.refusals.chunks(WRITE_THROUGH_BATCH) {
-                redis.record_refusals(batch, &leftover.rule, &[]).await?;
+                redis.record_refusals(batch, &[]).await?;
                 let identities: Vec<_> = batch.iter().map(|r| r.identity.clone()).collect();
                 local.forget(&identities);
                 written += batch.len();

@@ -90,23 +90,22 @@ impl Store for AnyStore {
     async fn record_failures(
         &self,
         identities: &[Identity],
-        rule: &FailureRule,
+        rules: &[FailureRule],
         attempt: &Attempt,
         refused: bool,
         log: Option<LogAppend<'_>>,
     ) -> Result<Vec<IdentityState>> {
         on_the_store!(self, store => {
-            store.record_failures(identities, rule, attempt, refused, log).await
+            store.record_failures(identities, rules, attempt, refused, log).await
         })
     }
 
     async fn record_refusals(
         &self,
         refusals: &[Refusals],
-        rule: &FailureRule,
         logs: &[LogAppend<'_>],
     ) -> Result<Vec<IdentityState>> {
-        on_the_store!(self, store => store.record_refusals(refusals, rule, logs).await)
+        on_the_store!(self, store => store.record_refusals(refusals, logs).await)
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {

@@ -113,11 +113,10 @@ type SpaceId = usize;
 type Tag = Arc<str>;
 
 /// What an outage left in the store (see `MemoryStore::leftovers`): the failures counted in
-/// one keyspace under one rule, as refusals to record elsewhere.
+/// one keyspace, as refusals to record elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leftover {
     pub keys: Keyspace,
-    pub rule: FailureRule,
     pub refusals: Vec<Refusals>,
 }
 
@@ -156,6 +155,7 @@ struct Space {
 
 /// Failures to add to one identity, as `fail.lua` takes them.
 struct Failure<'a> {
+    rule: &'a FailureRule,
     count: u64,
     /// Refused on a lock read before (or coalesced by a lock cache): dropped while the
     /// identity's reset marker lives.
@@ -243,34 +243,30 @@ impl MemoryStore {
         &self.keys
     }
 
-    /// The failures of every keyspace, by keyspace and rule, without removing them: what an
-    /// instance counted alone while Redis was away, to be written there (see `forget`).
+    /// The failures of every keyspace that holds any, each under the rule of its latest,
+    /// without removing them: what an instance counted alone while Redis was away, to be
+    /// written there (see `forget`).
     pub fn leftovers(&self) -> Vec<Leftover> {
         let (state, _) = self.state();
-        let mut leftovers: Vec<Leftover> = Vec::new();
-        for space in &state.spaces {
-            for (tag, record) in &space.records {
-                let refusal = Refusals {
-                    identity: identity_of(tag),
-                    count: record.failures,
-                    user_agent: record.user_agent.as_deref().map(String::from),
-                    path: record.path.as_deref().map(String::from),
-                };
-                let keys = &space.keys;
-                match leftovers
-                    .iter_mut()
-                    .find(|leftover| leftover.keys == *keys && leftover.rule == record.rule)
-                {
-                    Some(leftover) => leftover.refusals.push(refusal),
-                    None => leftovers.push(Leftover {
-                        keys: keys.clone(),
+        state
+            .spaces
+            .iter()
+            .filter(|space| !space.records.is_empty())
+            .map(|space| Leftover {
+                keys: space.keys.clone(),
+                refusals: space
+                    .records
+                    .iter()
+                    .map(|(tag, record)| Refusals {
+                        identity: identity_of(tag),
                         rule: record.rule,
-                        refusals: vec![refusal],
-                    }),
-                }
-            }
-        }
-        leftovers
+                        count: record.failures,
+                        user_agent: record.user_agent.as_deref().map(String::from),
+                        path: record.path.as_deref().map(String::from),
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     /// Drops the records of `identities`, as if they had never failed: no reset marker, no
@@ -320,14 +316,13 @@ impl MemoryStore {
     /// `failures` at one moment, then `logs`; each identity's new state.
     fn record<'a>(
         &self,
-        rule: &FailureRule,
         failures: impl Iterator<Item = (&'a Identity, Failure<'a>)>,
         logs: &[LogAppend<'_>],
     ) -> Vec<IdentityState> {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
         let states = failures
-            .map(|(identity, failure)| state.fail(self.space, identity, rule, failure, (now, wall)))
+            .map(|(identity, failure)| state.fail(self.space, identity, failure, (now, wall)))
             .collect();
         for log in logs {
             state.append(self.space, log, now, wall);
@@ -460,11 +455,11 @@ impl State {
         &mut self,
         space: SpaceId,
         identity: &Identity,
-        rule: &FailureRule,
         failure: Failure<'_>,
         (now, wall): (Instant, SystemTime),
     ) -> IdentityState {
         let Failure {
+            rule,
             count,
             refused,
             user_agent,
@@ -612,13 +607,14 @@ impl Store for MemoryStore {
     async fn record_failures(
         &self,
         identities: &[Identity],
-        rule: &FailureRule,
+        rules: &[FailureRule],
         attempt: &Attempt,
         refused: bool,
         log: Option<LogAppend<'_>>,
     ) -> Result<Vec<IdentityState>> {
-        let failures = identities.iter().map(|identity| {
+        let failures = identities.iter().zip(rules).map(|(identity, rule)| {
             let failure = Failure {
+                rule,
                 count: 1,
                 refused,
                 user_agent: attempt.user_agent.as_deref(),
@@ -626,17 +622,17 @@ impl Store for MemoryStore {
             };
             (identity, failure)
         });
-        Ok(self.record(rule, failures, log.as_slice()))
+        Ok(self.record(failures, log.as_slice()))
     }
 
     async fn record_refusals(
         &self,
         refusals: &[Refusals],
-        rule: &FailureRule,
         logs: &[LogAppend<'_>],
     ) -> Result<Vec<IdentityState>> {
         let failures = refusals.iter().map(|refusal| {
             let failure = Failure {
+                rule: &refusal.rule,
                 count: refusal.count,
                 refused: true,
                 user_agent: refusal.user_agent.as_deref(),
@@ -644,7 +640,7 @@ impl Store for MemoryStore {
             };
             (&refusal.identity, failure)
         });
-        Ok(self.record(rule, failures, logs))
+        Ok(self.record(failures, logs))
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {

@@ -42,10 +42,12 @@ pub struct LogAppend<'a> {
     pub count: u64,
 }
 
-/// Refused attempts of one identity, coalesced by a lock cache, to be recorded as failures.
+/// Refused attempts of one identity, coalesced by a lock cache, to be recorded as failures
+/// under `rule` (its combination's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusals {
     pub identity: Identity,
+    pub rule: FailureRule,
     pub count: u64,
     pub user_agent: Option<String>,
     pub path: Option<String>,
@@ -84,14 +86,14 @@ pub trait Store: Send + Sync {
         identities: &[Identity],
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 
-    /// Adds one failure to each identity (locking at the limit, renewing present locks) and
-    /// appends `log`; answers each identity's new state. A `refused` attempt was refused on
-    /// locks read before: an identity reset since (see `Keyspace::reset_marker`) does not count
-    /// it.
+    /// Adds one failure to each identity under its rule (`rules`, in order: locking at the
+    /// limit, renewing present locks) and appends `log`; answers each identity's new state. A
+    /// `refused` attempt was refused on locks read before: an identity reset since (see
+    /// `Keyspace::reset_marker`) does not count it.
     fn record_failures(
         &self,
         identities: &[Identity],
-        rule: &FailureRule,
+        rules: &[FailureRule],
         attempt: &Attempt,
         refused: bool,
         log: Option<LogAppend<'_>>,
@@ -102,7 +104,6 @@ pub trait Store: Send + Sync {
     fn record_refusals(
         &self,
         refusals: &[Refusals],
-        rule: &FailureRule,
         logs: &[LogAppend<'_>],
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 

@@ -624,14 +624,15 @@ impl Store for RedisStore {
     async fn record_failures(
         &self,
         identities: &[Identity],
-        rule: &FailureRule,
+        rules: &[FailureRule],
         attempt: &Attempt,
         refused: bool,
         log: Option<LogAppend<'_>>,
     ) -> Result<Vec<IdentityState>> {
         let mut requests: Vec<Cmd> = identities
             .iter()
-            .map(|identity| {
+            .zip(rules)
+            .map(|(identity, rule)| {
                 self.fail_request(
                     identity,
                     rule,
@@ -649,7 +650,6 @@ impl Store for RedisStore {
     async fn record_refusals(
         &self,
         refusals: &[Refusals],
-        rule: &FailureRule,
         logs: &[LogAppend<'_>],
     ) -> Result<Vec<IdentityState>> {
         let mut requests: Vec<Cmd> = refusals
@@ -657,7 +657,7 @@ impl Store for RedisStore {
             .map(|refusal| {
                 self.fail_request(
                     &refusal.identity,
-                    rule,
+                    &refusal.rule,
                     refusal.count,
                     true,
                     refusal.user_agent.as_deref(),

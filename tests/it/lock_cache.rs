@@ -138,21 +138,17 @@ async fn refusals_counted_before_a_reset_are_dropped_after_it(redis: Backend) {
     // the reset: it would lock the identity again at once.
     let batch = [Refusals {
         identity,
+        rule: FailureRule {
+            cooloff: Duration::from_secs(1800),
+            lockout_duration: Duration::from_secs(1800),
+            failure_limit: 3,
+            lock_out_at_failure: true,
+        },
         count: 40,
         user_agent: None,
         path: None,
     }];
-    let rule = FailureRule {
-        cooloff: Duration::from_secs(1800),
-        lockout_duration: Duration::from_secs(1800),
-        failure_limit: 3,
-        lock_out_at_failure: true,
-    };
-    let states = engine
-        .store()
-        .record_refusals(&batch, &rule, &[])
-        .await
-        .unwrap();
+    let states = engine.store().record_refusals(&batch, &[]).await.unwrap();
     assert_eq!(states[0].lock_remaining, None);
     assert_eq!(engine.check(&attacker).await.unwrap(), Verdict::Allowed);
     assert_eq!(failures(&engine, "ip=10.8.8.8").await, 0);

@@ -12,6 +12,7 @@ mod failover;
 mod instances;
 mod lock_cache;
 mod memory;
+mod policies;
 mod proxy;
 mod request_policy;
 mod resends;
