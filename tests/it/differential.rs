@@ -1,6 +1,6 @@
-//! The in-process store answers as Redis does: random policies and random sequences of checks,
-//! inspections, failures, successes, resets (all, by IP, username, pair, either, prefixes; dry
-//! runs too), listings, access-log reads and log resets, over a few IPs and usernames so that
+//! The in-process store answers as Redis does: random policies (some combinations with limits of
+//! their own) and random sequences of checks, inspections, failures, successes, resets (all, by
+//! IP, username, pair, either, prefixes; dry runs too), listings, access-log reads and log resets, over a few IPs and usernames so that
 //! identities collide, run side by side on a real Redis and on a fresh `MemoryStore`, with the
 //! same answer required at every step. Time moves through `Backend::advance`, never by waiting.
 //!
@@ -18,9 +18,11 @@
 //!   own clock, which `advance` does not move, so resets remove everything or nothing.
 
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use lockout::attempt::parse_ip;
+use lockout::policy::Limits;
 use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome};
 use lockout::{AnyStore, Attempt, Engine, FailureReport, Policy, Standing, Target, Verdict};
 use proptest::collection::vec;
@@ -219,6 +221,15 @@ fn whole_verdict(verdict: Verdict) -> Verdict {
 
 fn policy() -> impl Strategy<Value = Policy> {
     let seconds = || (1..=30u64).prop_map(Duration::from_secs);
+    // Limits of their own for some combinations (the others keep the policy's).
+    let own_limits = vec(
+        option::of((
+            option::of(1..=4u32),
+            option::of(seconds()),
+            option::of(seconds()),
+        )),
+        2,
+    );
     (
         1..=4u32,
         select(COMBINATIONS),
@@ -227,15 +238,28 @@ fn policy() -> impl Strategy<Value = Policy> {
         // Mostly locking: a policy that only counts has fewer states to tell apart.
         prop::bool::weighted(0.8),
         any::<[bool; 2]>(),
+        own_limits,
     )
         .prop_map(
-            |(limit, combinations, cooloff, lockout, at_failure, [on_success, extend])| Policy {
-                cooloff,
-                lockout_duration: lockout.unwrap_or(cooloff),
-                lock_out_at_failure: at_failure,
-                reset_on_success: on_success,
-                reset_cooloff_on_failure_during_lockout: extend,
-                ..support::policy(limit, combinations)
+            |(limit, combinations, cooloff, lockout, at_failure, [on_success, extend], own)| {
+                let mut policy = Policy {
+                    cooloff,
+                    lockout_duration: lockout.unwrap_or(cooloff),
+                    lock_out_at_failure: at_failure,
+                    reset_on_success: on_success,
+                    reset_cooloff_on_failure_during_lockout: extend,
+                    ..support::policy(limit, combinations)
+                };
+                for (combination, own) in policy.combinations.iter_mut().zip(own) {
+                    if let Some((failure_limit, cooloff, lockout_duration)) = own {
+                        *combination = combination.clone().with_limits(Limits {
+                            failure_limit: failure_limit.and_then(NonZeroU32::new),
+                            cooloff,
+                            lockout_duration,
+                        });
+                    }
+                }
+                policy
             },
         )
 }
