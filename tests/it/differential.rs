@@ -1,8 +1,9 @@
 //! The in-process store answers as Redis does: random policies (some combinations with limits of
 //! their own) and random sequences of checks, inspections, failures, successes, resets (all, by
-//! IP, username, pair, either, prefixes; dry runs too), listings, access-log reads and log resets, over a few IPs and usernames so that
-//! identities collide, run side by side on a real Redis and on a fresh `MemoryStore`, with the
-//! same answer required at every step. Time moves through `Backend::advance`, never by waiting.
+//! IP, username, pair, either, prefixes; dry runs too), listings, access-log reads and log
+//! resets, over a few IPs and usernames so that identities collide, run side by side on a real
+//! Redis and on a fresh `MemoryStore`, with the same answer required at every step. Time moves
+//! through `Backend::advance`, never by waiting.
 //!
 //! What is not compared, and why:
 //! - wall-clock times (failure times, log entry times): Redis stamps them with the real clock;
