@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::attempt::Field;
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
-use crate::policy::{AccessLog, Combination, IpList, Limits, Policy};
+use crate::policy::{AccessLog, Backoff, Combination, IpList, Limits, Policy, Repeat};
 use crate::secret::Secret;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisEndpoint, RedisTls, Topology};
@@ -397,6 +397,11 @@ struct RawPolicy {
     access_log_retention: Duration,
     access_log_max_entries: NonZeroU64,
     ipv6_prefix_length: u8,
+    #[serde(with = "humantime_serde")]
+    lockout_memory: Option<Duration>,
+    lockout_backoff: f64,
+    #[serde(with = "humantime_serde")]
+    max_lockout_duration: Duration,
 }
 
 impl Default for RawPolicy {
@@ -416,9 +421,16 @@ impl Default for RawPolicy {
             access_log_retention: policy.access_log.expect("on by default").retention,
             access_log_max_entries: policy.access_log.expect("on by default").max_entries,
             ipv6_prefix_length: policy.ipv6_prefix_length,
+            lockout_memory: None,
+            lockout_backoff: DEFAULT_BACKOFF,
+            max_lockout_duration: DEFAULT_MAX_LOCKOUT,
         }
     }
 }
+
+/// Repeat offenders' defaults: each lockout twice as long as the one before, at most a day.
+const DEFAULT_BACKOFF: f64 = 2.0;
+const DEFAULT_MAX_LOCKOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// A string or a list of strings: a lockout combination (`"ip"` or `["ip","username"]`), or an
 /// IP list (a list, or one comma-separated string as environment variables give it).
@@ -742,6 +754,34 @@ fn bounded(key: &str, duration: Duration) -> Result<Duration> {
 }
 
 impl RawPolicy {
+    /// Repeat offenders, when `lockout_memory` is set: the backoff a factor from 1 to 100, the
+    /// longest lockout no shorter than `lockout_duration`.
+    fn repeat(&self, lockout_duration: Duration) -> Result<Option<Repeat>> {
+        let Some(memory) = self.lockout_memory else {
+            return Ok(None);
+        };
+        let memory = bounded("policy.lockout_memory", memory)?;
+        if !(1.0..=100.0).contains(&self.lockout_backoff) {
+            return Err(Error::Config(format!(
+                "policy.lockout_backoff: {} is not a factor from 1 to 100",
+                self.lockout_backoff
+            )));
+        }
+        let max_lockout = bounded("policy.max_lockout_duration", self.max_lockout_duration)?;
+        if max_lockout < lockout_duration {
+            return Err(Error::Config(format!(
+                "policy.max_lockout_duration: {} is shorter than lockout_duration ({})",
+                humantime::format_duration(max_lockout),
+                humantime::format_duration(lockout_duration)
+            )));
+        }
+        Ok(Some(Repeat {
+            memory,
+            backoff: Backoff(self.lockout_backoff),
+            max_lockout,
+        }))
+    }
+
     fn validate(self) -> Result<Policy> {
         let cooloff = bounded("policy.cooloff", self.cooloff)?;
         let lockout_duration = bounded(
@@ -798,6 +838,7 @@ impl RawPolicy {
                 max_entries: self.access_log_max_entries,
             }),
             ipv6_prefix_length: self.ipv6_prefix_length,
+            repeat: self.repeat(lockout_duration)?,
         })
     }
 }
@@ -831,6 +872,13 @@ impl From<&Policy> for RawPolicy {
                     log.max_entries
                 }),
             ipv6_prefix_length: policy.ipv6_prefix_length,
+            lockout_memory: policy.repeat.map(|repeat| repeat.memory),
+            lockout_backoff: policy
+                .repeat
+                .map_or(DEFAULT_BACKOFF, |repeat| repeat.backoff.0),
+            max_lockout_duration: policy
+                .repeat
+                .map_or(DEFAULT_MAX_LOCKOUT, |repeat| repeat.max_lockout),
         }
     }
 }
@@ -1044,6 +1092,44 @@ mod tests {
                 .to_string();
             assert!(err.starts_with(message), "{err}");
         }
+    }
+
+    #[test]
+    fn repeat_offenders_are_off_unless_a_lockout_memory_is_set() {
+        assert_eq!(load_toml("").unwrap().policy.repeat, None);
+        let on = load_toml("[policy]\nlockout_memory = \"7d\"\n").unwrap();
+        assert_eq!(
+            on.policy.repeat,
+            Some(Repeat {
+                memory: Duration::from_secs(7 * 24 * 3600),
+                backoff: Backoff(2.0),
+                max_lockout: Duration::from_secs(24 * 3600),
+            })
+        );
+        for (toml, message) in [
+            (
+                "[policy]\nlockout_memory = \"7d\"\nlockout_backoff = 0.5\n",
+                "policy.lockout_backoff: 0.5 is not a factor from 1 to 100",
+            ),
+            (
+                "[policy]\nlockout_memory = \"7d\"\ncooloff = \"2d\"\n",
+                "policy.max_lockout_duration: 1day is shorter than lockout_duration (2days)",
+            ),
+            (
+                "[policy]\nlockout_memory = \"400d\"\n",
+                "policy.lockout_memory: must be at most 365 days",
+            ),
+        ] {
+            let err = load_toml(toml).unwrap_err();
+            assert!(err.contains(message), "{toml}: {err}");
+        }
+        // A request may turn it on, and the configured one goes through JSON unchanged.
+        let requested = apply(serde_json::json!({"lockout_memory": "1h", "lockout_backoff": 3}));
+        assert_eq!(requested.unwrap().repeat.unwrap().backoff, Backoff(3.0));
+        assert_eq!(
+            RequestPolicies::new(&on.policy).apply(&Map::new()).unwrap(),
+            on.policy
+        );
     }
 
     #[test]

@@ -184,12 +184,12 @@ impl<S: Store> Engine<S> {
             locks
                 .into_iter()
                 .map(|lock_remaining| IdentityState {
-                    failures: 0,
                     lock_remaining,
+                    ..IdentityState::CLEAN
                 })
                 .collect()
         };
-        let started = started(&combinations, &rules, &states);
+        let started = select(&combinations, &states, |state| state.lock_started);
         Ok(Verdict::Locked(Lockout::of(
             &combinations,
             &states,
@@ -253,7 +253,7 @@ impl<S: Store> Engine<S> {
             if let Some(log) = log {
                 self.store.append_log(log).await?;
             }
-            return Ok(report(combinations, &rules, Vec::new()));
+            return Ok(report(combinations, Vec::new()));
         }
         if !self.policy.reset_cooloff_on_failure_during_lockout {
             // As in Axes: a failure during a lockout records nothing, so the lock ends on time.
@@ -261,7 +261,7 @@ impl<S: Store> Engine<S> {
             if states.iter().any(|state| state.lock_remaining.is_some()) {
                 return Ok(FailureReport {
                     started: Vec::new(), // nothing was recorded, so nothing started
-                    ..report(combinations, &rules, states)
+                    ..report(combinations, states)
                 });
             }
         }
@@ -272,7 +272,7 @@ impl<S: Store> Engine<S> {
             .await?;
         let locks = states.iter().map(|state| state.lock_remaining);
         self.remember(&identities, locks, generation);
-        Ok(report(combinations, &rules, states))
+        Ok(report(combinations, states))
     }
 
     /// After a successful login: clears the attempt's identities when `reset_on_success` is
@@ -462,34 +462,15 @@ fn rule_of(policy: &Policy, combination: &Combination) -> FailureRule {
         lockout_duration: own.lockout_duration.unwrap_or(policy.lockout_duration),
         failure_limit: own.failure_limit.unwrap_or(policy.failure_limit).get(),
         lock_out_at_failure: policy.lock_out_at_failure,
+        repeat: policy.repeat,
     }
 }
 
-/// Identities locked by the failure just recorded: their count has just reached their limit.
-fn started(
-    combinations: &[Combination],
-    rules: &[FailureRule],
-    states: &[IdentityState],
-) -> Vec<Combination> {
-    combinations
-        .iter()
-        .zip(rules.iter().zip(states))
-        .filter(|(_, (rule, state))| {
-            state.lock_remaining.is_some() && state.failures == u64::from(rule.failure_limit)
-        })
-        .map(|(combination, _)| combination.clone())
-        .collect()
-}
-
-fn report(
-    combinations: Vec<Combination>,
-    rules: &[FailureRule],
-    states: Vec<IdentityState>,
-) -> FailureReport {
+fn report(combinations: Vec<Combination>, states: Vec<IdentityState>) -> FailureReport {
     FailureReport {
         locked: states.iter().any(|state| state.lock_remaining.is_some()),
         retry_after: latest_lock_end(&states),
-        started: started(&combinations, rules, &states),
+        started: select(&combinations, &states, |state| state.lock_started),
         failures: counts(combinations, &states),
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! - `<prefix>:attempt:{<identity>}`: hash with the identity's failure count and metadata;
 //! - `<prefix>:lock:{<identity>}`: the identity's lock flag, alive for the lockout duration;
+//! - `<prefix>:lockouts:{<identity>}`: how many lockouts the identity started, alive for the
+//!   lockout memory (repeat offenders; absent when off);
 //! - `<prefix>:log:<n>`: the access log, a stream in `LOG_SHARDS` shards by IP, so that on a
 //!   cluster its writes spread over the primaries instead of all landing on one.
 //!
@@ -50,6 +52,7 @@ pub const MAX_SCOPE_CHARS: usize = 64;
 pub enum KeyKind {
     Attempt,
     Lock,
+    Lockouts,
 }
 
 impl KeyKind {
@@ -57,6 +60,7 @@ impl KeyKind {
         match self {
             KeyKind::Attempt => "attempt",
             KeyKind::Lock => "lock",
+            KeyKind::Lockouts => "lockouts",
         }
     }
 }
@@ -134,18 +138,19 @@ impl Keyspace {
         hash as usize % LOG_SHARDS
     }
 
-    /// Recognises an attempt or lock key of this keyspace; anything else is `None`.
+    /// Recognises an attempt, lock or lockout-count key of this keyspace; anything else is
+    /// `None`.
     pub fn parse(&self, key: &str) -> Option<(KeyKind, Identity)> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix(':')?;
         let (segment, braced) = rest.split_once(':')?;
-        let kind = [KeyKind::Attempt, KeyKind::Lock]
+        let kind = [KeyKind::Attempt, KeyKind::Lock, KeyKind::Lockouts]
             .into_iter()
             .find(|kind| kind.segment() == segment)?;
         let tag = braced.strip_prefix('{')?.strip_suffix('}')?;
         decode_identity(tag).map(|identity| (kind, identity))
     }
 
-    /// SCAN patterns covering every key of `kind` (or of both kinds) that `target` may select
+    /// SCAN patterns covering every key of `kind` (or of every kind) that `target` may select
     /// (and maybe more: callers filter with `Target::matches`).
     pub fn scan_patterns(&self, target: &Target, kind: Option<KeyKind>) -> Vec<String> {
         let p = &format!("{}:{}", self.prefix, kind.map_or("*", KeyKind::segment));

@@ -333,6 +333,7 @@ mod tests {
             lockout_duration: Duration::from_secs(60),
             failure_limit: 1,
             lock_out_at_failure: true,
+            repeat: None,
         }];
         assert_eq!(cache.refuse(identities, &rules, &attempt, true, true), None);
         // A read after the reset is remembered.

@@ -146,7 +146,34 @@ pub struct Policy {
     pub access_log: Option<AccessLog>,
     /// IPv6 clients are counted per network of this many bits (see `counted_ip`).
     pub ipv6_prefix_length: u8,
+    /// Repeat offenders: each lockout an identity starts within the memory lasts longer than
+    /// the one before. `None` (the default): every lockout lasts `lockout_duration`, as in Axes.
+    pub repeat: Option<Repeat>,
 }
+
+/// How lockouts lengthen (`[policy] lockout_memory`, `lockout_backoff`,
+/// `max_lockout_duration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeat {
+    /// How long a lockout is remembered.
+    pub memory: Duration,
+    /// The n-th remembered lockout lasts the lockout duration times `backoff`^(n-1)...
+    pub backoff: Backoff,
+    /// ...and at most this.
+    pub max_lockout: Duration,
+}
+
+/// A factor of at least 1 (validated by the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff(pub f64);
+
+impl PartialEq for Backoff {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Backoff {}
 
 /// The access log's bounds: entries older than `retention` go, and beyond `max_entries` the
 /// oldest go (approximately: Redis trims whole stream nodes), so that strangers cannot fill
@@ -176,11 +203,22 @@ impl Default for Policy {
                 max_entries: NonZeroU64::new(1_000_000).expect("non-zero"),
             }),
             ipv6_prefix_length: 64,
+            repeat: None,
         }
     }
 }
 
 impl Policy {
+    /// The failure limit of the combination of `fields` (an identity's): its own, else the
+    /// policy's.
+    pub fn failure_limit_of(&self, fields: &[Field]) -> NonZeroU32 {
+        self.combinations
+            .iter()
+            .find(|combination| combination.fields() == fields)
+            .and_then(|combination| combination.limits().failure_limit)
+            .unwrap_or(self.failure_limit)
+    }
+
     /// The address an attempt from `ip` (canonical) is counted as: an IPv6 client by the first
     /// address of its network of `ipv6_prefix_length` bits (a provider hands each customer a
     /// /64, so a client that walks through its addresses stays one identity); IPv4 as it is.

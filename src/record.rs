@@ -12,6 +12,17 @@ pub struct IdentityState {
     pub failures: u64,
     /// Remaining time of the lock flag; `None` when not locked.
     pub lock_remaining: Option<Duration>,
+    /// The write that answered this set a lock where none was: a lockout started.
+    pub lock_started: bool,
+}
+
+impl IdentityState {
+    /// No failures, no lock.
+    pub const CLEAN: IdentityState = IdentityState {
+        failures: 0,
+        lock_remaining: None,
+        lock_started: false,
+    };
 }
 
 /// One identity with its counter, metadata and lock (docs/design.md).
@@ -24,6 +35,9 @@ pub struct AttemptRecord {
     pub user_agent: Option<String>,
     pub path: Option<String>,
     pub lock_remaining: Option<Duration>,
+    /// Lockouts the identity started within the policy's `lockout_memory` (0 without repeat
+    /// offenders).
+    pub lockouts: u64,
 }
 
 impl AttemptRecord {

@@ -75,6 +75,7 @@ fn attempt(record: &AttemptRecord) -> Value {
         "last_failure": record.last_failure.map(rfc3339),
         "user_agent": record.user_agent,
         "path": record.path,
+        "lockouts": record.lockouts,
     })
 }
 
@@ -126,6 +127,8 @@ pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
         last_failure: Option<String>,
         user_agent: Option<String>,
         path: Option<String>,
+        #[serde(default)]
+        lockouts: u64,
     }
     let Attempts { attempts } = serde_json::from_value(answer).map_err(|err| err.to_string())?;
     attempts
@@ -148,6 +151,7 @@ pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
                     .transpose()?,
                 user_agent: attempt.user_agent,
                 path: attempt.path,
+                lockouts: attempt.lockouts,
                 lock_remaining: attempt.retry_after_secs.map(Duration::from_secs),
             })
         })

@@ -29,9 +29,12 @@ pub(super) async fn list(records: &impl Records, args: ListArgs, output: Output)
                 .iter()
                 .map(|(field, value)| format!("{}={}", field.name(), printable(value)))
                 .collect();
-            let lock = record.lock_remaining.map_or("-".to_string(), |remaining| {
+            let mut lock = record.lock_remaining.map_or("-".to_string(), |remaining| {
                 format!("locked, {} s left", wire::seconds(remaining))
             });
+            if record.lockouts > 0 {
+                lock.push_str(&format!(" ({} lockouts remembered)", record.lockouts));
+            }
             format!(
                 "{}\t{}\t{lock}\t{}\t{}\t{}",
                 identity.join(" "),

@@ -47,6 +47,9 @@ over the file, which wins over the defaults):
            access_log_retention = LOCKOUT_POLICY_ACCESS_LOG_RETENTION         30d
            access_log_max_entries = LOCKOUT_POLICY_ACCESS_LOG_MAX_ENTRIES     1000000
            ipv6_prefix_length = LOCKOUT_POLICY_IPV6_PREFIX_LENGTH             64 (IPv6 counted per /64)
+           lockout_memory = LOCKOUT_POLICY_LOCKOUT_MEMORY                     unset; set: repeat offenders
+           lockout_backoff = LOCKOUT_POLICY_LOCKOUT_BACKOFF                   2.0 (each lockout that much longer)
+           max_lockout_duration = LOCKOUT_POLICY_MAX_LOCKOUT_DURATION         1d
   [admin]  path = LOCKOUT_ADMIN_PATH            /dj-ad-admin/
            username = LOCKOUT_ADMIN_USERNAME    admin
            password = LOCKOUT_ADMIN_PASSWORD    empty: admin API and page disabled

@@ -22,6 +22,7 @@ use super::Service;
 use crate::attempt::parse_ip;
 use crate::attempt::Field;
 use crate::identity::Identity;
+use crate::policy::Policy;
 use crate::record::{AttemptRecord, LogFilter, Outcome};
 use crate::target::Target;
 use crate::wire;
@@ -200,18 +201,32 @@ struct Row {
 }
 
 impl Row {
-    fn new(record: &AttemptRecord, failure_limit: u64) -> Self {
+    fn new(record: &AttemptRecord, policy: &Policy) -> Self {
         let field = |field| record.identity.value(field).unwrap_or("—").to_string();
-        let status = match record.lock_remaining {
+        let mut status = match record.lock_remaining {
             Some(remaining) => format!("Locked out, {} left", human(remaining)),
             None => {
-                let left = failure_limit.saturating_sub(record.failures);
+                let fields: Vec<Field> = record
+                    .identity
+                    .values()
+                    .iter()
+                    .map(|(field, _)| *field)
+                    .collect();
+                let limit = u64::from(policy.failure_limit_of(&fields).get());
+                let left = limit.saturating_sub(record.failures);
                 format!(
                     "{left} attempt{} remaining",
                     if left == 1 { "" } else { "s" }
                 )
             }
         };
+        if record.lockouts > 0 {
+            status.push_str(&format!(
+                "; {} lockout{} remembered",
+                record.lockouts,
+                if record.lockouts == 1 { "" } else { "s" }
+            ));
+        }
         Row {
             tag: record.identity.tag().to_string(),
             ip: field(Field::Ip),
@@ -365,11 +380,11 @@ async fn attempts(
             };
             match found {
                 Ok(found) => {
-                    let limit = u64::from(service.engine.policy().failure_limit.get());
+                    let policy = service.engine.policy();
                     page.rows = found
                         .records
                         .iter()
-                        .map(|record| Row::new(record, limit))
+                        .map(|record| Row::new(record, policy))
                         .collect();
                     page.next_page = found.next.map(|next| {
                         let mut query = form_urlencoded::Serializer::new(filters.query());

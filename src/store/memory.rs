@@ -135,6 +135,9 @@ struct State {
     /// Reset markers in order of end (every marker lives `RESET_GUARD`, so the order of ends
     /// is the order of resets).
     marker_ends: VecDeque<(Instant, SpaceId, Tag)>,
+    /// Lockout counts (repeat offenders) by the end of their memory, then space and tag; as
+    /// many as `max_identities`, the one nearest its end evicted first.
+    lockout_ends: BTreeSet<(Instant, SpaceId, Tag)>,
     spaces: Vec<Space>,
     /// By keyspace prefix.
     space_ids: HashMap<String, SpaceId>,
@@ -148,6 +151,8 @@ struct Space {
     records: HashMap<Tag, Box<Record>>,
     /// Reset markers (see `Keyspace::reset_marker`): tag to end.
     markers: HashMap<Tag, Instant>,
+    /// Lockouts started within the lockout memory (repeat offenders): tag to count and end.
+    lockouts: HashMap<Tag, (u64, Instant)>,
     /// Oldest first.
     log: VecDeque<(Instant, LogEntry)>,
     notices: broadcast::Sender<Vec<String>>,
@@ -206,6 +211,7 @@ impl MemoryStore {
             counting: BTreeSet::new(),
             locked: BTreeSet::new(),
             marker_ends: VecDeque::new(),
+            lockout_ends: BTreeSet::new(),
             spaces: Vec::new(),
             space_ids: HashMap::new(),
         };
@@ -278,7 +284,7 @@ impl MemoryStore {
         }
     }
 
-    /// Empties every keyspace: records, reset markers and access logs.
+    /// Empties every keyspace: records, reset markers, lockout counts and access logs.
     pub fn forget_all(&self) {
         let mut state = self.lock();
         let State {
@@ -287,6 +293,7 @@ impl MemoryStore {
             counting,
             locked,
             marker_ends,
+            lockout_ends,
             spaces,
             ..
         } = &mut *state;
@@ -294,9 +301,11 @@ impl MemoryStore {
         counting.clear();
         locked.clear();
         marker_ends.clear();
+        lockout_ends.clear();
         for space in spaces {
             space.records.clear();
             space.markers.clear();
+            space.lockouts.clear();
             space.log.clear();
         }
     }
@@ -354,6 +363,7 @@ impl State {
             keys: keys.clone(),
             records: HashMap::new(),
             markers: HashMap::new(),
+            lockouts: HashMap::new(),
             log: VecDeque::new(),
             notices: broadcast::channel(NOTICE_BACKLOG).0,
         });
@@ -393,6 +403,48 @@ impl State {
             if markers.get(&tag) == Some(&ends) {
                 markers.remove(&tag);
             }
+        }
+        while let Some((ends, space, tag)) = self.lockout_ends.first().cloned() {
+            if ends > now {
+                break;
+            }
+            self.lockout_ends.pop_first();
+            self.spaces[space].lockouts.remove(&tag);
+        }
+    }
+
+    /// `INCR` and `PEXPIRE` of the identity's lockout count: one more lockout, remembered
+    /// until `ends`; answers the count.
+    fn count_lockout(&mut self, space: SpaceId, tag: &Tag, ends: Instant) -> u64 {
+        let count = match self.spaces[space].lockouts.remove(tag) {
+            Some((count, old_end)) => {
+                self.lockout_ends.remove(&(old_end, space, tag.clone()));
+                count + 1
+            }
+            None => {
+                if self.lockout_ends.len() >= self.max_identities {
+                    if let Some((_, space, tag)) = self.lockout_ends.pop_first() {
+                        self.spaces[space].lockouts.remove(&tag);
+                    }
+                }
+                1
+            }
+        };
+        self.spaces[space]
+            .lockouts
+            .insert(tag.clone(), (count, ends));
+        self.lockout_ends.insert((ends, space, tag.clone()));
+        count
+    }
+
+    /// Drops the identity's lockout count; answers whether it had one.
+    fn forget_lockouts(&mut self, space: SpaceId, tag: &str) -> bool {
+        match self.spaces[space].lockouts.remove_entry(tag) {
+            Some((tag, (_, ends))) => {
+                self.lockout_ends.remove(&(ends, space, tag));
+                true
+            }
+            None => false,
         }
     }
 
@@ -442,11 +494,9 @@ impl State {
             Some(record) => IdentityState {
                 failures: record.failures,
                 lock_remaining: record.lock_ends.map(|ends| ends - now),
+                lock_started: false,
             },
-            None => IdentityState {
-                failures: 0,
-                lock_remaining: None,
-            },
+            None => IdentityState::CLEAN,
         }
     }
 
@@ -467,10 +517,7 @@ impl State {
         } = failure;
         let tag = identity.tag();
         if refused && self.spaces[space].markers.contains_key(tag) {
-            return IdentityState {
-                failures: 0,
-                lock_remaining: None,
-            };
+            return IdentityState::CLEAN;
         }
         let (tag, mut record) = match self.unlink(space, tag) {
             Some((tag, mut record)) => {
@@ -506,13 +553,30 @@ impl State {
         } else {
             0
         };
+        let mut lock_started = false;
         if limit > 0 && record.failures >= limit {
-            record.lock_ends = Some(now + rule.lockout_duration);
-            record.ends = record.ends.max(now + rule.lockout_duration);
+            // A lock that has ended is gone (see `expire`): none there starts a lockout.
+            lock_started = record.lock_ends.is_none();
+            let duration = match rule.repeat {
+                None => rule.lockout_duration,
+                Some(repeat) if lock_started => {
+                    rule.lockout_for(self.count_lockout(space, &tag, now + repeat.memory))
+                }
+                Some(_) => {
+                    let count = self.spaces[space]
+                        .lockouts
+                        .get(&tag)
+                        .map(|(count, _)| *count);
+                    rule.lockout_for(count.unwrap_or(1))
+                }
+            };
+            record.lock_ends = Some(now + duration);
+            record.ends = record.ends.max(now + duration);
         }
         let state = IdentityState {
             failures: record.failures,
             lock_remaining: record.lock_ends.map(|ends| ends - now),
+            lock_started,
         };
         self.link(space, tag, record);
         state
@@ -565,17 +629,36 @@ impl State {
             user_agent: record.user_agent.as_deref().map(String::from),
             path: record.path.as_deref().map(String::from),
             lock_remaining: record.lock_ends.map(|ends| ends - now),
+            lockouts: self.spaces[space]
+                .lockouts
+                .get(tag)
+                .map_or(0, |(count, _)| *count),
         })
     }
 
+    /// The tags of the records `target` selects (as a listing walks the record hashes).
     fn selected(&self, space: SpaceId, target: &Target) -> Vec<String> {
-        self.spaces[space]
-            .records
-            .keys()
-            .filter(|tag| target.matches(&identity_of(tag)))
-            .map(|tag| tag.to_string())
-            .collect()
+        selected(self.spaces[space].records.keys(), target)
     }
+
+    /// The tags of the identities `target` selects that have a record or a lockout count (as
+    /// a reset scans every key of an identity).
+    fn selected_for_removal(&self, space: SpaceId, target: &Target) -> Vec<String> {
+        let space = &self.spaces[space];
+        let mut tags = selected(space.records.keys(), target);
+        tags.extend(
+            selected(space.lockouts.keys(), target)
+                .into_iter()
+                .filter(|tag| !space.records.contains_key(tag.as_str())),
+        );
+        tags
+    }
+}
+
+fn selected<'t>(tags: impl Iterator<Item = &'t Tag>, target: &Target) -> Vec<String> {
+    tags.filter(|tag| target.matches(&identity_of(tag)))
+        .map(|tag| tag.to_string())
+        .collect()
 }
 
 /// The identity of a record's tag: tags are made by `Identity::tag`, so they decode.
@@ -665,7 +748,9 @@ impl Store for MemoryStore {
         let mut removed = 0;
         for identity in identities {
             state.mark_reset(self.space, identity.tag(), now);
-            removed += u64::from(state.unlink(self.space, identity.tag()).is_some());
+            let record = state.unlink(self.space, identity.tag()).is_some();
+            let lockouts = state.forget_lockouts(self.space, identity.tag());
+            removed += u64::from(record || lockouts);
         }
         if let Some(log) = log {
             state.append(self.space, &log, now, wall);
@@ -714,7 +799,7 @@ impl Store for MemoryStore {
 
     async fn remove(&self, target: &Target, dry_run: bool, progress: Progress<'_>) -> Result<u64> {
         let (mut state, now) = self.state();
-        let tags = state.selected(self.space, target);
+        let tags = state.selected_for_removal(self.space, target);
         progress(tags.len() as u64);
         if dry_run {
             return Ok(tags.len() as u64);
@@ -722,6 +807,7 @@ impl Store for MemoryStore {
         for tag in &tags {
             state.mark_reset(self.space, tag, now);
             state.unlink(self.space, tag);
+            state.forget_lockouts(self.space, tag);
         }
         let removed = tags.len() as u64;
         self.announce(&state, tags);

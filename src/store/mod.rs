@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::attempt::Attempt;
 use crate::error::Result;
 use crate::identity::Identity;
-use crate::policy::AccessLog;
+use crate::policy::{AccessLog, Repeat};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::target::Target;
 
@@ -27,9 +27,29 @@ use crate::target::Target;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureRule {
     pub cooloff: Duration,
+    /// The first lockout's duration (every lockout's without `repeat`).
     pub lockout_duration: Duration,
     pub failure_limit: u32,
     pub lock_out_at_failure: bool,
+    /// Repeat offenders: longer lockouts for identities locked out before.
+    pub repeat: Option<Repeat>,
+}
+
+impl FailureRule {
+    /// How long the `offense`-th lockout (1 for the first) lasts.
+    pub fn lockout_for(&self, offense: u64) -> Duration {
+        match self.repeat {
+            None => self.lockout_duration,
+            Some(repeat) => {
+                // As fail.lua computes it (Lua's ^ is C's pow).
+                let exponent = offense.saturating_sub(1) as f64;
+                let millis =
+                    self.lockout_duration.as_millis() as f64 * repeat.backoff.0.powf(exponent);
+                let longest = repeat.max_lockout.as_millis() as f64;
+                Duration::from_millis(millis.min(longest).floor() as u64)
+            }
+        }
+    }
 }
 
 /// An access-log entry to append along with a write.

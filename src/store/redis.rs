@@ -264,19 +264,30 @@ impl RedisStore {
         } else {
             0
         };
+        let (memory, backoff, longest) = match rule.repeat {
+            Some(repeat) => (
+                millis(repeat.memory),
+                repeat.backoff.0,
+                millis(repeat.max_lockout),
+            ),
+            None => (0, 1.0, millis(rule.lockout_duration)),
+        };
         let args = (
-            millis(rule.cooloff),
-            millis(rule.lockout_duration),
-            limit,
-            count,
-            since_epoch().as_secs(),
+            (
+                millis(rule.cooloff),
+                millis(rule.lockout_duration),
+                limit,
+                count,
+                since_epoch().as_secs(),
+            ),
+            (memory, backoff, longest),
         );
-        self.on_identity(identity, |[record, lock]| {
+        self.on_identity(identity, |[record, lock, lockouts]| {
             let mut command = if refusals {
                 let marker = self.keys.reset_marker(identity.tag());
-                FAIL.evalsha(&[record, lock, marker], args)
+                FAIL.evalsha(&[record, lock, lockouts, marker], args)
             } else {
-                FAIL.evalsha(&[record, lock], args)
+                FAIL.evalsha(&[record, lock, lockouts], args)
             };
             for (field, value) in [
                 (record_field::USER_AGENT, user_agent),
@@ -301,24 +312,26 @@ impl RedisStore {
             .into_iter()
             .take(identities)
             .map(|reply| {
-                let (failures, lock_ms): (u64, i64) = self.parse(reply)?;
+                let (failures, lock_ms, started): (u64, i64, u8) = self.parse(reply)?;
                 Ok(IdentityState {
                     failures,
                     lock_remaining: remaining(lock_ms),
+                    lock_started: started == 1,
                 })
             })
             .collect()
     }
 
-    fn identity_keys(&self, identity: &Identity) -> [String; 2] {
+    fn identity_keys(&self, identity: &Identity) -> [String; 3] {
         [
             self.keys.key(KeyKind::Attempt, identity),
             self.keys.key(KeyKind::Lock, identity),
+            self.keys.key(KeyKind::Lockouts, identity),
         ]
     }
 
-    /// One command on one identity's keys (both share its slot).
-    fn on_identity(&self, identity: &Identity, command: impl FnOnce([String; 2]) -> Cmd) -> Cmd {
+    /// One command on one identity's keys (all share its slot).
+    fn on_identity(&self, identity: &Identity, command: impl FnOnce([String; 3]) -> Cmd) -> Cmd {
         command(self.identity_keys(identity))
     }
 
@@ -390,19 +403,27 @@ impl RedisStore {
             .iter()
             .flat_map(|identity| {
                 [
-                    self.on_identity(identity, |[record, _]| {
+                    self.on_identity(identity, |[record, _, _]| {
                         redis::cmd("HGETALL").arg(record).clone()
                     }),
-                    self.on_identity(identity, |[_, lock]| redis::cmd("PTTL").arg(lock).clone()),
+                    self.on_identity(identity, |[_, lock, _]| {
+                        redis::cmd("PTTL").arg(lock).clone()
+                    }),
+                    self.on_identity(identity, |[_, _, lockouts]| {
+                        redis::cmd("GET").arg(lockouts).clone()
+                    }),
                 ]
             })
             .collect();
         let mut replies = self.round_trip(&requests).await?.into_iter();
         let mut records = Vec::with_capacity(identities.len());
         for identity in identities {
-            let (Some(fields), Some(pttl)) = (replies.next(), replies.next()) else {
+            let (Some(fields), Some(pttl), Some(lockouts)) =
+                (replies.next(), replies.next(), replies.next())
+            else {
                 break;
             };
+            let lockouts: Option<u64> = self.parse(lockouts)?;
             let mut fields: HashMap<String, String> = self.parse(fields)?;
             let lock_remaining = remaining(self.parse(pttl)?);
             if fields.is_empty() && lock_remaining.is_none() {
@@ -427,6 +448,7 @@ impl RedisStore {
                     .filter(|v| !v.is_empty()),
                 path: fields.remove(record_field::PATH).filter(|v| !v.is_empty()),
                 lock_remaining,
+                lockouts: lockouts.unwrap_or(0),
             });
         }
         Ok(records)
@@ -584,7 +606,9 @@ impl Store for RedisStore {
         let requests: Vec<Cmd> = identities
             .iter()
             .map(|identity| {
-                self.on_identity(identity, |[_, lock]| redis::cmd("PTTL").arg(lock).clone())
+                self.on_identity(identity, |[_, lock, _]| {
+                    redis::cmd("PTTL").arg(lock).clone()
+                })
             })
             .collect();
         self.round_trip(&requests)
@@ -599,13 +623,15 @@ impl Store for RedisStore {
             .iter()
             .flat_map(|identity| {
                 [
-                    self.on_identity(identity, |[record, _]| {
+                    self.on_identity(identity, |[record, _, _]| {
                         redis::cmd("HGET")
                             .arg(record)
                             .arg(record_field::FAILURES)
                             .clone()
                     }),
-                    self.on_identity(identity, |[_, lock]| redis::cmd("PTTL").arg(lock).clone()),
+                    self.on_identity(identity, |[_, lock, _]| {
+                        redis::cmd("PTTL").arg(lock).clone()
+                    }),
                 ]
             })
             .collect();
@@ -616,6 +642,7 @@ impl Store for RedisStore {
             states.push(IdentityState {
                 failures: failures.unwrap_or(0),
                 lock_remaining: remaining(self.parse(pttl)?),
+                lock_started: false,
             });
         }
         Ok(states)

@@ -1,9 +1,9 @@
 //! The in-process store answers as Redis does: random policies (some combinations with limits of
-//! their own) and random sequences of checks, inspections, failures, successes, resets (all, by
-//! IP, username, pair, either, prefixes; dry runs too), listings, access-log reads and log
-//! resets, over a few IPs and usernames so that identities collide, run side by side on a real
-//! Redis and on a fresh `MemoryStore`, with the same answer required at every step. Time moves
-//! through `Backend::advance`, never by waiting.
+//! their own, some with repeat offenders) and random sequences of checks, inspections, failures,
+//! successes, resets (all, by IP, username, pair, either, prefixes; dry runs too), listings,
+//! access-log reads and log resets, over a few IPs and usernames so that identities collide, run
+//! side by side on a real Redis and on a fresh `MemoryStore`, with the same answer required at
+//! every step. Time moves through `Backend::advance`, never by waiting.
 //!
 //! What is not compared, and why:
 //! - wall-clock times (failure times, log entry times): Redis stamps them with the real clock;
@@ -23,7 +23,7 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use lockout::attempt::parse_ip;
-use lockout::policy::Limits;
+use lockout::policy::{Backoff, Limits, Repeat};
 use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome};
 use lockout::{AnyStore, Attempt, Engine, FailureReport, Policy, Standing, Target, Verdict};
 use proptest::collection::vec;
@@ -240,15 +240,36 @@ fn policy() -> impl Strategy<Value = Policy> {
         prop::bool::weighted(0.8),
         any::<[bool; 2]>(),
         own_limits,
+        // Repeat offenders: memory, backoff, and the longest lockout beyond the first's.
+        option::of((
+            (1..=120u64).prop_map(Duration::from_secs),
+            select(&[1.0, 1.5, 2.0, 3.0][..]),
+            0..=60u64,
+        )),
     )
         .prop_map(
-            |(limit, combinations, cooloff, lockout, at_failure, [on_success, extend], own)| {
+            |(
+                limit,
+                combinations,
+                cooloff,
+                lockout,
+                at_failure,
+                [on_success, extend],
+                own,
+                repeat,
+            )| {
+                let lockout_duration = lockout.unwrap_or(cooloff);
                 let mut policy = Policy {
                     cooloff,
-                    lockout_duration: lockout.unwrap_or(cooloff),
+                    lockout_duration,
                     lock_out_at_failure: at_failure,
                     reset_on_success: on_success,
                     reset_cooloff_on_failure_during_lockout: extend,
+                    repeat: repeat.map(|(memory, backoff, beyond)| Repeat {
+                        memory,
+                        backoff: Backoff(backoff),
+                        max_lockout: lockout_duration + Duration::from_secs(beyond),
+                    }),
                     ..support::policy(limit, combinations)
                 };
                 for (combination, own) in policy.combinations.iter_mut().zip(own) {

@@ -143,6 +143,7 @@ async fn refusals_counted_before_a_reset_are_dropped_after_it(redis: Backend) {
             lockout_duration: Duration::from_secs(1800),
             failure_limit: 3,
             lock_out_at_failure: true,
+            repeat: None,
         },
         count: 40,
         user_agent: None,

@@ -1,18 +1,22 @@
 //! Policies that fit real attacks: combinations with limits of their own (rate-limiter-flexible's
-//! login recipe as a lockout policy), on one server, a cluster and the in-process store.
+//! login recipe as a lockout policy) and repeat offenders (each lockout longer than the one
+//! before), on one server, a cluster and the in-process store.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use lockout::attempt::Field;
-use lockout::policy::{Combination, Limits};
-use lockout::{Attempt, Engine, Policy, Target};
+use lockout::policy::{Backoff, Combination, Limits, Repeat};
+use lockout::{Attempt, Engine, Policy, Target, Verdict};
 use reqwest::Client;
 use serde_json::{json, Value};
 
 use crate::support::{free_port, Backend, ServeProcess};
 
-crate::on_all!(the_login_recipe_limits_the_pair_and_the_ip_apart);
+crate::on_all!(
+    the_login_recipe_limits_the_pair_and_the_ip_apart,
+    repeat_offenders_are_locked_out_longer_each_time,
+);
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -151,4 +155,82 @@ async fn combination_tables_come_as_json_from_the_environment() {
             ],
         })
     );
+}
+
+/// Two failures lock an IP for 10 s, 20 s after a remembered lockout, 35 s at most.
+fn repeat_offenders() -> Policy {
+    Policy {
+        cooloff: Duration::from_secs(10),
+        lockout_duration: Duration::from_secs(10),
+        repeat: Some(Repeat {
+            memory: HOUR,
+            backoff: Backoff(2.0),
+            max_lockout: Duration::from_secs(35),
+        }),
+        ..crate::support::policy(2, &[&["ip"]])
+    }
+}
+
+/// Fails `attempt` until it is locked; answers the lock's length in seconds.
+async fn lock_out(engine: &Engine<lockout::AnyStore>, attempt: &Attempt) -> u64 {
+    loop {
+        let report = engine.fail(attempt).await.unwrap();
+        if report.locked {
+            assert_eq!(report.started.len(), 1, "a lockout started");
+            return report.retry_after.unwrap().as_secs();
+        }
+    }
+}
+
+async fn lockouts(engine: &Engine<lockout::AnyStore>) -> Vec<u64> {
+    let records = engine.list(&Target::All, false).await.unwrap();
+    records.iter().map(|record| record.lockouts).collect()
+}
+
+async fn repeat_offenders_are_locked_out_longer_each_time(backend: Backend) {
+    let engine = backend.engine(repeat_offenders()).await;
+    let attacker = Attempt::parse("198.51.100.66", None, None, None).unwrap();
+    assert_eq!(lock_out(&engine, &attacker).await, 10);
+    assert_eq!(lockouts(&engine).await, [1]);
+    for (expected, count) in [(20, 2), (35, 3), (35, 4)] {
+        // The lock and the record end; the lockout is remembered.
+        backend.advance(Duration::from_secs(36));
+        assert!(!engine.check(&attacker).await.unwrap().is_locked());
+        assert_eq!(
+            lock_out(&engine, &attacker).await,
+            expected,
+            "lockout {count}"
+        );
+        assert_eq!(lockouts(&engine).await, [count]);
+    }
+    // A refusal during the lockout renews it at the same length: no new lockout.
+    backend.advance(Duration::from_secs(5));
+    let Verdict::Locked(refused) = engine.check(&attacker).await.unwrap() else {
+        panic!("locked")
+    };
+    assert_eq!(refused.retry_after.map(|lock| lock.as_secs()), Some(35));
+    assert!(refused.started.is_empty());
+    assert_eq!(lockouts(&engine).await, [4]);
+    if !matches!(backend, Backend::Memory { .. }) {
+        let ttl = backend.pttl("lockout:lockouts:{ip=198.51.100.66}");
+        assert!(
+            0 < ttl && ttl <= 3_600_000,
+            "the count lives the lockout memory: {ttl}"
+        );
+    }
+
+    // The memory ends: the next lockout is a first one again.
+    backend.advance(HOUR);
+    assert_eq!(lock_out(&engine, &attacker).await, 10);
+    assert_eq!(lockouts(&engine).await, [1]);
+    // A reset forgets the lockouts too.
+    backend.advance(Duration::from_secs(11));
+    assert_eq!(lock_out(&engine, &attacker).await, 20);
+    let removed = engine
+        .reset(&Target::All, false, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(lock_out(&engine, &attacker).await, 10);
+    assert_eq!(lockouts(&engine).await, [1]);
 }

@@ -23,41 +23,57 @@ fn eval(
 
 const RECORD: &str = "lockout:attempt:{ip=10.0.0.1}";
 const LOCK: &str = "lockout:lock:{ip=10.0.0.1}";
+const LOCKOUTS: &str = "lockout:lockouts:{ip=10.0.0.1}";
 
 #[test]
 fn fail_lua_refuses_unusable_durations_before_writing() {
     let redis = RedisServer::start();
     let now = "1764380000";
-    for (cooloff, lockout) in [
-        ("0", "1000"),
-        ("1000", "0"),
-        ("1000", "18446744073709551615"),
-        ("1000", "31536000001"),
-        ("1.5", "1000"),
-        ("soon", "1000"),
+    // cool-off, lockout, lockout memory, backoff, longest lockout
+    for args in [
+        ["0", "1000", "0", "1", "1000"],
+        ["1000", "0", "0", "1", "1000"],
+        ["1000", "18446744073709551615", "0", "1", "1000"],
+        ["1000", "31536000001", "0", "1", "1000"],
+        ["1.5", "1000", "0", "1", "1000"],
+        ["soon", "1000", "0", "1", "1000"],
+        ["1000", "1000", "-1", "2", "1000"],
+        ["1000", "1000", "1000", "0.5", "1000"],
+        ["1000", "1000", "1000", "2", "0"],
+        ["1000", "1000", "31536000001", "2", "1000"],
     ] {
+        let [cooloff, lockout, memory, backoff, longest] = args;
         // Limit 1: this failure would lock, so the lock's SET comes after the record's writes.
         let reply = eval(
             &redis,
             FAIL,
-            &[RECORD, LOCK],
-            &[cooloff, lockout, "1", "1", now],
+            &[RECORD, LOCK, LOCKOUTS],
+            &[cooloff, lockout, "1", "1", now, memory, backoff, longest],
         );
         let err = reply.expect_err("refused");
         assert!(
             err.to_string().contains("durations must be whole numbers"),
             "{err}"
         );
-        assert_eq!(redis.keys(), Vec::<String>::new(), "{cooloff} {lockout}");
+        assert_eq!(redis.keys(), Vec::<String>::new(), "{args:?}");
     }
     eval(
         &redis,
         FAIL,
-        &[RECORD, LOCK],
-        &["1000", "31536000000", "1", "1", now],
+        &[RECORD, LOCK, LOCKOUTS],
+        &[
+            "1000",
+            "31536000000",
+            "1",
+            "1",
+            now,
+            "60000",
+            "2",
+            "31536000000",
+        ],
     )
     .unwrap();
-    for key in [RECORD, LOCK] {
+    for key in [RECORD, LOCK, LOCKOUTS] {
         let pttl: i64 = redis::cmd("PTTL")
             .arg(key)
             .query(&mut redis.connection())
