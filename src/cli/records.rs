@@ -33,7 +33,11 @@ pub(super) async fn list(records: &impl Records, args: ListArgs, output: Output)
                 format!("locked, {} s left", wire::seconds(remaining))
             });
             if record.lockouts > 0 {
-                lock.push_str(&format!(" ({} lockouts remembered)", record.lockouts));
+                let plural = if record.lockouts == 1 { "" } else { "s" };
+                lock.push_str(&format!(
+                    " ({} lockout{plural} remembered)",
+                    record.lockouts
+                ));
             }
             format!(
                 "{}\t{}\t{lock}\t{}\t{}\t{}",

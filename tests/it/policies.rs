@@ -11,7 +11,7 @@ use lockout::{Attempt, Engine, Policy, Target, Verdict};
 use reqwest::Client;
 use serde_json::{json, Value};
 
-use crate::support::{free_port, Backend, ServeProcess};
+use crate::support::{free_port, lockout_command, Backend, RedisServer, ServeProcess, TestService};
 
 crate::on_all!(
     the_login_recipe_limits_the_pair_and_the_ip_apart,
@@ -233,4 +233,50 @@ async fn repeat_offenders_are_locked_out_longer_each_time(backend: Backend) {
     assert_eq!(removed, 1);
     assert_eq!(lock_out(&engine, &attacker).await, 10);
     assert_eq!(lockouts(&engine).await, [1]);
+}
+
+/// The lockout count where operators look: the API's records, `lockout list`, the admin page.
+#[tokio::test]
+async fn operators_see_how_often_an_identity_was_locked_out() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |config| {
+        config.admin.password = "s3cret".into();
+        config.policy = repeat_offenders();
+    })
+    .await;
+    let client = Client::new();
+    for _ in 0..2 {
+        client
+            .post(service.at("/v1/failure"))
+            .json(&json!({"ip": "198.51.100.66"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let attempts: Value = client
+        .get(service.at("/v1/attempts"))
+        .basic_auth("admin", Some("s3cret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(attempts["attempts"][0]["lockouts"], 1, "{attempts}");
+    let page = client
+        .get(service.at("/dj-ad-admin/"))
+        .basic_auth("admin", Some("s3cret"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("1 lockout remembered"), "{page}");
+    let listed = lockout_command(&[("LOCKOUT_REDIS_URL", &redis.url())])
+        .arg("list")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains("(1 lockout remembered)"), "{listed}");
 }
