@@ -16,7 +16,8 @@
 //!    (Node, ioredis; `benches/peers`, installed with `npm ci` on first use) at concurrency 64;
 //! 3. the library's failed-login flow (check, then failure) at concurrency 1, 64 and 512, for
 //!    the policies `["ip"]` and `[["ip","username"], "ip"]`, over 100,000 random IPs and 10,000
-//!    usernames, on Redis and then on the in-process store;
+//!    usernames, on Redis and then on the in-process store; and at concurrency 64 with repeat
+//!    offenders off and on;
 //! 4. the same flow through `lockout serve` over keep-alive HTTP, 64 and 512 connections, on
 //!    Redis and on the in-process store (and, with its own Redis, once more on a 3-primary
 //!    cluster of its own);
@@ -55,7 +56,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lockout::attempt::Field;
 use lockout::keys::Keyspace;
-use lockout::policy::Combination;
+use lockout::policy::{Backoff, Combination, Repeat};
 use lockout::{
     AnyStore, Attempt, Engine, MemoryStore, Policy, RedisEndpoint, RedisOptions, RedisStore,
     RedisTls, Store, Target, Topology,
@@ -1345,6 +1346,53 @@ async fn main() {
                 let row = meter.finish(&mut redis, what, logins, latencies, reference);
                 rows.push(versus_redis(row, on_redis));
             }
+        }
+    }
+
+    // 3a. The same flow with repeat offenders on (a lockout count per identity, longer
+    // lockouts), next to it off, in the same run.
+    if options.runs("library") {
+        let concurrency = options
+            .concurrency
+            .iter()
+            .copied()
+            .filter(|&c| c <= 64)
+            .max();
+        let name = "ip+username, ip";
+        let mut off = None;
+        for repeat in [false, true] {
+            let mut policy = policy(name);
+            if repeat {
+                policy.repeat = Some(Repeat {
+                    memory: Duration::from_secs(7 * 24 * 3600),
+                    backoff: Backoff(2.0),
+                    max_lockout: Duration::from_secs(24 * 3600),
+                });
+            }
+            let concurrency = concurrency.unwrap_or(1);
+            let engine = Arc::new(engine(&reach, policy).await);
+            let meter = Meter::start(&mut redis, std::process::id(), None);
+            let (logins, latencies) = drive(&options, concurrency, || {
+                let engine = engine.clone();
+                async move { LibraryLogin(engine) }
+            })
+            .await;
+            let what = format!(
+                "library, policy {name}, concurrency {concurrency}, repeat offenders {}",
+                if repeat { "on" } else { "off" }
+            );
+            let mut row = meter.finish(&mut redis, what, logins, latencies, reference);
+            match off {
+                None => off = row.redis_cpu.zip(row.rate).map(|(cpu, rate)| cpu / rate),
+                Some(off) => {
+                    if let (Some(cpu), Some(rate)) = (row.redis_cpu, row.rate) {
+                        row.note =
+                            format!("{:.2}x the Redis CPU per login of off", cpu / rate / off);
+                    }
+                }
+            }
+            rows.push(row);
+            clean(&reach).await;
         }
     }
 
