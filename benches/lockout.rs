@@ -799,6 +799,25 @@ impl Login for HttpLogin {
     }
 }
 
+/// The library's flow on `engine` with `concurrency` clients, measured: one row.
+async fn library_row<S: Store + 'static>(
+    options: &Options,
+    redis: &mut redis::Connection,
+    engine: Engine<S>,
+    concurrency: usize,
+    what: String,
+    reference: f64,
+) -> Row {
+    let engine = Arc::new(engine);
+    let meter = Meter::start(redis, std::process::id(), None);
+    let (logins, latencies) = drive(options, concurrency, || {
+        let engine = engine.clone();
+        async move { LibraryLogin(engine) }
+    })
+    .await;
+    meter.finish(redis, what, logins, latencies, reference)
+}
+
 /// Runs `concurrency` clients made by `make`, each repeating its login until the time is up;
 /// answers the logins done and each one's latency in µs.
 async fn drive<L, F, Fut>(options: &Options, concurrency: usize, make: F) -> (u64, Vec<u32>)
@@ -1316,15 +1335,10 @@ async fn main() {
     if options.runs("library") {
         for (name, _) in POLICIES {
             for &concurrency in &options.concurrency {
-                let engine = Arc::new(engine(&reach, policy(name)).await);
-                let meter = Meter::start(&mut redis, std::process::id(), None);
-                let (logins, latencies) = drive(&options, concurrency, || {
-                    let engine = engine.clone();
-                    async move { LibraryLogin(engine) }
-                })
-                .await;
+                let engine = engine(&reach, policy(name)).await;
                 let what = format!("library, policy {name}, concurrency {concurrency}");
-                let mut row = meter.finish(&mut redis, what, logins, latencies, reference);
+                let mut row =
+                    library_row(&options, &mut redis, engine, concurrency, what, reference).await;
                 if name != "ip" {
                     versus_peer(&mut row); // the policy of the peer's recipe: IP, username and IP
                 }
@@ -1333,17 +1347,12 @@ async fn main() {
                 clean(&reach).await;
 
                 let store = AnyStore::from(MemoryStore::new(options.identities as usize));
-                let engine = Arc::new(Engine::new(store, policy(name)));
-                let meter = Meter::start(&mut redis, std::process::id(), None);
-                let (logins, latencies) = drive(&options, concurrency, || {
-                    let engine = engine.clone();
-                    async move { LibraryLogin(engine) }
-                })
-                .await;
+                let engine = Engine::new(store, policy(name));
                 let what = format!(
                     "library on the in-process store, policy {name}, concurrency {concurrency}"
                 );
-                let row = meter.finish(&mut redis, what, logins, latencies, reference);
+                let row =
+                    library_row(&options, &mut redis, engine, concurrency, what, reference).await;
                 rows.push(versus_redis(row, on_redis));
             }
         }
@@ -1370,18 +1379,13 @@ async fn main() {
                 });
             }
             let concurrency = concurrency.unwrap_or(1);
-            let engine = Arc::new(engine(&reach, policy).await);
-            let meter = Meter::start(&mut redis, std::process::id(), None);
-            let (logins, latencies) = drive(&options, concurrency, || {
-                let engine = engine.clone();
-                async move { LibraryLogin(engine) }
-            })
-            .await;
+            let engine = engine(&reach, policy).await;
             let what = format!(
                 "library, policy {name}, concurrency {concurrency}, repeat offenders {}",
                 if repeat { "on" } else { "off" }
             );
-            let mut row = meter.finish(&mut redis, what, logins, latencies, reference);
+            let mut row =
+                library_row(&options, &mut redis, engine, concurrency, what, reference).await;
             match off {
                 None => off = row.redis_cpu.zip(row.rate).map(|(cpu, rate)| cpu / rate),
                 Some(off) => {

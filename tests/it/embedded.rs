@@ -12,7 +12,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
 use crate::support::{
-    eventually, free_port, lockout_command, policy, RedisServer, ServeProcess, TestService,
+    eventually, free_port, lockout_command, policy, text_of, RedisServer, ServeProcess, TestService,
 };
 
 async fn post(client: &Client, url: &str, body: Value) -> (StatusCode, Value) {
@@ -161,14 +161,7 @@ async fn with_local_insurance_an_attacker_locked_while_redis_is_down_stays_locke
     )
     .await;
     assert_eq!(other["locked"], false, "{other}");
-    let metrics = client
-        .get(service.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(client.get(service.at("/metrics"))).await;
     assert!(
         metrics.contains("lockout_degraded_answers_total{endpoint=\"failure\"}"),
         "local answers are counted as degraded: {metrics}"

@@ -11,7 +11,9 @@ use lockout::{Attempt, Engine, Policy, Target, Verdict};
 use reqwest::Client;
 use serde_json::{json, Value};
 
-use crate::support::{free_port, lockout_command, Backend, RedisServer, ServeProcess, TestService};
+use crate::support::{
+    free_port, json_of, lockout_command, text_of, Backend, RedisServer, ServeProcess, TestService,
+};
 
 crate::on_all!(
     the_login_recipe_limits_the_pair_and_the_ip_apart,
@@ -134,15 +136,12 @@ async fn combination_tables_come_as_json_from_the_environment() {
     let client = Client::new();
     let mut answer = Value::Null;
     for _ in 0..2 {
-        answer = client
-            .post(format!("http://127.0.0.1:{port}/v1/failure"))
-            .json(&json!({"ip": "203.0.113.7", "username": "alice"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        answer = json_of(
+            client
+                .post(format!("http://127.0.0.1:{port}/v1/failure"))
+                .json(&json!({"ip": "203.0.113.7", "username": "alice"})),
+        )
+        .await;
     }
     assert_eq!(
         answer,
@@ -253,25 +252,19 @@ async fn operators_see_how_often_an_identity_was_locked_out() {
             .await
             .unwrap();
     }
-    let attempts: Value = client
-        .get(service.at("/v1/attempts"))
-        .basic_auth("admin", Some("s3cret"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let attempts = json_of(
+        client
+            .get(service.at("/v1/attempts"))
+            .basic_auth("admin", Some("s3cret")),
+    )
+    .await;
     assert_eq!(attempts["attempts"][0]["lockouts"], 1, "{attempts}");
-    let page = client
-        .get(service.at("/dj-ad-admin/"))
-        .basic_auth("admin", Some("s3cret"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text_of(
+        client
+            .get(service.at("/dj-ad-admin/"))
+            .basic_auth("admin", Some("s3cret")),
+    )
+    .await;
     assert!(page.contains("1 lockout remembered"), "{page}");
     let listed = lockout_command(&[("LOCKOUT_REDIS_URL", &redis.url())])
         .arg("list")

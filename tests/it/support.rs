@@ -681,6 +681,16 @@ pub async fn eventually(within: Duration, what: &str, mut condition: impl AsyncF
     }
 }
 
+/// The body of the answer to `request`, whatever its status.
+pub async fn text_of(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
+}
+
+/// The JSON body of the answer to `request`, whatever its status.
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// The `lockout` binary, with none of the test environment's `LOCKOUT_` variables but `env`.
 pub fn lockout_command(env: &[(&str, &str)]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lockout"));
