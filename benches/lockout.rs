@@ -871,7 +871,7 @@ async fn engine(reach: &Reach, policy: Policy) -> Engine<RedisStore> {
 async fn clean(reach: &Reach) {
     engine(reach, Policy::default())
         .await
-        .reset(&Target::All, false, &mut |_| {})
+        .reset(&Target::All, false, &mut |_| {}, "benchmark")
         .await
         .unwrap();
     let mut connection = reach.connection();
@@ -1584,7 +1584,10 @@ async fn main() {
             ),
         ] {
             let started = Instant::now();
-            let removed = engine.reset(&target, false, &mut |_| {}).await.unwrap();
+            let removed = engine
+                .reset(&target, false, &mut |_| {}, "benchmark")
+                .await
+                .unwrap();
             let ours = started.elapsed();
             fill_victims(&mut redis);
             let theirs = unlink_matching(&reach, pattern);
@@ -1603,7 +1606,7 @@ async fn main() {
         }
         rows.extend(logins_during_admin_resets(&options, &reach, n, &mut redis, reference).await);
         engine
-            .reset(&Target::All, false, &mut |_| {})
+            .reset(&Target::All, false, &mut |_| {}, "benchmark")
             .await
             .unwrap();
     }

@@ -396,6 +396,10 @@ struct RawPolicy {
     #[serde(with = "humantime_serde")]
     access_log_retention: Duration,
     access_log_max_entries: NonZeroU64,
+    events: bool,
+    #[serde(with = "humantime_serde")]
+    events_retention: Duration,
+    events_max_entries: NonZeroU64,
     ipv6_prefix_length: u8,
     #[serde(with = "humantime_serde")]
     lockout_memory: Option<Duration>,
@@ -420,6 +424,9 @@ impl Default for RawPolicy {
             access_log: true,
             access_log_retention: policy.access_log.expect("on by default").retention,
             access_log_max_entries: policy.access_log.expect("on by default").max_entries,
+            events: true,
+            events_retention: policy.events.expect("on by default").retention,
+            events_max_entries: policy.events.expect("on by default").max_entries,
             ipv6_prefix_length: policy.ipv6_prefix_length,
             lockout_memory: None,
             lockout_backoff: DEFAULT_BACKOFF,
@@ -837,6 +844,10 @@ impl RawPolicy {
                 retention: access_log_retention,
                 max_entries: self.access_log_max_entries,
             }),
+            events: self.events.then_some(AccessLog {
+                retention: bounded("policy.events_retention", self.events_retention)?,
+                max_entries: self.events_max_entries,
+            }),
             ipv6_prefix_length: self.ipv6_prefix_length,
             repeat: self.repeat(lockout_duration)?,
         })
@@ -870,6 +881,17 @@ impl From<&Policy> for RawPolicy {
                 .access_log
                 .map_or(RawPolicy::default().access_log_max_entries, |log| {
                     log.max_entries
+                }),
+            events: policy.events.is_some(),
+            events_retention: policy
+                .events
+                .map_or(RawPolicy::default().events_retention, |events| {
+                    events.retention
+                }),
+            events_max_entries: policy
+                .events
+                .map_or(RawPolicy::default().events_max_entries, |events| {
+                    events.max_entries
                 }),
             ipv6_prefix_length: policy.ipv6_prefix_length,
             lockout_memory: policy.repeat.map(|repeat| repeat.memory),

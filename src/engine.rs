@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::attempt::Attempt;
 use crate::error::Result;
+use crate::event::{Event, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::lock_cache::{self, LockCache, LockCacheTasks};
 use crate::policy::{Combination, Policy};
@@ -176,6 +177,7 @@ impl<S: Store> Engine<S> {
                 .await?;
             let locks = states.iter().map(|state| state.lock_remaining);
             self.remember(&identities, locks, generation);
+            self.lockouts_started(attempt, &identities, &states).await;
             states
         } else {
             if let Some(log) = log {
@@ -272,6 +274,7 @@ impl<S: Store> Engine<S> {
             .await?;
         let locks = states.iter().map(|state| state.lock_remaining);
         self.remember(&identities, locks, generation);
+        self.lockouts_started(attempt, &identities, &states).await;
         Ok(report(combinations, states))
     }
 
@@ -284,7 +287,14 @@ impl<S: Store> Engine<S> {
         let identities = self.identities(attempt).identities;
         let log = self.log(attempt, Outcome::Success);
         if self.policy.reset_on_success && !identities.is_empty() {
-            return Ok(self.store.clear(&identities, log).await? > 0);
+            let removed = self.store.clear(&identities, log).await?;
+            let subject = || {
+                let tags: Vec<&str> = identities.iter().map(Identity::tag).collect();
+                tags.join(" ")
+            };
+            self.reset_event(Some(attempt.ip), subject, removed, "success")
+                .await;
+            return Ok(removed > 0);
         }
         if let Some(log) = log {
             self.store.append_log(log).await?;
@@ -317,21 +327,99 @@ impl<S: Store> Engine<S> {
         Ok(page)
     }
 
-    /// Deletes these identities' records and locks; answers how many had any.
-    pub async fn remove(&self, identities: &[Identity]) -> Result<u64> {
-        self.store.clear(identities, None).await
+    /// Deletes these identities' records and locks, a reset `by` someone (see `Event::by`);
+    /// answers how many had any.
+    pub async fn remove(&self, identities: &[Identity], by: &str) -> Result<u64> {
+        let removed = self.store.clear(identities, None).await?;
+        let subject = || {
+            let tags: Vec<&str> = identities.iter().map(Identity::tag).collect();
+            tags.join(" ")
+        };
+        self.reset_event(None, subject, removed, by).await;
+        Ok(removed)
     }
 
-    /// Deletes the attempt records (and locks) `target` selects; answers how many records.
+    /// Deletes the attempt records (and locks) `target` selects, a reset `by` someone;
+    /// answers how many records.
     pub async fn reset(
         &self,
         target: &Target,
         dry_run: bool,
         progress: Progress<'_>,
+        by: &str,
     ) -> Result<u64> {
-        self.store
-            .remove(&self.counted(target), dry_run, progress)
-            .await
+        let target = self.counted(target);
+        let removed = self.store.remove(&target, dry_run, progress).await?;
+        if !dry_run {
+            self.reset_event(target.one_ip(), || target.describe(), removed, by)
+                .await;
+        }
+        Ok(removed)
+    }
+
+    /// The events after `since` (an event ID), oldest first, at most `limit`.
+    pub async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.store.events(since, limit).await
+    }
+
+    /// Appends an event for each lockout this write started. An event that cannot be written
+    /// does not undo the login it tells of: it is logged, and lost.
+    async fn lockouts_started(
+        &self,
+        attempt: &Attempt,
+        identities: &[Identity],
+        states: &[IdentityState],
+    ) {
+        let events: Vec<Event> = identities
+            .iter()
+            .zip(states)
+            .filter(|(_, state)| state.lock_started)
+            .map(|(identity, state)| Event {
+                kind: EventKind::LockoutStarted,
+                ip: Some(attempt.ip),
+                subject: identity.tag().to_string(),
+                lockout: state.lock_remaining,
+                lockouts: None,
+                by: None,
+                removed: None,
+            })
+            .collect();
+        self.append_events(&events).await;
+    }
+
+    /// Appends a reset's event, when it removed anything.
+    async fn reset_event(
+        &self,
+        ip: Option<std::net::IpAddr>,
+        subject: impl FnOnce() -> String,
+        removed: u64,
+        by: &str,
+    ) {
+        if removed == 0 {
+            return;
+        }
+        let event = Event {
+            kind: EventKind::LockoutReset,
+            ip,
+            subject: subject(),
+            lockout: None,
+            lockouts: None,
+            by: Some(by.to_string()),
+            removed: Some(removed),
+        };
+        self.append_events(&[event]).await;
+    }
+
+    async fn append_events(&self, events: &[Event]) {
+        let Some(bounds) = self.policy.events else {
+            return;
+        };
+        if events.is_empty() {
+            return;
+        }
+        if let Err(err) = self.store.append_events(events, bounds).await {
+            tracing::warn!(%err, events = events.len(), "events lost");
+        }
     }
 
     /// Up to `limit` access-log entries, newest first.

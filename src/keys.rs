@@ -125,6 +125,12 @@ impl Keyspace {
         format!("{}:resets", self.prefix)
     }
 
+    /// The events stream of `shard` (sharded as the access log, by IP; resets of no one IP
+    /// go to shard 0).
+    pub fn events_key(&self, shard: usize) -> String {
+        format!("{}:events:{shard}", self.prefix)
+    }
+
     pub fn log_key(&self, shard: usize) -> String {
         format!("{}:log:{shard}", self.prefix)
     }

@@ -9,7 +9,8 @@
 //! - [`engine`]: the Axes decisions, over a [`store::Store`]; [`lock_cache`] spares Redis
 //!   the checks of identities known to be locked;
 //! - [`store`]: the Redis store, its Lua scripts (`scripts/`) and key layout ([`keys`]);
-//! - [`target`] and [`record`]: what operators list and reset;
+//! - [`target`] and [`record`]: what operators list and reset; [`event`]: what happened to
+//!   lockouts;
 //! - [`wire`]: the JSON shapes shared by the CLI and the HTTP API;
 //! - [`cli`]: the `lockout` command line.
 
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod event;
 pub mod identity;
 pub mod keys;
 pub mod lock_cache;

@@ -144,6 +144,9 @@ pub struct Policy {
     pub deny: IpList,
     /// How long and how many access-log entries are kept; `None` when the access log is off.
     pub access_log: Option<AccessLog>,
+    /// How long and how many events (lockouts started, resets) are kept, with the same kind
+    /// of bounds as the access log; `None` when events are off.
+    pub events: Option<AccessLog>,
     /// IPv6 clients are counted per network of this many bits (see `counted_ip`).
     pub ipv6_prefix_length: u8,
     /// Repeat offenders: each lockout an identity starts within the memory lasts longer than
@@ -201,6 +204,10 @@ impl Default for Policy {
             access_log: Some(AccessLog {
                 retention: Duration::from_secs(30 * 24 * 3600),
                 max_entries: NonZeroU64::new(1_000_000).expect("non-zero"),
+            }),
+            events: Some(AccessLog {
+                retention: Duration::from_secs(30 * 24 * 3600),
+                max_entries: NonZeroU64::new(100_000).expect("non-zero"),
             }),
             ipv6_prefix_length: 64,
             repeat: None,

@@ -37,6 +37,40 @@ pub enum Target {
 }
 
 impl Target {
+    /// What the target selects, for an event: `all`, `ip=10.0.0.1`, `username=alice`,
+    /// `ip=10.0.0.1 and username=alice`, `ip=10.0.0.1 or username=alice`, `ip^=10.0.`.
+    pub fn describe(&self) -> String {
+        let values = |name: &str, values: Vec<String>| -> String {
+            values
+                .iter()
+                .map(|value| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let ips = |ips: &[IpAddr]| values("ip", ips.iter().map(IpAddr::to_string).collect());
+        let names = |names: &[String]| values("username", names.to_vec());
+        match self {
+            Target::All => "all".into(),
+            Target::Ips(list) => ips(list),
+            Target::Usernames(list) => names(list),
+            Target::Pairs { ips: a, usernames } => format!("{} and {}", ips(a), names(usernames)),
+            Target::Either { ips: a, usernames } => format!("{} or {}", ips(a), names(usernames)),
+            Target::Prefixes { ip, username } => [("ip^=", ip), ("username^=", username)]
+                .iter()
+                .filter_map(|(name, value)| Some(format!("{name}{}", value.as_deref()?)))
+                .collect::<Vec<_>>()
+                .join(" and "),
+        }
+    }
+
+    /// The one IP the target names, if it names exactly one (an event's shard).
+    pub fn one_ip(&self) -> Option<IpAddr> {
+        match self {
+            Target::Ips(ips) | Target::Pairs { ips, .. } if ips.len() == 1 => Some(ips[0]),
+            _ => None,
+        }
+    }
+
     /// The records matching every given filter; no filter at all means every record.
     /// IPs must be canonical and usernames non-empty (see `attempt::parse_ip`, `parse_username`).
     pub fn matching(ips: Vec<IpAddr>, usernames: Vec<String>) -> Self {

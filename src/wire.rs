@@ -2,6 +2,7 @@
 //! two can never drift apart.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -9,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::attempt::parse_ip;
 use crate::engine::{FailureCount, FailureReport, Standing, Verdict};
+use crate::event::{Event, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::record::{AttemptRecord, LogEntry, Outcome};
 
@@ -204,4 +206,71 @@ pub fn parse_removed(answer: &Value) -> Result<u64, String> {
 
 fn parse_time(text: &str) -> Result<SystemTime, String> {
     humantime::parse_rfc3339(text).map_err(|err| format!("{text:?}: {err}"))
+}
+
+/// `{"events":[{"id","time","kind","subject","ip"?,"lockout_secs"?,"lockouts"?,"by"?,"removed"?}]}`,
+/// oldest first.
+pub fn events(events: &[StoredEvent]) -> Value {
+    json!({ "events": events.iter().map(|stored| {
+        let event = &stored.event;
+        let mut value = json!({
+            "id": stored.id,
+            "time": rfc3339(stored.time),
+            "kind": event.kind.name(),
+            "subject": event.subject,
+        });
+        let optional = [
+            ("ip", event.ip.map(|ip| Value::from(ip.to_string()))),
+            ("lockout_secs", event.lockout.map(|d| Value::from(seconds(d)))),
+            ("lockouts", event.lockouts.map(Value::from)),
+            ("by", event.by.clone().map(Value::from)),
+            ("removed", event.removed.map(Value::from)),
+        ];
+        for (name, field) in optional {
+            if let Some(field) = field {
+                value[name] = field;
+            }
+        }
+        value
+    }).collect::<Vec<_>>() })
+}
+
+/// The events of an `events` answer, as the service had them (lockouts to the second).
+pub fn parse_events(answer: Value) -> Result<Vec<StoredEvent>, String> {
+    #[derive(Deserialize)]
+    struct Events {
+        events: Vec<Stored>,
+    }
+    #[derive(Deserialize)]
+    struct Stored {
+        id: String,
+        time: String,
+        kind: String,
+        subject: String,
+        ip: Option<IpAddr>,
+        lockout_secs: Option<u64>,
+        lockouts: Option<u64>,
+        by: Option<String>,
+        removed: Option<u64>,
+    }
+    let Events { events } = serde_json::from_value(answer).map_err(|err| err.to_string())?;
+    events
+        .into_iter()
+        .map(|stored| {
+            Ok(StoredEvent {
+                time: parse_time(&stored.time)?,
+                event: Event {
+                    kind: EventKind::parse(&stored.kind)
+                        .ok_or_else(|| format!("event kind {:?}", stored.kind))?,
+                    ip: stored.ip,
+                    subject: stored.subject,
+                    lockout: stored.lockout_secs.map(Duration::from_secs),
+                    lockouts: stored.lockouts,
+                    by: stored.by,
+                    removed: stored.removed,
+                },
+                id: stored.id,
+            })
+        })
+        .collect()
 }

@@ -3,6 +3,7 @@
 //! Exit status: 0 when the command did its job (whatever the verdict), 1 when it failed,
 //! 2 for bad usage.
 
+mod events;
 mod login;
 mod logs;
 mod ping;
@@ -136,6 +137,21 @@ enum StoreCommand {
     /// Axes-style listing: IP, username and failures of every attempt record
     #[command(name = "axes_list_attempts")]
     AxesListAttempts,
+    /// Print the events (lockouts started, resets), oldest first
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+struct EventsArgs {
+    /// Only the events after this one (an event's id)
+    #[arg(long, value_name = "ID")]
+    since: Option<String>,
+    /// How many events at most (without --follow)
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Keep printing new events as they come, until interrupted
+    #[arg(long)]
+    follow: bool,
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +340,7 @@ async fn operate(records: &impl Records, command: StoreCommand, output: Output) 
         StoreCommand::AxesResetLogs { days, age } => {
             logs::axes_reset_logs(records, days.or(age), output).await
         }
+        StoreCommand::Events(args) => events::events(records, args, output).await,
         StoreCommand::Check(_) | StoreCommand::Fail(_) | StoreCommand::Succeed(_) => Err(usage(
             "--server: check, fail and succeed are the login API's (POST /v1/check, ...); \
              --server serves the operator commands"

@@ -185,7 +185,7 @@ async fn probe(store: RedisStore) -> Vec<Step> {
     steps.push(Step::of(
         "reset",
         engine
-            .reset(&Target::All, false, &mut |_| {})
+            .reset(&Target::All, false, &mut |_| {}, "lockout ping")
             .await
             .map(|removed| format!("{removed} records removed")),
     ));

@@ -46,6 +46,9 @@ over the file, which wins over the defaults):
            access_log = LOCKOUT_POLICY_ACCESS_LOG                             true
            access_log_retention = LOCKOUT_POLICY_ACCESS_LOG_RETENTION         30d
            access_log_max_entries = LOCKOUT_POLICY_ACCESS_LOG_MAX_ENTRIES     1000000
+           events = LOCKOUT_POLICY_EVENTS                                     true (lockouts started, resets)
+           events_retention = LOCKOUT_POLICY_EVENTS_RETENTION                 30d
+           events_max_entries = LOCKOUT_POLICY_EVENTS_MAX_ENTRIES             100000
            ipv6_prefix_length = LOCKOUT_POLICY_IPV6_PREFIX_LENGTH             64 (IPv6 counted per /64)
            lockout_memory = LOCKOUT_POLICY_LOCKOUT_MEMORY                     unset; set: repeat offenders
            lockout_backoff = LOCKOUT_POLICY_LOCKOUT_BACKOFF                   2.0 (each lockout that much longer)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::engine::Engine;
 use crate::error::Result;
+use crate::event::StoredEvent;
 use crate::record::{AttemptRecord, LogEntry, LogFilter};
 use crate::store::{Progress, Store};
 use crate::target::Target;
@@ -22,6 +23,9 @@ pub(super) trait Records {
 
     /// Deletes access-log entries at least `age` old.
     async fn reset_logs(&self, age: Duration) -> Result<u64>;
+
+    /// Up to `limit` events after the one whose ID is `since`, oldest first.
+    async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>>;
 }
 
 impl<S: Store> Records for Engine<S> {
@@ -30,7 +34,7 @@ impl<S: Store> Records for Engine<S> {
     }
 
     async fn reset(&self, target: &Target, dry_run: bool, progress: Progress<'_>) -> Result<u64> {
-        Engine::reset(self, target, dry_run, progress).await
+        Engine::reset(self, target, dry_run, progress, "cli").await
     }
 
     async fn logs(&self, filter: &LogFilter, limit: usize) -> Result<Vec<LogEntry>> {
@@ -39,5 +43,9 @@ impl<S: Store> Records for Engine<S> {
 
     async fn reset_logs(&self, age: Duration) -> Result<u64> {
         Engine::reset_logs(self, age).await
+    }
+
+    async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+        Engine::events(self, since, limit).await
     }
 }

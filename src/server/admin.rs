@@ -433,7 +433,7 @@ fn back_to_attempts(service: &Service, removed: u64) -> Response {
 /// `POST <admin.path>attempts/delete`: the ticked rows.
 async fn delete_selected(
     State(service): State<Arc<Service>>,
-    _: Admin,
+    admin: Admin,
     CheckedForm(fields): CheckedForm,
 ) -> Result<Response, ApiError> {
     let identities = fields
@@ -449,7 +449,10 @@ async fn delete_selected(
     } else {
         let engine = service.admin_engine(None).await?;
         service
-            .bulk_call("remove", engine.remove(&identities))
+            .bulk_call(
+                "remove",
+                engine.remove(&identities, &admin.by("admin page")),
+            )
             .await?
     };
     service.metrics.resets(removed);
@@ -461,7 +464,7 @@ async fn delete_selected(
 /// then (with `confirm=yes`) the deletion.
 async fn delete_matching(
     State(service): State<Arc<Service>>,
-    _: Admin,
+    admin: Admin,
     CheckedForm(fields): CheckedForm,
 ) -> Result<Response, ApiError> {
     let filters = Filters::from(&fields);
@@ -476,14 +479,20 @@ async fn delete_matching(
         let identities: Vec<Identity> = locked.into_iter().map(|record| record.identity).collect();
         if confirmed && !identities.is_empty() {
             service
-                .bulk_call("remove", engine.remove(&identities))
+                .bulk_call(
+                    "remove",
+                    engine.remove(&identities, &admin.by("admin page")),
+                )
                 .await?
         } else {
             identities.len() as u64
         }
     } else {
         service
-            .bulk_call("reset", engine.reset(&target, !confirmed, &mut |_| {}))
+            .bulk_call(
+                "reset",
+                engine.reset(&target, !confirmed, &mut |_| {}, &admin.by("admin page")),
+            )
             .await?
     };
     if confirmed {

@@ -316,7 +316,7 @@ pub async fn list_attempts(
 /// counts.
 pub async fn delete_attempts(
     State(service): State<Arc<Service>>,
-    _: Admin,
+    admin: Admin,
     ApiQuery(query): ApiQuery<AttemptsQuery>,
 ) -> Answer {
     let target = query.target()?;
@@ -342,7 +342,10 @@ pub async fn delete_attempts(
     let matched = AtomicU64::new(0);
     let mut progress = |count| matched.store(count, Ordering::Relaxed);
     let removed = service
-        .bulk_call("reset", engine.reset(&target, query.dry_run, &mut progress))
+        .bulk_call(
+            "reset",
+            engine.reset(&target, query.dry_run, &mut progress, &admin.by("api")),
+        )
         .await
         .map_err(|err| match matched.load(Ordering::Relaxed) {
             0 => err,
@@ -390,7 +393,7 @@ pub struct DeleteRecordsRequest {
 /// these records, as an admin selects them in a list.
 pub async fn delete_records(
     State(service): State<Arc<Service>>,
-    _: Admin,
+    admin: Admin,
     ApiJson(request): ApiJson<DeleteRecordsRequest>,
 ) -> Answer {
     let identities = request
@@ -408,7 +411,7 @@ pub async fn delete_records(
         .collect::<Result<Vec<_>, _>>()?;
     let engine = service.admin_engine(request.scope.as_deref()).await?;
     let removed = service
-        .bulk_call("remove", engine.remove(&identities))
+        .bulk_call("remove", engine.remove(&identities, &admin.by("api")))
         .await?;
     service.metrics.resets(removed);
     tracing::info!(
@@ -418,6 +421,44 @@ pub async fn delete_records(
         "attempt records removed through the admin API"
     );
     Ok(Json(wire::removed(removed)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `GET /v1/events?since=&limit=&scope=`: the events after `since` (an event's `id`), oldest
+/// first; a follower passes the last `id` it saw.
+pub async fn list_events(
+    State(service): State<Arc<Service>>,
+    _: Admin,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Answer {
+    let limit = query.limit.unwrap_or(DEFAULT_LOG_LIMIT);
+    if !(1..=MAX_LOG_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: from 1 to {MAX_LOG_LIMIT}"
+        )));
+    }
+    if let Some(since) = &query.since {
+        if crate::event::id_order(since).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "since: {since:?} is not an event id (such as 1764380000000-0)"
+            )));
+        }
+    }
+    let engine = service.admin_engine(query.scope.as_deref()).await?;
+    let events = service
+        .bulk_call("events", engine.events(query.since.as_deref(), limit))
+        .await?;
+    Ok(Json(wire::events(&events)))
 }
 
 #[derive(Debug, Deserialize)]

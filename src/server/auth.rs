@@ -46,8 +46,25 @@ impl FromRequestParts<Arc<Service>> for ApiClient {
     }
 }
 
-/// A caller that proved to be the admin.
-pub struct Admin;
+/// A caller that proved to be the admin, and how (for the events of its resets).
+pub struct Admin {
+    credential: Credential,
+}
+
+enum Credential {
+    Token,
+    Password(String),
+}
+
+impl Admin {
+    /// Who reset, as events say it: `api (admin token)`, `admin page (admin)`.
+    pub fn by(&self, place: &str) -> String {
+        match &self.credential {
+            Credential::Token => format!("{place} (admin token)"),
+            Credential::Password(username) => format!("{place} ({username})"),
+        }
+    }
+}
 
 impl FromRequestParts<Arc<Service>> for Admin {
     type Rejection = ApiError;
@@ -72,7 +89,9 @@ impl FromRequestParts<Arc<Service>> for Admin {
         // calls from the address its own users' failures may have locked); wrong ones count.
         if let (None, Some(bearer)) = (&basic, &bearer) {
             if !admin.token.is_empty() && same(bearer.token(), admin.token.expose()) {
-                return Ok(Admin);
+                return Ok(Admin {
+                    credential: Credential::Token,
+                });
             }
         }
         let attempt = admin_attempt(
@@ -101,7 +120,9 @@ impl FromRequestParts<Arc<Service>> for Admin {
             (None, _) => false,
         };
         if valid {
-            return Ok(Admin);
+            return Ok(Admin {
+                credential: Credential::Password(admin.username.clone()),
+            });
         }
         let report = service
             .store_call("failure", service.admin_logins.fail(&attempt))

@@ -404,6 +404,7 @@ pub fn app(service: Arc<Service>) -> Router {
         )
         .route("/v1/attempts/delete", post(api::delete_records))
         .route("/v1/logs", get(api::list_logs).delete(api::delete_logs))
+        .route("/v1/events", get(api::list_events))
         .route("/livez", get(api::live))
         .route("/readyz", get(api::health))
         .route("/healthz", get(api::health))

@@ -8,8 +8,10 @@ use super::redis::{RedisOptions, RedisStore};
 use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::Attempt;
 use crate::error::Result;
+use crate::event::{Event, StoredEvent};
 use crate::identity::Identity;
 use crate::keys::Keyspace;
+use crate::policy::AccessLog;
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter};
 use crate::target::Target;
 
@@ -143,5 +145,13 @@ impl Store for AnyStore {
 
     async fn trim_logs(&self, age: Duration) -> Result<u64> {
         on_the_store!(self, store => store.trim_logs(age).await)
+    }
+
+    async fn append_events(&self, events: &[Event], bounds: AccessLog) -> Result<()> {
+        on_the_store!(self, store => store.append_events(events, bounds).await)
+    }
+
+    async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+        on_the_store!(self, store => store.events(since, limit).await)
     }
 }

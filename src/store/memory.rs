@@ -23,8 +23,10 @@ use tokio::sync::broadcast;
 use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::Attempt;
 use crate::error::{Error, Result};
+use crate::event::{self, Event, StoredEvent};
 use crate::identity::Identity;
 use crate::keys::{Keyspace, RESET_GUARD};
+use crate::policy::AccessLog;
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter};
 use crate::target::Target;
 
@@ -126,8 +128,10 @@ struct State {
     max_log_entries: usize,
     /// Records in all spaces.
     identities: usize,
-    /// Log entries in all spaces.
+    /// Log entries and events in all spaces.
     log_entries: usize,
+    /// The latest event's ID (ms, sequence): IDs only grow, as a stream's.
+    last_event: (u64, u64),
     /// Unlocked records by the end of their cool-off, then space and tag.
     counting: BTreeSet<(Instant, SpaceId, Tag)>,
     /// Locked records by the end of their lock, then space and tag.
@@ -155,6 +159,8 @@ struct Space {
     lockouts: HashMap<Tag, (u64, Instant)>,
     /// Oldest first.
     log: VecDeque<(Instant, LogEntry)>,
+    /// Oldest first.
+    events: VecDeque<(Instant, StoredEvent)>,
     notices: broadcast::Sender<Vec<String>>,
 }
 
@@ -208,6 +214,7 @@ impl MemoryStore {
             max_log_entries: usize::MAX,
             identities: 0,
             log_entries: 0,
+            last_event: (0, 0),
             counting: BTreeSet::new(),
             locked: BTreeSet::new(),
             marker_ends: VecDeque::new(),
@@ -307,6 +314,7 @@ impl MemoryStore {
             space.markers.clear();
             space.lockouts.clear();
             space.log.clear();
+            space.events.clear();
         }
     }
 
@@ -365,6 +373,7 @@ impl State {
             markers: HashMap::new(),
             lockouts: HashMap::new(),
             log: VecDeque::new(),
+            events: VecDeque::new(),
             notices: broadcast::channel(NOTICE_BACKLOG).0,
         });
         let space = self.spaces.len() - 1;
@@ -612,6 +621,46 @@ impl State {
         }
     }
 
+    /// Appends `event` to `space`'s events, then drops those past `bounds`, and its oldest
+    /// while the store holds more than `max_log_entries` entries and events.
+    fn append_event(
+        &mut self,
+        space: SpaceId,
+        event: &Event,
+        bounds: AccessLog,
+        (now, wall): (Instant, SystemTime),
+    ) {
+        let ms = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        self.last_event = if ms > self.last_event.0 {
+            (ms, 0)
+        } else {
+            (self.last_event.0, self.last_event.1 + 1)
+        };
+        let (ms, sequence) = self.last_event;
+        let events = &mut self.spaces[space].events;
+        events.push_back((
+            now,
+            StoredEvent {
+                id: format!("{ms}-{sequence}"),
+                time: wall,
+                event: event.clone(),
+            },
+        ));
+        self.log_entries += 1;
+        let oldest_kept = now.checked_sub(bounds.retention);
+        let most = usize::try_from(bounds.max_entries.get()).unwrap_or(usize::MAX);
+        while let Some((time, _)) = events.front() {
+            let too_old = oldest_kept.is_some_and(|oldest| *time < oldest);
+            if !too_old && events.len() <= most && self.log_entries <= self.max_log_entries {
+                break;
+            }
+            events.pop_front();
+            self.log_entries -= 1;
+        }
+    }
+
     fn mark_reset(&mut self, space: SpaceId, tag: &str, now: Instant) {
         let ends = now + RESET_GUARD;
         let tag = Tag::from(tag);
@@ -829,6 +878,28 @@ impl Store for MemoryStore {
             .take_while(|(time, _)| oldest.is_none_or(|oldest| *time >= oldest))
             .map(|(_, entry)| entry)
             .filter(|entry| filter.matches(entry))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn append_events(&self, events: &[Event], bounds: AccessLog) -> Result<()> {
+        let wall = self.shared.clock.wall();
+        let (mut state, now) = self.state();
+        for event in events {
+            state.append_event(self.space, event, bounds, (now, wall));
+        }
+        Ok(())
+    }
+
+    async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+        let (state, _) = self.state();
+        let after = since.and_then(event::id_order);
+        Ok(state.spaces[self.space]
+            .events
+            .iter()
+            .map(|(_, stored)| stored)
+            .filter(|stored| after.is_none_or(|after| event::id_order(&stored.id) > Some(after)))
             .take(limit)
             .cloned()
             .collect())

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::attempt::Attempt;
 use crate::error::Result;
+use crate::event::{Event, StoredEvent};
 use crate::identity::Identity;
 use crate::policy::{AccessLog, Repeat};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
@@ -177,4 +178,20 @@ pub trait Store: Send + Sync {
 
     /// Deletes access-log entries at least `age` old; answers how many.
     fn trim_logs(&self, age: Duration) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Appends `events`, each kept within `bounds` (retention and size, as the access log's).
+    /// One round trip.
+    fn append_events(
+        &self,
+        events: &[Event],
+        bounds: AccessLog,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Up to `limit` events after the one whose ID is `since` (`None`: from the oldest kept),
+    /// oldest first.
+    fn events(
+        &self,
+        since: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
 }

@@ -20,8 +20,10 @@ use super::scripts::{self, FAIL, LOG, TRIM_LOG};
 use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::Attempt;
 use crate::error::{Error, RedisTarget, Result};
+use crate::event::{self, Event, StoredEvent};
 use crate::identity::Identity;
 use crate::keys::{record_field, KeyKind, Keyspace, LOG_SHARDS, RESET_GUARD};
+use crate::policy::AccessLog;
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::target::Target;
 
@@ -916,6 +918,61 @@ impl Store for RedisStore {
         entries.sort_by_key(|entry| std::cmp::Reverse(entry.time));
         entries.truncate(limit);
         Ok(entries)
+    }
+
+    async fn append_events(&self, events: &[Event], bounds: AccessLog) -> Result<()> {
+        let oldest_kept = millis(since_epoch().saturating_sub(bounds.retention));
+        let per_shard = bounds.max_entries.get().div_ceil(LOG_SHARDS as u64);
+        let requests: Vec<Cmd> = events
+            .iter()
+            .map(|event| {
+                let shard = event.ip.map_or(0, Keyspace::log_shard);
+                let key = self.keys.events_key(shard);
+                let mut command =
+                    LOG.evalsha(&[&key], (oldest_kept, millis(bounds.retention), per_shard));
+                for (field, value) in event.fields() {
+                    command.arg(field).arg(value);
+                }
+                command
+            })
+            .collect();
+        self.round_trip(&requests).await?;
+        Ok(())
+    }
+
+    async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+        let start = since.map_or("-".to_string(), |id| format!("({id}"));
+        let requests: Vec<Cmd> = (0..LOG_SHARDS)
+            .map(|shard| {
+                redis::cmd("XRANGE")
+                    .arg(self.keys.events_key(shard))
+                    .arg(&start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit)
+                    .clone()
+            })
+            .collect();
+        let mut events = Vec::new();
+        for reply in self.round_trip(&requests).await? {
+            let page: Vec<(String, HashMap<String, String>)> = self.parse(reply)?;
+            for (id, fields) in page {
+                let (event, ms) = Event::from_fields(&fields)
+                    .zip(event::id_order(&id))
+                    .ok_or_else(|| Error::UnexpectedReply {
+                        target: self.target.clone(),
+                        detail: format!("event {id:?} is not one lockout writes"),
+                    })?;
+                events.push(StoredEvent {
+                    time: from_millis(ms.0),
+                    id,
+                    event,
+                });
+            }
+        }
+        events.sort_by_key(|stored| event::id_order(&stored.id));
+        events.truncate(limit);
+        Ok(events)
     }
 
     async fn trim_logs(&self, age: Duration) -> Result<u64> {

@@ -615,6 +615,8 @@ fn operator_commands_through_the_service_print_what_they_print_on_redis() {
         &["reset", "--ip", "10.0.0.1", "--ip", "10.0.0.3", "--dry-run"],
         &["--json", "reset", "--all", "--dry-run"],
         &["reset"],
+        &["events"],
+        &["--json", "events", "--limit", "1"],
     ] {
         let direct = lockout(&redis, &[], args);
         for auth in [&token[..], &password[..]] {

@@ -333,11 +333,14 @@ fn the_cli_resets_across_every_primary() {
         lockout(&["reset-logs", "--older-than", "0s"]),
         "30 log entries removed.\n"
     );
-    // The access log and the resets' markers, which expire within seconds.
+    // The access log, the events and the resets' markers, which expire within seconds.
     let left = cluster.keys();
     assert!(
-        left.iter()
-            .all(|key| key.starts_with("lockout:log:") || key.starts_with("lockout:reset:")),
+        left.iter().all(|key| {
+            ["lockout:log:", "lockout:events:", "lockout:reset:"]
+                .iter()
+                .any(|kept| key.starts_with(kept))
+        }),
         "{left:?}"
     );
     let pinged = lockout(&["ping"]);

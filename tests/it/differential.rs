@@ -160,9 +160,12 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
             })
         }
         Op::Succeed(attempt) => Answer::Cleared(engine.succeed(attempt).await.unwrap()),
-        Op::Reset { target, dry_run } => {
-            Answer::Count(engine.reset(target, *dry_run, &mut |_| {}).await.unwrap())
-        }
+        Op::Reset { target, dry_run } => Answer::Count(
+            engine
+                .reset(target, *dry_run, &mut |_| {}, "test")
+                .await
+                .unwrap(),
+        ),
         Op::List {
             target,
             locked_only,

@@ -502,7 +502,10 @@ async fn resets_by_awkward_usernames_remove_exactly_their_records(server: Backen
     for username in AWKWARD {
         let before: HashSet<String> = server.keys().into_iter().collect();
         let target = Target::Usernames(vec![username.to_string()]);
-        let removed = engine.reset(&target, false, &mut |_| {}).await.unwrap();
+        let removed = engine
+            .reset(&target, false, &mut |_| {}, "test")
+            .await
+            .unwrap();
         assert_eq!(
             removed, 2,
             "{username:?}: its username and ip+username records"
@@ -535,7 +538,13 @@ async fn resets_by_ip_pair_and_all_with_dry_run(server: Backend) {
     }
     let ip = |s: &str| s.parse().unwrap();
     let one_ip = Target::Ips(vec![ip("10.0.0.1")]);
-    assert_eq!(engine.reset(&one_ip, true, &mut |_| {}).await.unwrap(), 3);
+    assert_eq!(
+        engine
+            .reset(&one_ip, true, &mut |_| {}, "test")
+            .await
+            .unwrap(),
+        3
+    );
     assert_eq!(
         engine.list(&one_ip, false).await.unwrap().len(),
         3,
@@ -545,8 +554,20 @@ async fn resets_by_ip_pair_and_all_with_dry_run(server: Backend) {
         ips: vec![ip("10.0.0.1"), ip("10.0.0.12")],
         usernames: vec!["alice".into()],
     };
-    assert_eq!(engine.reset(&pair, false, &mut |_| {}).await.unwrap(), 2);
-    assert_eq!(engine.reset(&one_ip, false, &mut |_| {}).await.unwrap(), 2);
+    assert_eq!(
+        engine
+            .reset(&pair, false, &mut |_| {}, "test")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        engine
+            .reset(&one_ip, false, &mut |_| {}, "test")
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(
         failures_of(&engine, Target::All).await,
         [
@@ -557,10 +578,13 @@ async fn resets_by_ip_pair_and_all_with_dry_run(server: Backend) {
         ]
     );
     let v6 = Target::Ips(vec![ip("2001:db8:0::1")]);
-    assert_eq!(engine.reset(&v6, false, &mut |_| {}).await.unwrap(), 2);
+    assert_eq!(
+        engine.reset(&v6, false, &mut |_| {}, "test").await.unwrap(),
+        2
+    );
     assert_eq!(
         engine
-            .reset(&Target::All, false, &mut |_| {})
+            .reset(&Target::All, false, &mut |_| {}, "test")
             .await
             .unwrap(),
         1
@@ -570,8 +594,10 @@ async fn resets_by_ip_pair_and_all_with_dry_run(server: Backend) {
         left.iter().any(|key| key.starts_with("lockout:log:"))
             && left
                 .iter()
-                .all(|key| key.starts_with("lockout:log:") || key.starts_with("lockout:reset:")),
-        "only the access log and the resets' markers are left: {left:?}"
+                .all(|key| ["lockout:log:", "lockout:events:", "lockout:reset:"]
+                    .iter()
+                    .any(|kept| key.starts_with(kept))),
+        "only the access log, the events and the resets' markers are left: {left:?}"
     );
     for marker in left.iter().filter(|key| key.starts_with("lockout:reset:")) {
         let pttl = server.pttl(marker);
@@ -934,7 +960,13 @@ async fn ipv6_clients_are_counted_per_network() {
     assert_eq!(records[0].identity.tag(), "ip=2001%3Adb8%3A1%3A2%3A%3A");
     // An operator names any address of the network.
     let reset = Target::Ips(vec!["2001:db8:1:2::77".parse().unwrap()]);
-    assert_eq!(engine.reset(&reset, false, &mut |_| {}).await.unwrap(), 1);
+    assert_eq!(
+        engine
+            .reset(&reset, false, &mut |_| {}, "test")
+            .await
+            .unwrap(),
+        1
+    );
 
     // ipv6_prefix_length = 128: every address on its own, as before.
     let per_address = server

@@ -91,7 +91,7 @@ async fn a_reset_by_another_process_reaches_the_cache(redis: Backend) {
     let reset = Target::Ips(vec!["10.7.7.7".parse().unwrap()]);
     assert_eq!(
         other_process
-            .reset(&reset, false, &mut |_| {})
+            .reset(&reset, false, &mut |_| {}, "test")
             .await
             .unwrap(),
         1
@@ -133,7 +133,13 @@ async fn refusals_counted_before_a_reset_are_dropped_after_it(redis: Backend) {
     }
     let identity = Identity::of(&attacker, &engine.policy().combinations[0]).unwrap();
     let reset = Target::Ips(vec![attacker.ip]);
-    assert_eq!(engine.reset(&reset, false, &mut |_| {}).await.unwrap(), 1);
+    assert_eq!(
+        engine
+            .reset(&reset, false, &mut |_| {}, "test")
+            .await
+            .unwrap(),
+        1
+    );
     // A lock cache's batch, counted while the identity was locked, reaching Redis just after
     // the reset: it would lock the identity again at once.
     let batch = [Refusals {
@@ -191,7 +197,13 @@ async fn a_reset_during_a_flood_is_never_undone(redis: Backend) {
             refused.load(Ordering::Relaxed) > 200
         })
         .await;
-        assert_eq!(admin.reset(&reset, false, &mut |_| {}).await.unwrap(), 1);
+        assert_eq!(
+            admin
+                .reset(&reset, false, &mut |_| {}, "test")
+                .await
+                .unwrap(),
+            1
+        );
         flooding.store(false, Ordering::Relaxed);
         for task in flood {
             task.await.unwrap();

@@ -8,6 +8,7 @@ mod cluster;
 mod differential;
 mod embedded;
 mod engine;
+mod events;
 mod failover;
 mod instances;
 mod lock_cache;

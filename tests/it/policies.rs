@@ -226,7 +226,7 @@ async fn repeat_offenders_are_locked_out_longer_each_time(backend: Backend) {
     backend.advance(Duration::from_secs(11));
     assert_eq!(lock_out(&engine, &attacker).await, 20);
     let removed = engine
-        .reset(&Target::All, false, &mut |_| {})
+        .reset(&Target::All, false, &mut |_| {}, "test")
         .await
         .unwrap();
     assert_eq!(removed, 1);

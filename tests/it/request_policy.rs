@@ -90,6 +90,7 @@ async fn a_request_policy_replaces_the_configured_one_for_that_request() {
     let (_, plain) = post(&client, service.at("/v1/check"), json!({"ip": "10.0.0.1"})).await;
     assert_eq!(plain, json!({"locked": false}));
 
+    let keys = redis.keys().len();
     let (status, bad) = post(
         &client,
         service.at("/v1/check"),
@@ -115,7 +116,7 @@ async fn a_request_policy_replaces_the_configured_one_for_that_request() {
         bad["error"],
         "policy.lockout_parameters: needs at least one combination"
     );
-    assert_eq!(redis.keys().len(), 3, "a refused request writes nothing");
+    assert_eq!(redis.keys().len(), keys, "a refused request writes nothing");
 }
 
 #[tokio::test]

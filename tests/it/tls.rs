@@ -189,7 +189,7 @@ async fn a_cluster_over_tls() {
     assert_eq!(locked.len(), 1);
     assert_eq!(
         engine
-            .reset(&Target::All, false, &mut |_| {})
+            .reset(&Target::All, false, &mut |_| {}, "test")
             .await
             .unwrap(),
         3

@@ -1,0 +1,66 @@
+//! `lockout events [--since ID] [--follow]`: the events, one line (or JSON object) each.
+
+use std::time::Duration;
+
+use super::source::Records;
+use super::{printable, EventsArgs, Output};
+use crate::error::Result;
+use crate::event::{EventKind, StoredEvent};
+use crate::wire;
+
+/// How often `--follow` asks for new events.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Events read per request while following.
+const FOLLOW_BATCH: usize = 1000;
+
+pub(super) async fn events(records: &impl Records, args: EventsArgs, output: Output) -> Result<()> {
+    let mut since = args.since;
+    let limit = if args.follow {
+        FOLLOW_BATCH
+    } else {
+        args.limit
+    };
+    loop {
+        let events = records.events(since.as_deref(), limit).await?;
+        for stored in &events {
+            print(stored, output);
+        }
+        if let Some(last) = events.last() {
+            since = Some(last.id.clone());
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        if events.len() < limit {
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+        }
+    }
+}
+
+/// One event: in JSON mode its object (one per line, as `GET /v1/events` has it), else
+/// `ID TIME KIND SUBJECT DETAIL`, tab-separated, the subject escaped (it holds usernames).
+fn print(stored: &StoredEvent, output: Output) {
+    let event = &stored.event;
+    let json = wire::events(std::slice::from_ref(stored))["events"][0].clone();
+    output.print(json, || {
+        let detail = match event.kind {
+            EventKind::LockoutStarted => {
+                let secs = event.lockout.map_or(0, wire::seconds);
+                format!("locked for {secs} s")
+            }
+            EventKind::LockoutReset => format!(
+                "{} removed by {}",
+                event.removed.unwrap_or(0),
+                printable(event.by.as_deref().unwrap_or("-"))
+            ),
+        };
+        format!(
+            "{}\t{}\t{}\t{}\t{detail}",
+            stored.id,
+            wire::rfc3339(stored.time),
+            event.kind.name(),
+            printable(&event.subject),
+        )
+    });
+}

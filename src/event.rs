@@ -1,0 +1,109 @@
+//! Events: what happened to lockouts (one started, records reset and by whom), kept in the
+//! store for people and systems to follow (`lockout events`, `GET /v1/events`). Plain values.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// An identity's lock was set where none was.
+    LockoutStarted,
+    /// Records (and their locks) were deleted.
+    LockoutReset,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::LockoutStarted => "lockout_started",
+            EventKind::LockoutReset => "lockout_reset",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [EventKind::LockoutStarted, EventKind::LockoutReset]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+}
+
+/// One event, as appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// The attempt's IP (a lockout), or the one IP a reset named.
+    pub ip: Option<IpAddr>,
+    /// The identity locked (its tag), or what a reset selected (`ip=10.0.0.1`, `all`, ...).
+    pub subject: String,
+    /// A lockout's length.
+    pub lockout: Option<Duration>,
+    /// A lockout's number within the lockout memory (repeat offenders).
+    pub lockouts: Option<u64>,
+    /// Who reset: `cli`, `api (admin token)`, `admin page (admin)`, `success`.
+    pub by: Option<String>,
+    /// How many records a reset removed.
+    pub removed: Option<u64>,
+}
+
+/// An event as the store keeps it: with its ID (stream order: `<ms>-<seq>`) and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub id: String,
+    pub time: SystemTime,
+    pub event: Event,
+}
+
+/// The order of event IDs (`<ms>-<seq>`), as Redis orders stream IDs; `None` for an ID that
+/// is not one.
+pub fn id_order(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+impl Event {
+    /// The event as field/value pairs (a stream entry's), absent values left out.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("kind", self.kind.name().to_string()),
+            ("subject", self.subject.clone()),
+        ];
+        let optional = [
+            ("ip", self.ip.map(|ip| ip.to_string())),
+            (
+                "lockout_ms",
+                self.lockout.map(|d| d.as_millis().to_string()),
+            ),
+            ("lockouts", self.lockouts.map(|n| n.to_string())),
+            ("by", self.by.clone()),
+            ("removed", self.removed.map(|n| n.to_string())),
+        ];
+        fields.extend(
+            optional
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, value?))),
+        );
+        fields
+    }
+
+    /// The event of `fields` (see `fields`); `None` when they are not one.
+    pub fn from_fields(fields: &std::collections::HashMap<String, String>) -> Option<Self> {
+        let number = |name: &str| -> Option<Option<u64>> {
+            fields
+                .get(name)
+                .map(|value| value.parse().ok())
+                .map_or(Some(None), |n| n.map(Some))
+        };
+        Some(Event {
+            kind: EventKind::parse(fields.get("kind")?)?,
+            ip: match fields.get("ip") {
+                Some(ip) => Some(ip.parse().ok()?),
+                None => None,
+            },
+            subject: fields.get("subject")?.clone(),
+            lockout: number("lockout_ms")?.map(Duration::from_millis),
+            lockouts: number("lockouts")?,
+            by: fields.get("by").cloned(),
+            removed: number("removed")?,
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! Events: a lockout started and a reset appear once each, in order, in the store, through
+//! `GET /v1/events` and in `lockout events --follow` run as a process of its own.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use lockout::event::EventKind;
+use lockout::{Attempt, Target};
+use reqwest::Client;
+use serde_json::{json, Value};
+
+use crate::support::{json_of, lockout_command, policy, Backend, RedisServer, TestService};
+
+crate::on_all!(lockouts_started_and_resets_are_events_once_each);
+
+async fn lockouts_started_and_resets_are_events_once_each(backend: Backend) {
+    let engine = backend
+        .engine(lockout::Policy {
+            reset_on_success: true,
+            ..policy(2, &[&["ip"], &["ip", "username"]])
+        })
+        .await;
+    let alice = Attempt::parse("203.0.113.7", Some("alice"), None, None).unwrap();
+    for _ in 0..3 {
+        engine.fail(&alice).await.unwrap(); // the third renews the locks: no new event
+    }
+    assert!(engine.check(&alice).await.unwrap().is_locked());
+    assert_eq!(
+        engine
+            .reset(
+                &Target::Usernames(vec!["alice".into()]),
+                false,
+                &mut |_| {},
+                "cli"
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        engine
+            .reset(&Target::All, true, &mut |_| {}, "cli")
+            .await
+            .unwrap(),
+        1,
+        "a dry run is no reset"
+    );
+    engine.succeed(&alice).await.unwrap();
+    let events = engine.events(None, 100).await.unwrap();
+    let seen: Vec<(EventKind, &str, Option<&str>, Option<u64>)> = events
+        .iter()
+        .map(|stored| {
+            let event = &stored.event;
+            (
+                event.kind,
+                event.subject.as_str(),
+                event.by.as_deref(),
+                event.removed,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (EventKind::LockoutStarted, "ip=203.0.113.7", None, None),
+            (
+                EventKind::LockoutStarted,
+                "ip=203.0.113.7&username=alice",
+                None,
+                None
+            ),
+            (
+                EventKind::LockoutReset,
+                "username=alice",
+                Some("cli"),
+                Some(1)
+            ),
+            (
+                EventKind::LockoutReset,
+                "ip=203.0.113.7 ip=203.0.113.7&username=alice",
+                Some("success"),
+                Some(1)
+            ),
+        ]
+    );
+    assert_eq!(
+        events[0].event.lockout.map(|lock| lock.as_secs()),
+        Some(30 * 60)
+    );
+    let after_first = engine.events(Some(&events[0].id), 100).await.unwrap();
+    assert_eq!(after_first, events[1..]);
+}
+
+#[tokio::test]
+async fn events_through_the_api_and_lockout_events_follow() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |config| {
+        config.admin.password = "s3cret".into();
+        config.policy = policy(2, &[&["ip"]]);
+    })
+    .await;
+    let mut follower = lockout_command(&[("LOCKOUT_REDIS_URL", &redis.url())])
+        .args(["--json", "events", "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+
+    let client = Client::new();
+    for _ in 0..2 {
+        client
+            .post(service.at("/v1/failure"))
+            .json(&json!({"ip": "198.51.100.66"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let reset = json_of(
+        client
+            .delete(service.at("/v1/attempts?ip=198.51.100.66"))
+            .basic_auth("admin", Some("s3cret")),
+    )
+    .await;
+    assert_eq!(reset["removed"], 1);
+
+    let events = json_of(
+        client
+            .get(service.at("/v1/events"))
+            .basic_auth("admin", Some("s3cret")),
+    )
+    .await;
+    let kinds: Vec<(&str, &str)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            (
+                event["kind"].as_str().unwrap(),
+                event["by"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("lockout_started", "-"), ("lockout_reset", "api (admin)")],
+        "{events}"
+    );
+    let first = events["events"][0]["id"].as_str().unwrap();
+    let since = json_of(
+        client
+            .get(service.at(&format!("/v1/events?since={first}")))
+            .basic_auth("admin", Some("s3cret")),
+    )
+    .await;
+    assert_eq!(since["events"].as_array().unwrap().len(), 1, "{since}");
+    let refused = client
+        .get(service.at("/v1/events?since=yesterday"))
+        .basic_auth("admin", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+
+    // The follower, a process of its own, prints both, once each, as the API has them.
+    let mut followed: Vec<Value> = Vec::new();
+    while followed.len() < 2 {
+        let line = received
+            .recv_timeout(Duration::from_secs(10))
+            .expect("lockout events --follow prints each event");
+        followed.push(serde_json::from_str(&line).unwrap());
+    }
+    assert_eq!(followed, events["events"].as_array().unwrap()[..]);
+    // Nothing printed twice: the next line is the next event.
+    for _ in 0..2 {
+        client
+            .post(service.at("/v1/failure"))
+            .json(&json!({"ip": "198.51.100.67"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let next: Value = serde_json::from_str(
+        &received
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the next event"),
+    )
+    .unwrap();
+    assert_eq!(next["subject"], "ip=198.51.100.67", "{next}");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}
