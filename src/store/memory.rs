@@ -609,16 +609,12 @@ impl State {
             },
         ));
         self.log_entries += 1;
-        let oldest_kept = now.checked_sub(log.bounds.retention);
-        let most = usize::try_from(log.bounds.max_entries.get()).unwrap_or(usize::MAX);
-        while let Some((time, _)) = entries.front() {
-            let too_old = oldest_kept.is_some_and(|oldest| *time < oldest);
-            if !too_old && entries.len() <= most && self.log_entries <= self.max_log_entries {
-                break;
-            }
-            entries.pop_front();
-            self.log_entries -= 1;
-        }
+        keep_within(
+            entries,
+            log.bounds,
+            now,
+            (&mut self.log_entries, self.max_log_entries),
+        );
     }
 
     /// Appends `event` to `space`'s events, then drops those past `bounds`, and its oldest
@@ -649,16 +645,12 @@ impl State {
             },
         ));
         self.log_entries += 1;
-        let oldest_kept = now.checked_sub(bounds.retention);
-        let most = usize::try_from(bounds.max_entries.get()).unwrap_or(usize::MAX);
-        while let Some((time, _)) = events.front() {
-            let too_old = oldest_kept.is_some_and(|oldest| *time < oldest);
-            if !too_old && events.len() <= most && self.log_entries <= self.max_log_entries {
-                break;
-            }
-            events.pop_front();
-            self.log_entries -= 1;
-        }
+        keep_within(
+            events,
+            bounds,
+            now,
+            (&mut self.log_entries, self.max_log_entries),
+        );
     }
 
     fn mark_reset(&mut self, space: SpaceId, tag: &str, now: Instant) {
@@ -708,6 +700,27 @@ fn selected<'t>(tags: impl Iterator<Item = &'t Tag>, target: &Target) -> Vec<Str
     tags.filter(|tag| target.matches(&identity_of(tag)))
         .map(|tag| tag.to_string())
         .collect()
+}
+
+/// Drops the oldest of `entries` (oldest first) while any is past `bounds`' retention, they are
+/// more than its size, or the store holds more than its bound (`held`: the store's count of
+/// entries, and its bound).
+fn keep_within<T>(
+    entries: &mut VecDeque<(Instant, T)>,
+    bounds: AccessLog,
+    now: Instant,
+    (held, bound): (&mut usize, usize),
+) {
+    let oldest_kept = now.checked_sub(bounds.retention);
+    let most = usize::try_from(bounds.max_entries.get()).unwrap_or(usize::MAX);
+    while let Some((time, _)) = entries.front() {
+        let too_old = oldest_kept.is_some_and(|oldest| *time < oldest);
+        if !too_old && entries.len() <= most && *held <= bound {
+            break;
+        }
+        entries.pop_front();
+        *held -= 1;
+    }
 }
 
 /// The identity of a record's tag: tags are made by `Identity::tag`, so they decode.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use lockout::event::EventKind;
 use lockout::{Attempt, Target};
 use reqwest::Client;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::support::{json_of, lockout_command, policy, Backend, RedisServer, TestService};
 
@@ -117,14 +117,7 @@ async fn events_through_the_api_and_lockout_events_follow() {
     });
 
     let client = Client::new();
-    for _ in 0..2 {
-        client
-            .post(service.at("/v1/failure"))
-            .json(&json!({"ip": "198.51.100.66"}))
-            .send()
-            .await
-            .unwrap();
-    }
+    service.fail(&client, "198.51.100.66", 2).await;
     let reset = json_of(
         client
             .delete(service.at("/v1/attempts?ip=198.51.100.66"))
@@ -181,14 +174,7 @@ async fn events_through_the_api_and_lockout_events_follow() {
     }
     assert_eq!(followed, events["events"].as_array().unwrap()[..]);
     // Nothing printed twice: the next line is the next event.
-    for _ in 0..2 {
-        client
-            .post(service.at("/v1/failure"))
-            .json(&json!({"ip": "198.51.100.67"}))
-            .send()
-            .await
-            .unwrap();
-    }
+    service.fail(&client, "198.51.100.67", 2).await;
     let next: Value = serde_json::from_str(
         &received
             .recv_timeout(Duration::from_secs(10))

@@ -244,14 +244,7 @@ async fn operators_see_how_often_an_identity_was_locked_out() {
     })
     .await;
     let client = Client::new();
-    for _ in 0..2 {
-        client
-            .post(service.at("/v1/failure"))
-            .json(&json!({"ip": "198.51.100.66"}))
-            .send()
-            .await
-            .unwrap();
-    }
+    service.fail(&client, "198.51.100.66", 2).await;
     let attempts = json_of(
         client
             .get(service.at("/v1/attempts"))

@@ -681,6 +681,27 @@ pub async fn eventually(within: Duration, what: &str, mut condition: impl AsyncF
     }
 }
 
+impl TestService {
+    /// `times` failures of `ip` through `POST /v1/failure`; the last answer.
+    pub async fn fail(
+        &self,
+        client: &reqwest::Client,
+        ip: &str,
+        times: usize,
+    ) -> serde_json::Value {
+        let mut answer = serde_json::Value::Null;
+        for _ in 0..times {
+            answer = json_of(
+                client
+                    .post(self.at("/v1/failure"))
+                    .json(&serde_json::json!({ "ip": ip })),
+            )
+            .await;
+        }
+        answer
+    }
+}
+
 /// The body of the answer to `request`, whatever its status.
 pub async fn text_of(request: reqwest::RequestBuilder) -> String {
     request.send().await.unwrap().text().await.unwrap()
