@@ -288,11 +288,7 @@ impl<S: Store> Engine<S> {
         let log = self.log(attempt, Outcome::Success);
         if self.policy.reset_on_success && !identities.is_empty() {
             let removed = self.store.clear(&identities, log).await?;
-            let subject = || {
-                let tags: Vec<&str> = identities.iter().map(Identity::tag).collect();
-                tags.join(" ")
-            };
-            self.reset_event(Some(attempt.ip), subject, removed, "success")
+            self.reset_event(Some(attempt.ip), || named(&identities), removed, "success")
                 .await;
             return Ok(removed > 0);
         }
@@ -331,11 +327,8 @@ impl<S: Store> Engine<S> {
     /// answers how many had any.
     pub async fn remove(&self, identities: &[Identity], by: &str) -> Result<u64> {
         let removed = self.store.clear(identities, None).await?;
-        let subject = || {
-            let tags: Vec<&str> = identities.iter().map(Identity::tag).collect();
-            tags.join(" ")
-        };
-        self.reset_event(None, subject, removed, by).await;
+        self.reset_event(None, || named(identities), removed, by)
+            .await;
         Ok(removed)
     }
 
@@ -540,6 +533,24 @@ impl Lockout {
             started: Vec::new(),
         }
     }
+}
+
+/// Identities an event names at most; more are counted.
+const NAMED_IN_AN_EVENT: usize = 10;
+
+/// The identities' tags, for an event's subject: the first few, and how many more.
+fn named(identities: &[Identity]) -> String {
+    let mut named: Vec<&str> = identities
+        .iter()
+        .take(NAMED_IN_AN_EVENT)
+        .map(Identity::tag)
+        .collect();
+    let more = identities.len().saturating_sub(NAMED_IN_AN_EVENT);
+    let more = format!("and {more} more");
+    if identities.len() > NAMED_IN_AN_EVENT {
+        named.push(&more);
+    }
+    named.join(" ")
 }
 
 /// The rule `combination` counts under: its own limits, else the policy's.

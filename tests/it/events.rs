@@ -185,3 +185,36 @@ async fn events_through_the_api_and_lockout_events_follow() {
     follower.kill().unwrap();
     follower.wait().unwrap();
 }
+
+/// A reset of many identities names the first ten and counts the rest: an event stays small.
+#[tokio::test]
+async fn a_reset_of_many_identities_names_a_few() {
+    let backend = Backend::memory();
+    let engine = backend.engine(policy(5, &[&["ip"]])).await;
+    let mut identities = Vec::new();
+    for n in 0..12 {
+        let attempt = Attempt::parse(&format!("10.0.0.{n}"), None, None, None).unwrap();
+        engine.fail(&attempt).await.unwrap();
+        identities.extend(
+            engine
+                .list(&Target::Ips(vec![attempt.ip]), false)
+                .await
+                .unwrap(),
+        );
+    }
+    let identities: Vec<_> = identities
+        .into_iter()
+        .map(|record| record.identity)
+        .collect();
+    assert_eq!(engine.remove(&identities, "test").await.unwrap(), 12);
+    let events = engine.events(None, 10).await.unwrap();
+    let subject = &events.last().unwrap().event.subject;
+    assert_eq!(
+        subject
+            .split(' ')
+            .filter(|word| word.starts_with("ip="))
+            .count(),
+        10
+    );
+    assert!(subject.ends_with("and 2 more"), "{subject}");
+}
