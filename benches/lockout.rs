@@ -16,8 +16,8 @@
 //!    (Node, ioredis; `benches/peers`, installed with `npm ci` on first use) at concurrency 64;
 //! 3. the library's failed-login flow (check, then failure) at concurrency 1, 64 and 512, for
 //!    the policies `["ip"]` and `[["ip","username"], "ip"]`, over 100,000 random IPs and 10,000
-//!    usernames, on Redis and then on the in-process store; and at concurrency 64 with repeat
-//!    offenders off and on;
+//!    usernames, on Redis and then on the in-process store; and at concurrency 64 with events
+//!    and repeat offenders off, then events on, then both on;
 //! 4. the same flow through `lockout serve` over keep-alive HTTP, 64 and 512 connections, on
 //!    Redis and on the in-process store (and, with its own Redis, once more on a 3-primary
 //!    cluster of its own);
@@ -878,6 +878,7 @@ async fn clean(reach: &Reach) {
     for shard in 0..lockout::keys::LOG_SHARDS {
         redis::cmd("UNLINK")
             .arg(format!("{PREFIX}:log:{shard}"))
+            .arg(format!("{PREFIX}:events:{shard}"))
             .query::<()>(&mut connection)
             .unwrap();
     }
@@ -1358,19 +1359,23 @@ async fn main() {
         }
     }
 
-    // 3a. The same flow with repeat offenders on (a lockout count per identity, longer
-    // lockouts), next to it off, in the same run.
+    // 3a. The same flow with issue 14's features off (the Axes baseline: no events, no repeat
+    // offenders), with events (the default), and with repeat offenders too, in the same run.
     if options.runs("library") {
         let concurrency = options
             .concurrency
             .iter()
             .copied()
             .filter(|&c| c <= 64)
-            .max();
+            .max()
+            .unwrap_or(1);
         let name = "ip+username, ip";
-        let mut off = None;
-        for repeat in [false, true] {
+        let mut baseline = None;
+        for (events, repeat) in [(false, false), (true, false), (true, true)] {
             let mut policy = policy(name);
+            if !events {
+                policy.events = None;
+            }
             if repeat {
                 policy.repeat = Some(Repeat {
                     memory: Duration::from_secs(7 * 24 * 3600),
@@ -1378,22 +1383,25 @@ async fn main() {
                     max_lockout: Duration::from_secs(24 * 3600),
                 });
             }
-            let concurrency = concurrency.unwrap_or(1);
             let engine = engine(&reach, policy).await;
+            let on = |on: bool| if on { "on" } else { "off" };
             let what = format!(
-                "library, policy {name}, concurrency {concurrency}, repeat offenders {}",
-                if repeat { "on" } else { "off" }
+                "library, policy {name}, concurrency {concurrency}, events {}, repeat offenders {}",
+                on(events),
+                on(repeat)
             );
             let mut row =
                 library_row(&options, &mut redis, engine, concurrency, what, reference).await;
-            match off {
-                None => off = row.redis_cpu.zip(row.rate).map(|(cpu, rate)| cpu / rate),
-                Some(off) => {
-                    if let (Some(cpu), Some(rate)) = (row.redis_cpu, row.rate) {
-                        row.note =
-                            format!("{:.2}x the Redis CPU per login of off", cpu / rate / off);
-                    }
+            let cost = row.redis_cpu.zip(row.rate).map(|(cpu, rate)| cpu / rate);
+            match (baseline, cost) {
+                (None, _) => baseline = cost,
+                (Some(baseline), Some(cost)) => {
+                    row.note = format!(
+                        "{:.2}x the Redis CPU per login of both off",
+                        cost / baseline
+                    );
                 }
+                (Some(_), None) => {}
             }
             rows.push(row);
             clean(&reach).await;
