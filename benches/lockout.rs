@@ -876,11 +876,12 @@ async fn clean(reach: &Reach) {
         .unwrap();
     let mut connection = reach.connection();
     for shard in 0..lockout::keys::LOG_SHARDS {
-        redis::cmd("UNLINK")
-            .arg(format!("{PREFIX}:log:{shard}"))
-            .arg(format!("{PREFIX}:events:{shard}"))
-            .query::<()>(&mut connection)
-            .unwrap();
+        for stream in ["log", "events"] {
+            redis::cmd("UNLINK")
+                .arg(format!("{PREFIX}:{stream}:{shard}"))
+                .query::<()>(&mut connection)
+                .unwrap();
+        }
     }
 }
 
