@@ -355,6 +355,11 @@ impl<S: Store> Engine<S> {
         self.store.events(since, limit).await
     }
 
+    /// The newest `limit` events, newest first.
+    pub async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.store.recent_events(limit).await
+    }
+
     /// Appends an event for each lockout this write started. An event that cannot be written
     /// does not undo the login it tells of: it is logged, and lost.
     async fn lockouts_started(

@@ -21,6 +21,7 @@ use super::error::ApiError;
 use super::Service;
 use crate::attempt::parse_ip;
 use crate::attempt::Field;
+use crate::event::EventKind;
 use crate::identity::Identity;
 use crate::policy::Policy;
 use crate::record::{AttemptRecord, LogFilter, Outcome};
@@ -31,6 +32,8 @@ use crate::wire;
 const PAGE_SIZE: usize = 50;
 /// Access-log entries shown.
 const LOG_LIMIT: usize = 200;
+/// Events the events page searches, newest first.
+const EVENT_LIMIT: usize = 1000;
 
 /// The admin page's routes under `base` (ending in `/`), or `None` when it is disabled.
 pub fn routes(service: &Service) -> Option<Router<Arc<Service>>> {
@@ -41,6 +44,7 @@ pub fn routes(service: &Service) -> Option<Router<Arc<Service>>> {
     let mut router = Router::new()
         .route(&base, get(attempts))
         .route(&format!("{base}logs"), get(logs))
+        .route(&format!("{base}events"), get(events))
         .route(&format!("{base}admin.css"), get(stylesheet))
         .route(&format!("{base}attempts/delete"), post(delete_selected))
         .route(
@@ -326,6 +330,22 @@ struct LogsPage {
     limit: usize,
 }
 
+struct EventRow {
+    time: String,
+    kind: &'static str,
+    subject: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "events.html")]
+struct EventsPage {
+    layout: Layout,
+    subject: String,
+    rows: Vec<EventRow>,
+    limit: usize,
+}
+
 fn html(page: impl Template) -> Result<Response, ApiError> {
     page.render()
         .map(|text| Html(text).into_response())
@@ -572,4 +592,51 @@ async fn logs(
         }
     }
     html(page)
+}
+
+/// `GET <admin.path>events?subject=`: the newest events, newest first; with `subject`, those
+/// whose subject holds it (an identity's tag: its lockout history).
+async fn events(
+    State(service): State<Arc<Service>>,
+    _: Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let fields = Fields::parse(query.unwrap_or_default().as_bytes());
+    let subject = fields.get("subject");
+    let engine = service.admin_engine(None).await?;
+    let events = service
+        .bulk_call("events", engine.recent_events(EVENT_LIMIT))
+        .await?;
+    let rows = events
+        .into_iter()
+        .filter(|stored| stored.event.subject.contains(subject))
+        .map(|stored| {
+            let event = stored.event;
+            let detail = match event.kind {
+                EventKind::LockoutStarted => {
+                    format!(
+                        "locked out for {}",
+                        human(event.lockout.unwrap_or_default())
+                    )
+                }
+                EventKind::LockoutReset => format!(
+                    "{} removed by {}",
+                    event.removed.unwrap_or(0),
+                    event.by.unwrap_or_default()
+                ),
+            };
+            EventRow {
+                time: timestamp(stored.time),
+                kind: event.kind.name(),
+                subject: event.subject,
+                detail,
+            }
+        })
+        .collect();
+    html(EventsPage {
+        layout: Layout::new(&service, "events"),
+        subject: subject.to_string(),
+        rows,
+        limit: EVENT_LIMIT,
+    })
 }

@@ -154,4 +154,8 @@ impl Store for AnyStore {
     async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
         on_the_store!(self, store => store.events(since, limit).await)
     }
+
+    async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
+        on_the_store!(self, store => store.recent_events(limit).await)
+    }
 }

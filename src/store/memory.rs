@@ -918,6 +918,17 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
+        let (state, _) = self.state();
+        Ok(state.spaces[self.space]
+            .events
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|(_, stored)| stored.clone())
+            .collect())
+    }
+
     async fn trim_logs(&self, age: Duration) -> Result<u64> {
         let (mut state, now) = self.state();
         let log = &mut state.spaces[self.space].log;

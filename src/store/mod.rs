@@ -194,4 +194,7 @@ pub trait Store: Send + Sync {
         since: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
+
+    /// The newest `limit` events, newest first.
+    fn recent_events(&self, limit: usize) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
 }

@@ -488,6 +488,32 @@ impl RedisStore {
         })
     }
 
+    /// The events `read` (a range command on one shard's key) answers from every shard, in no
+    /// particular order.
+    async fn read_events(&self, read: impl Fn(String) -> Cmd) -> Result<Vec<StoredEvent>> {
+        let requests: Vec<Cmd> = (0..LOG_SHARDS)
+            .map(|shard| read(self.keys.events_key(shard)))
+            .collect();
+        let mut events = Vec::new();
+        for reply in self.round_trip(&requests).await? {
+            let page: Vec<(String, HashMap<String, String>)> = self.parse(reply)?;
+            for (id, fields) in page {
+                let (event, (ms, _)) = Event::from_fields(&fields)
+                    .zip(event::id_order(&id))
+                    .ok_or_else(|| Error::UnexpectedReply {
+                        target: self.target.clone(),
+                        detail: format!("event {id:?} is not one lockout writes"),
+                    })?;
+                events.push(StoredEvent {
+                    time: from_millis(ms),
+                    id,
+                    event,
+                });
+            }
+        }
+        Ok(events)
+    }
+
     /// Leaves the reset markers of `tags`, deletes `keys` in batches, then tells the reset
     /// channel which identities went, in that order and to the end even if the caller stops
     /// waiting (see `run_to_completion`).
@@ -942,35 +968,35 @@ impl Store for RedisStore {
 
     async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
         let start = since.map_or("-".to_string(), |id| format!("({id}"));
-        let requests: Vec<Cmd> = (0..LOG_SHARDS)
-            .map(|shard| {
+        let mut events = self
+            .read_events(|key| {
                 redis::cmd("XRANGE")
-                    .arg(self.keys.events_key(shard))
+                    .arg(key)
                     .arg(&start)
                     .arg("+")
                     .arg("COUNT")
                     .arg(limit)
                     .clone()
             })
-            .collect();
-        let mut events = Vec::new();
-        for reply in self.round_trip(&requests).await? {
-            let page: Vec<(String, HashMap<String, String>)> = self.parse(reply)?;
-            for (id, fields) in page {
-                let (event, ms) = Event::from_fields(&fields)
-                    .zip(event::id_order(&id))
-                    .ok_or_else(|| Error::UnexpectedReply {
-                        target: self.target.clone(),
-                        detail: format!("event {id:?} is not one lockout writes"),
-                    })?;
-                events.push(StoredEvent {
-                    time: from_millis(ms.0),
-                    id,
-                    event,
-                });
-            }
-        }
+            .await?;
         events.sort_by_key(|stored| event::id_order(&stored.id));
+        events.truncate(limit);
+        Ok(events)
+    }
+
+    async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
+        let mut events = self
+            .read_events(|key| {
+                redis::cmd("XREVRANGE")
+                    .arg(key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(limit)
+                    .clone()
+            })
+            .await?;
+        events.sort_by_key(|stored| std::cmp::Reverse(event::id_order(&stored.id)));
         events.truncate(limit);
         Ok(events)
     }

@@ -11,7 +11,9 @@ use lockout::{Attempt, Target};
 use reqwest::Client;
 use serde_json::Value;
 
-use crate::support::{json_of, lockout_command, policy, Backend, RedisServer, TestService};
+use crate::support::{
+    json_of, lockout_command, policy, text_of, Backend, RedisServer, TestService,
+};
 
 crate::on_all!(lockouts_started_and_resets_are_events_once_each);
 
@@ -217,4 +219,38 @@ async fn a_reset_of_many_identities_names_a_few() {
         10
     );
     assert!(subject.ends_with("and 2 more"), "{subject}");
+}
+
+/// The admin page lists the events, newest first, and an identity's history from its record.
+#[tokio::test]
+async fn the_admin_page_shows_the_events_and_an_identitys_history() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |config| {
+        config.admin.password = "s3cret".into();
+        config.policy = policy(2, &[&["ip"]]);
+    })
+    .await;
+    let client = Client::new();
+    service.fail(&client, "198.51.100.66", 2).await;
+    service.fail(&client, "198.51.100.67", 2).await;
+    let page = |path: &str| {
+        text_of(
+            client
+                .get(service.at(&format!("/dj-ad-admin/{path}")))
+                .basic_auth("admin", Some("s3cret")),
+        )
+    };
+    let attempts = page("").await;
+    assert!(
+        attempts.contains("events?subject=ip%3D198.51.100.66\">history</a>"),
+        "{attempts}"
+    );
+    let all = page("events").await;
+    let newest = all.find("ip=198.51.100.67").expect("the second lockout");
+    let oldest = all.find("ip=198.51.100.66").expect("the first lockout");
+    assert!(newest < oldest, "newest first: {all}");
+    assert!(all.contains("locked out for 30 min"), "{all}");
+    let history = page("events?subject=ip%3D198.51.100.66").await;
+    assert!(history.contains("ip=198.51.100.66"), "{history}");
+    assert!(!history.contains("ip=198.51.100.67"), "{history}");
 }
