@@ -38,13 +38,15 @@
 -- one EXISTS and one SET (with a second PEXPIRE when the lock outlives the cool-off) when it
 -- locks.
 --
--- Returns {failures, lock_ms, started}: lock_ms is the lock's duration, or -2 when not locked
--- ({0, -2, 0} when the reset marker dropped the refusals); started is 1 when this call started
--- a lockout (no lock flag was there), else 0.
+-- Returns {failures, lock_ms, started, lockouts}: lock_ms is the lock's duration, or -2 when not
+-- locked ({0, -2, 0, 0} when the reset marker dropped the refusals); started is 1 when this call
+-- started a lockout (no lock flag was there), else 0; lockouts is the lockout's number within
+-- the memory when it locks with repeat offenders, else 0.
 -- Example, limit 3, third failure:
 --   EVALSHA <sha> 3 lockout:attempt:{ip=203.0.113.9} lockout:lock:{ip=203.0.113.9}
 --           lockout:lockouts:{ip=203.0.113.9}
---           1800000 1800000 3 1 1764380000 0 1 1800000 ua curl/8.5 p /login -> {3, 1800000, 1}
+--           1800000 1800000 3 1 1764380000 0 1 1800000 ua curl/8.5 p /login
+--   -> {3, 1800000, 1, 0}
 if (#KEYS ~= 3 and #KEYS ~= 4) or #ARGV < 8 or #ARGV % 2 ~= 0 then
   return redis.error_reply('fail.lua: expected 3 or 4 keys, 8 arguments and field/value pairs')
 end
@@ -62,7 +64,7 @@ if not is_duration(cooloff_ms) or not is_duration(lockout_ms) or not is_duration
 end
 
 if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then
-  return {0, -2, 0}
+  return {0, -2, 0, 0}
 end
 
 -- The record's fields are short on purpose (docs/keys.md): a record is paid for once per
@@ -77,11 +79,11 @@ end
 
 local limit = tonumber(ARGV[3])
 if limit == 0 or failures < limit then
-  return {failures, -2, 0}
+  return {failures, -2, 0, 0}
 end
 local started = 1 - redis.call('EXISTS', lock)
+local count = 0
 if memory_ms > 0 then
-  local count
   if started == 1 then
     count = redis.call('INCR', lockouts)
     redis.call('PEXPIRE', lockouts, ARGV[6])
@@ -95,4 +97,4 @@ redis.call('SET', lock, '1', 'PX', lockout)
 if lockout_ms > cooloff_ms then
   redis.call('PEXPIRE', record, lockout)
 end
-return {failures, lockout_ms, started}
+return {failures, lockout_ms, started, count}

@@ -377,7 +377,7 @@ impl<S: Store> Engine<S> {
                 ip: Some(attempt.ip),
                 subject: identity.tag().to_string(),
                 lockout: state.lock_remaining,
-                lockouts: None,
+                lockouts: Some(state.lockouts).filter(|&n| n > 0),
                 by: None,
                 removed: None,
             })

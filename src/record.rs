@@ -14,6 +14,8 @@ pub struct IdentityState {
     pub lock_remaining: Option<Duration>,
     /// The write that answered this set a lock where none was: a lockout started.
     pub lock_started: bool,
+    /// With repeat offenders, the number of the lockout this write set or renewed; else 0.
+    pub lockouts: u64,
 }
 
 impl IdentityState {
@@ -22,6 +24,7 @@ impl IdentityState {
         failures: 0,
         lock_remaining: None,
         lock_started: false,
+        lockouts: 0,
     };
 }
 

@@ -47,7 +47,10 @@ fn print(stored: &StoredEvent, output: Output) {
         let detail = match event.kind {
             EventKind::LockoutStarted => {
                 let secs = event.lockout.map_or(0, wire::seconds);
-                format!("locked for {secs} s")
+                match event.lockouts {
+                    Some(number) => format!("locked for {secs} s (lockout {number})"),
+                    None => format!("locked for {secs} s"),
+                }
             }
             EventKind::LockoutReset => format!(
                 "{} removed by {}",

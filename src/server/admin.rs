@@ -614,10 +614,11 @@ async fn events(
             let event = stored.event;
             let detail = match event.kind {
                 EventKind::LockoutStarted => {
-                    format!(
-                        "locked out for {}",
-                        human(event.lockout.unwrap_or_default())
-                    )
+                    let length = human(event.lockout.unwrap_or_default());
+                    match event.lockouts {
+                        Some(number) => format!("locked out for {length} (lockout {number})"),
+                        None => format!("locked out for {length}"),
+                    }
                 }
                 EventKind::LockoutReset => format!(
                     "{} removed by {}",

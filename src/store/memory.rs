@@ -503,7 +503,7 @@ impl State {
             Some(record) => IdentityState {
                 failures: record.failures,
                 lock_remaining: record.lock_ends.map(|ends| ends - now),
-                lock_started: false,
+                ..IdentityState::CLEAN
             },
             None => IdentityState::CLEAN,
         }
@@ -562,21 +562,20 @@ impl State {
         } else {
             0
         };
-        let mut lock_started = false;
+        let (mut lock_started, mut lockouts) = (false, 0);
         if limit > 0 && record.failures >= limit {
             // A lock that has ended is gone (see `expire`): none there starts a lockout.
             lock_started = record.lock_ends.is_none();
             let duration = match rule.repeat {
                 None => rule.lockout_duration,
-                Some(repeat) if lock_started => {
-                    rule.lockout_for(self.count_lockout(space, &tag, now + repeat.memory))
-                }
-                Some(_) => {
-                    let count = self.spaces[space]
-                        .lockouts
-                        .get(&tag)
-                        .map(|(count, _)| *count);
-                    rule.lockout_for(count.unwrap_or(1))
+                Some(repeat) => {
+                    lockouts = if lock_started {
+                        self.count_lockout(space, &tag, now + repeat.memory)
+                    } else {
+                        let count = self.spaces[space].lockouts.get(&tag).map(|(n, _)| *n);
+                        count.unwrap_or(1)
+                    };
+                    rule.lockout_for(lockouts)
                 }
             };
             record.lock_ends = Some(now + duration);
@@ -586,6 +585,7 @@ impl State {
             failures: record.failures,
             lock_remaining: record.lock_ends.map(|ends| ends - now),
             lock_started,
+            lockouts,
         };
         self.link(space, tag, record);
         state

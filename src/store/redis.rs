@@ -314,11 +314,13 @@ impl RedisStore {
             .into_iter()
             .take(identities)
             .map(|reply| {
-                let (failures, lock_ms, started): (u64, i64, u8) = self.parse(reply)?;
+                let (failures, lock_ms, started, lockouts): (u64, i64, u8, u64) =
+                    self.parse(reply)?;
                 Ok(IdentityState {
                     failures,
                     lock_remaining: remaining(lock_ms),
                     lock_started: started == 1,
+                    lockouts,
                 })
             })
             .collect()
@@ -670,7 +672,7 @@ impl Store for RedisStore {
             states.push(IdentityState {
                 failures: failures.unwrap_or(0),
                 lock_remaining: remaining(self.parse(pttl)?),
-                lock_started: false,
+                ..IdentityState::CLEAN
             });
         }
         Ok(states)

@@ -232,6 +232,16 @@ async fn repeat_offenders_are_locked_out_longer_each_time(backend: Backend) {
     assert_eq!(removed, 1);
     assert_eq!(lock_out(&engine, &attacker).await, 10);
     assert_eq!(lockouts(&engine).await, [1]);
+    let started: Vec<Option<u64>> = engine
+        .events(None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|stored| stored.event.kind == lockout::event::EventKind::LockoutStarted)
+        .map(|stored| stored.event.lockouts)
+        .collect();
+    let numbers = [1, 2, 3, 4, 1, 2, 1].map(Some);
+    assert_eq!(started, numbers, "each lockout's event has its number");
 }
 
 /// The lockout count where operators look: the API's records, `lockout list`, the admin page.
