@@ -61,6 +61,25 @@ pub fn id_order(id: &str) -> Option<(u64, u64)> {
 }
 
 impl Event {
+    /// What the event says beyond its kind and subject, lengths written by `length`:
+    /// `locked out for 30 min (lockout 2)`, `3 removed by api (admin)`.
+    pub fn detail(&self, length: impl Fn(Duration) -> String) -> String {
+        match self.kind {
+            EventKind::LockoutStarted => {
+                let length = length(self.lockout.unwrap_or_default());
+                match self.lockouts {
+                    Some(number) => format!("locked out for {length} (lockout {number})"),
+                    None => format!("locked out for {length}"),
+                }
+            }
+            EventKind::LockoutReset => format!(
+                "{} removed by {}",
+                self.removed.unwrap_or(0),
+                self.by.as_deref().unwrap_or("-")
+            ),
+        }
+    }
+
     /// The event as field/value pairs (a stream entry's), absent values left out.
     pub fn fields(&self) -> Vec<(&'static str, String)> {
         let mut fields = vec![

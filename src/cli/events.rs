@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::source::Records;
 use super::{printable, EventsArgs, Output};
 use crate::error::Result;
-use crate::event::{EventKind, StoredEvent};
+use crate::event::StoredEvent;
 use crate::wire;
 
 /// How often `--follow` asks for new events.
@@ -44,26 +44,14 @@ fn print(stored: &StoredEvent, output: Output) {
     let event = &stored.event;
     let json = wire::events(std::slice::from_ref(stored))["events"][0].clone();
     output.print(json, || {
-        let detail = match event.kind {
-            EventKind::LockoutStarted => {
-                let secs = event.lockout.map_or(0, wire::seconds);
-                match event.lockouts {
-                    Some(number) => format!("locked for {secs} s (lockout {number})"),
-                    None => format!("locked for {secs} s"),
-                }
-            }
-            EventKind::LockoutReset => format!(
-                "{} removed by {}",
-                event.removed.unwrap_or(0),
-                printable(event.by.as_deref().unwrap_or("-"))
-            ),
-        };
+        let detail = event.detail(|length| format!("{} s", wire::seconds(length)));
         format!(
-            "{}\t{}\t{}\t{}\t{detail}",
+            "{}\t{}\t{}\t{}\t{}",
             stored.id,
             wire::rfc3339(stored.time),
             event.kind.name(),
             printable(&event.subject),
+            printable(&detail),
         )
     });
 }

@@ -21,7 +21,6 @@ use super::error::ApiError;
 use super::Service;
 use crate::attempt::parse_ip;
 use crate::attempt::Field;
-use crate::event::EventKind;
 use crate::identity::Identity;
 use crate::policy::Policy;
 use crate::record::{AttemptRecord, LogFilter, Outcome};
@@ -612,20 +611,7 @@ async fn events(
         .filter(|stored| stored.event.subject.contains(subject))
         .map(|stored| {
             let event = stored.event;
-            let detail = match event.kind {
-                EventKind::LockoutStarted => {
-                    let length = human(event.lockout.unwrap_or_default());
-                    match event.lockouts {
-                        Some(number) => format!("locked out for {length} (lockout {number})"),
-                        None => format!("locked out for {length}"),
-                    }
-                }
-                EventKind::LockoutReset => format!(
-                    "{} removed by {}",
-                    event.removed.unwrap_or(0),
-                    event.by.unwrap_or_default()
-                ),
-            };
+            let detail = event.detail(human);
             EventRow {
                 time: timestamp(stored.time),
                 kind: event.kind.name(),
