@@ -106,23 +106,60 @@ impl Event {
 
     /// The event of `fields` (see `fields`); `None` when they are not one.
     pub fn from_fields(fields: &std::collections::HashMap<String, String>) -> Option<Self> {
-        let number = |name: &str| -> Option<Option<u64>> {
-            fields
-                .get(name)
-                .map(|value| value.parse().ok())
-                .map_or(Some(None), |n| n.map(Some))
-        };
+        // An absent field is `Some(None)`; one that does not parse, `None`.
+        fn optional<T: std::str::FromStr>(value: Option<&String>) -> Option<Option<T>> {
+            match value {
+                None => Some(None),
+                Some(value) => value.parse().ok().map(Some),
+            }
+        }
+        let number = |name: &str| optional::<u64>(fields.get(name));
         Some(Event {
             kind: EventKind::parse(fields.get("kind")?)?,
-            ip: match fields.get("ip") {
-                Some(ip) => Some(ip.parse().ok()?),
-                None => None,
-            },
+            ip: optional(fields.get("ip"))?,
             subject: fields.get("subject")?.clone(),
             lockout: number("lockout_ms")?.map(Duration::from_millis),
             lockouts: number("lockouts")?,
             by: fields.get("by").cloned(),
             removed: number("removed")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_goes_through_its_fields_unchanged_and_bad_fields_are_no_event() {
+        let event = Event {
+            kind: EventKind::LockoutStarted,
+            ip: Some("203.0.113.9".parse().unwrap()),
+            subject: "ip=203.0.113.9".into(),
+            lockout: Some(Duration::from_secs(1800)),
+            lockouts: Some(2),
+            by: None,
+            removed: None,
+        };
+        let fields: std::collections::HashMap<String, String> = event
+            .fields()
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect();
+        assert_eq!(Event::from_fields(&fields), Some(event));
+        for (name, bad) in [
+            ("kind", "lockout_ended"),
+            ("ip", "nowhere"),
+            ("lockout_ms", "soon"),
+        ] {
+            let mut fields = fields.clone();
+            fields.insert(name.into(), bad.into());
+            assert_eq!(Event::from_fields(&fields), None, "{name}");
+        }
+        let mut fields = fields;
+        fields.remove("subject");
+        assert_eq!(Event::from_fields(&fields), None);
+        assert_eq!(id_order("1764380000000-3"), Some((1_764_380_000_000, 3)));
+        assert_eq!(id_order("yesterday"), None);
     }
 }
