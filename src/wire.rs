@@ -211,28 +211,34 @@ fn parse_time(text: &str) -> Result<SystemTime, String> {
 /// `{"events":[{"id","time","kind","subject","ip"?,"lockout_secs"?,"lockouts"?,"by"?,"removed"?}]}`,
 /// oldest first.
 pub fn events(events: &[StoredEvent]) -> Value {
-    json!({ "events": events.iter().map(|stored| {
-        let event = &stored.event;
-        let mut value = json!({
-            "id": stored.id,
-            "time": rfc3339(stored.time),
-            "kind": event.kind.name(),
-            "subject": event.subject,
-        });
-        let optional = [
-            ("ip", event.ip.map(|ip| Value::from(ip.to_string()))),
-            ("lockout_secs", event.lockout.map(|d| Value::from(seconds(d)))),
-            ("lockouts", event.lockouts.map(Value::from)),
-            ("by", event.by.clone().map(Value::from)),
-            ("removed", event.removed.map(Value::from)),
-        ];
-        for (name, field) in optional {
-            if let Some(field) = field {
-                value[name] = field;
-            }
+    json!({ "events": events.iter().map(event).collect::<Vec<_>>() })
+}
+
+/// One event of `events`: `{"id","time","kind","subject",...}`, absent fields left out.
+pub fn event(stored: &StoredEvent) -> Value {
+    let event = &stored.event;
+    let mut value = json!({
+        "id": stored.id,
+        "time": rfc3339(stored.time),
+        "kind": event.kind.name(),
+        "subject": event.subject,
+    });
+    let optional = [
+        ("ip", event.ip.map(|ip| Value::from(ip.to_string()))),
+        (
+            "lockout_secs",
+            event.lockout.map(|d| Value::from(seconds(d))),
+        ),
+        ("lockouts", event.lockouts.map(Value::from)),
+        ("by", event.by.clone().map(Value::from)),
+        ("removed", event.removed.map(Value::from)),
+    ];
+    for (name, field) in optional {
+        if let Some(field) = field {
+            value[name] = field;
         }
-        value
-    }).collect::<Vec<_>>() })
+    }
+    value
 }
 
 /// The events of an `events` answer, as the service had them (lockouts to the second).

@@ -42,8 +42,7 @@ pub(super) async fn events(records: &impl Records, args: EventsArgs, output: Out
 /// `ID TIME KIND SUBJECT DETAIL`, tab-separated, the subject escaped (it holds usernames).
 fn print(stored: &StoredEvent, output: Output) {
     let event = &stored.event;
-    let json = wire::events(std::slice::from_ref(stored))["events"][0].clone();
-    output.print(json, || {
+    output.print(wire::event(stored), || {
         let detail = event.detail(|length| format!("{} s", wire::seconds(length)));
         format!(
             "{}\t{}\t{}\t{}\t{}",

@@ -79,20 +79,20 @@ impl Insurance {
         engine: &Engine<AnyStore>,
         call: &C,
     ) -> Result<C::Output> {
-        {
-            let mut away = self.shared.away.write().await;
-            if !*away {
-                *away = true;
-                tracing::warn!(
-                    "Redis is away: logins are counted by this instance alone until it answers"
-                );
-                let shared = self.shared.clone();
-                let task = tokio::spawn(async move { shared.recover().await });
-                let mut recovery = self.recovery.lock().expect("not poisoned");
-                *recovery = Some(task.abort_handle());
-            }
+        let mut away = self.shared.away.write().await;
+        if !*away {
+            *away = true;
+            tracing::warn!(
+                "Redis is away: logins are counted by this instance alone until it answers"
+            );
+            let shared = self.shared.clone();
+            let task = tokio::spawn(async move { shared.recover().await });
+            let mut recovery = self.recovery.lock().expect("not poisoned");
+            *recovery = Some(task.abort_handle());
         }
-        let _away = self.shared.away.read().await;
+        // Held for reading from here on, with no gap in which a recovery could end the outage
+        // and leave this login's count behind in the local store.
+        let _away = away.downgrade();
         self.run_locally(engine, call).await
     }
 
