@@ -15,11 +15,13 @@ use serde_json::{Map, Value};
 
 use crate::attempt::Field;
 use crate::error::{Error, Result};
+use crate::event::EventKind;
 use crate::keys::Keyspace;
 use crate::policy::{AccessLog, Backoff, Combination, IpList, Limits, Policy, Repeat};
 use crate::secret::Secret;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisEndpoint, RedisTls, Topology};
+use crate::webhook::{Webhook, MIN_SECRET_BYTES};
 
 /// Identities the in-process store tracks, and access-log entries it keeps, before it evicts
 /// (see `store::memory`).
@@ -136,6 +138,8 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// How long `serve` lets requests in flight finish after SIGTERM.
     pub drain_timeout: Duration,
+    /// Where `serve` POSTs events (see `webhook`).
+    pub webhooks: Vec<Webhook>,
 }
 
 /// Values given on the command line (or through clap's own environment variables), which win
@@ -245,7 +249,7 @@ fn text_environment() -> Serialized<Map<String, Value>> {
 
 /// `JSON_KEYS` set in the environment as JSON, which figment's own parsing of environment
 /// values does not read (`[{"fields": ["ip"], "failure_limit": 10}]`): the same shapes as in a
-/// request's policy. A value that is not JSON is left to figment (`ip`, `[ip, username]`).
+/// request's policy (and as `[[webhooks]]` in TOML). A value that is not JSON is left to figment (`ip`, `[ip, username]`).
 fn json_environment() -> Serialized<Map<String, Value>> {
     let mut values = Map::new();
     for key in JSON_KEYS {
@@ -255,19 +259,21 @@ fn json_environment() -> Serialized<Map<String, Value>> {
         let Ok(value) = serde_json::from_str::<Value>(&text) else {
             continue;
         };
-        let (section, name) = key.split_once('.').expect("a sectioned key");
-        values
-            .entry(section)
-            .or_insert_with(|| Value::Object(Map::new()))
-            .as_object_mut()
-            .expect("a section is a table")
-            .insert(name.to_string(), value);
+        match key.split_once('.') {
+            Some((section, name)) => values
+                .entry(section)
+                .or_insert_with(|| Value::Object(Map::new()))
+                .as_object_mut()
+                .expect("a section is a table")
+                .insert(name.to_string(), value),
+            None => values.insert(key.to_string(), value),
+        };
     }
     Serialized::defaults(values)
 }
 
 /// Keys whose environment values may be JSON (see `json_environment`).
-const JSON_KEYS: [&str; 1] = ["policy.lockout_parameters"];
+const JSON_KEYS: [&str; 2] = ["policy.lockout_parameters", "webhooks"];
 
 /// The contents of the file that `key` names, or `None` when it names none.
 fn read_file(key: &str, path: &str) -> Result<Option<Vec<u8>>> {
@@ -345,6 +351,77 @@ struct RawConfig {
     drain_timeout: Duration,
     policy: RawPolicy,
     admin: AdminConfig,
+    webhooks: Vec<RawWebhook>,
+}
+
+/// A `[[webhooks]]` entry as written.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    #[serde(default)]
+    name: Option<String>,
+    url: String,
+    secret: Secret,
+    #[serde(default)]
+    events: Option<Vec<String>>,
+}
+
+impl RawWebhook {
+    fn validate(self, index: usize) -> Result<Webhook> {
+        let key = format!("webhooks[{index}]");
+        let invalid = |what: String| Error::Config(format!("{key}.{what}"));
+        let url: reqwest::Url = self
+            .url
+            .parse()
+            .map_err(|err| invalid(format!("url: not a URL ({err})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid(
+                "url: must be an http:// or https:// URL with a host".into(),
+            ));
+        }
+        if self.secret.expose().len() < MIN_SECRET_BYTES {
+            return Err(invalid(format!(
+                "secret: must be at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+            )));
+        }
+        let events = match self.events {
+            None => EventKind::ALL.to_vec(),
+            Some(names) if names.is_empty() => {
+                return Err(invalid(
+                    "events: empty (leave it out for every kind)".into(),
+                ))
+            }
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    EventKind::parse(name).ok_or_else(|| {
+                        let kinds: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
+                        invalid(format!(
+                            "events: {name:?} is no event kind ({})",
+                            kinds.join(", ")
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        let name = match self.name {
+            Some(name) => name,
+            None => url.host_str().unwrap_or_default().to_string(),
+        };
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        if name.is_empty() || name.len() > 64 || !name.chars().all(allowed) {
+            return Err(invalid(format!(
+                "name: {name:?} must be 1 to 64 letters, digits, _ . or - (it names the \
+                 webhook's metrics and Redis consumer group)"
+            )));
+        }
+        Ok(Webhook {
+            name,
+            url,
+            secret: self.secret,
+            events,
+        })
+    }
 }
 
 impl Default for RawConfig {
@@ -374,6 +451,7 @@ impl Default for RawConfig {
             drain_timeout: Duration::from_secs(10),
             policy: RawPolicy::default(),
             admin: AdminConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -721,6 +799,24 @@ impl RawConfig {
                 return Err(Error::Config(format!("{key}: must be at least 1")));
             }
         }
+        let policy = self.policy.validate()?;
+        let mut webhooks: Vec<Webhook> = Vec::new();
+        for (index, raw) in self.webhooks.into_iter().enumerate() {
+            let webhook = raw.validate(index)?;
+            if policy.events.is_none() {
+                return Err(Error::Config(format!(
+                    "webhooks[{index}]: webhooks send events, and policy.events is false"
+                )));
+            }
+            if let Some(other) = webhooks.iter().position(|w| w.name == webhook.name) {
+                return Err(Error::Config(format!(
+                    "webhooks[{index}].name: {:?} is webhooks[{other}]'s name too (give each \
+                     its own name)",
+                    webhook.name
+                )));
+            }
+            webhooks.push(webhook);
+        }
         Ok(Config {
             redis,
             memory_max_identities: self.memory_max_identities,
@@ -734,7 +830,7 @@ impl RawConfig {
             open_login_api: self.open_login_api,
             log_format: self.log_format,
             lock_cache: self.lock_cache,
-            policy: self.policy.validate()?,
+            policy,
             admin: self.admin,
             trusted_proxies: IpList::parse(
                 "trusted_proxies",
@@ -743,6 +839,7 @@ impl RawConfig {
             max_connections: self.max_connections,
             header_read_timeout: self.header_read_timeout,
             drain_timeout: self.drain_timeout,
+            webhooks,
         })
     }
 }
@@ -1033,6 +1130,51 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), toml).unwrap();
         Config::load(Some(file.path()), &Overrides::default()).map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn webhooks_are_read_from_toml_and_checked_each_with_its_place() {
+        let config = load_toml(
+            "[[webhooks]]\nurl = \"https://hooks.example/lockout?token=t0k\"\nsecret = \"0123456789abcdef\"\n\n[[webhooks]]\nname = \"pager\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"fedcba9876543210\"\nevents = [\"lockout_started\"]\n",
+        )
+        .unwrap();
+        let names: Vec<(&str, usize)> = config
+            .webhooks
+            .iter()
+            .map(|w| (w.name.as_str(), w.events.len()))
+            .collect();
+        assert_eq!(names, [("hooks.example", 3), ("pager", 1)]);
+        assert!(!format!("{config:?}").contains("t0k"));
+        assert!(!format!("{config:?}").contains("0123456789abcdef"));
+        let entry = |body: &str| format!("[[webhooks]]\n{body}\n");
+        let good = "url = \"http://a.example/\"\nsecret = \"0123456789abcdef\"";
+        for (toml, wanted) in [
+            (
+                entry("url = \"ftp://a.example/\"\nsecret = \"0123456789abcdef\""),
+                "webhooks[0].url: must be an http:// or https:// URL",
+            ),
+            (
+                entry("url = \"http://a.example/\"\nsecret = \"short\""),
+                "webhooks[0].secret: must be at least 16 bytes",
+            ),
+            (
+                entry(&format!("{good}\nevents = [\"lockout_ended\"]")),
+                "webhooks[0].events: \"lockout_ended\" is no event kind",
+            ),
+            (
+                format!("{}{}", entry(good), entry(good)),
+                "webhooks[1].name: \"a.example\" is webhooks[0]'s name too",
+            ),
+            (
+                format!("[policy]\nevents = false\n{}", entry(good)),
+                "webhooks[0]: webhooks send events, and policy.events is false",
+            ),
+            (entry("url = \"http://a.example/\""), "webhooks"),
+        ] {
+            let error = load_toml(&toml).unwrap_err();
+            assert!(error.contains(wanted), "{toml}: {error}");
+            assert!(!error.contains("0123456789abcdef"), "{error}");
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::attempt::Attempt;
 use crate::error::Result;
 use crate::event::{Event, EventKind, StoredEvent};
@@ -89,6 +91,8 @@ pub struct Engine<S> {
     /// Each combination's rule, in the policy's order.
     rules: Vec<FailureRule>,
     cache: Option<Arc<LockCache>>,
+    /// Told whenever this engine appends events (see `with_events_signal`).
+    events_signal: Option<watch::Sender<()>>,
 }
 
 /// The identities an attempt forms, each with its combination and the rule it counts under.
@@ -110,7 +114,15 @@ impl<S: Store> Engine<S> {
             policy,
             rules,
             cache: None,
+            events_signal: None,
         }
+    }
+
+    /// Tells `signal` whenever events are appended here, so that their deliverers (webhooks)
+    /// need not wait for their next look.
+    pub fn with_events_signal(mut self, signal: watch::Sender<()>) -> Self {
+        self.events_signal = Some(signal);
+        self
     }
 
     /// Turns on the local lock cache (see `lock_cache`) and starts its tasks, which run until
@@ -355,6 +367,12 @@ impl<S: Store> Engine<S> {
         self.store.events(since, limit).await
     }
 
+    fn tell_events_appended(&self) {
+        if let Some(signal) = &self.events_signal {
+            signal.send_replace(());
+        }
+    }
+
     /// The newest `limit` events, newest first.
     pub async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         self.store.recent_events(limit).await
@@ -415,8 +433,9 @@ impl<S: Store> Engine<S> {
         if events.is_empty() {
             return;
         }
-        if let Err(err) = self.store.append_events(events, bounds).await {
-            tracing::warn!(%err, events = events.len(), "events lost");
+        match self.store.append_events(events, bounds).await {
+            Ok(()) => self.tell_events_appended(),
+            Err(err) => tracing::warn!(%err, events = events.len(), "events lost"),
         }
     }
 

@@ -1,8 +1,12 @@
-//! Events: what happened to lockouts (one started, records reset and by whom), kept in the
-//! store for people and systems to follow (`lockout events`, `GET /v1/events`). Plain values.
+//! Events: what happened to lockouts (one started, records reset and by whom, a lock ran out),
+//! kept in the store for people and systems to follow (`lockout events`, `GET /v1/events`,
+//! webhooks). Plain values.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
+
+use crate::attempt::Field;
+use crate::identity::Identity;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -10,20 +14,27 @@ pub enum EventKind {
     LockoutStarted,
     /// Records (and their locks) were deleted.
     LockoutReset,
+    /// An identity's lock ran out (it was not reset).
+    LockoutExpired,
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 3] = [
+        EventKind::LockoutStarted,
+        EventKind::LockoutReset,
+        EventKind::LockoutExpired,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             EventKind::LockoutStarted => "lockout_started",
             EventKind::LockoutReset => "lockout_reset",
+            EventKind::LockoutExpired => "lockout_expired",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [EventKind::LockoutStarted, EventKind::LockoutReset]
-            .into_iter()
-            .find(|kind| kind.name() == name)
+        EventKind::ALL.into_iter().find(|kind| kind.name() == name)
     }
 }
 
@@ -61,6 +72,21 @@ pub fn id_order(id: &str) -> Option<(u64, u64)> {
 }
 
 impl Event {
+    /// The end of the lock of the identity whose tag is `subject`, run out.
+    pub fn expired(subject: String) -> Self {
+        let ip = Identity::from_tag(&subject)
+            .and_then(|identity| identity.value(Field::Ip)?.parse().ok());
+        Event {
+            kind: EventKind::LockoutExpired,
+            ip,
+            subject,
+            lockout: None,
+            lockouts: None,
+            by: None,
+            removed: None,
+        }
+    }
+
     /// What the event says beyond its kind and subject, lengths written by `length`:
     /// `locked out for 30 min (lockout 2)`, `3 removed by api (admin)`.
     pub fn detail(&self, length: impl Fn(Duration) -> String) -> String {
@@ -72,6 +98,7 @@ impl Event {
                     None => format!("locked out for {length}"),
                 }
             }
+            EventKind::LockoutExpired => "lock ran out".to_string(),
             EventKind::LockoutReset => format!(
                 "{} removed by {}",
                 self.removed.unwrap_or(0),

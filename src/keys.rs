@@ -5,7 +5,10 @@
 //! - `<prefix>:lockouts:{<identity>}`: how many lockouts the identity started, alive for the
 //!   lockout memory (repeat offenders; absent when off);
 //! - `<prefix>:log:<n>`: the access log, a stream in `LOG_SHARDS` shards by IP, so that on a
-//!   cluster its writes spread over the primaries instead of all landing on one.
+//!   cluster its writes spread over the primaries instead of all landing on one;
+//! - `<prefix>:events:<n>`: the events, sharded likewise;
+//! - `<prefix>:lock_ends:<n>`: when each lock told as started will run out, sharded by
+//!   identity.
 //!
 //! A scope (a site sharing the service with others) has the same layout under
 //! `<prefix>:scope:<name>`, apart from every other scope and from the unscoped keys.
@@ -46,6 +49,14 @@ pub const RESET_GUARD: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The longest scope name.
 pub const MAX_SCOPE_CHARS: usize = 64;
+
+/// FNV-1a (32 bits) of `text`, modulo `LOG_SHARDS`.
+fn shard_of(text: &str) -> usize {
+    let hash = text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    hash as usize % LOG_SHARDS
+}
 
 /// What a key under the prefix holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,13 +146,22 @@ impl Keyspace {
         format!("{}:log:{shard}", self.prefix)
     }
 
+    /// The scheduled lock ends of `shard` (see `lock_end_shard`): a sorted set of identity
+    /// tags by the end of their lock, ms since the Unix epoch, so that a lock that runs out is
+    /// told as an event once (`lockout_expired`).
+    pub fn lock_ends_key(&self, shard: usize) -> String {
+        format!("{}:lock_ends:{shard}", self.prefix)
+    }
+
     /// The access-log shard of `ip` (canonical): FNV-1a (32 bits) of its text, modulo
     /// `LOG_SHARDS`. Part of the key layout: another client must compute the same.
     pub fn log_shard(ip: std::net::IpAddr) -> usize {
-        let hash = ip.to_string().bytes().fold(0x811c_9dc5_u32, |hash, byte| {
-            (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-        });
-        hash as usize % LOG_SHARDS
+        shard_of(&ip.to_string())
+    }
+
+    /// The lock-ends shard of an identity's tag, by the same hash as `log_shard`.
+    pub fn lock_end_shard(tag: &str) -> usize {
+        shard_of(tag)
     }
 
     /// Recognises an attempt, lock or lockout-count key of this keyspace; anything else is

@@ -10,7 +10,7 @@
 //!   the checks of identities known to be locked;
 //! - [`store`]: the Redis store, its Lua scripts (`scripts/`) and key layout ([`keys`]);
 //! - [`target`] and [`record`]: what operators list and reset; [`event`]: what happened to
-//!   lockouts;
+//!   lockouts, and [`webhook`]: where events are sent;
 //! - [`wire`]: the JSON shapes shared by the CLI and the HTTP API;
 //! - [`cli`]: the `lockout` command line.
 
@@ -29,6 +29,8 @@ pub mod secret;
 pub mod server;
 pub mod store;
 pub mod target;
+pub mod tls;
+pub mod webhook;
 pub mod wire;
 
 pub use attempt::{Attempt, Field};

@@ -70,6 +70,7 @@ impl Remote {
                     .into(),
             ));
         };
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(bulk_timeout.saturating_add(MARGIN))
             .build()

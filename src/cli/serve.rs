@@ -46,7 +46,7 @@ over the file, which wins over the defaults):
            access_log = LOCKOUT_POLICY_ACCESS_LOG                             true
            access_log_retention = LOCKOUT_POLICY_ACCESS_LOG_RETENTION         30d
            access_log_max_entries = LOCKOUT_POLICY_ACCESS_LOG_MAX_ENTRIES     1000000
-           events = LOCKOUT_POLICY_EVENTS                                     true (lockouts started, resets)
+           events = LOCKOUT_POLICY_EVENTS                                     true (lockouts started, resets, lock ends)
            events_retention = LOCKOUT_POLICY_EVENTS_RETENTION                 30d
            events_max_entries = LOCKOUT_POLICY_EVENTS_MAX_ENTRIES             100000
            ipv6_prefix_length = LOCKOUT_POLICY_IPV6_PREFIX_LENGTH             64 (IPv6 counted per /64)
@@ -59,6 +59,7 @@ over the file, which wins over the defaults):
            token = LOCKOUT_ADMIN_TOKEN          empty; else also accepted as a bearer token
            failure_limit = LOCKOUT_ADMIN_FAILURE_LIMIT  5 wrong admin logins lock the address out
            cooloff = LOCKOUT_ADMIN_COOLOFF      15m
+  [[webhooks]] url, secret, events, name = LOCKOUT_WEBHOOKS (JSON: [{\"url\": ..., \"secret\": ...}])
 Logging: LOCKOUT_LOG (a tracing filter, default info). See lockout.example.toml.";
 
 pub(super) async fn serve(config: Config) -> Result<()> {

@@ -18,6 +18,8 @@ use prometheus_client::registry::Registry;
 use super::Service;
 
 type Label = [(&'static str, &'static str); 1];
+/// A webhook's name, and what became of a delivery.
+pub type DeliveryLabels = [(&'static str, String); 2];
 type RequestLabels = [(&'static str, String); 3];
 
 /// Latency buckets from 100 µs to about 3 s.
@@ -36,6 +38,8 @@ pub struct Metrics {
     degraded: Family<Label, Counter>,
     requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
     store_latency: Family<Label, Histogram, fn() -> Histogram>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    lockouts_expired: Counter,
 }
 
 impl Default for Metrics {
@@ -57,6 +61,8 @@ impl Metrics {
             degraded: Family::default(),
             requests: Family::new_with_constructor(latency_histogram),
             store_latency: Family::new_with_constructor(latency_histogram),
+            deliveries: Family::default(),
+            lockouts_expired: Counter::default(),
         };
         let r = &mut metrics.registry;
         r.register("checks", "Login checks by verdict", metrics.checks.clone());
@@ -100,7 +106,29 @@ impl Metrics {
             "Latency of engine calls to Redis (round trips included), by operation",
             metrics.store_latency.clone(),
         );
+        r.register(
+            "webhook_deliveries",
+            "Webhook deliveries by webhook and outcome: delivered, retried (an attempt failed, \
+             another follows), failed (every attempt failed), dropped (trimmed from the events \
+             before it could be delivered)",
+            metrics.deliveries.clone(),
+        );
+        r.register(
+            "lockouts_expired",
+            "Locks that ran out unreset, told as events by this process",
+            metrics.lockouts_expired.clone(),
+        );
         metrics
+    }
+
+    /// The webhook deliveries' counters, for the tasks that deliver (shared, not copied).
+    pub fn deliveries(&self) -> Family<DeliveryLabels, Counter> {
+        self.deliveries.clone()
+    }
+
+    /// The counter of lock ends told, for the task that tells them.
+    pub fn lockouts_expired_counter(&self) -> Counter {
+        self.lockouts_expired.clone()
     }
 
     /// `verdict`: `allowed`, `lockout`, `deny_list` or `degraded`.

@@ -8,6 +8,7 @@ mod admin;
 mod api;
 mod auth;
 mod error;
+mod event_tasks;
 mod input;
 mod insurance;
 mod listener;
@@ -83,6 +84,8 @@ pub struct Service {
     csrf_token: String,
     /// The lock cache's tasks, when it is on; stopped with the service.
     _lock_cache: Option<LockCacheTasks>,
+    /// Lock ends told and webhooks served, when events are on; stopped with the service.
+    _event_tasks: Option<event_tasks::EventTasks>,
 }
 
 impl Service {
@@ -91,6 +94,18 @@ impl Service {
     pub fn new(engine: Engine<AnyStore>, config: &Config) -> Self {
         let insurance = (config.on_store_error == OnStoreError::Local)
             .then(|| Insurance::new(engine.store().clone(), config.in_process_store()));
+        let metrics = Metrics::new();
+        let (appended, _) = tokio::sync::watch::channel(());
+        let event_tasks = engine.policy().events.map(|bounds| {
+            event_tasks::EventTasks::start(
+                engine.store().clone(),
+                bounds,
+                &config.webhooks,
+                appended.clone(),
+                &metrics,
+            )
+        });
+        let engine = engine.with_events_signal(appended);
         let (engine, lock_cache) = if config.lock_cache && !engine.store().is_in_process() {
             let (engine, tasks) = engine.with_lock_cache();
             (engine, Some(tasks))
@@ -104,6 +119,7 @@ impl Service {
             .expect("a valid scope name");
         Service {
             _lock_cache: lock_cache,
+            _event_tasks: event_tasks,
             request_policies: RequestPolicies::new(engine.policy()),
             request_engines: Mutex::default(),
             admin_logins: Engine::new(
@@ -122,7 +138,7 @@ impl Service {
             insurance,
             api_token: config.api_token.clone(),
             admin: config.admin.clone(),
-            metrics: Metrics::new(),
+            metrics,
             outage: outage::OutageLog::default(),
             limits: listener::Limits {
                 max_connections: config.max_connections,

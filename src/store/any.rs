@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::memory::MemoryStore;
 use super::redis::{RedisOptions, RedisStore};
-use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
+use super::{Claim, Claimed, FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::Attempt;
 use crate::error::Result;
 use crate::event::{Event, StoredEvent};
@@ -153,6 +153,18 @@ impl Store for AnyStore {
 
     async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
         on_the_store!(self, store => store.events(since, limit).await)
+    }
+
+    async fn end_lockouts(&self, bounds: AccessLog, limit: usize) -> Result<u64> {
+        on_the_store!(self, store => store.end_lockouts(bounds, limit).await)
+    }
+
+    async fn claim_events(&self, claim: Claim<'_>) -> Result<Claimed> {
+        on_the_store!(self, store => store.claim_events(claim).await)
+    }
+
+    async fn acknowledge_events(&self, group: &str, events: &[StoredEvent]) -> Result<()> {
+        on_the_store!(self, store => store.acknowledge_events(group, events).await)
     }
 
     async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {

@@ -3,7 +3,6 @@
 //! process opens (login commands, bulk admin work, the reset channel) is made the same way.
 
 use std::fmt;
-use std::sync::Once;
 
 use redis::aio::PubSub;
 use redis::cluster::ClusterClientBuilder;
@@ -97,7 +96,7 @@ impl RedisEndpoint {
 
     /// A client for `url` with these TLS settings.
     pub(crate) fn client(&self, url: &str) -> RedisResult<Client> {
-        install_crypto_provider();
+        crate::tls::install_crypto_provider();
         match self.tls.certificates() {
             Some(certificates) => Client::build_with_tls(url, certificates),
             None => Client::open(url),
@@ -106,7 +105,7 @@ impl RedisEndpoint {
 
     /// A cluster client for `seeds` with these TLS settings.
     pub(crate) fn cluster_builder(&self, seeds: &[String]) -> ClusterClientBuilder {
-        install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let builder = ClusterClientBuilder::new(seeds.iter().map(String::as_str));
         match self.tls.certificates() {
             Some(certificates) => builder.certs(certificates),
@@ -121,7 +120,7 @@ impl RedisEndpoint {
         master: &str,
         node_url: &str,
     ) -> RedisResult<SentinelClient> {
-        install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let infos: Vec<ConnectionInfo> = sentinels
             .iter()
             .map(|url| url.as_str().into_connection_info())
@@ -214,17 +213,6 @@ fn tls_mode(address: &ConnectionAddr) -> Option<TlsMode> {
         ConnectionAddr::TcpTls { .. } => Some(TlsMode::Secure),
         _ => None,
     }
-}
-
-/// rustls needs a process-wide crypto provider before its first TLS configuration; lockout uses
-/// `ring`. Installed once, on the first connection made, so that every caller (the service,
-/// the CLI, a program using the library) has it.
-fn install_crypto_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // Err: the program installed a provider of its own first, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 /// The TLS settings beyond a `rediss://` URL: a CA to trust instead of the system's, and a

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::broadcast;
 
-use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
+use super::{Claim, Claimed, FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::Attempt;
 use crate::error::{Error, Result};
-use crate::event::{self, Event, StoredEvent};
+use crate::event::{self, Event, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::keys::{Keyspace, RESET_GUARD};
 use crate::policy::AccessLog;
@@ -161,6 +161,12 @@ struct Space {
     log: VecDeque<(Instant, LogEntry)>,
     /// Oldest first.
     events: VecDeque<(Instant, StoredEvent)>,
+    /// Locks told as started, by their end (see `Store::end_lockouts`), and each tag's end.
+    lock_ends: BTreeSet<(Instant, Tag)>,
+    lock_end_of: HashMap<Tag, Instant>,
+    /// Consumer groups (see `Store::claim_events`): the ID of the last event each claimed.
+    /// This process is the only consumer, so a claim is delivered as soon as it is made.
+    claimed_up_to: HashMap<String, (u64, u64)>,
     notices: broadcast::Sender<Vec<String>>,
 }
 
@@ -315,6 +321,9 @@ impl MemoryStore {
             space.lockouts.clear();
             space.log.clear();
             space.events.clear();
+            space.lock_ends.clear();
+            space.lock_end_of.clear();
+            space.claimed_up_to.clear();
         }
     }
 
@@ -374,6 +383,9 @@ impl State {
             lockouts: HashMap::new(),
             log: VecDeque::new(),
             events: VecDeque::new(),
+            lock_ends: BTreeSet::new(),
+            lock_end_of: HashMap::new(),
+            claimed_up_to: HashMap::new(),
             notices: broadcast::channel(NOTICE_BACKLOG).0,
         });
         let space = self.spaces.len() - 1;
@@ -444,6 +456,62 @@ impl State {
             .insert(tag.clone(), (count, ends));
         self.lockout_ends.insert((ends, space, tag.clone()));
         count
+    }
+
+    /// Schedules the end of the identity's lock at `ends` (the new end of one scheduled
+    /// before); as many as `max_identities` in a space, the nearest its end dropped first.
+    fn schedule_lock_end(&mut self, space: SpaceId, tag: &str, ends: Instant) {
+        let space = &mut self.spaces[space];
+        let tag = match space.lock_end_of.remove_entry(tag) {
+            Some((tag, old_end)) => {
+                space.lock_ends.remove(&(old_end, tag.clone()));
+                tag
+            }
+            None => {
+                if space.lock_ends.len() >= self.max_identities {
+                    if let Some((_, dropped)) = space.lock_ends.pop_first() {
+                        space.lock_end_of.remove(&dropped);
+                    }
+                }
+                Tag::from(tag)
+            }
+        };
+        space.lock_end_of.insert(tag.clone(), ends);
+        space.lock_ends.insert((ends, tag));
+    }
+
+    /// A reset lock is not told as run out.
+    fn forget_lock_end(&mut self, space: SpaceId, tag: &str) {
+        let space = &mut self.spaces[space];
+        if let Some((tag, ends)) = space.lock_end_of.remove_entry(tag) {
+            space.lock_ends.remove(&(ends, tag));
+        }
+    }
+
+    /// Takes up to `limit` scheduled lock ends due by `now` whose lock is gone (rescheduling
+    /// those locked again); answers their tags.
+    fn take_lock_ends(&mut self, space: SpaceId, now: Instant, limit: usize) -> Vec<String> {
+        let mut taken = Vec::new();
+        while taken.len() < limit {
+            let Some((ends, tag)) = self.spaces[space].lock_ends.first().cloned() else {
+                break;
+            };
+            if ends > now {
+                break;
+            }
+            let lock_ends = self.spaces[space]
+                .records
+                .get(&tag)
+                .and_then(|record| record.lock_ends);
+            match lock_ends {
+                Some(lock_ends) => self.schedule_lock_end(space, &tag, lock_ends),
+                None => {
+                    self.forget_lock_end(space, &tag);
+                    taken.push(tag.to_string());
+                }
+            }
+        }
+        taken
     }
 
     /// Drops the identity's lockout count; answers whether it had one.
@@ -810,6 +878,7 @@ impl Store for MemoryStore {
         let mut removed = 0;
         for identity in identities {
             state.mark_reset(self.space, identity.tag(), now);
+            state.forget_lock_end(self.space, identity.tag());
             let record = state.unlink(self.space, identity.tag()).is_some();
             let lockouts = state.forget_lockouts(self.space, identity.tag());
             removed += u64::from(record || lockouts);
@@ -868,6 +937,7 @@ impl Store for MemoryStore {
         }
         for tag in &tags {
             state.mark_reset(self.space, tag, now);
+            state.forget_lock_end(self.space, tag);
             state.unlink(self.space, tag);
             state.forget_lockouts(self.space, tag);
         }
@@ -901,8 +971,26 @@ impl Store for MemoryStore {
         let (mut state, now) = self.state();
         for event in events {
             state.append_event(self.space, event, bounds, (now, wall));
+            if let (EventKind::LockoutStarted, Some(lockout)) = (event.kind, event.lockout) {
+                state.schedule_lock_end(self.space, &event.subject, now + lockout);
+            }
         }
         Ok(())
+    }
+
+    async fn end_lockouts(&self, bounds: AccessLog, limit: usize) -> Result<u64> {
+        let wall = self.shared.clock.wall();
+        let (mut state, now) = self.state();
+        let ended = state.take_lock_ends(self.space, now, limit);
+        for tag in &ended {
+            state.append_event(
+                self.space,
+                &Event::expired(tag.clone()),
+                bounds,
+                (now, wall),
+            );
+        }
+        Ok(ended.len() as u64)
     }
 
     async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
@@ -916,6 +1004,33 @@ impl Store for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn claim_events(&self, claim: Claim<'_>) -> Result<Claimed> {
+        let (mut state, _) = self.state();
+        let newest = state.last_event;
+        let space = &mut state.spaces[self.space];
+        let after = *space
+            .claimed_up_to
+            .entry(claim.group.to_string())
+            .or_insert(if claim.first { newest } else { (0, 0) });
+        let events: Vec<StoredEvent> = space
+            .events
+            .iter()
+            .map(|(_, stored)| stored)
+            .filter(|stored| event::id_order(&stored.id) > Some(after))
+            .take(claim.limit)
+            .cloned()
+            .collect();
+        if let Some(last) = events.last() {
+            let last = event::id_order(&last.id).expect("an ID this store made");
+            space.claimed_up_to.insert(claim.group.to_string(), last);
+        }
+        Ok(Claimed { events, dropped: 0 })
+    }
+
+    async fn acknowledge_events(&self, _group: &str, _events: &[StoredEvent]) -> Result<()> {
+        Ok(())
     }
 
     async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {

@@ -90,6 +90,35 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// What `Store::claim_events` claims, for whom.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The consumer group: the deliverers of one webhook, in every process.
+    pub group: &'a str,
+    /// This process, within the group.
+    pub consumer: &'a str,
+    pub limit: usize,
+    /// After how long an event another consumer claimed and has not acknowledged is taken
+    /// over (that consumer's process is taken to be gone).
+    pub stale: Duration,
+    /// This process's first claim: a group made now starts after the newest event (none kept
+    /// before the group was is delivered); later, a group made again (the events expired in
+    /// between) starts at the oldest.
+    pub first: bool,
+    /// The events' bounds (a stream made to hold the group lives as long as an event).
+    pub bounds: AccessLog,
+    /// Also forget the group's consumers that hold nothing and were idle for `stale`.
+    pub tidy: bool,
+}
+
+/// What a claim got: events, and how many events taken over had been trimmed before anyone
+/// delivered them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    pub events: Vec<StoredEvent>,
+    pub dropped: u64,
+}
+
 /// Called during long scans with the number of keys matched so far.
 pub type Progress<'a> = &'a mut (dyn FnMut(u64) + Send);
 
@@ -179,8 +208,9 @@ pub trait Store: Send + Sync {
     /// Deletes access-log entries at least `age` old; answers how many.
     fn trim_logs(&self, age: Duration) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Appends `events`, each kept within `bounds` (retention and size, as the access log's).
-    /// One round trip.
+    /// Appends `events`, each kept within `bounds` (retention and size, as the access log's),
+    /// and schedules the end of each lockout started among them (see `end_lockouts`). One
+    /// round trip.
     fn append_events(
         &self,
         events: &[Event],
@@ -194,6 +224,27 @@ pub trait Store: Send + Sync {
         since: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
+
+    /// Appends a `lockout_expired` event (within `bounds`) for each lock whose start was
+    /// appended as an event and that has run out since, unreset; at most `limit` per call, and
+    /// each once, however many processes share the store and call this at once. Answers how
+    /// many.
+    fn end_lockouts(
+        &self,
+        bounds: AccessLog,
+        limit: usize,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Events for one consumer of a group (see `Claim`), oldest first within a shard: each
+    /// event goes to one consumer of the group, whichever process asks first.
+    fn claim_events(&self, claim: Claim<'_>) -> impl Future<Output = Result<Claimed>> + Send;
+
+    /// Tells `group` that these claimed events are done with (delivered, or given up on).
+    fn acknowledge_events(
+        &self,
+        group: &str,
+        events: &[StoredEvent],
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// The newest `limit` events, newest first.
     fn recent_events(&self, limit: usize) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;

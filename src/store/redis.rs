@@ -16,11 +16,11 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value};
 
 use super::connection::{Connection, Node};
 pub use super::endpoint::{RedisEndpoint, RedisTls, Topology};
-use super::scripts::{self, FAIL, LOG, TRIM_LOG};
-use super::{FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
+use super::scripts::{self, CLAIM_EVENTS, END_LOCKOUTS, FAIL, LOG, SCHEDULE_LOCK_ENDS, TRIM_LOG};
+use super::{Claim, Claimed, FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
 use crate::attempt::Attempt;
 use crate::error::{Error, RedisTarget, Result};
-use crate::event::{self, Event, StoredEvent};
+use crate::event::{self, Event, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::keys::{record_field, KeyKind, Keyspace, LOG_SHARDS, RESET_GUARD};
 use crate::policy::AccessLog;
@@ -498,22 +498,29 @@ impl RedisStore {
             .collect();
         let mut events = Vec::new();
         for reply in self.round_trip(&requests).await? {
-            let page: Vec<(String, HashMap<String, String>)> = self.parse(reply)?;
-            for (id, fields) in page {
+            events.extend(self.stored_events(self.parse(reply)?)?);
+        }
+        Ok(events)
+    }
+
+    /// Stream entries as events; an error for an entry that is not one.
+    fn stored_events(&self, entries: StreamEntries) -> Result<Vec<StoredEvent>> {
+        entries
+            .into_iter()
+            .map(|(id, fields)| {
                 let (event, (ms, _)) = Event::from_fields(&fields)
                     .zip(event::id_order(&id))
                     .ok_or_else(|| Error::UnexpectedReply {
                         target: self.target.clone(),
                         detail: format!("event {id:?} is not one lockout writes"),
                     })?;
-                events.push(StoredEvent {
+                Ok(StoredEvent {
                     time: from_millis(ms),
                     id,
                     event,
-                });
-            }
-        }
-        Ok(events)
+                })
+            })
+            .collect()
     }
 
     /// Leaves the reset markers of `tags`, deletes `keys` in batches, then tells the reset
@@ -522,10 +529,8 @@ impl RedisStore {
     async fn unlink(&self, keys: Vec<String>, tags: Vec<String>) -> Result<()> {
         let store = self.clone();
         run_to_completion(async move {
-            let markers: Vec<Cmd> = tags
-                .iter()
-                .map(|tag| store.reset_marker_request(tag))
-                .collect();
+            let mut markers = store.forget_lock_ends_requests(&tags);
+            markers.extend(tags.iter().map(|tag| store.reset_marker_request(tag)));
             if !markers.is_empty() {
                 store.round_trip(&markers).await?;
             }
@@ -540,6 +545,26 @@ impl RedisStore {
             store.announce_resets(&tags).await
         })
         .await
+    }
+
+    /// ZREM of `tags` from their lock-end shards: a reset lock is not told as run out.
+    fn forget_lock_ends_requests(&self, tags: &[String]) -> Vec<Cmd> {
+        let mut by_shard: HashMap<usize, Vec<&str>> = HashMap::new();
+        for tag in tags {
+            by_shard
+                .entry(Keyspace::lock_end_shard(tag))
+                .or_default()
+                .push(tag);
+        }
+        by_shard
+            .into_iter()
+            .map(|(shard, tags)| {
+                redis::cmd("ZREM")
+                    .arg(self.keys.lock_ends_key(shard))
+                    .arg(tags)
+                    .clone()
+            })
+            .collect()
     }
 
     /// `SET <reset marker> 1 PX <RESET_GUARD>`.
@@ -759,17 +784,16 @@ impl Store for RedisStore {
     async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
         // Each identity's marker first, then its deletion, in one slot: no coalesced refusal can
         // land between them (see `Keyspace::reset_marker`).
-        let mut requests: Vec<Cmd> = identities
-            .iter()
-            .flat_map(|identity| {
-                [
-                    self.reset_marker_request(identity.tag()),
-                    self.on_identity(identity, |keys| redis::cmd("UNLINK").arg(&keys).clone()),
-                ]
-            })
-            .collect();
-        requests.extend(log.map(|log| self.log_request(log)));
         let tags: Vec<String> = identities.iter().map(|i| i.tag().to_string()).collect();
+        let mut requests = self.forget_lock_ends_requests(&tags);
+        let forgotten = requests.len();
+        requests.extend(identities.iter().flat_map(|identity| {
+            [
+                self.reset_marker_request(identity.tag()),
+                self.on_identity(identity, |keys| redis::cmd("UNLINK").arg(&keys).clone()),
+            ]
+        }));
+        requests.extend(log.map(|log| self.log_request(log)));
         let store = self.clone();
         let replies = run_to_completion(async move {
             let replies = store.round_trip(&requests).await?;
@@ -780,7 +804,7 @@ impl Store for RedisStore {
         let mut removed = 0u64;
         for reply in replies
             .into_iter()
-            .skip(1)
+            .skip(forgotten + 1)
             .step_by(2)
             .take(identities.len())
         {
@@ -949,12 +973,13 @@ impl Store for RedisStore {
     }
 
     async fn append_events(&self, events: &[Event], bounds: AccessLog) -> Result<()> {
-        let oldest_kept = millis(since_epoch().saturating_sub(bounds.retention));
+        let now = since_epoch();
+        let oldest_kept = millis(now.saturating_sub(bounds.retention));
         let per_shard = bounds.max_entries.get().div_ceil(LOG_SHARDS as u64);
-        let requests: Vec<Cmd> = events
+        let mut requests: Vec<Cmd> = events
             .iter()
             .map(|event| {
-                let shard = event.ip.map_or(0, Keyspace::log_shard);
+                let shard = event_shard(event);
                 let key = self.keys.events_key(shard);
                 let mut command =
                     LOG.evalsha(&[&key], (oldest_kept, millis(bounds.retention), per_shard));
@@ -964,8 +989,95 @@ impl Store for RedisStore {
                 command
             })
             .collect();
+        for event in events {
+            if let (EventKind::LockoutStarted, Some(lockout)) = (event.kind, event.lockout) {
+                let shard = Keyspace::lock_end_shard(&event.subject);
+                let lifetime = millis(lockout + bounds.retention);
+                requests.push(SCHEDULE_LOCK_ENDS.evalsha(
+                    &[self.keys.lock_ends_key(shard)],
+                    (lifetime, millis(now + lockout), &event.subject),
+                ));
+            }
+        }
+        if requests.is_empty() {
+            return Ok(());
+        }
         self.round_trip(&requests).await?;
         Ok(())
+    }
+
+    async fn end_lockouts(&self, bounds: AccessLog, limit: usize) -> Result<u64> {
+        let now = millis(since_epoch());
+        let ranges: Vec<Cmd> = (0..LOG_SHARDS)
+            .map(|shard| {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.keys.lock_ends_key(shard))
+                    .arg("-inf")
+                    .arg(now)
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .clone()
+            })
+            .collect();
+        // (shard, tag, end as Redis wrote it)
+        let mut due: Vec<(usize, String, String)> = Vec::new();
+        for (shard, reply) in self.round_trip(&ranges).await?.into_iter().enumerate() {
+            let ends: Vec<(String, String)> = self.parse(reply)?;
+            due.extend(ends.into_iter().map(|(tag, end)| (shard, tag, end)));
+        }
+        due.truncate(limit);
+        if due.is_empty() {
+            return Ok(0);
+        }
+        // A tag that is no identity's has no lock to wait for.
+        let lock_ttls: Vec<Cmd> = due
+            .iter()
+            .filter_map(|(_, tag, _)| Identity::from_tag(tag))
+            .map(|identity| {
+                redis::cmd("PTTL")
+                    .arg(self.keys.key(KeyKind::Lock, &identity))
+                    .clone()
+            })
+            .collect();
+        let mut ttls = self.round_trip(&lock_ttls).await?.into_iter();
+        let mut requests = Vec::new();
+        let mut ended: HashMap<usize, Vec<(String, String)>> = HashMap::new();
+        for (shard, tag, end) in due {
+            let ttl: i64 = match Identity::from_tag(&tag) {
+                Some(_) => self.parse(ttls.next().unwrap_or(Value::Nil))?,
+                None => -2,
+            };
+            if ttl > 0 {
+                // Locked again (or longer): its new end, unless a reset took it meanwhile.
+                requests.push(
+                    redis::cmd("ZADD")
+                        .arg(self.keys.lock_ends_key(shard))
+                        .arg("XX")
+                        .arg(now + ttl as u64)
+                        .arg(&tag)
+                        .clone(),
+                );
+            } else {
+                ended.entry(shard).or_default().push((tag, end));
+            }
+        }
+        let takes = ended.len();
+        requests.splice(
+            0..0,
+            ended.into_iter().map(|(shard, pairs)| {
+                END_LOCKOUTS.evalsha(&[self.keys.lock_ends_key(shard)], pairs)
+            }),
+        );
+        let replies = self.round_trip(&requests).await?;
+        let mut events = Vec::new();
+        for reply in replies.into_iter().take(takes) {
+            let taken: Vec<String> = self.parse(reply)?;
+            events.extend(taken.into_iter().map(Event::expired));
+        }
+        self.append_events(&events, bounds).await?;
+        Ok(events.len() as u64)
     }
 
     async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
@@ -984,6 +1096,56 @@ impl Store for RedisStore {
         events.sort_by_key(|stored| event::id_order(&stored.id));
         events.truncate(limit);
         Ok(events)
+    }
+
+    async fn claim_events(&self, claim: Claim<'_>) -> Result<Claimed> {
+        let start = if claim.first { "$" } else { "0" };
+        let per_shard = claim.limit.div_ceil(LOG_SHARDS).max(1);
+        let requests: Vec<Cmd> = (0..LOG_SHARDS)
+            .map(|shard| {
+                CLAIM_EVENTS.evalsha(
+                    &[self.keys.events_key(shard)],
+                    (
+                        claim.group,
+                        claim.consumer,
+                        per_shard,
+                        millis(claim.stale).max(1),
+                        start,
+                        millis(claim.bounds.retention),
+                        if claim.tidy { "1" } else { "0" },
+                    ),
+                )
+            })
+            .collect();
+        let mut claimed = Claimed::default();
+        for reply in self.round_trip(&requests).await? {
+            let (entries, dropped): (StreamEntries, u64) = self.parse(reply)?;
+            claimed.events.extend(self.stored_events(entries)?);
+            claimed.dropped += dropped;
+        }
+        Ok(claimed)
+    }
+
+    async fn acknowledge_events(&self, group: &str, events: &[StoredEvent]) -> Result<()> {
+        let mut by_shard: HashMap<usize, Vec<&str>> = HashMap::new();
+        for stored in events {
+            let shard = event_shard(&stored.event);
+            by_shard.entry(shard).or_default().push(&stored.id);
+        }
+        let requests: Vec<Cmd> = by_shard
+            .into_iter()
+            .map(|(shard, ids)| {
+                redis::cmd("XACK")
+                    .arg(self.keys.events_key(shard))
+                    .arg(group)
+                    .arg(ids)
+                    .clone()
+            })
+            .collect();
+        if !requests.is_empty() {
+            self.round_trip(&requests).await?;
+        }
+        Ok(())
     }
 
     async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
@@ -1036,6 +1198,14 @@ fn remaining(ms: i64) -> Option<Duration> {
         .ok()
         .filter(|&ms| ms > 0)
         .map(Duration::from_millis)
+}
+
+/// Stream entries as redis-rs reads them: ID, and fields by name.
+type StreamEntries = Vec<(String, HashMap<String, String>)>;
+
+/// The events shard of `event`: its IP's access-log shard; 0 for a reset of no one IP.
+fn event_shard(event: &Event) -> usize {
+    event.ip.map_or(0, Keyspace::log_shard)
 }
 
 /// Now, on this machine's clock, as a duration since the Unix epoch.

@@ -48,7 +48,22 @@ pub(crate) static LOG: LazyLock<LuaScript> =
 pub(crate) static TRIM_LOG: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../../scripts/trim_log.lua")));
 
+pub(crate) static SCHEDULE_LOCK_ENDS: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("../../scripts/schedule_lock_ends.lua")));
+pub(crate) static END_LOCKOUTS: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("../../scripts/end_lockouts.lua")));
+
+pub(crate) static CLAIM_EVENTS: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("../../scripts/claim_events.lua")));
+
 /// Every script, for loading after NOSCRIPT.
-pub(crate) fn all() -> [&'static LuaScript; 3] {
-    [&FAIL, &LOG, &TRIM_LOG]
+pub(crate) fn all() -> [&'static LuaScript; 6] {
+    [
+        &FAIL,
+        &LOG,
+        &TRIM_LOG,
+        &SCHEDULE_LOCK_ENDS,
+        &END_LOCKOUTS,
+        &CLAIM_EVENTS,
+    ]
 }

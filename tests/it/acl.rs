@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::http_client;
 use crate::support::{eventually, free_port, lockout_command, RedisServer, ServeProcess};
+use crate::webhooks::Receiver;
 
 const PASSWORD: &str = "change-me";
 
@@ -47,15 +49,19 @@ fn lockout_url(redis: &RedisServer) -> String {
     format!("redis://lockout:{PASSWORD}@127.0.0.1:{}", redis.port())
 }
 
-/// `lockout serve` as the ACL user, with the admin API on.
-fn serve(redis: &RedisServer) -> (ServeProcess, String) {
+/// `lockout serve` as the ACL user, with the admin API on, locks of a second and a webhook to
+/// `receiver` (so that lock ends are told, and events delivered, as that user).
+fn serve(redis: &RedisServer, receiver: &Receiver) -> (ServeProcess, String) {
     let port = free_port();
     let url = lockout_url(redis);
+    let webhooks = json!([{"url": receiver.url, "secret": "an-acl-test-secret"}]).to_string();
     let serving = ServeProcess::start(
         &["--listen", &format!("127.0.0.1:{port}")],
         &[
             ("LOCKOUT_REDIS_URL", url.as_str()),
             ("LOCKOUT_ADMIN_PASSWORD", "admin-pw"),
+            ("LOCKOUT_POLICY_LOCKOUT_DURATION", "1s"),
+            ("LOCKOUT_WEBHOOKS", &webhooks),
         ],
         port,
     );
@@ -63,7 +69,7 @@ fn serve(redis: &RedisServer) -> (ServeProcess, String) {
 }
 
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> Value {
-    let mut request = reqwest::Client::new()
+    let mut request = http_client()
         .request(method.clone(), &url)
         .basic_auth("admin", Some("admin-pw"));
     if let Some(body) = body {
@@ -113,8 +119,18 @@ async fn the_documented_rules_allow_every_command_endpoint_and_the_lock_cache() 
     assert!(pinged.status.success(), "{said}");
     assert!(said.contains("everything lockout needs works"), "{said}");
 
-    let (serving, base) = serve(&redis);
+    let receiver = Receiver::start(0).await;
+    let (serving, base) = serve(&redis, &receiver);
     lock_out(&base).await;
+    eventually(
+        Duration::from_secs(10),
+        "the lock's start and end delivered",
+        async || {
+            let kinds: Vec<String> = receiver.accepted().into_iter().map(|d| d.kind).collect();
+            kinds.iter().any(|kind| kind == "lockout_expired")
+        },
+    )
+    .await;
     let post = reqwest::Method::POST;
     let get = reqwest::Method::GET;
     let delete = reqwest::Method::DELETE;
@@ -173,7 +189,8 @@ async fn without_the_channel_pattern_resets_work_and_the_lock_cache_says_once_wh
     let redis = RedisServer::start();
     create_documented_user(&redis, |word| word != "&lockout:*");
 
-    let (serving, base) = serve(&redis);
+    let receiver = Receiver::start(0).await;
+    let (serving, base) = serve(&redis, &receiver);
     lock_out(&base).await;
     let removed = call(
         reqwest::Method::DELETE,

@@ -2,9 +2,10 @@
 //! user named `admin` is not the admin; token guesses are throttled whatever the policy), and
 //! behind `trusted_proxies` the client is the one `X-Forwarded-For` names.
 
-use reqwest::{Client, RequestBuilder, StatusCode};
+use reqwest::{RequestBuilder, StatusCode};
 use serde_json::json;
 
+use crate::support::http_client;
 use crate::support::{lockout_command, policy, RedisServer, TestService};
 
 async fn status(request: RequestBuilder) -> StatusCode {
@@ -19,7 +20,7 @@ async fn a_login_user_named_admin_is_not_the_admin() {
         c.policy = policy(3, &[&["username"]]);
     })
     .await;
-    let client = Client::new();
+    let client = http_client();
     for _ in 0..3 {
         let failure = json!({"ip": "10.0.0.1", "username": "admin"});
         client
@@ -45,7 +46,7 @@ async fn token_guesses_are_throttled_whatever_the_policy() {
         c.policy = policy(3, &[&["username"]]);
     })
     .await;
-    let client = Client::new();
+    let client = http_client();
     let attempts = service.at("/v1/attempts");
     for _ in 0..5 {
         let guess = client.get(&attempts).bearer_auth("guess");
@@ -83,7 +84,7 @@ async fn behind_trusted_proxies_the_forwarded_client_is_counted() {
                 .unwrap();
     })
     .await;
-    let client = Client::new();
+    let client = http_client();
     let attempts = service.at("/v1/attempts");
     let from = |forwarded: &str, password: &str| {
         client
@@ -132,7 +133,7 @@ async fn behind_trusted_proxies_the_forwarded_client_is_counted() {
 async fn lockouts_own_scopes_are_not_for_requests() {
     let redis = RedisServer::start();
     let service = TestService::start(&redis, |_| {}).await;
-    let response = Client::new()
+    let response = http_client()
         .post(service.at("/v1/failure"))
         .json(&json!({"ip": "10.0.0.1", "scope": "_admin"}))
         .send()

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
+use crate::support::http_client;
 use crate::support::{free_port, policy, RedisServer, TestService};
 
 const PAGE: &str = "/dj-ad-admin/";
@@ -68,6 +69,7 @@ async fn post_form(
 }
 
 fn no_redirects() -> Client {
+    lockout::tls::install_crypto_provider();
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -102,7 +104,7 @@ fn tags(page: &str) -> Vec<String> {
 async fn no_admin_password_no_admin_page() {
     let redis = RedisServer::start();
     let service = TestService::start(&redis, |_| {}).await;
-    let (status, _) = get(&Client::new(), service.at(PAGE)).await;
+    let (status, _) = get(&http_client(), service.at(PAGE)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -165,7 +167,7 @@ async fn the_page_needs_the_admin_credentials_and_sends_safe_headers() {
 async fn records_are_listed_escaped_with_their_status() {
     let redis = RedisServer::start();
     let service = service(&redis).await;
-    let client = Client::new();
+    let client = http_client();
     let evil = "<script>alert(1)</script>";
     for _ in 0..3 {
         fail(&client, &service, "10.0.0.1", evil).await;
@@ -212,7 +214,7 @@ async fn records_are_listed_escaped_with_their_status() {
 async fn filters_exact_prefix_and_locked_only() {
     let redis = RedisServer::start();
     let service = service(&redis).await;
-    let client = Client::new();
+    let client = http_client();
     for (ip, username) in [
         ("10.0.0.1", "alice"),
         ("10.0.0.12", "alicia"),
@@ -266,7 +268,7 @@ async fn pages_walk_every_record_once() {
         .unwrap();
         engine.fail(&attempt).await.unwrap();
     }
-    let client = Client::new();
+    let client = http_client();
     let mut seen = HashSet::new();
     let mut url = service.at(PAGE);
     let mut pages = 0;
@@ -483,7 +485,7 @@ async fn an_operator_unlocks_two_records_in_a_real_browser() {
 
     let redis = RedisServer::start();
     let service = service(&redis).await;
-    let api = Client::new();
+    let api = http_client();
     let people = [
         ("203.0.113.7", "alice"),
         ("203.0.113.8", "alice.smith"),

@@ -11,6 +11,7 @@ use lockout::keys::{KeyKind, Keyspace};
 use lockout::{Attempt, Combination, Field, Identity, Policy, Target};
 use serde_json::{json, Value};
 
+use crate::support::http_client;
 use crate::support::{lockout_command, policy, RedisCluster, RedisServer, TestService};
 
 fn slot_key(attempt: &Attempt, combination: &Combination) -> String {
@@ -128,7 +129,7 @@ async fn failover_keeps_the_service_answering_and_it_recovers() {
         c.command_timeout = Duration::from_millis(500);
     })
     .await;
-    let client = reqwest::Client::new();
+    let client = http_client();
     let attempt = json!({"ip": "10.0.0.1"});
     for count in 1..=2 {
         let body = post(&client, service.at("/v1/failure"), attempt.clone()).await;

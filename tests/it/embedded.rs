@@ -11,6 +11,7 @@ use lockout::config::OnStoreError;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
+use crate::support::http_client;
 use crate::support::{
     eventually, free_port, lockout_command, policy, text_of, RedisServer, ServeProcess, TestService,
 };
@@ -30,7 +31,7 @@ async fn serve_with_no_configuration_and_no_redis_protects_logins() {
     ];
     let serving = ServeProcess::start(&["--listen", &format!("127.0.0.1:{port}")], &admin, port);
     let server = format!("http://127.0.0.1:{port}");
-    let client = Client::new();
+    let client = http_client();
     let check = format!("{server}/v1/check");
     let attempt = json!({"ip": "203.0.113.7", "username": "alice"});
 
@@ -87,7 +88,7 @@ async fn serve_with_no_configuration_and_no_redis_protects_logins() {
 /// Failures from many addresses, sent until `stop`: every answer must be a 200 that came within
 /// `within`; answers how many there were.
 async fn failures_until(service: String, stop: Arc<AtomicBool>, within: Duration) -> u64 {
-    let client = Client::new();
+    let client = http_client();
     let sent = AtomicU64::new(0);
     while !stop.load(Ordering::Relaxed) {
         let n = sent.fetch_add(1, Ordering::Relaxed);
@@ -119,7 +120,7 @@ async fn with_local_insurance_an_attacker_locked_while_redis_is_down_stays_locke
         config.policy = policy(3, &[&["ip"]]);
     })
     .await;
-    let client = Client::new();
+    let client = http_client();
     let attacker = json!({"ip": "198.51.100.66"});
     let (_, counted) = post(&client, &service.at("/v1/failure"), attacker.clone()).await;
     assert_eq!(counted.get("degraded"), None, "{counted}");

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use lockout::event::EventKind;
 use lockout::{Attempt, Target};
-use reqwest::Client;
 use serde_json::Value;
 
+use crate::support::http_client;
 use crate::support::{
     json_of, lockout_command, policy, text_of, Backend, RedisServer, TestService,
 };
@@ -118,7 +118,7 @@ async fn events_through_the_api_and_lockout_events_follow() {
         }
     });
 
-    let client = Client::new();
+    let client = http_client();
     service.fail(&client, "198.51.100.66", 2).await;
     let reset = json_of(
         client
@@ -230,7 +230,7 @@ async fn the_admin_page_shows_the_events_and_an_identitys_history() {
         config.policy = policy(2, &[&["ip"]]);
     })
     .await;
-    let client = Client::new();
+    let client = http_client();
     service.fail(&client, "198.51.100.66", 2).await;
     service.fail(&client, "198.51.100.67", 2).await;
     let page = |path: &str| {

@@ -14,13 +14,14 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::proxy::Proxy;
+use crate::support::http_client;
 use crate::support::sentinel::{SentinelGroup, MASTER};
 use crate::support::{eventually, lockout_command, policy, RedisServer, TestService};
 
 /// Posts failures of one IP until one is answered by Redis (not degraded), at most `tries`;
 /// answers the failures' count then and how many answers were degraded.
 async fn fail_until_counted(service: &TestService, tries: usize) -> (u64, usize) {
-    let client = reqwest::Client::new();
+    let client = http_client();
     for degraded in 0..tries {
         let response = client
             .post(service.at("/v1/failure"))
@@ -106,7 +107,7 @@ async fn a_sentinel_failover_under_load_is_followed() {
             done.clone(),
         );
         async move {
-            let client = reqwest::Client::new();
+            let client = http_client();
             // Per IP: failures answered before the failover began, and in all.
             let mut before: HashMap<String, u64> = HashMap::new();
             let mut answered: HashMap<String, u64> = HashMap::new();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::http_client;
 use crate::support::{eventually, policy, RedisServer, TestService};
 
 async fn start(redis: &RedisServer) -> TestService {
@@ -32,7 +33,7 @@ async fn locked(client: &reqwest::Client, service: &TestService) -> bool {
 async fn a_reset_on_one_instance_unlocks_on_the_others_at_once() {
     let redis = RedisServer::start();
     let (one, other) = (start(&redis).await, start(&redis).await);
-    let client = reqwest::Client::new();
+    let client = http_client();
     for _ in 0..3 {
         let failed = client
             .post(one.at("/v1/failure"))

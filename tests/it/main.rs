@@ -22,3 +22,4 @@ mod secrets;
 mod service;
 mod support;
 mod tls;
+mod webhooks;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use lockout::attempt::Field;
 use lockout::policy::{Backoff, Combination, Limits, Repeat};
 use lockout::{Attempt, Engine, Policy, Target, Verdict};
-use reqwest::Client;
 use serde_json::{json, Value};
 
+use crate::support::http_client;
 use crate::support::{
     free_port, json_of, lockout_command, text_of, Backend, RedisServer, ServeProcess, TestService,
 };
@@ -133,7 +133,7 @@ async fn combination_tables_come_as_json_from_the_environment() {
         &[("LOCKOUT_POLICY_LOCKOUT_PARAMETERS", recipe)],
         port,
     );
-    let client = Client::new();
+    let client = http_client();
     let mut answer = Value::Null;
     for _ in 0..2 {
         answer = json_of(
@@ -253,7 +253,7 @@ async fn operators_see_how_often_an_identity_was_locked_out() {
         config.policy = repeat_offenders();
     })
     .await;
-    let client = Client::new();
+    let client = http_client();
     service.fail(&client, "198.51.100.66", 2).await;
     let attempts = json_of(
         client

@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::support::http_client;
 use crate::support::{eventually, RedisServer, TestService};
 
 async fn post(client: &Client, url: String, body: Value) -> (StatusCode, Value) {
@@ -65,7 +66,7 @@ fn usernames(listing: &Value) -> Vec<String> {
 async fn a_request_policy_replaces_the_configured_one_for_that_request() {
     let redis = RedisServer::start();
     let service = start(&redis).await;
-    let client = Client::new();
+    let client = http_client();
     let axes = json!({
         "failure_limit": 2,
         "cooloff": "90s",
@@ -123,7 +124,7 @@ async fn a_request_policy_replaces_the_configured_one_for_that_request() {
 async fn a_check_that_only_reads_leaves_the_refusal_to_the_caller() {
     let redis = RedisServer::start();
     let service = start(&redis).await;
-    let client = Client::new();
+    let client = http_client();
     let attempt = json!({"ip": "10.0.0.9", "username": "bob"});
     for _ in 0..3 {
         post(&client, service.at("/v1/failure"), attempt.clone()).await;
@@ -170,7 +171,7 @@ async fn a_check_that_only_reads_leaves_the_refusal_to_the_caller() {
 async fn scopes_keep_sites_apart() {
     let redis = RedisServer::start();
     let service = start(&redis).await;
-    let client = Client::new();
+    let client = http_client();
     for scope in ["site-a", "site-a", "site-a", "site-b"] {
         post(
             &client,
@@ -237,7 +238,7 @@ async fn scopes_keep_sites_apart() {
 async fn a_success_clears_identities_with_a_user_agent() {
     let redis = RedisServer::start();
     let service = start(&redis).await;
-    let client = Client::new();
+    let client = http_client();
     let policy = json!({
         "lockout_parameters": [["username", "user_agent"]],
         "reset_on_success": true,
@@ -258,7 +259,7 @@ async fn a_success_clears_identities_with_a_user_agent() {
 async fn admins_reset_by_ip_or_username_and_delete_listed_records() {
     let redis = RedisServer::start();
     let service = start(&redis).await;
-    let client = Client::new();
+    let client = http_client();
     let pairs = json!({"lockout_parameters": [["ip", "username"]]});
     for (ip, username) in [
         ("10.0.0.1", "alice"),
@@ -325,7 +326,7 @@ async fn admins_reset_by_ip_or_username_and_delete_listed_records() {
 async fn listings_come_in_pages_when_asked() {
     let redis = RedisServer::start();
     let service = start(&redis).await;
-    let client = Client::new();
+    let client = http_client();
     for n in 0..30 {
         post(
             &client,
@@ -358,7 +359,7 @@ async fn listings_come_in_pages_when_asked() {
 async fn a_valid_admin_token_is_not_refused_for_a_locked_address() {
     let redis = RedisServer::start();
     let service = start(&redis).await;
-    let client = Client::new();
+    let client = http_client();
     // The Django site calls from 127.0.0.1; wrong tokens from there lock the address out of
     // the admin (five, `admin.failure_limit`).
     for _ in 0..5 {
@@ -385,7 +386,7 @@ async fn a_valid_admin_token_is_not_refused_for_a_locked_address() {
 async fn a_request_policy_equal_to_the_configured_one_keeps_the_lock_cache() {
     let redis = RedisServer::start();
     let service = start(&redis).await;
-    let client = Client::new();
+    let client = http_client();
     // What a site whose Axes settings match the service's configuration sends.
     let attempt = json!({"ip": "10.4.4.4", "policy": {"failure_limit": 3, "cooloff": "30m"}});
     for _ in 0..3 {

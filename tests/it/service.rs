@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::support::http_client;
 use crate::support::{
     eventually, free_port, lockout_command, policy, RedisServer, ServeProcess, TestService,
 };
@@ -39,7 +40,7 @@ async fn design_reference_scenario_through_http() {
     let redis = RedisServer::start();
     let service =
         TestService::start(&redis, |c| c.policy = policy(3, &[&["username"], &["ip"]])).await;
-    let client = Client::new();
+    let client = http_client();
     let steps = [
         ("failure", "10.0.0.1", "u1", false),
         ("failure", "10.0.0.2", "u1", false),
@@ -82,7 +83,7 @@ async fn login_endpoints_answer_the_documented_shapes() {
         c.policy.deny = lockout::policy::IpList::parse("deny", &["192.0.2.0/24"]).unwrap();
     })
     .await;
-    let client = Client::new();
+    let client = http_client();
     let alice =
         json!({"ip": "10.0.0.1", "username": "alice", "user_agent": "curl/8", "path": "/login"});
     assert_eq!(
@@ -159,7 +160,7 @@ async fn admin_endpoints_list_and_delete() {
         c.policy = policy(2, &[&["ip", "username"]]);
     })
     .await;
-    let client = Client::new();
+    let client = http_client();
     for (ip, username) in [
         ("10.0.0.1", "alice"),
         ("10.0.0.1", "alice"),
@@ -268,7 +269,7 @@ async fn admin_endpoints_list_and_delete() {
 async fn admin_authentication_401_403_and_lockout() {
     let redis = RedisServer::start();
     let disabled = TestService::start(&redis, |_| {}).await;
-    let client = Client::new();
+    let client = http_client();
     let response = client
         .get(disabled.at("/v1/attempts"))
         .basic_auth("admin", Some(""))
@@ -364,7 +365,7 @@ async fn admin_authentication_401_403_and_lockout() {
 async fn api_token_protects_the_login_endpoints() {
     let redis = RedisServer::start();
     let service = TestService::start(&redis, |c| c.api_token = Some("k3y".into())).await;
-    let client = Client::new();
+    let client = http_client();
     for endpoint in ["/v1/check", "/v1/failure", "/v1/success"] {
         let response = client
             .post(service.at(endpoint))
@@ -388,7 +389,7 @@ async fn api_token_protects_the_login_endpoints() {
 async fn bad_input_gets_a_4xx_naming_the_problem() {
     let redis = RedisServer::start();
     let service = TestService::start(&redis, with_admin).await;
-    let client = Client::new();
+    let client = http_client();
     let long = "x".repeat(300);
     let cases: Vec<(&str, String, StatusCode, &str)> = vec![
         (
@@ -545,7 +546,7 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
 async fn random_bodies_never_get_a_5xx() {
     let redis = RedisServer::start();
     let service = TestService::start(&redis, with_admin).await;
-    let client = Client::new();
+    let client = http_client();
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let fields = [
         "ip",
@@ -660,7 +661,7 @@ async fn metric(client: &Client, service: &TestService, line_start: &str) -> f64
 async fn redis_going_away_gives_the_fail_mode_then_recovers() {
     let mut redis = RedisServer::start();
     let service = TestService::start(&redis, |c| c.policy = policy(3, &[&["ip"]])).await;
-    let client = Client::new();
+    let client = http_client();
     let attempt = json!({"ip": "10.0.0.1"});
     assert_eq!(
         post(&client, service.at("/v1/failure"), attempt.clone())
@@ -752,7 +753,7 @@ async fn fail_open_answers_allowed_while_redis_is_away() {
     let mut redis = RedisServer::start();
     let service = TestService::start(&redis, |c| c.on_store_error = OnStoreError::Allow).await;
     redis.stop();
-    let client = Client::new();
+    let client = http_client();
     let (_, body) = post(&client, service.at("/v1/check"), json!({"ip": "10.0.0.1"})).await;
     assert_eq!(body, json!({"locked": false, "degraded": true}));
     let (_, body) = post(
@@ -768,7 +769,7 @@ async fn fail_open_answers_allowed_while_redis_is_away() {
 async fn script_flush_and_client_kill_mid_run_are_survived() {
     let redis = RedisServer::start();
     let service = TestService::start(&redis, |c| c.policy = policy(100, &[&["ip"]])).await;
-    let client = Client::new();
+    let client = http_client();
     let attempt = json!({"ip": "10.0.0.1"});
     post(&client, service.at("/v1/failure"), attempt.clone()).await;
     redis::cmd("SCRIPT")
@@ -805,7 +806,7 @@ async fn script_flush_and_client_kill_mid_run_are_survived() {
 async fn graceful_shutdown_lets_requests_in_flight_finish() {
     let redis = RedisServer::start();
     let service = TestService::start(&redis, |c| c.command_timeout = Duration::from_secs(5)).await;
-    let client = Client::new();
+    let client = http_client();
     post(&client, service.at("/v1/check"), json!({"ip": "10.0.0.1"})).await;
     // Redis busy for 600 ms: the next failure is in flight until then.
     let mut blocker = redis.connection();
@@ -864,7 +865,7 @@ fn serve_binary_starts_says_where_and_stops_on_sigterm() {
 async fn metrics_count_verdicts_failures_lockouts_and_latency() {
     let redis = RedisServer::start();
     let service = TestService::start(&redis, |c| c.policy = policy(2, &[&["ip"]])).await;
-    let client = Client::new();
+    let client = http_client();
     let attempt = json!({"ip": "10.0.0.1"});
     post(&client, service.at("/v1/check"), attempt.clone()).await;
     post(&client, service.at("/v1/failure"), attempt.clone()).await;
@@ -1009,7 +1010,7 @@ async fn connections_over_the_limit_are_refused_at_once() {
         Duration::from_secs(5),
         "a connection is served again",
         async || {
-            Client::new()
+            http_client()
                 .get(service.at("/livez"))
                 .send()
                 .await
@@ -1055,7 +1056,7 @@ async fn shutdown_drains_for_at_most_the_deadline() {
     .await
     .unwrap();
     // A round trip on another connection, accepted after it: the stuck one is being read.
-    let live = Client::new()
+    let live = http_client()
         .get(service.at("/livez"))
         .send()
         .await
@@ -1104,7 +1105,7 @@ async fn admin_work_runs_under_its_own_deadline_on_its_own_connection() {
         c.command_timeout = Duration::from_millis(1);
     })
     .await;
-    let client = Client::new();
+    let client = http_client();
     let response = client
         .delete(service.at("/v1/attempts?all=true"))
         .bearer_auth("t0ken")
@@ -1128,7 +1129,7 @@ async fn admin_work_cut_by_its_deadline_says_what_it_did() {
         c.bulk_timeout = Duration::from_millis(50);
     })
     .await;
-    let response = Client::new()
+    let response = http_client()
         .delete(service.at("/v1/attempts?all=true"))
         .bearer_auth("t0ken")
         .send()

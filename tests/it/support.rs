@@ -767,3 +767,10 @@ impl Drop for ServeProcess {
         }
     }
 }
+
+/// An HTTP client. reqwest's TLS (rustls, for webhooks over HTTPS) needs the process's crypto
+/// provider before a client is built, as lockout's own clients install it.
+pub fn http_client() -> reqwest::Client {
+    lockout::tls::install_crypto_provider();
+    reqwest::Client::new()
+}

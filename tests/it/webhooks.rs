@@ -1,0 +1,336 @@
+//! Webhooks and lock ends: a receiver in the test (a local HTTP server) gets one signed POST
+//! per event from two service instances sharing a Redis, a retry after answering 500, and only
+//! the kinds it asked for; a lock that runs out is told once, one that is reset is not.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use hmac::{Hmac, Mac};
+use lockout::event::EventKind;
+use lockout::secret::Secret;
+use lockout::webhook::Webhook;
+use lockout::{Attempt, Store, Target};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::support::http_client;
+use crate::support::{eventually, json_of, policy, text_of, Backend, RedisServer, TestService};
+
+const SECRET: &str = "a-webhook-secret-for-tests";
+
+/// One POST the receiver had, and what it answered.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    id: String,
+    pub kind: String,
+    signature: String,
+    body: Vec<u8>,
+    answered: StatusCode,
+}
+
+#[derive(Default)]
+struct Seen {
+    deliveries: Vec<Delivery>,
+    /// How many POSTs to answer 500 before answering 200.
+    to_refuse: usize,
+}
+
+/// A webhook receiver on a free loopback port.
+pub struct Receiver {
+    pub url: String,
+    seen: Arc<Mutex<Seen>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Answers the first `to_refuse` POSTs 500, the others 204.
+    pub async fn start(to_refuse: usize) -> Self {
+        async fn hook(
+            State(seen): State<Arc<Mutex<Seen>>>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> StatusCode {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .map_or(String::new(), |v| v.to_str().unwrap().to_string())
+            };
+            let mut seen = seen.lock().unwrap();
+            let answered = if seen.to_refuse > 0 {
+                seen.to_refuse -= 1;
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::NO_CONTENT
+            };
+            seen.deliveries.push(Delivery {
+                id: header("lockout-event-id"),
+                kind: header("lockout-event"),
+                signature: header("lockout-signature"),
+                body: body.to_vec(),
+                answered,
+            });
+            answered
+        }
+        let seen = Arc::new(Mutex::new(Seen {
+            to_refuse,
+            ..Seen::default()
+        }));
+        let app = Router::new()
+            .route("/hook", post(hook))
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver { url, seen, task }
+    }
+
+    fn webhook(&self, events: &[EventKind]) -> Webhook {
+        Webhook {
+            name: "test".into(),
+            url: self.url.parse().unwrap(),
+            secret: Secret::from(SECRET),
+            events: events.to_vec(),
+        }
+    }
+
+    fn deliveries(&self) -> Vec<Delivery> {
+        self.seen.lock().unwrap().deliveries.clone()
+    }
+
+    /// The deliveries answered 2xx.
+    pub fn accepted(&self) -> Vec<Delivery> {
+        self.deliveries()
+            .into_iter()
+            .filter(|d| d.answered.is_success())
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The delivery's signature, checked as a receiver checks it (HMAC-SHA256 over
+/// `<t>.<body>`, a timestamp near now); its body as JSON.
+fn verified(delivery: &Delivery) -> Value {
+    let (t, v1) = delivery
+        .signature
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+        .unwrap_or_else(|| panic!("a signature: {:?}", delivery.signature));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(t.parse().unwrap()) < 60, "timestamp {t}");
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&delivery.body);
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(v1, expected, "the signature of {}", delivery.id);
+    serde_json::from_slice(&delivery.body).unwrap()
+}
+
+/// `lockout_webhook_deliveries_total` of `outcome`, on one instance.
+async fn deliveries_counted(service: &TestService, outcome: &str) -> u64 {
+    let metrics = text_of(http_client().get(service.at("/metrics"))).await;
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("lockout_webhook_deliveries_total{"))
+        .filter(|line| line.contains(&format!("outcome=\"{outcome}\"")))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_deliver_each_event_once_signed_and_retry_after_a_500() {
+    let redis = RedisServer::start();
+    let receiver = Receiver::start(1).await;
+    let configure = |config: &mut lockout::Config| {
+        config.policy = lockout::Policy {
+            lockout_duration: Duration::from_secs(3600),
+            ..policy(2, &[&["ip"]])
+        };
+        config.policy.events = lockout::Policy::default().events;
+        config.webhooks = vec![receiver.webhook(&EventKind::ALL)];
+        config.admin.password = "s3cret".into();
+    };
+    let instances = [
+        TestService::start(&redis, configure).await,
+        TestService::start(&redis, configure).await,
+    ];
+    let client = http_client();
+    for n in 0..6 {
+        let instance = &instances[n % 2];
+        instance.fail(&client, &format!("198.51.100.{n}"), 2).await;
+    }
+    let events = json_of(
+        client
+            .get(instances[0].at("/v1/events?limit=100"))
+            .basic_auth("admin", Some("s3cret")),
+    )
+    .await;
+    let ids: Vec<String> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 6, "{events}");
+    eventually(
+        Duration::from_secs(20),
+        "every event delivered",
+        async || receiver.accepted().len() >= ids.len(),
+    )
+    .await;
+    // Both instances counted what they delivered: once the counts add up, no delivery is
+    // still under way anywhere.
+    eventually(Duration::from_secs(5), "deliveries counted", async || {
+        deliveries_counted(&instances[0], "delivered").await
+            + deliveries_counted(&instances[1], "delivered").await
+            == 6
+    })
+    .await;
+    let accepted = receiver.accepted();
+    let mut delivered: Vec<String> = accepted.iter().map(|d| d.id.clone()).collect();
+    delivered.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(delivered, expected, "one accepted POST per event");
+    for delivery in &accepted {
+        let body = verified(delivery);
+        assert_eq!(body["id"], delivery.id.as_str());
+        assert_eq!(body["kind"], "lockout_started");
+        assert_eq!(delivery.kind, "lockout_started");
+        let listed = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|event| event["id"] == body["id"])
+            .unwrap();
+        assert_eq!(&body, listed, "the body is the event as the API has it");
+    }
+    let all = receiver.deliveries();
+    let refused: Vec<&Delivery> = all.iter().filter(|d| !d.answered.is_success()).collect();
+    assert_eq!(refused.len(), 1);
+    let retried = accepted.iter().find(|d| d.id == refused[0].id).unwrap();
+    assert_eq!(
+        retried.body, refused[0].body,
+        "a retry sends the same event"
+    );
+    assert_eq!(all.len(), 7, "six events, one of them twice");
+    let retries = deliveries_counted(&instances[0], "retried").await
+        + deliveries_counted(&instances[1], "retried").await;
+    assert_eq!(retries, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_gets_only_its_kinds_and_a_lock_that_runs_out_is_told() {
+    let receiver = Receiver::start(0).await;
+    let service = TestService::start_with(|config| {
+        config.policy = lockout::Policy {
+            lockout_duration: Duration::from_secs(1),
+            ..policy(2, &[&["ip"]])
+        };
+        config.policy.events = lockout::Policy::default().events;
+        config.webhooks = vec![receiver.webhook(&[EventKind::LockoutExpired])];
+        config.admin.password = "s3cret".into();
+    })
+    .await;
+    let client = http_client();
+    service.fail(&client, "203.0.113.5", 2).await;
+    eventually(Duration::from_secs(10), "the lock's end told", async || {
+        !receiver.accepted().is_empty()
+    })
+    .await;
+    let accepted = receiver.accepted();
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    let body = verified(&accepted[0]);
+    assert_eq!(body["kind"], "lockout_expired");
+    assert_eq!(body["subject"], "ip=203.0.113.5");
+    assert_eq!(body["ip"], "203.0.113.5");
+    let events = json_of(
+        client
+            .get(service.at("/v1/events"))
+            .basic_auth("admin", Some("s3cret")),
+    )
+    .await;
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["lockout_started", "lockout_expired"]);
+}
+
+crate::on_all!(a_lock_that_runs_out_is_told_once_and_a_reset_one_never);
+
+async fn a_lock_that_runs_out_is_told_once_and_a_reset_one_never(backend: Backend) {
+    let engine = backend
+        .engine(lockout::Policy {
+            lockout_duration: Duration::from_secs(1),
+            ..policy(1, &[&["ip"]])
+        })
+        .await;
+    let bounds = engine.policy().events.unwrap();
+    for ip in ["192.0.2.1", "192.0.2.2"] {
+        let attempt = Attempt::parse(ip, None, None, None).unwrap();
+        engine.fail(&attempt).await.unwrap();
+    }
+    engine
+        .reset(
+            &Target::Ips(vec!["192.0.2.2".parse().unwrap()]),
+            false,
+            &mut |_| {},
+            "cli",
+        )
+        .await
+        .unwrap();
+    assert_eq!(engine.store().end_lockouts(bounds, 100).await.unwrap(), 0);
+    // On Redis the lock's TTL runs out by itself; the in-process store's clock is moved.
+    backend.advance(Duration::from_secs(1));
+    let mut told = 0;
+    eventually(Duration::from_secs(5), "the lock's end told", async || {
+        // Two at once, as two instances would: one tells it.
+        let (a, b) = tokio::join!(
+            engine.store().end_lockouts(bounds, 100),
+            engine.store().end_lockouts(bounds, 100)
+        );
+        told += a.unwrap() + b.unwrap();
+        told > 0
+    })
+    .await;
+    assert_eq!(told, 1);
+    assert_eq!(engine.store().end_lockouts(bounds, 100).await.unwrap(), 0);
+    let events = engine.events(None, 100).await.unwrap();
+    // Events of one millisecond in two shards come in either order.
+    let mut seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|stored| (stored.event.kind.name(), stored.event.subject.as_str()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("lockout_expired", "ip=192.0.2.1"),
+            ("lockout_reset", "ip=192.0.2.2"),
+            ("lockout_started", "ip=192.0.2.1"),
+            ("lockout_started", "ip=192.0.2.2"),
+        ]
+    );
+}
