@@ -18,7 +18,7 @@ use crate::policy::{AccessLog, Policy};
 use crate::record::LogFilter;
 use crate::store::endpoint::Topology;
 use crate::store::redis::{RedisOptions, RedisStore};
-use crate::store::{ResetNotice, Store};
+use crate::store::{Claim, ResetNotice, Store};
 use crate::target::Target;
 
 /// The probe's scope: lockout's own (scopes starting with `_` are).
@@ -137,14 +137,16 @@ async fn probe(store: RedisStore) -> Vec<Step> {
         store.load_scripts().await.map(|()| "loaded".into()),
     )];
     let subscribed = subscribe(&store).await;
+    let probe_log = AccessLog {
+        retention: PROBE_TTL,
+        max_entries: std::num::NonZeroU64::MIN.saturating_add(99),
+    };
     let policy = Policy {
         failure_limit: NonZeroU32::MIN,
         cooloff: PROBE_TTL,
         lockout_duration: PROBE_TTL,
-        access_log: Some(AccessLog {
-            retention: PROBE_TTL,
-            max_entries: std::num::NonZeroU64::MIN.saturating_add(99),
-        }),
+        access_log: Some(probe_log),
+        events: Some(probe_log),
         ..Policy::default()
     };
     let engine = Engine::new(store, policy);
@@ -183,6 +185,18 @@ async fn probe(store: RedisStore) -> Vec<Step> {
             .map(|entries| format!("{} entries", entries.len())),
     ));
     steps.push(Step::of(
+        "lock ends",
+        engine
+            .store()
+            .end_lockouts(probe_log, 10)
+            .await
+            .map(|_| "a lock that runs out is told".into()),
+    ));
+    steps.push(Step::of(
+        "webhooks",
+        claim_and_acknowledge(engine.store(), probe_log).await,
+    ));
+    steps.push(Step::of(
         "reset",
         engine
             .reset(&Target::All, false, &mut |_| {}, "lockout ping")
@@ -206,6 +220,23 @@ async fn probe(store: RedisStore) -> Vec<Step> {
     ));
     steps.push(Step::of("subscribe", subscribed));
     steps
+}
+
+/// Whether webhook deliverers can claim events (the probe's lockout) and acknowledge them.
+async fn claim_and_acknowledge(store: &RedisStore, bounds: AccessLog) -> Result<String> {
+    let group = format!("webhook:{PROBE_SCOPE}");
+    let claim = Claim {
+        group: &group,
+        consumer: PROBE_SCOPE,
+        limit: 10,
+        stale: PROBE_TTL,
+        first: false,
+        bounds,
+        tidy: true,
+    };
+    let claimed = store.claim_events(claim).await?;
+    store.acknowledge_events(&group, &claimed.events).await?;
+    Ok(format!("{} events claimed once", claimed.events.len()))
 }
 
 /// Whether the reset channel can be listened to.

@@ -2,6 +2,7 @@
 //! per event from two service instances sharing a Redis, a retry after answering 500, and only
 //! the kinds it asked for; a lock that runs out is told once, one that is reset is not.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,11 +16,18 @@ use lockout::event::EventKind;
 use lockout::secret::Secret;
 use lockout::webhook::Webhook;
 use lockout::{Attempt, Store, Target};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::json;
 use serde_json::Value;
 use sha2::Sha256;
 
 use crate::support::http_client;
-use crate::support::{eventually, json_of, policy, text_of, Backend, RedisServer, TestService};
+use crate::support::tls::TestCertificates;
+use crate::support::{
+    eventually, free_port, json_of, policy, text_of, Backend, RedisServer, ServeProcess,
+    TestService,
+};
 
 const SECRET: &str = "a-webhook-secret-for-tests";
 
@@ -50,6 +58,55 @@ pub struct Receiver {
 impl Receiver {
     /// Answers the first `to_refuse` POSTs 500, the others 204.
     pub async fn start(to_refuse: usize) -> Self {
+        let (app, seen) = Self::app(to_refuse);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver { url, seen, task }
+    }
+
+    /// The same over HTTPS, with `certs`' server certificate (for 127.0.0.1, signed by their
+    /// CA); handshakes a client breaks off (it does not trust the certificate) are counted.
+    pub async fn start_tls(certs: &TestCertificates, refused_handshakes: Arc<AtomicUsize>) -> Self {
+        let (app, seen) = Self::app(0);
+        lockout::tls::install_crypto_provider();
+        let chain = CertificateDer::pem_file_iter(&certs.server_cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(&certs.server_key).unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}/hook", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                let refused_handshakes = refused_handshakes.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        refused_handshakes.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    };
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(tls),
+                            hyper_util::service::TowerToHyperService::new(app),
+                        )
+                        .await;
+                });
+            }
+        });
+        Receiver { url, seen, task }
+    }
+
+    fn app(to_refuse: usize) -> (Router, Arc<Mutex<Seen>>) {
         async fn hook(
             State(seen): State<Arc<Mutex<Seen>>>,
             headers: HeaderMap,
@@ -83,12 +140,7 @@ impl Receiver {
         let app = Router::new()
             .route("/hook", post(hook))
             .with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Receiver { url, seen, task }
+        (app, seen)
     }
 
     fn webhook(&self, events: &[EventKind]) -> Webhook {
@@ -147,7 +199,11 @@ fn verified(delivery: &Delivery) -> Value {
 
 /// `lockout_webhook_deliveries_total` of `outcome`, on one instance.
 async fn deliveries_counted(service: &TestService, outcome: &str) -> u64 {
-    let metrics = text_of(http_client().get(service.at("/metrics"))).await;
+    deliveries_counted_at(&service.at("/metrics"), outcome).await
+}
+
+async fn deliveries_counted_at(metrics_url: &str, outcome: &str) -> u64 {
+    let metrics = text_of(http_client().get(metrics_url)).await;
     metrics
         .lines()
         .filter(|line| line.starts_with("lockout_webhook_deliveries_total{"))
@@ -333,4 +389,51 @@ async fn a_lock_that_runs_out_is_told_once_and_a_reset_one_never(backend: Backen
             ("lockout_started", "ip=192.0.2.2"),
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_a_webhook_trusts_the_systems_roots_or_ssl_cert_file_and_nothing_else() {
+    let certs = TestCertificates::make();
+    let refused_handshakes = Arc::new(AtomicUsize::new(0));
+    let receiver = Receiver::start_tls(&certs, refused_handshakes.clone()).await;
+    let webhooks = json!([{"url": receiver.url, "secret": SECRET}]).to_string();
+    let client = http_client();
+    // First trusting a CA that signed nothing, then the receiver's.
+    for (ca, trusted) in [(&certs.other_ca, false), (&certs.ca, true)] {
+        let port = free_port();
+        let serving = ServeProcess::start(
+            &["--listen", &format!("127.0.0.1:{port}")],
+            &[
+                ("LOCKOUT_WEBHOOKS", webhooks.as_str()),
+                ("LOCKOUT_POLICY_FAILURE_LIMIT", "1"),
+                ("SSL_CERT_FILE", ca.to_str().unwrap()),
+            ],
+            port,
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let failure = client
+            .post(format!("{base}/v1/failure"))
+            .json(&json!({"ip": "203.0.113.77"}));
+        assert_eq!(json_of(failure).await["locked"], true);
+        let metrics = format!("{base}/metrics");
+        if trusted {
+            eventually(
+                Duration::from_secs(10),
+                "delivered over HTTPS",
+                async || deliveries_counted_at(&metrics, "delivered").await == 1,
+            )
+            .await;
+            let accepted = receiver.accepted();
+            assert_eq!(accepted.len(), 1);
+            assert_eq!(verified(&accepted[0])["kind"], "lockout_started");
+        } else {
+            eventually(Duration::from_secs(10), "a refused handshake", async || {
+                deliveries_counted_at(&metrics, "retried").await >= 1
+            })
+            .await;
+            assert!(refused_handshakes.load(Ordering::SeqCst) >= 1);
+            assert!(receiver.deliveries().is_empty(), "no POST reached it");
+        }
+        serving.terminate();
+    }
 }
