@@ -875,13 +875,15 @@ async fn clean(reach: &Reach) {
         .await
         .unwrap();
     let mut connection = reach.connection();
-    for shard in 0..lockout::keys::LOG_SHARDS {
-        for stream in ["log", "events"] {
-            redis::cmd("UNLINK")
-                .arg(format!("{PREFIX}:{stream}:{shard}"))
-                .query::<()>(&mut connection)
-                .unwrap();
-        }
+    let keys = lockout::keys::Keyspace::new(PREFIX).unwrap();
+    let logs = (0..lockout::keys::SHARDS).map(|shard| keys.log_key(shard));
+    let events = (0..lockout::keys::EVENT_SHARDS)
+        .flat_map(|shard| [keys.events_key(shard), keys.lock_ends_key(shard)]);
+    for key in logs.chain(events) {
+        redis::cmd("UNLINK")
+            .arg(key)
+            .query::<()>(&mut connection)
+            .unwrap();
     }
 }
 

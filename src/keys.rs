@@ -1,21 +1,28 @@
 //! The Redis key layout (documented for other clients in `docs/keys.md`):
 //!
-//! - `<prefix>:attempt:{<identity>}`: hash with the identity's failure count and metadata;
-//! - `<prefix>:lock:{<identity>}`: the identity's lock flag, alive for the lockout duration;
-//! - `<prefix>:lockouts:{<identity>}`: how many lockouts the identity started, alive for the
-//!   lockout memory (repeat offenders; absent when off);
-//! - `<prefix>:log:<n>`: the access log, a stream in `LOG_SHARDS` shards by IP, so that on a
-//!   cluster its writes spread over the primaries instead of all landing on one;
-//! - `<prefix>:events:<n>`: the events, sharded likewise;
-//! - `<prefix>:lock_ends:<n>`: when each lock told as started will run out, sharded by
-//!   identity.
+//! - `<prefix>:attempt:{<shard>}<identity>`: hash with the identity's failure count and
+//!   metadata;
+//! - `<prefix>:lock:{<shard>}<identity>`: the identity's lock flag, alive for the lockout
+//!   duration;
+//! - `<prefix>:lockouts:{<shard>}<identity>`: how many lockouts the identity started, alive for
+//!   the lockout memory (repeat offenders; absent when off);
+//! - `<prefix>:log:{<shard>}`: the access log, a stream per shard;
+//! - `<prefix>:events:<n>`: the events, in `EVENT_SHARDS` streams by IP;
+//! - `<prefix>:lock_ends:<n>`: when each lock told as started will run out, in `EVENT_SHARDS`
+//!   sets by identity.
+//!
+//! `<shard>` is one of `SHARDS` Redis Cluster hash tags (see `shard_tag`), chosen by an
+//! identity's first value (`ip=...` for every combination with the IP): the keys of an
+//! attempt's identities that share it, and the attempt's access-log entry, are in one slot,
+//! written by one script; the shards' slots are spread evenly over the slot space, so over a
+//! cluster's primaries.
 //!
 //! A scope (a site sharing the service with others) has the same layout under
 //! `<prefix>:scope:<name>`, apart from every other scope and from the unscoped keys.
 //!
 //! `<identity>` is the identity's tag (see `identity`): only `A-Z a-z 0-9 - . _ ~ % = &`, so no
-//! value can contain a brace (the braces are the Redis Cluster hash tag, so every key of an
-//! identity shares one slot) or a SCAN glob character.
+//! value can contain a brace (the braces are the Redis Cluster hash tag) or a SCAN glob
+//! character.
 
 use crate::error::{Error, Result};
 use crate::identity::{decode_identity, encode_value, Identity};
@@ -37,8 +44,33 @@ pub mod record_field {
     pub const PATH: &str = "p";
 }
 
-/// The access log is this many streams; an IP's entries all go to one of them.
-pub const LOG_SHARDS: usize = 16;
+/// Identities' keys and the access log are in this many shards, each one Redis Cluster slot.
+pub const SHARDS: usize = 64;
+
+/// Events and lock ends are in this many keys each.
+pub const EVENT_SHARDS: usize = 16;
+
+/// The hash tag of each shard: for shard `i`, `<i>.<k>` with the smallest `k` whose slot
+/// (CRC16 mod 16384) is in the `i`-th of `SHARDS` equal parts of the slots, so that a
+/// cluster's primaries, each serving a contiguous share of the slots, get an equal share of
+/// the shards.
+static SHARD_TAGS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    const SLOTS: usize = 16384;
+    (0..SHARDS)
+        .map(|shard| {
+            let part = (shard * SLOTS / SHARDS)..((shard + 1) * SLOTS / SHARDS);
+            (0..)
+                .map(|k| format!("{shard}.{k}"))
+                .find(|tag| part.contains(&slot_of(tag)))
+                .expect("every part of the slots has a tag")
+        })
+        .collect()
+});
+
+/// The Redis Cluster slot of a hash tag's text: CRC16 (XMODEM) mod 16384.
+fn slot_of(text: &str) -> usize {
+    usize::from(crc16::State::<crc16::XMODEM>::calculate(text.as_bytes())) % 16384
+}
 
 /// More patterns than this and one full scan, filtered here, is cheaper than one scan each.
 const MAX_SCAN_PATTERNS: usize = 16;
@@ -50,12 +82,11 @@ pub const RESET_GUARD: std::time::Duration = std::time::Duration::from_secs(2);
 /// The longest scope name.
 pub const MAX_SCOPE_CHARS: usize = 64;
 
-/// FNV-1a (32 bits) of `text`, modulo `LOG_SHARDS`.
-fn shard_of(text: &str) -> usize {
-    let hash = text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+/// FNV-1a (32 bits) of `text`.
+fn fnv1a(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
         (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    });
-    hash as usize % LOG_SHARDS
+    })
 }
 
 /// What a key under the prefix holds.
@@ -119,7 +150,25 @@ impl Keyspace {
     }
 
     pub fn key(&self, kind: KeyKind, identity: &Identity) -> String {
-        format!("{}:{}:{{{}}}", self.prefix, kind.segment(), identity.tag())
+        let tag = identity.tag();
+        format!(
+            "{}:{}:{{{}}}{tag}",
+            self.prefix,
+            kind.segment(),
+            Self::shard_tag(Self::shard_of_tag(tag))
+        )
+    }
+
+    /// The hash tag of `shard` (see `SHARD_TAGS`).
+    pub fn shard_tag(shard: usize) -> &'static str {
+        &SHARD_TAGS[shard]
+    }
+
+    /// The shard of an identity's tag: of its first value (`ip=203.0.113.9` in
+    /// `ip=203.0.113.9&username=alice`), FNV-1a (32 bits) modulo `SHARDS`.
+    pub fn shard_of_tag(tag: &str) -> usize {
+        let first = tag.split('&').next().unwrap_or(tag);
+        fnv1a(first) as usize % SHARDS
     }
 
     /// The marker a reset leaves for `RESET_GUARD` on an identity it deleted (same hash tag as
@@ -127,7 +176,8 @@ impl Keyspace {
     /// dropped while it lives (`scripts/fail.lua`), so that they cannot lock it again. Not an
     /// attempt record: `parse` does not know it.
     pub fn reset_marker(&self, tag: &str) -> String {
-        format!("{}:reset:{{{tag}}}", self.prefix)
+        let shard = Self::shard_tag(Self::shard_of_tag(tag));
+        format!("{}:reset:{{{shard}}}{tag}", self.prefix)
     }
 
     /// The pub/sub channel on which resets name the identities they deleted (tags, one per
@@ -136,14 +186,15 @@ impl Keyspace {
         format!("{}:resets", self.prefix)
     }
 
-    /// The events stream of `shard` (sharded as the access log, by IP; resets of no one IP
-    /// go to shard 0).
+    /// The events stream of `shard` (see `event_shard`; resets of no one IP go to shard 0).
     pub fn events_key(&self, shard: usize) -> String {
         format!("{}:events:{shard}", self.prefix)
     }
 
+    /// The access log of `shard`: in the shard's slot, so that a failure's script appends
+    /// its entry along with its identities of that shard.
     pub fn log_key(&self, shard: usize) -> String {
-        format!("{}:log:{shard}", self.prefix)
+        format!("{}:log:{{{}}}", self.prefix, Self::shard_tag(shard))
     }
 
     /// The scheduled lock ends of `shard` (see `lock_end_shard`): a sorted set of identity
@@ -153,15 +204,20 @@ impl Keyspace {
         format!("{}:lock_ends:{shard}", self.prefix)
     }
 
-    /// The access-log shard of `ip` (canonical): FNV-1a (32 bits) of its text, modulo
-    /// `LOG_SHARDS`. Part of the key layout: another client must compute the same.
+    /// The access-log shard of `ip` (canonical): the shard of the identities whose first
+    /// value it is (`ip=<ip>`). Part of the key layout: another client must compute the same.
     pub fn log_shard(ip: std::net::IpAddr) -> usize {
-        shard_of(&ip.to_string())
+        Self::shard_of_tag(&format!("ip={}", encode_value(&ip.to_string())))
     }
 
-    /// The lock-ends shard of an identity's tag, by the same hash as `log_shard`.
+    /// The events shard of `ip`: FNV-1a (32 bits) of its text, modulo `EVENT_SHARDS`.
+    pub fn event_shard(ip: std::net::IpAddr) -> usize {
+        fnv1a(&ip.to_string()) as usize % EVENT_SHARDS
+    }
+
+    /// The lock-ends shard of an identity's tag, by the same hash as `event_shard`.
     pub fn lock_end_shard(tag: &str) -> usize {
-        shard_of(tag)
+        fnv1a(tag) as usize % EVENT_SHARDS
     }
 
     /// Recognises an attempt, lock or lockout-count key of this keyspace; anything else is
@@ -172,25 +228,31 @@ impl Keyspace {
         let kind = [KeyKind::Attempt, KeyKind::Lock, KeyKind::Lockouts]
             .into_iter()
             .find(|kind| kind.segment() == segment)?;
-        let tag = braced.strip_prefix('{')?.strip_suffix('}')?;
-        decode_identity(tag).map(|identity| (kind, identity))
+        let (shard, tag) = braced.strip_prefix('{')?.split_once('}')?;
+        let identity = decode_identity(tag)?;
+        (shard == Self::shard_tag(Self::shard_of_tag(tag))).then_some((kind, identity))
     }
 
     /// SCAN patterns covering every key of `kind` (or of every kind) that `target` may select
     /// (and maybe more: callers filter with `Target::matches`).
     pub fn scan_patterns(&self, target: &Target, kind: Option<KeyKind>) -> Vec<String> {
         let p = &format!("{}:{}", self.prefix, kind.map_or("*", KeyKind::segment));
-        // `[&}]` ends a value: `ip=10.0.0.1` must not match `ip=10.0.0.12`. Percent-encoding
-        // keeps prefixes: the encoding of a prefix is a prefix of the encoding.
+        // An IP's keys are in its shard: the pattern names it. Percent-encoding keeps
+        // prefixes: the encoding of a prefix is a prefix of the encoding. A value may continue
+        // past what a pattern names (`ip=10.0.0.12` for `ip=10.0.0.1`): callers filter.
+        let shard_of_ip = |ip: &std::net::IpAddr| Self::shard_tag(Self::log_shard(*ip));
         let by_ip = |ips: &[std::net::IpAddr]| -> Vec<String> {
             ips.iter()
-                .map(|ip| format!("{p}:{{ip={}[&}}]*", encode_value(&ip.to_string())))
+                .map(|ip| {
+                    let value = encode_value(&ip.to_string());
+                    format!("{p}:{{{}}}ip={value}*", shard_of_ip(ip))
+                })
                 .collect()
         };
         let by_username = |usernames: &[String]| -> Vec<String> {
             usernames
                 .iter()
-                .map(|u| format!("{p}:*[{{&]username={}[&}}]*", encode_value(u)))
+                .map(|u| format!("{p}:*[}}&]username={}*", encode_value(u)))
                 .collect()
         };
         let patterns: Vec<String> = match target {
@@ -207,7 +269,8 @@ impl Keyspace {
                 .flat_map(|ip| {
                     usernames.iter().map(move |u| {
                         format!(
-                            "{p}:{{ip={}&username={}[&}}]*",
+                            "{p}:{{{}}}ip={}&username={}*",
+                            shard_of_ip(ip),
                             encode_value(&ip.to_string()),
                             encode_value(u)
                         )
@@ -216,10 +279,10 @@ impl Keyspace {
                 .collect(),
             Target::Prefixes { ip, username } => match (ip, username) {
                 (None, None) => vec![],
-                (Some(ip), None) => vec![format!("{p}:{{ip={}*", encode_value(ip))],
-                (None, Some(u)) => vec![format!("{p}:*[{{&]username={}*", encode_value(u))],
+                (Some(ip), None) => vec![format!("{p}:{{*}}ip={}*", encode_value(ip))],
+                (None, Some(u)) => vec![format!("{p}:*[}}&]username={}*", encode_value(u))],
                 (Some(ip), Some(u)) => vec![format!(
-                    "{p}:{{ip={}*&username={}*",
+                    "{p}:{{*}}ip={}*&username={}*",
                     encode_value(ip),
                     encode_value(u)
                 )],
@@ -256,7 +319,7 @@ mod tests {
         let key = keys.key(KeyKind::Lock, &id);
         assert_eq!(
             key,
-            "lockout:lock:{ip=2001%3Adb8%3A%3A1&username=a%2A%3F%5B%5D%5C%7B%7D%26%3D%3A%20%25%C3%A9}"
+            "lockout:lock:{38.13}ip=2001%3Adb8%3A%3A1&username=a%2A%3F%5B%5D%5C%7B%7D%26%3D%3A%20%25%C3%A9"
         );
         assert_eq!(keys.parse(&key), Some((KeyKind::Lock, id)));
     }
@@ -266,7 +329,10 @@ mod tests {
         let keys = Keyspace::new("lockout").unwrap();
         for key in [
             "lockout:log:3",
-            "lockout:other:{ip=1.2.3.4}",
+            "lockout:log:{0.178}",
+            "lockout:lock:{ip=1.2.3.4}",
+            "lockout:lock:{0.178}ip=10.0.0.1",
+            "lockout:other:{31.71}ip=10.0.0.1",
             "lockout:lock:{ip=1.2.3.4",
             "lockout:lock:{username=a&ip=1.2.3.4}",
             "lockout:lock:{ip=1.2.3.4&ip=1.2.3.5}",
@@ -301,6 +367,18 @@ mod tests {
                 "{attempt_key}"
             );
         }
+        // The identities whose first value is the IP, and the IP's access log: one slot.
+        let log = Slot::for_key(keys.log_key(Keyspace::log_shard(attempt.ip)));
+        for fields in [
+            &[Field::Ip][..],
+            &[Field::Ip, Field::Username],
+            &[Field::Ip, Field::Username, Field::UserAgent],
+        ] {
+            let identity =
+                Identity::of(&attempt, &Combination::new(fields.iter().copied()).unwrap()).unwrap();
+            let key = keys.key(KeyKind::Lockouts, &identity);
+            assert_eq!(Slot::for_key(&key), log, "{key}");
+        }
     }
 
     #[test]
@@ -314,10 +392,34 @@ mod tests {
                     .unwrap()
             )
         );
-        let used: std::collections::HashSet<usize> = (0..200u8)
-            .map(|n| Keyspace::log_shard(std::net::IpAddr::from([10, 0, 0, n])))
+        let used: std::collections::HashSet<usize> = (0..2000u16)
+            .map(|n| {
+                let [high, low] = n.to_be_bytes();
+                Keyspace::log_shard(std::net::IpAddr::from([10, 0, high, low]))
+            })
             .collect();
-        assert_eq!(used.len(), LOG_SHARDS);
+        assert_eq!(used.len(), SHARDS);
+    }
+
+    #[test]
+    fn the_shards_slots_spread_evenly_over_a_clusters_primaries() {
+        let slots: Vec<usize> = (0..SHARDS)
+            .map(|shard| slot_of(Keyspace::shard_tag(shard)))
+            .collect();
+        assert!(slots.windows(2).all(|pair| pair[0] < pair[1]), "{slots:?}");
+        // Primaries serving equal contiguous ranges of the slots, as a new cluster's do.
+        for primaries in [3, 6] {
+            let mut shards = vec![0; primaries];
+            for slot in &slots {
+                shards[slot * primaries / 16384] += 1;
+            }
+            let (fewest, most) = (shards.iter().min(), shards.iter().max());
+            assert!(
+                most.unwrap() - fewest.unwrap() <= 1,
+                "{primaries}: {shards:?}"
+            );
+        }
+        assert_eq!(Keyspace::shard_tag(0), "0.178");
     }
 
     #[test]
@@ -328,7 +430,7 @@ mod tests {
         let key = site.key(KeyKind::Attempt, &id);
         assert_eq!(
             key,
-            "lockout:scope:climweb.prod-1:attempt:{ip=10.0.0.1&username=alice}"
+            "lockout:scope:climweb.prod-1:attempt:{31.71}ip=10.0.0.1&username=alice"
         );
         assert_eq!(keys.parse(&key), None);
         assert_eq!(site.parse(&key), Some((KeyKind::Attempt, id)));

@@ -22,7 +22,7 @@ use crate::attempt::Attempt;
 use crate::error::{Error, RedisTarget, Result};
 use crate::event::{self, Event, EventKind, StoredEvent};
 use crate::identity::Identity;
-use crate::keys::{record_field, KeyKind, Keyspace, LOG_SHARDS, RESET_GUARD};
+use crate::keys::{record_field, KeyKind, Keyspace, EVENT_SHARDS, RESET_GUARD, SHARDS};
 use crate::policy::AccessLog;
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::target::Target;
@@ -227,7 +227,7 @@ impl RedisStore {
         let key = self.keys.log_key(Keyspace::log_shard(attempt.ip));
         let retention = log.bounds.retention;
         let oldest_kept = since_epoch().saturating_sub(retention);
-        let per_shard = log.bounds.max_entries.get().div_ceil(LOG_SHARDS as u64);
+        let per_shard = log.bounds.max_entries.get().div_ceil(SHARDS as u64);
         let mut command = LOG.evalsha(&[&key], (millis(oldest_kept), millis(retention), per_shard));
         command
             .arg("ip")
@@ -493,7 +493,7 @@ impl RedisStore {
     /// The events `read` (a range command on one shard's key) answers from every shard, in no
     /// particular order.
     async fn read_events(&self, read: impl Fn(String) -> Cmd) -> Result<Vec<StoredEvent>> {
-        let requests: Vec<Cmd> = (0..LOG_SHARDS)
+        let requests: Vec<Cmd> = (0..EVENT_SHARDS)
             .map(|shard| read(self.keys.events_key(shard)))
             .collect();
         let mut events = Vec::new();
@@ -918,7 +918,7 @@ impl Store for RedisStore {
         // One IP's entries are all in its shard; other filters read every shard.
         let shards: Vec<usize> = match filter.ip {
             Some(ip) => vec![Keyspace::log_shard(ip)],
-            None => (0..LOG_SHARDS).collect(),
+            None => (0..SHARDS).collect(),
         };
         let mut reads: Vec<ShardRead> = shards
             .into_iter()
@@ -975,7 +975,7 @@ impl Store for RedisStore {
     async fn append_events(&self, events: &[Event], bounds: AccessLog) -> Result<()> {
         let now = since_epoch();
         let oldest_kept = millis(now.saturating_sub(bounds.retention));
-        let per_shard = bounds.max_entries.get().div_ceil(LOG_SHARDS as u64);
+        let per_shard = bounds.max_entries.get().div_ceil(EVENT_SHARDS as u64);
         let mut requests: Vec<Cmd> = events
             .iter()
             .map(|event| {
@@ -1008,7 +1008,7 @@ impl Store for RedisStore {
 
     async fn end_lockouts(&self, bounds: AccessLog, limit: usize) -> Result<u64> {
         let now = millis(since_epoch());
-        let ranges: Vec<Cmd> = (0..LOG_SHARDS)
+        let ranges: Vec<Cmd> = (0..EVENT_SHARDS)
             .map(|shard| {
                 redis::cmd("ZRANGEBYSCORE")
                     .arg(self.keys.lock_ends_key(shard))
@@ -1100,8 +1100,8 @@ impl Store for RedisStore {
 
     async fn claim_events(&self, claim: Claim<'_>) -> Result<Claimed> {
         let start = if claim.first { "$" } else { "0" };
-        let per_shard = claim.limit.div_ceil(LOG_SHARDS).max(1);
-        let requests: Vec<Cmd> = (0..LOG_SHARDS)
+        let per_shard = claim.limit.div_ceil(EVENT_SHARDS).max(1);
+        let requests: Vec<Cmd> = (0..EVENT_SHARDS)
             .map(|shard| {
                 CLAIM_EVENTS.evalsha(
                     &[self.keys.events_key(shard)],
@@ -1166,7 +1166,7 @@ impl Store for RedisStore {
     }
 
     async fn trim_logs(&self, age: Duration) -> Result<u64> {
-        let requests: Vec<Cmd> = (0..LOG_SHARDS)
+        let requests: Vec<Cmd> = (0..SHARDS)
             .map(|shard| {
                 let key = self.keys.log_key(shard);
                 TRIM_LOG.evalsha(&[&key], millis(age))
@@ -1205,7 +1205,7 @@ type StreamEntries = Vec<(String, HashMap<String, String>)>;
 
 /// The events shard of `event`: its IP's access-log shard; 0 for a reset of no one IP.
 fn event_shard(event: &Event) -> usize {
-    event.ip.map_or(0, Keyspace::log_shard)
+    event.ip.map_or(0, Keyspace::event_shard)
 }
 
 /// Now, on this machine's clock, as a duration since the Unix epoch.

@@ -136,9 +136,12 @@ async fn failover_keeps_the_service_answering_and_it_recovers() {
         assert_eq!(body["failures"][0]["count"], count, "{body}");
     }
     // The replica has the counter before its primary dies.
-    let key = "lockout:attempt:{ip=10.0.0.1}";
+    let key = &crate::support::key_of("lockout", KeyKind::Attempt, "ip=10.0.0.1");
     let primary = cluster.primary_of(key);
-    primary.wait_for_replica("synced:{ip=10.0.0.1}");
+    primary.wait_for_replica(&format!(
+        "synced:{{{}}}",
+        Keyspace::shard_tag(Keyspace::shard_of_tag("ip=10.0.0.1"))
+    ));
     primary.stop();
 
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -211,7 +214,11 @@ async fn resharding_under_load_loses_and_doubles_no_failure() {
         .filter(|ip| {
             let slot: u16 = redis::cmd("CLUSTER")
                 .arg("KEYSLOT")
-                .arg(format!("lockout:attempt:{{ip={ip}}}"))
+                .arg(crate::support::key_of(
+                    "lockout",
+                    KeyKind::Attempt,
+                    &format!("ip={ip}"),
+                ))
                 .query(&mut source.connection())
                 .unwrap();
             (first_slot..first_slot + 500).contains(&slot)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lockout::config::OnStoreError;
+use lockout::keys::KeyKind;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
@@ -171,7 +172,7 @@ async fn with_local_insurance_an_attacker_locked_while_redis_is_down_stays_locke
     // An empty Redis comes back (it keeps nothing on disk): the attacker's lock is written
     // through, and it stays refused.
     redis.restart();
-    let lock_key = "lockout:lock:{ip=198.51.100.66}";
+    let lock_key = &crate::support::key_of("lockout", KeyKind::Lock, "ip=198.51.100.66");
     eventually(
         Duration::from_secs(10),
         "the local lock written to Redis",
@@ -183,7 +184,11 @@ async fn with_local_insurance_an_attacker_locked_while_redis_is_down_stays_locke
         assert!(task.await.unwrap() > 0);
     }
     let failures: u64 = redis::cmd("HGET")
-        .arg("lockout:attempt:{ip=198.51.100.66}")
+        .arg(crate::support::key_of(
+            "lockout",
+            KeyKind::Attempt,
+            "ip=198.51.100.66",
+        ))
         .arg("n")
         .query(&mut redis.connection())
         .unwrap();

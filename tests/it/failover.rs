@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lockout::keys::record_field;
+use lockout::keys::KeyKind;
 use lockout::{RedisEndpoint, Topology};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -166,7 +167,7 @@ async fn a_sentinel_failover_under_load_is_followed() {
 
     let mut primary = group.server(new).connection();
     for ip in &ips {
-        let key = format!("lockout:attempt:{{ip={ip}}}");
+        let key = crate::support::key_of("lockout", KeyKind::Attempt, &format!("ip={ip}"));
         let count: u64 = redis::cmd("HGET")
             .arg(&key)
             .arg(record_field::FAILURES)

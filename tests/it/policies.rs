@@ -6,6 +6,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use lockout::attempt::Field;
+use lockout::keys::KeyKind;
 use lockout::policy::{Backoff, Combination, Limits, Repeat};
 use lockout::{Attempt, Engine, Policy, Target, Verdict};
 use serde_json::{json, Value};
@@ -211,7 +212,11 @@ async fn repeat_offenders_are_locked_out_longer_each_time(backend: Backend) {
     assert!(refused.started.is_empty());
     assert_eq!(lockouts(&engine).await, [4]);
     if !matches!(backend, Backend::Memory { .. }) {
-        let ttl = backend.pttl("lockout:lockouts:{ip=198.51.100.66}");
+        let ttl = backend.pttl(&crate::support::key_of(
+            "lockout",
+            KeyKind::Lockouts,
+            "ip=198.51.100.66",
+        ));
         assert!(
             0 < ttl && ttl <= 3_600_000,
             "the count lives the lockout memory: {ttl}"

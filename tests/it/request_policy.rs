@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use lockout::keys::KeyKind;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -83,7 +84,11 @@ async fn a_request_policy_replaces_the_configured_one_for_that_request() {
     assert_eq!(second["locked"], true, "the request's limit is 2: {second}");
     assert_eq!(second["retry_after_secs"], 90);
     let pttl: i64 = redis::cmd("PTTL")
-        .arg("lockout:lock:{ip=10.0.0.1&username=alice}")
+        .arg(crate::support::key_of(
+            "lockout",
+            KeyKind::Lock,
+            "ip=10.0.0.1&username=alice",
+        ))
         .query(&mut redis.connection())
         .unwrap();
     assert!((85_000..=90_000).contains(&pttl), "{pttl}");
@@ -190,9 +195,11 @@ async fn scopes_keep_sites_apart() {
     assert_eq!(check(Some("site-a")).await.1["locked"], true);
     assert_eq!(check(Some("site-b")).await.1["locked"], false);
     assert_eq!(check(None).await.1["locked"], false);
-    assert!(redis
-        .keys()
-        .contains(&"lockout:scope:site-a:lock:{ip=10.1.1.1}".to_string()));
+    assert!(redis.keys().contains(&crate::support::key_of(
+        "lockout:scope:site-a",
+        KeyKind::Lock,
+        "ip=10.1.1.1"
+    )));
 
     let (_, unscoped) = admin(&client, Method::GET, service.at("/v1/attempts")).await;
     assert_eq!(unscoped["attempts"], json!([]));

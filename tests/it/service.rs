@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use lockout::config::OnStoreError;
+use lockout::keys::KeyKind;
 use rand::{Rng, SeedableRng};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
@@ -349,7 +350,11 @@ async fn admin_authentication_401_403_and_lockout() {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         let failures: u64 = redis::cmd("HGET")
-            .arg("lockout:scope:_admin:attempt:{ip=127.0.0.1}")
+            .arg(crate::support::key_of(
+                "lockout:scope:_admin",
+                KeyKind::Attempt,
+                "ip=127.0.0.1",
+            ))
             .arg(lockout::keys::record_field::FAILURES)
             .query(&mut connection)
             .unwrap();
@@ -1080,9 +1085,10 @@ fn fill_records(redis: &RedisServer, count: u32) {
     for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
         let mut pipeline = redis::pipe();
         for &n in chunk {
-            let key = format!(
-                "lockout:attempt:{{ip={}}}",
-                std::net::Ipv4Addr::from(0x0a00_0000 + n)
+            let key = crate::support::key_of(
+                "lockout",
+                KeyKind::Attempt,
+                &format!("ip={}", std::net::Ipv4Addr::from(0x0a00_0000 + n)),
             );
             pipeline
                 .hset(&key, "n", 1)

@@ -774,3 +774,10 @@ pub fn http_client() -> reqwest::Client {
     lockout::tls::install_crypto_provider();
     reqwest::Client::new()
 }
+
+/// The key of `kind` of the identity whose tag is `tag` (`ip=10.0.0.1`), under `prefix`.
+pub fn key_of(prefix: &str, kind: lockout::keys::KeyKind, tag: &str) -> String {
+    Keyspace::new(prefix)
+        .unwrap()
+        .key(kind, &lockout::Identity::from_tag(tag).unwrap())
+}
