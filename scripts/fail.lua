@@ -1,100 +1,159 @@
--- fail.lua: record failed logins of one identity (one, or several coalesced), atomically.
+-- fail.lua: record failed logins (one, or several coalesced) of the identities of one shard
+-- (their keys share a slot), and append the attempt's access-log entry when its stream is in
+-- that slot too; all atomically, in one call.
 --
--- KEYS[1]  the identity's attempt record (hash)   lockout:attempt:{ip=203.0.113.9}
--- KEYS[2]  the identity's lock flag (string)      lockout:lock:{ip=203.0.113.9}
--- KEYS[3]  the identity's lockout count (string)  lockout:lockouts:{ip=203.0.113.9}: how many
---          lockouts it started within the lockout memory (repeat offenders)
--- KEYS[4]  optional, for refused attempts (refused on a lock read before, or coalesced by a
---          lock cache): the identity's reset marker (lockout:reset:{ip=203.0.113.9}); while it
---          exists the identity was just reset, and refusals decided before the reset are
---          dropped instead of counting against it (or locking it again)
--- ARGV[1]  cool-off, ms: how long failures are remembered after the latest one
--- ARGV[2]  lockout duration, ms: how long a lock flag lives after it is set or renewed (the
---          first lockout's, with repeat offenders)
--- ARGV[3]  failure limit: the count at which the identity is locked; 0 to only count
---          (Axes' LOCK_OUT_AT_FAILURE = False)
--- ARGV[4]  how many failures to add (1, or the refused attempts coalesced by a lock cache)
--- ARGV[5]  now, seconds since the Unix epoch (the caller's clock): the failure's time
--- ARGV[6]  lockout memory, ms: how long a lockout is remembered; 0: repeat offenders off
--- ARGV[7]  backoff: each remembered lockout multiplies the next one's duration by this
--- ARGV[8]  the longest lockout, ms
--- ARGV[9..] metadata, as field/value pairs, each only when given: 'ua' user agent, 'p' path
+-- KEYS, four per identity, then optionally the shard's access log:
+--   record   the identity's attempt record (hash)   lockout:attempt:{31.71}ip=10.0.0.1
+--   lock     the identity's lock flag (string)      lockout:lock:{31.71}ip=10.0.0.1
+--   lockouts the identity's lockout count (string): how many lockouts it started within the
+--            lockout memory (repeat offenders)       lockout:lockouts:{31.71}ip=10.0.0.1
+--   marker   the identity's reset marker            lockout:reset:{31.71}ip=10.0.0.1: while
+--            it exists the identity was just reset, and refused attempts (refused on a lock
+--            read before, or coalesced by a lock cache) are dropped instead of counting
+--            against it (or locking it again)
+--   [4n+1]   the access log (stream)                 lockout:log:{31.71}
+-- ARGV[1]  n: how many identities
+-- ARGV[2]  now, seconds since the Unix epoch (the caller's clock): the failures' time
+-- ARGV[3]  1: these are refused attempts (the markers count); 0: they are not
+-- then, for each identity:
+--   cool-off, ms: how long failures are remembered after the latest one
+--   lockout duration, ms: how long a lock flag lives after it is set or renewed (the first
+--     lockout's, with repeat offenders)
+--   failure limit: the count at which the identity is locked; 0 to only count (Axes'
+--     LOCK_OUT_AT_FAILURE = False)
+--   how many failures to add (1, or the refused attempts coalesced by a lock cache)
+--   lockout memory, ms: how long a lockout is remembered; 0: repeat offenders off
+--   backoff: each remembered lockout multiplies the next one's duration by this
+--   the longest lockout, ms
+--   m, then m metadata values as field/value pairs, each only when given: 'ua' user agent,
+--     'p' path
+-- then, with the access log: the oldest entry ID to keep (now - retention, ms since the
+-- epoch), the retention in ms, the most entries the stream keeps, and the entry's field/value
+-- pairs (as log.lua takes them)
 --
--- Adds the failures, stamps the first/last failure time and the latest metadata, sets the lock
--- flag when the count is at or over the limit (so a failure during a lockout renews it, as in
--- Axes: a record outlives its lock, so a present lock flag has such a count), and gives the
--- record a TTL of the cool-off (or of the lock, if that is longer) so that nothing outlives its
--- use. With repeat offenders, a lock set where none was starts a lockout: the count (KEYS[3])
--- goes up and lives the lockout memory, and the n-th lockout lasts the lockout duration times
--- backoff^(n-1), at most the longest; a renewal keeps the current lockout's duration.
+-- For each identity: adds the failures, stamps the first/last failure time and the latest
+-- metadata, sets the lock flag when the count is at or over the limit (so a failure during a
+-- lockout renews it, as in Axes: a record outlives its lock, so a present lock flag has such a
+-- count), and gives the record a TTL of the cool-off (or of the lock, if that is longer) so that
+-- nothing outlives its use. With repeat offenders, a lock set where none was starts a lockout:
+-- the count goes up and lives the lockout memory, and the n-th lockout lasts the lockout
+-- duration times backoff^(n-1), at most the longest; a renewal keeps the current lockout's
+-- duration. Then the log entry, as log.lua appends it.
 --
--- Redis does not undo a script that fails halfway, so the durations are checked before
--- anything is written, and the record gets its TTL right after the command that may create it: no
--- error can leave a key without expiry.
+-- Redis does not undo a script that fails halfway, so every argument is checked before
+-- anything is written, and each key gets its TTL right after the command that may create it:
+-- no error can leave a key without expiry.
 --
 -- Every argument given to redis.call is one of the strings received, but a repeat offender's
 -- lockout duration: a Lua number would be formatted through printf, which costs more than the
--- command. Without repeat offenders the whole script is one HINCRBY, one PEXPIRE, one HSET, and
--- one EXISTS and one SET (with a second PEXPIRE when the lock outlives the cool-off) when it
--- locks.
+-- command.
 --
--- Returns {failures, lock_ms, started, lockouts}: lock_ms is the lock's duration, or -2 when not
--- locked ({0, -2, 0, 0} when the reset marker dropped the refusals); started is 1 when this call
--- started a lockout (no lock flag was there), else 0; lockouts is the lockout's number within
--- the memory when it locks with repeat offenders, else 0.
--- Example, limit 3, third failure:
---   EVALSHA <sha> 3 lockout:attempt:{ip=203.0.113.9} lockout:lock:{ip=203.0.113.9}
---           lockout:lockouts:{ip=203.0.113.9}
---           1800000 1800000 3 1 1764380000 0 1 1800000 ua curl/8.5 p /login
---   -> {3, 1800000, 1, 0}
-if (#KEYS ~= 3 and #KEYS ~= 4) or #ARGV < 8 or #ARGV % 2 ~= 0 then
-  return redis.error_reply('fail.lua: expected 3 or 4 keys, 8 arguments and field/value pairs')
+-- Returns {failures, lock_ms, started, lockouts} for each identity, one after the other:
+-- lock_ms is the lock's duration, or -2 when not locked ({0, -2, 0, 0} when the reset marker
+-- dropped the refusals); started is 1 when this call started a lockout (no lock flag was
+-- there), else 0; lockouts is the lockout's number within the memory when it locks with repeat
+-- offenders, else 0.
+-- Example, limit 3, third failure of an IP and of its pair with a username, logged:
+--   EVALSHA <sha> 9 lockout:attempt:{31.71}ip=10.0.0.1 lockout:lock:{31.71}ip=10.0.0.1
+--     lockout:lockouts:{31.71}ip=10.0.0.1 lockout:reset:{31.71}ip=10.0.0.1
+--     lockout:attempt:{31.71}ip=10.0.0.1&username=bo lockout:lock:{31.71}ip=10.0.0.1&username=bo
+--     lockout:lockouts:{31.71}ip=10.0.0.1&username=bo lockout:reset:{31.71}ip=10.0.0.1&username=bo
+--     lockout:log:{31.71}
+--     2 1764380000 0
+--     1800000 1800000 3 1 0 1 1800000 2 ua curl/8.5
+--     1800000 1800000 3 1 0 1 1800000 0
+--     1761788000000 2592000000 15625 ip 10.0.0.1 username bo outcome failure
+--   -> {3, 1800000, 1, 0, 3, 1800000, 1, 0}
+local n = tonumber(ARGV[1])
+if not n or n < 1 or n ~= math.floor(n) or (#KEYS ~= 4 * n and #KEYS ~= 4 * n + 1) then
+  return redis.error_reply('fail.lua: expected 4 keys per identity (and maybe a log), and n')
 end
-local record, lock, lockouts = KEYS[1], KEYS[2], KEYS[3]
-local cooloff, lockout, now = ARGV[1], ARGV[2], ARGV[5]
+local now, refused = ARGV[2], ARGV[3] == '1'
+
 -- Whole milliseconds from 1 to 365 days, or PEXPIRE and SET would fail after the first write.
 local function is_duration(ms)
   return ms and ms >= 1 and ms <= 31536000000 and ms % 1 == 0
 end
-local cooloff_ms, lockout_ms = tonumber(cooloff), tonumber(lockout)
-local memory_ms, backoff, longest_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-if not is_duration(cooloff_ms) or not is_duration(lockout_ms) or not is_duration(longest_ms)
-    or not (memory_ms == 0 or is_duration(memory_ms)) or not backoff or backoff < 1 then
-  return redis.error_reply('fail.lua: durations must be whole numbers of ms, from 1 to 365 days')
-end
 
-if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then
-  return {0, -2, 0, 0}
-end
-
--- The record's fields are short on purpose (docs/keys.md): a record is paid for once per
--- tracked identity, and these names keep an IP's record in Redis' smallest hash allocation.
-local failures = redis.call('HINCRBY', record, 'n', ARGV[4])
-redis.call('PEXPIRE', record, cooloff)
-if failures == tonumber(ARGV[4]) then
-  redis.call('HSET', record, 'f', now, 'l', now, unpack(ARGV, 9))
-else
-  redis.call('HSET', record, 'l', now, unpack(ARGV, 9))
-end
-
-local limit = tonumber(ARGV[3])
-if limit == 0 or failures < limit then
-  return {failures, -2, 0, 0}
-end
-local started = 1 - redis.call('EXISTS', lock)
-local count = 0
-if memory_ms > 0 then
-  if started == 1 then
-    count = redis.call('INCR', lockouts)
-    redis.call('PEXPIRE', lockouts, ARGV[6])
-  else
-    count = tonumber(redis.call('GET', lockouts)) or 1
+-- Every identity's arguments, checked before anything is written.
+local identities, at = {}, 4
+for i = 1, n do
+  local cooloff_ms, lockout_ms = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+  local memory_ms, backoff, longest_ms =
+    tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6])
+  local metadata = tonumber(ARGV[at + 7])
+  if not is_duration(cooloff_ms) or not is_duration(lockout_ms) or not is_duration(longest_ms)
+      or not (memory_ms == 0 or is_duration(memory_ms)) or not backoff or backoff < 1 then
+    return redis.error_reply('fail.lua: durations must be whole numbers of ms, from 1 to 365 days')
   end
-  lockout_ms = math.min(math.floor(lockout_ms * backoff ^ (count - 1)), longest_ms)
-  lockout = string.format('%d', lockout_ms)
+  if not tonumber(ARGV[at + 2]) or not tonumber(ARGV[at + 3]) or not metadata
+      or metadata % 2 ~= 0 or at + 7 + metadata > #ARGV then
+    return redis.error_reply('fail.lua: expected a limit, a count and field/value metadata')
+  end
+  identities[i] = {
+    keys = 4 * (i - 1), cooloff = ARGV[at], cooloff_ms = cooloff_ms, lockout = ARGV[at + 1],
+    lockout_ms = lockout_ms, limit = tonumber(ARGV[at + 2]), count = ARGV[at + 3],
+    memory_ms = memory_ms, memory = ARGV[at + 4], backoff = backoff, longest_ms = longest_ms,
+    metadata = {unpack(ARGV, at + 8, at + 7 + metadata)},
+  }
+  at = at + 8 + metadata
 end
-redis.call('SET', lock, '1', 'PX', lockout)
-if lockout_ms > cooloff_ms then
-  redis.call('PEXPIRE', record, lockout)
+local log = KEYS[4 * n + 1]
+if log then
+  local retention, size = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+  if not is_duration(retention) or not size or size < 1 or size ~= math.floor(size)
+      or (#ARGV - at - 2) < 2 or (#ARGV - at - 2) % 2 ~= 0 then
+    return redis.error_reply('fail.lua: the log needs an ID, a retention, a size and fields')
+  end
+elseif at <= #ARGV then
+  return redis.error_reply('fail.lua: arguments left over, and no log key')
 end
-return {failures, lockout_ms, started, count}
+
+local replies = {}
+for _, identity in ipairs(identities) do
+  local record, lock, lockouts, marker =
+    KEYS[identity.keys + 1], KEYS[identity.keys + 2], KEYS[identity.keys + 3],
+    KEYS[identity.keys + 4]
+  local failures, lock_ms, started, count = 0, -2, 0, 0
+  if not (refused and redis.call('EXISTS', marker) == 1) then
+    -- The record's fields are short on purpose (docs/keys.md): a record is paid for once per
+    -- tracked identity, and these names keep an IP's record in Redis' smallest allocation.
+    failures = redis.call('HINCRBY', record, 'n', identity.count)
+    redis.call('PEXPIRE', record, identity.cooloff)
+    if failures == tonumber(identity.count) then
+      redis.call('HSET', record, 'f', now, 'l', now, unpack(identity.metadata))
+    else
+      redis.call('HSET', record, 'l', now, unpack(identity.metadata))
+    end
+    if identity.limit > 0 and failures >= identity.limit then
+      started = 1 - redis.call('EXISTS', lock)
+      local lockout, length = identity.lockout, identity.lockout_ms
+      if identity.memory_ms > 0 then
+        if started == 1 then
+          count = redis.call('INCR', lockouts)
+          redis.call('PEXPIRE', lockouts, identity.memory)
+        else
+          count = tonumber(redis.call('GET', lockouts)) or 1
+        end
+        length = math.min(math.floor(length * identity.backoff ^ (count - 1)), identity.longest_ms)
+        lockout = string.format('%d', length)
+      end
+      redis.call('SET', lock, '1', 'PX', lockout)
+      if length > identity.cooloff_ms then
+        redis.call('PEXPIRE', record, lockout)
+      end
+      lock_ms = length
+    end
+  end
+  replies[#replies + 1] = failures
+  replies[#replies + 1] = lock_ms
+  replies[#replies + 1] = started
+  replies[#replies + 1] = count
+end
+
+if log then
+  redis.call('XADD', log, 'MINID', '~', ARGV[at], '*', unpack(ARGV, at + 3))
+  redis.call('PEXPIRE', log, ARGV[at + 1])
+  redis.call('XTRIM', log, 'MAXLEN', '~', ARGV[at + 2])
+end
+return replies

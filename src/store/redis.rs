@@ -223,13 +223,23 @@ impl RedisStore {
     }
 
     fn log_request(&self, log: LogAppend<'_>) -> Cmd {
+        let key = self.keys.log_key(Keyspace::log_shard(log.attempt.ip));
+        let mut command = LOG.evalsha(&[&key], Vec::<String>::new());
+        self.log_args(log, &mut command);
+        command
+    }
+
+    /// The log entry's arguments as `log.lua` (and `fail.lua` after its identities) takes
+    /// them: the oldest ID kept, the retention, the shard's size, and the entry's fields.
+    fn log_args(&self, log: LogAppend<'_>, command: &mut Cmd) {
         let attempt = log.attempt;
-        let key = self.keys.log_key(Keyspace::log_shard(attempt.ip));
         let retention = log.bounds.retention;
         let oldest_kept = since_epoch().saturating_sub(retention);
         let per_shard = log.bounds.max_entries.get().div_ceil(SHARDS as u64);
-        let mut command = LOG.evalsha(&[&key], (millis(oldest_kept), millis(retention), per_shard));
         command
+            .arg(millis(oldest_kept))
+            .arg(millis(retention))
+            .arg(per_shard)
             .arg("ip")
             .arg(attempt.ip.to_string())
             .arg("outcome")
@@ -246,84 +256,126 @@ impl RedisStore {
                 command.arg(field).arg(value);
             }
         }
+    }
+
+    /// One `fail.lua` call on `failures`, identities of one shard, appending `log` (whose
+    /// stream is that shard's) when given; `refused` attempts (decided on locks read before,
+    /// or coalesced by a lock cache) are dropped for an identity whose reset marker lives (see
+    /// `Keyspace::reset_marker`).
+    fn fail_request(
+        &self,
+        failures: &[Failure<'_>],
+        refused: bool,
+        log: Option<LogAppend<'_>>,
+    ) -> Cmd {
+        let mut keys: Vec<String> = failures
+            .iter()
+            .flat_map(|failure| {
+                let [record, lock, lockouts] = self.identity_keys(failure.identity);
+                let marker = self.keys.reset_marker(failure.identity.tag());
+                [record, lock, lockouts, marker]
+            })
+            .collect();
+        keys.extend(log.map(|log| self.keys.log_key(Keyspace::log_shard(log.attempt.ip))));
+        let mut command = FAIL.evalsha(
+            &keys,
+            (failures.len(), since_epoch().as_secs(), u8::from(refused)),
+        );
+        for failure in failures {
+            let rule = failure.rule;
+            let limit = if rule.lock_out_at_failure {
+                rule.failure_limit
+            } else {
+                0
+            };
+            let (memory, backoff, longest) = match rule.repeat {
+                Some(repeat) => (
+                    millis(repeat.memory),
+                    repeat.backoff.0,
+                    millis(repeat.max_lockout),
+                ),
+                None => (0, 1.0, millis(rule.lockout_duration)),
+            };
+            let metadata: Vec<(&str, &str)> = [
+                (record_field::USER_AGENT, failure.user_agent),
+                (record_field::PATH, failure.path),
+            ]
+            .into_iter()
+            .filter_map(|(field, value)| Some((field, value?)))
+            .collect();
+            command
+                .arg(millis(rule.cooloff))
+                .arg(millis(rule.lockout_duration))
+                .arg(limit)
+                .arg(failure.count)
+                .arg(memory)
+                .arg(backoff)
+                .arg(longest)
+                .arg(metadata.len() * 2);
+            for (field, value) in metadata {
+                command.arg(field).arg(value);
+            }
+        }
+        if let Some(log) = log {
+            self.log_args(log, &mut command);
+        }
         command
     }
 
-    /// `fail.lua` adding `count` failures to `identity`; `refusals` (decided on locks read
-    /// before, or coalesced by a lock cache) are dropped while the identity's reset marker
-    /// lives (see `Keyspace::reset_marker`).
-    fn fail_request(
+    /// `fail.lua` calls for `failures`, one per shard among them (`log` appended by the call of
+    /// its shard, or on its own), in one round trip; each identity's new state, in order.
+    async fn record(
         &self,
-        identity: &Identity,
-        rule: &FailureRule,
-        count: u64,
-        refusals: bool,
-        user_agent: Option<&str>,
-        path: Option<&str>,
-    ) -> Cmd {
-        let limit = if rule.lock_out_at_failure {
-            rule.failure_limit
-        } else {
-            0
-        };
-        let (memory, backoff, longest) = match rule.repeat {
-            Some(repeat) => (
-                millis(repeat.memory),
-                repeat.backoff.0,
-                millis(repeat.max_lockout),
-            ),
-            None => (0, 1.0, millis(rule.lockout_duration)),
-        };
-        let args = (
-            (
-                millis(rule.cooloff),
-                millis(rule.lockout_duration),
-                limit,
-                count,
-                since_epoch().as_secs(),
-            ),
-            (memory, backoff, longest),
-        );
-        self.on_identity(identity, |[record, lock, lockouts]| {
-            let mut command = if refusals {
-                let marker = self.keys.reset_marker(identity.tag());
-                FAIL.evalsha(&[record, lock, lockouts, marker], args)
-            } else {
-                FAIL.evalsha(&[record, lock, lockouts], args)
-            };
-            for (field, value) in [
-                (record_field::USER_AGENT, user_agent),
-                (record_field::PATH, path),
-            ] {
-                if let Some(value) = value {
-                    command.arg(field).arg(value);
-                }
-            }
-            command
-        })
-    }
-
-    /// Sends `requests`, whose first `identities` are `fail.lua` calls, and answers their states.
-    async fn identity_states(
-        &self,
-        requests: &[Cmd],
-        identities: usize,
+        failures: &[Failure<'_>],
+        refused: bool,
+        log: Option<LogAppend<'_>>,
+        more_logs: &[LogAppend<'_>],
     ) -> Result<Vec<IdentityState>> {
-        let replies = self.round_trip(requests).await?;
-        replies
-            .into_iter()
-            .take(identities)
-            .map(|reply| {
-                let (failures, lock_ms, started, lockouts): (u64, i64, u8, u64) =
-                    self.parse(reply)?;
-                Ok(IdentityState {
-                    failures,
-                    lock_remaining: remaining(lock_ms),
-                    lock_started: started == 1,
-                    lockouts,
-                })
+        // Shards in the order their first identity comes, each with its identities' places.
+        let mut shards: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (place, failure) in failures.iter().enumerate() {
+            let shard = Keyspace::shard_of_tag(failure.identity.tag());
+            match shards.iter_mut().find(|(of, _)| *of == shard) {
+                Some((_, places)) => places.push(place),
+                None => shards.push((shard, vec![place])),
+            }
+        }
+        let log_shard = log.map(|log| Keyspace::log_shard(log.attempt.ip));
+        let mut log_left = log;
+        let mut requests: Vec<Cmd> = shards
+            .iter()
+            .map(|(shard, places)| {
+                let group: Vec<Failure<'_>> = places.iter().map(|&p| failures[p]).collect();
+                let log = if log_shard == Some(*shard) {
+                    log_left.take()
+                } else {
+                    None
+                };
+                self.fail_request(&group, refused, log)
             })
-            .collect()
+            .collect();
+        requests.extend(log_left.map(|log| self.log_request(log)));
+        requests.extend(more_logs.iter().map(|log| self.log_request(*log)));
+        let replies = self.round_trip(&requests).await?;
+        let mut states = vec![IdentityState::CLEAN; failures.len()];
+        for ((_, places), reply) in shards.iter().zip(replies) {
+            let values: Vec<i64> = self.parse(reply)?;
+            if values.len() != 4 * places.len() {
+                return Err(Error::UnexpectedReply {
+                    target: self.target.clone(),
+                    detail: format!("fail.lua answered {} values", values.len()),
+                });
+            }
+            for (&place, state) in places.iter().zip(values.chunks(4)) {
+                states[place] = IdentityState {
+                    failures: u64::try_from(state[0]).unwrap_or(0),
+                    lock_remaining: remaining(state[1]),
+                    lock_started: state[2] == 1,
+                    lockouts: u64::try_from(state[3]).unwrap_or(0),
+                };
+            }
+        }
+        Ok(states)
     }
 
     fn identity_keys(&self, identity: &Identity) -> [String; 3] {
@@ -711,22 +763,18 @@ impl Store for RedisStore {
         refused: bool,
         log: Option<LogAppend<'_>>,
     ) -> Result<Vec<IdentityState>> {
-        let mut requests: Vec<Cmd> = identities
+        let failures: Vec<Failure<'_>> = identities
             .iter()
             .zip(rules)
-            .map(|(identity, rule)| {
-                self.fail_request(
-                    identity,
-                    rule,
-                    1,
-                    refused,
-                    attempt.user_agent.as_deref(),
-                    attempt.path.as_deref(),
-                )
+            .map(|(identity, rule)| Failure {
+                identity,
+                rule,
+                count: 1,
+                user_agent: attempt.user_agent.as_deref(),
+                path: attempt.path.as_deref(),
             })
             .collect();
-        requests.extend(log.map(|log| self.log_request(log)));
-        self.identity_states(&requests, identities.len()).await
+        self.record(&failures, refused, log, &[]).await
     }
 
     async fn record_refusals(
@@ -734,21 +782,17 @@ impl Store for RedisStore {
         refusals: &[Refusals],
         logs: &[LogAppend<'_>],
     ) -> Result<Vec<IdentityState>> {
-        let mut requests: Vec<Cmd> = refusals
+        let failures: Vec<Failure<'_>> = refusals
             .iter()
-            .map(|refusal| {
-                self.fail_request(
-                    &refusal.identity,
-                    &refusal.rule,
-                    refusal.count,
-                    true,
-                    refusal.user_agent.as_deref(),
-                    refusal.path.as_deref(),
-                )
+            .map(|refusal| Failure {
+                identity: &refusal.identity,
+                rule: &refusal.rule,
+                count: refusal.count,
+                user_agent: refusal.user_agent.as_deref(),
+                path: refusal.path.as_deref(),
             })
             .collect();
-        requests.extend(logs.iter().map(|log| self.log_request(*log)));
-        self.identity_states(&requests, refusals.len()).await
+        self.record(&failures, true, None, logs).await
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
@@ -1198,6 +1242,16 @@ fn remaining(ms: i64) -> Option<Duration> {
         .ok()
         .filter(|&ms| ms > 0)
         .map(Duration::from_millis)
+}
+
+/// Failures to add to one identity, as `fail.lua` takes them.
+#[derive(Debug, Clone, Copy)]
+struct Failure<'a> {
+    identity: &'a Identity,
+    rule: &'a FailureRule,
+    count: u64,
+    user_agent: Option<&'a str>,
+    path: Option<&'a str>,
 }
 
 /// Stream entries as redis-rs reads them: ID, and fields by name.

@@ -690,16 +690,36 @@ async fn one_round_trip_per_check_and_per_failure() {
     );
 
     let (commands, reads, per_command) = server_work(&server, engine.fail(&a)).await;
-    // Scripts' inner commands count too; EVALSHA calls are what the client sent.
+    // Scripts' inner commands count too; EVALSHA calls are what the client sent: one for the
+    // identities that start with the IP and the log entry (one shard), one for the username.
     assert!(
-        per_command.contains("cmdstat_evalsha:calls=4,"),
+        per_command.contains("cmdstat_evalsha:calls=2,"),
+        "{per_command}"
+    );
+    assert!(
+        !per_command.contains("cmdstat_xadd:calls=2"),
         "{per_command}"
     );
     assert_eq!(
         reads, 1,
         "failure: 3 identities and the log in one read\n{per_command}"
     );
-    assert!(commands > 4);
+    assert!(commands > 2);
+
+    // `[["ip","username"],"ip"]`: both identities and the log entry in one script.
+    let engine = server
+        .engine(policy(3, &[&["ip", "username"], &["ip"]]))
+        .await;
+    let (_, reads, per_command) = server_work(&server, engine.fail(&a)).await;
+    assert_eq!(reads, 1);
+    assert!(
+        per_command.contains("cmdstat_evalsha:calls=1,"),
+        "{per_command}"
+    );
+    assert!(
+        per_command.contains("cmdstat_xadd:calls=1,"),
+        "{per_command}"
+    );
 }
 
 /// The attempt record is the hash docs/keys.md documents for clients in other languages, in

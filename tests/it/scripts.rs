@@ -21,14 +21,30 @@ fn eval(
         .query(&mut redis.connection())
 }
 
-const RECORD: &str = "lockout:attempt:{ip=10.0.0.1}";
-const LOCK: &str = "lockout:lock:{ip=10.0.0.1}";
-const LOCKOUTS: &str = "lockout:lockouts:{ip=10.0.0.1}";
+const RECORD: &str = "lockout:attempt:{0.178}ip=10.0.0.1";
+const LOCK: &str = "lockout:lock:{0.178}ip=10.0.0.1";
+const LOCKOUTS: &str = "lockout:lockouts:{0.178}ip=10.0.0.1";
+const MARKER: &str = "lockout:reset:{0.178}ip=10.0.0.1";
+const PAIR: [&str; 4] = [
+    "lockout:attempt:{0.178}ip=10.0.0.1&username=a",
+    "lockout:lock:{0.178}ip=10.0.0.1&username=a",
+    "lockout:lockouts:{0.178}ip=10.0.0.1&username=a",
+    "lockout:reset:{0.178}ip=10.0.0.1&username=a",
+];
+const LOG_KEY: &str = "lockout:log:{0.178}";
+
+/// One identity's arguments: limit 1 (this failure would lock, so the lock's SET comes after
+/// the record's writes), one failure, no metadata.
+fn identity_args<'a>(cooloff: &'a str, lockout: &'a str, repeat: [&'a str; 3]) -> Vec<&'a str> {
+    let [memory, backoff, longest] = repeat;
+    vec![cooloff, lockout, "1", "1", memory, backoff, longest, "0"]
+}
 
 #[test]
 fn fail_lua_refuses_unusable_durations_before_writing() {
     let redis = RedisServer::start();
     let now = "1764380000";
+    let good = identity_args("1000", "1000", ["0", "1", "1000"]);
     // cool-off, lockout, lockout memory, backoff, longest lockout
     for args in [
         ["0", "1000", "0", "1", "1000"],
@@ -43,42 +59,57 @@ fn fail_lua_refuses_unusable_durations_before_writing() {
         ["1000", "1000", "31536000001", "2", "1000"],
     ] {
         let [cooloff, lockout, memory, backoff, longest] = args;
-        // Limit 1: this failure would lock, so the lock's SET comes after the record's writes.
-        let reply = eval(
-            &redis,
-            FAIL,
-            &[RECORD, LOCK, LOCKOUTS],
-            &[cooloff, lockout, "1", "1", now, memory, backoff, longest],
-        );
-        let err = reply.expect_err("refused");
-        assert!(
-            err.to_string().contains("durations must be whole numbers"),
-            "{err}"
-        );
-        assert_eq!(redis.keys(), Vec::<String>::new(), "{args:?}");
+        let bad = identity_args(cooloff, lockout, [memory, backoff, longest]);
+        // Alone, and second after a good identity: nothing is written either way.
+        for identities in [vec![bad.clone()], vec![good.clone(), bad]] {
+            let mut argv = vec![if identities.len() == 1 { "1" } else { "2" }, now, "0"];
+            let mut keys = vec![RECORD, LOCK, LOCKOUTS, MARKER];
+            if identities.len() == 2 {
+                keys.extend(PAIR);
+            }
+            argv.extend(identities.concat());
+            let err = eval(&redis, FAIL, &keys, &argv).expect_err("refused");
+            assert!(
+                err.to_string().contains("durations must be whole numbers"),
+                "{err}"
+            );
+            assert_eq!(redis.keys(), Vec::<String>::new(), "{args:?}");
+        }
     }
-    eval(
-        &redis,
-        FAIL,
-        &[RECORD, LOCK, LOCKOUTS],
-        &[
-            "1000",
-            "31536000000",
-            "1",
-            "1",
-            now,
-            "60000",
-            "2",
-            "31536000000",
-        ],
-    )
-    .unwrap();
-    for key in [RECORD, LOCK, LOCKOUTS] {
+    // A log that cannot be appended: nothing is written.
+    let mut argv = vec!["1", now, "0"];
+    argv.extend(&good);
+    argv.extend(["0", "0", "100", "ip", "10.0.0.1"]);
+    let keys = [RECORD, LOCK, LOCKOUTS, MARKER, LOG_KEY];
+    let err = eval(&redis, FAIL, &keys, &argv).expect_err("refused");
+    assert!(err.to_string().contains("the log needs"), "{err}");
+    assert_eq!(redis.keys(), Vec::<String>::new());
+
+    let mut argv = vec!["2", now, "0"];
+    argv.extend(identity_args(
+        "1000",
+        "31536000000",
+        ["60000", "2", "31536000000"],
+    ));
+    argv.extend(&good);
+    argv.extend(["0", "60000", "100", "ip", "10.0.0.1", "outcome", "failure"]);
+    let mut keys = vec![RECORD, LOCK, LOCKOUTS, MARKER];
+    keys.extend(PAIR);
+    keys.push(LOG_KEY);
+    let reply: Vec<i64> = redis::cmd("EVAL")
+        .arg(FAIL)
+        .arg(keys.len())
+        .arg(&keys)
+        .arg(&argv)
+        .query(&mut redis.connection())
+        .unwrap();
+    assert_eq!(reply, [1, 31_536_000_000, 1, 1, 1, 1000, 1, 0]);
+    for key in [RECORD, LOCK, LOCKOUTS, PAIR[0], PAIR[1], LOG_KEY] {
         let pttl: i64 = redis::cmd("PTTL")
             .arg(key)
             .query(&mut redis.connection())
             .unwrap();
-        assert!(pttl > 1000, "{key}: {pttl}");
+        assert!(pttl > 0, "{key}: {pttl}");
     }
 }
 
