@@ -366,3 +366,54 @@ fn the_cli_resets_across_every_primary() {
         "{pinged}"
     );
 }
+
+/// The shards spread an attempt's keys evenly: 20,000 failures of random IPs and usernames
+/// (`[["ip","username"],"ip"]`, logged) on a 3- and a 6-primary cluster leave each primary
+/// within a fifth of its equal share of the keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shards_spread_keys_evenly_over_3_and_6_primaries() {
+    for primaries in [3, 6] {
+        let cluster = RedisCluster::with_primaries(primaries);
+        let engine = Arc::new(
+            cluster
+                .engine(policy(100, &[&["ip", "username"], &["ip"]]))
+                .await,
+        );
+        let attempts: Vec<Attempt> = (0..20_000u32)
+            .map(|n| {
+                let ip = std::net::Ipv4Addr::from(n.wrapping_mul(2_654_435_761));
+                Attempt::parse(
+                    &ip.to_string(),
+                    Some(&format!("user{}", n % 997)),
+                    None,
+                    None,
+                )
+                .unwrap()
+            })
+            .collect();
+        for chunk in attempts.chunks(200) {
+            futures_util::future::join_all(chunk.iter().map(|attempt| engine.fail(attempt)))
+                .await
+                .into_iter()
+                .for_each(|report| {
+                    report.unwrap();
+                });
+        }
+        let sizes: Vec<u64> = cluster
+            .primaries()
+            .iter()
+            .map(|node| {
+                redis::cmd("DBSIZE")
+                    .query::<u64>(&mut node.connection())
+                    .unwrap()
+            })
+            .collect();
+        let share = sizes.iter().sum::<u64>() as f64 / primaries as f64;
+        assert!(share > 6_000.0, "{sizes:?}");
+        for size in &sizes {
+            let off = (*size as f64 - share).abs() / share;
+            assert!(off < 0.2, "{primaries} primaries: {sizes:?}");
+        }
+        println!("{primaries} primaries: keys per primary {sizes:?}");
+    }
+}

@@ -259,7 +259,7 @@ async fn engine_on(endpoint: &RedisEndpoint, policy: Policy) -> Engine<RedisStor
     Engine::new(store, policy)
 }
 
-/// A throwaway Redis Cluster: 3 primaries, each with `replicas` replicas, made with
+/// A throwaway Redis Cluster: 3 primaries (or more), each with `replicas` replicas, made with
 /// `redis-cli --cluster create`, ready (`cluster_state:ok` everywhere) when `start` returns.
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
@@ -267,11 +267,16 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start(replicas: usize) -> Self {
-        Self::create(replicas, Setup::default(), &[])
+        Self::create(3, replicas, Setup::default(), &[])
+    }
+
+    /// A cluster of `primaries` primaries (at least 3) without replicas.
+    pub fn with_primaries(primaries: usize) -> Self {
+        Self::create(primaries, 0, Setup::default(), &[])
     }
 
     /// A cluster of nodes run with `setup` made cluster nodes, created by `redis-cli cli_args`.
-    fn create(replicas: usize, mut setup: Setup, cli_args: &[String]) -> Self {
+    fn create(primaries: usize, replicas: usize, mut setup: Setup, cli_args: &[String]) -> Self {
         setup.extra.extend(
             [
                 "--cluster-enabled",
@@ -283,7 +288,7 @@ impl RedisCluster {
             ]
             .map(String::from),
         );
-        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
+        let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
             .map(|_| RedisServer::launch(setup.clone()))
             .collect();
         let addresses: Vec<String> = nodes

@@ -151,7 +151,7 @@ impl RedisCluster {
         setup
             .extra
             .extend(["--tls-cluster", "yes"].map(String::from));
-        Self::create(replicas, setup, &certs.cli_args())
+        Self::create(3, replicas, setup, &certs.cli_args())
     }
 }
 
