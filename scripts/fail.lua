@@ -75,8 +75,9 @@ local function is_duration(ms)
   return ms and ms >= 1 and ms <= 31536000000 and ms % 1 == 0
 end
 
--- Every identity's arguments, checked before anything is written.
-local identities, at = {}, 4
+-- Every identity's arguments, checked before anything is written: each identity's start in
+-- ARGV, then, after them, the log's.
+local starts, at = {}, 4
 for i = 1, n do
   local cooloff_ms, lockout_ms = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
   local memory_ms, backoff, longest_ms =
@@ -90,12 +91,7 @@ for i = 1, n do
       or metadata % 2 ~= 0 or at + 7 + metadata > #ARGV then
     return redis.error_reply('fail.lua: expected a limit, a count and field/value metadata')
   end
-  identities[i] = {
-    keys = 4 * (i - 1), cooloff = ARGV[at], cooloff_ms = cooloff_ms, lockout = ARGV[at + 1],
-    lockout_ms = lockout_ms, limit = tonumber(ARGV[at + 2]), count = ARGV[at + 3],
-    memory_ms = memory_ms, memory = ARGV[at + 4], backoff = backoff, longest_ms = longest_ms,
-    metadata = {unpack(ARGV, at + 8, at + 7 + metadata)},
-  }
+  starts[i] = at
   at = at + 8 + metadata
 end
 local log = KEYS[4 * n + 1]
@@ -110,45 +106,48 @@ elseif at <= #ARGV then
 end
 
 local replies = {}
-for _, identity in ipairs(identities) do
-  local record, lock, lockouts, marker =
-    KEYS[identity.keys + 1], KEYS[identity.keys + 2], KEYS[identity.keys + 3],
-    KEYS[identity.keys + 4]
-  local failures, lock_ms, started, count = 0, -2, 0, 0
-  if not (refused and redis.call('EXISTS', marker) == 1) then
+for i = 1, n do
+  local record, lock, lockouts = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1]
+  local a = starts[i]
+  local cooloff, lockout, count = ARGV[a], ARGV[a + 1], ARGV[a + 3]
+  local failures, lock_ms, started, lockouts_count = 0, -2, 0, 0
+  if not (refused and redis.call('EXISTS', KEYS[4 * i]) == 1) then
     -- The record's fields are short on purpose (docs/keys.md): a record is paid for once per
     -- tracked identity, and these names keep an IP's record in Redis' smallest allocation.
-    failures = redis.call('HINCRBY', record, 'n', identity.count)
-    redis.call('PEXPIRE', record, identity.cooloff)
-    if failures == tonumber(identity.count) then
-      redis.call('HSET', record, 'f', now, 'l', now, unpack(identity.metadata))
+    failures = redis.call('HINCRBY', record, 'n', count)
+    redis.call('PEXPIRE', record, cooloff)
+    local metadata = tonumber(ARGV[a + 7])
+    if failures == tonumber(count) then
+      redis.call('HSET', record, 'f', now, 'l', now, unpack(ARGV, a + 8, a + 7 + metadata))
     else
-      redis.call('HSET', record, 'l', now, unpack(identity.metadata))
+      redis.call('HSET', record, 'l', now, unpack(ARGV, a + 8, a + 7 + metadata))
     end
-    if identity.limit > 0 and failures >= identity.limit then
+    local limit = tonumber(ARGV[a + 2])
+    if limit > 0 and failures >= limit then
       started = 1 - redis.call('EXISTS', lock)
-      local lockout, length = identity.lockout, identity.lockout_ms
-      if identity.memory_ms > 0 then
+      local length = tonumber(lockout)
+      if ARGV[a + 4] ~= '0' then
         if started == 1 then
-          count = redis.call('INCR', lockouts)
-          redis.call('PEXPIRE', lockouts, identity.memory)
+          lockouts_count = redis.call('INCR', lockouts)
+          redis.call('PEXPIRE', lockouts, ARGV[a + 4])
         else
-          count = tonumber(redis.call('GET', lockouts)) or 1
+          lockouts_count = tonumber(redis.call('GET', lockouts)) or 1
         end
-        length = math.min(math.floor(length * identity.backoff ^ (count - 1)), identity.longest_ms)
+        length = math.min(math.floor(length * tonumber(ARGV[a + 5]) ^ (lockouts_count - 1)),
+          tonumber(ARGV[a + 6]))
         lockout = string.format('%d', length)
       end
       redis.call('SET', lock, '1', 'PX', lockout)
-      if length > identity.cooloff_ms then
+      if length > tonumber(cooloff) then
         redis.call('PEXPIRE', record, lockout)
       end
       lock_ms = length
     end
   end
-  replies[#replies + 1] = failures
-  replies[#replies + 1] = lock_ms
-  replies[#replies + 1] = started
-  replies[#replies + 1] = count
+  replies[4 * i - 3] = failures
+  replies[4 * i - 2] = lock_ms
+  replies[4 * i - 1] = started
+  replies[4 * i] = lockouts_count
 end
 
 if log then
