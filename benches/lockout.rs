@@ -736,18 +736,30 @@ impl Login for FloodCheck {
 /// does: the load generator shares the machine's cores with the service and Redis, so it must
 /// take as little of them as it can: 40-44 µs of CPU per login, against 64 for hyper's client
 /// connection (a task of its own per connection) and more than the service for reqwest's.
-struct HttpLogin {
-    stream: tokio::net::TcpStream,
+struct HttpLogin<S> {
+    stream: S,
     request: Vec<u8>,
     response: Vec<u8>,
 }
 
-impl HttpLogin {
+impl HttpLogin<tokio::net::TcpStream> {
     async fn connect(port: u16) -> Self {
         let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
         stream.set_nodelay(true).unwrap();
+        HttpLogin::over(stream)
+    }
+}
+
+impl HttpLogin<tokio::net::UnixStream> {
+    async fn connect_unix(path: &std::path::Path) -> Self {
+        HttpLogin::over(tokio::net::UnixStream::connect(path).await.unwrap())
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> HttpLogin<S> {
+    fn over(stream: S) -> Self {
         HttpLogin {
             stream,
             request: Vec::with_capacity(256),
@@ -791,7 +803,9 @@ impl HttpLogin {
     }
 }
 
-impl Login for HttpLogin {
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Login
+    for HttpLogin<S>
+{
     async fn login(&mut self, ip: IpAddr, user: u32) {
         let body = format!(r#"{{"ip":"{ip}","username":"user{user}"}}"#);
         self.post("/v1/check", &body).await;
@@ -968,6 +982,43 @@ fn start_service_with(
     env: &[(&str, &str)],
 ) -> (Process, u16) {
     let port = free_port();
+    let service = spawn_service(redis_env, policy_json, env, &format!("127.0.0.1:{port}"));
+    wait_for_port(port);
+    (service, port)
+}
+
+/// `lockout serve` on a Unix socket at `path` (see `start_service`).
+fn start_service_on_socket(
+    redis_env: &[(&str, String)],
+    policy_json: &str,
+    path: &std::path::Path,
+) -> Process {
+    let service = spawn_service(
+        redis_env,
+        policy_json,
+        &[],
+        &format!("unix:{}", path.display()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(path).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    service
+}
+
+/// `lockout serve --listen listen` with the Redis of `redis_env` only, the policy's
+/// combinations and `env`.
+fn spawn_service(
+    redis_env: &[(&str, String)],
+    policy_json: &str,
+    env: &[(&str, &str)],
+    listen: &str,
+) -> Process {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lockout"));
     // Only the Redis of `redis_env`, whatever this process' environment says.
     for (name, _) in std::env::vars_os() {
@@ -977,20 +1028,13 @@ fn start_service_with(
     }
     let child = command
         .envs(redis_env.iter().map(|(name, value)| (name, value)))
-        .args([
-            "--prefix",
-            PREFIX,
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .args(["--prefix", PREFIX, "serve", "--listen", listen])
         .env("LOCKOUT_POLICY_LOCKOUT_PARAMETERS", policy_json)
         .env("LOCKOUT_LOG", "error")
         .envs(env.iter().copied())
         .spawn()
         .expect("the lockout binary");
-    wait_for_port(port);
-    (Process(child, None), port)
+    Process(child, None)
 }
 
 async fn http_flow(options: &Options, port: u16, connections: usize) -> (u64, Vec<u32>) {
@@ -1478,6 +1522,25 @@ async fn main() {
                 drop(service);
             }
         }
+        // A login page on the same host: the same flow over a Unix socket.
+        let (name, json) = POLICIES[0];
+        let tcp_rate = rows
+            .iter()
+            .find(|row| row.what == format!("lockout serve, policy {name}, 64 connections"))
+            .and_then(|row| row.rate);
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("lockout.sock");
+        let service = start_service_on_socket(&reach.flags.service_env(), json, &socket);
+        let meter = Meter::start(&mut redis, std::process::id(), Some(service.0.id()));
+        let (logins, latencies) = drive(&options, 64, || HttpLogin::connect_unix(&socket)).await;
+        let what = format!("lockout serve over a Unix socket, policy {name}, 64 connections");
+        let mut row = meter.finish(&mut redis, what, logins, latencies, reference);
+        if let (Some(rate), Some(tcp_rate)) = (row.rate, tcp_rate) {
+            row.note = format!("{:.2}x the same over TCP", rate / tcp_rate);
+        }
+        rows.push(row);
+        drop(service);
+        clean(&reach).await;
         if own.is_some() && !options.tiny {
             let (_cluster, seeds) = start_cluster();
             let (service, http_port) =

@@ -102,6 +102,51 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where `serve` listens: a TCP address, or a Unix socket (`unix:/run/lockout.sock`) for a
+/// login page on the same host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl Listen {
+    /// `address:port`, or `unix:` and an absolute path.
+    pub fn parse(text: &str) -> Result<Self> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            let path = std::path::PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(Error::Config(format!(
+                    "listen: {text:?}: a Unix socket's path must be absolute (unix:/run/lockout.sock)"
+                )));
+            }
+            return Ok(Listen::Unix(path));
+        }
+        text.parse().map(Listen::Tcp).map_err(|_| {
+            Error::Config(format!(
+                "listen: {text:?} is not an address:port (or unix:/path/to.sock)"
+            ))
+        })
+    }
+
+    /// Whether only this host can reach it: a loopback address, or a Unix socket.
+    pub fn is_local(&self) -> bool {
+        match self {
+            Listen::Tcp(address) => address.ip().is_loopback(),
+            Listen::Unix(_) => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(address) => write!(f, "{address}"),
+            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -113,7 +158,7 @@ pub struct Config {
     pub memory_max_identities: usize,
     pub memory_max_log_entries: usize,
     pub keys: Keyspace,
-    pub listen: SocketAddr,
+    pub listen: Listen,
     pub on_store_error: OnStoreError,
     /// How long the service waits for Redis before answering in its fail mode.
     pub command_timeout: Duration,
@@ -674,7 +719,7 @@ impl Config {
     /// `serve` refuses to offer the login endpoints beyond this host to anyone: whoever reaches
     /// them could lock out any user, or clear failures.
     pub fn check_exposure(&self) -> Result<()> {
-        if self.listen.ip().is_loopback() || self.api_token.is_some() || self.open_login_api {
+        if self.listen.is_local() || self.api_token.is_some() || self.open_login_api {
             return Ok(());
         }
         Err(Error::Config(format!(
@@ -766,9 +811,7 @@ impl RawConfig {
     }
 
     fn validate(self) -> Result<Config> {
-        let listen = self.listen.parse().map_err(|_| {
-            Error::Config(format!("listen: {:?} is not an address:port", self.listen))
-        })?;
+        let listen = Listen::parse(&self.listen)?;
         bounded("command_timeout", self.command_timeout)?;
         bounded("bulk_timeout", self.bulk_timeout)?;
         bounded("header_read_timeout", self.header_read_timeout)?;

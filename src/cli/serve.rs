@@ -3,13 +3,12 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, Listen, LogFormat};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::server::{self, Service};
+use crate::server::{self, Listener, Service};
 
 /// Printed by `lockout serve --help`: every setting, with its environment variable.
 pub(super) const SETTINGS_HELP: &str = "\
@@ -21,7 +20,7 @@ over the file, which wins over the defaults):
   memory_max_identities = LOCKOUT_MEMORY_MAX_IDENTITIES    1000000 (in-process store, all scopes)
   memory_max_log_entries = LOCKOUT_MEMORY_MAX_LOG_ENTRIES  1000000 (in-process store, all scopes)
   prefix = LOCKOUT_PREFIX                     lockout
-  listen = LOCKOUT_LISTEN                     127.0.0.1:8080
+  listen = LOCKOUT_LISTEN                     127.0.0.1:8080, or unix:/run/lockout.sock
   on_store_error = LOCKOUT_ON_STORE_ERROR     deny (locked while Redis is away), allow, or local
                                               (counted by each instance alone meanwhile)
   command_timeout = LOCKOUT_COMMAND_TIMEOUT   250ms: longest wait for Redis per login request
@@ -66,16 +65,20 @@ pub(super) async fn serve(config: Config) -> Result<()> {
     config.check_exposure()?;
     init_logging(config.log_format);
     let store = server::open_store(&config).await?;
-    let listener = TcpListener::bind(config.listen)
+    let listener = Listener::bind(&config.listen)
         .await
         .map_err(|source| Error::Io {
             what: format!("listen: cannot bind {}", config.listen),
             source,
         })?;
-    let address = listener.local_addr().map_err(|source| Error::Io {
+    let address = listener.local_address().map_err(|source| Error::Io {
         what: "listen: no local address".into(),
         source,
     })?;
+    let address = match address {
+        Listen::Tcp(address) => format!("http://{address}"),
+        unix => unix.to_string(),
+    };
     let admin = if config.admin.password.is_empty() {
         "disabled".to_string()
     } else {
@@ -83,14 +86,14 @@ pub(super) async fn serve(config: Config) -> Result<()> {
     };
     match &config.redis {
         Some(endpoint) => tracing::info!(
-            "lockout listening on http://{address}; Redis {}; prefix {}; {}; on store error: {:?}; admin {admin}",
+            "lockout listening on {address}; Redis {}; prefix {}; {}; on store error: {:?}; admin {admin}",
             endpoint.target(),
             config.keys.prefix(),
             config.policy.summary(),
             config.on_store_error,
         ),
         None => tracing::info!(
-            "lockout listening on http://{address}; in-process store: this process alone, its \
+            "lockout listening on {address}; in-process store: this process alone, its \
              state lost on restart (set redis_url for several instances, and in production); {}; \
              admin {admin}",
             config.policy.summary(),

@@ -12,6 +12,8 @@ mod event_tasks;
 mod input;
 mod insurance;
 mod listener;
+
+pub use listener::Listener;
 mod login_call;
 mod metrics;
 mod outage;
@@ -30,7 +32,6 @@ use hmac::{Hmac, Mac};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::Sha256;
-use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::{AdminConfig, Config, OnStoreError, RequestPolicies};
@@ -441,11 +442,17 @@ pub fn app(service: Arc<Service>) -> Router {
 /// finish (for at most `drain_timeout`), and the lock cache's queued refusals are recorded,
 /// before it returns.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     service: Arc<Service>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listener::run(listener, app(service.clone()), service.limits, shutdown).await;
+    listener::run(
+        listener.into(),
+        app(service.clone()),
+        service.limits,
+        shutdown,
+    )
+    .await;
     // Refusals the lock cache answered are recorded before the process goes (a deploy).
     service.engine.flush_lock_cache().await;
     Ok(())

@@ -1206,3 +1206,71 @@ async fn a_refusal_before_the_body_came_keeps_the_connection_usable() {
         String::from_utf8_lossy(&answer[..n])
     );
 }
+
+/// One HTTP/1.1 request over the Unix socket at `path` (as a login page on the same host sends
+/// it); the answer's status and body.
+async fn over_unix_socket(
+    path: &std::path::Path,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(path).await.unwrap();
+    let request = format!(
+        "{method} {uri} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// `listen = "unix:/path"`: a login page on the same host reaches the service over a Unix
+/// socket; a socket file left by a process that is gone is replaced, one a live service
+/// answers on is refused; the file goes when the service stops.
+#[tokio::test]
+async fn serve_listens_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lockout.sock");
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists(), "a stale socket file");
+    let listen = format!("unix:{}", path.display());
+    let serving = ServeProcess::start_on_socket(&["--listen", &listen], &[], &path);
+    for _ in 0..3 {
+        let (status, body) =
+            over_unix_socket(&path, "POST", "/v1/failure", r#"{"ip":"203.0.113.4"}"#).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) =
+        over_unix_socket(&path, "POST", "/v1/check", r#"{"ip":"203.0.113.4"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["locked"],
+        true
+    );
+
+    let second = lockout_command(&[])
+        .args(["serve", "--listen", &listen])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains(&format!("listen: cannot bind {listen}")),
+        "{said}"
+    );
+
+    let stopped = serving.terminate();
+    assert!(stopped.status.success());
+    let log = String::from_utf8_lossy(&stopped.stderr);
+    assert!(
+        log.contains(&format!("lockout listening on {listen}")),
+        "{log}"
+    );
+    assert!(!path.exists(), "the socket file goes with the service");
+}

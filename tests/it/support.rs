@@ -734,6 +734,25 @@ pub struct ServeProcess(Option<std::process::Child>);
 impl ServeProcess {
     /// Runs `lockout serve args` with `env` and waits until `port` accepts connections.
     pub fn start(args: &[&str], env: &[(&str, &str)], port: u16) -> Self {
+        Self::start_when(args, env, &format!("port {port}"), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+    }
+
+    /// Runs `lockout serve args` with `env` and waits until the Unix socket `path` accepts
+    /// connections.
+    pub fn start_on_socket(args: &[&str], env: &[(&str, &str)], path: &std::path::Path) -> Self {
+        Self::start_when(args, env, &path.display().to_string(), || {
+            std::os::unix::net::UnixStream::connect(path).is_ok()
+        })
+    }
+
+    fn start_when(
+        args: &[&str],
+        env: &[(&str, &str)],
+        listening_on: &str,
+        listening: impl Fn() -> bool,
+    ) -> Self {
         let child = lockout_command(env)
             .arg("serve")
             .args(args)
@@ -742,10 +761,10 @@ impl ServeProcess {
             .expect("the lockout binary runs");
         let serving = ServeProcess(Some(child));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !listening() {
             assert!(
                 Instant::now() < deadline,
-                "lockout serve did not listen on {port}"
+                "lockout serve did not listen on {listening_on}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
