@@ -19,8 +19,10 @@
 //!    usernames, on Redis and then on the in-process store; and at concurrency 64 with events
 //!    and repeat offenders off, then events on, then both on;
 //! 4. the same flow through `lockout serve` over keep-alive HTTP, 64 and 512 connections, on
-//!    Redis and on the in-process store (and, with its own Redis, once more on a 3-primary
-//!    cluster of its own);
+//!    Redis and on the in-process store, after the floor (a minimal hyper server answering a
+//!    fixed JSON body, this tool run again, under the same load: each service row says its
+//!    CPU per login against it, and against the peer's), then over a Unix socket (and, with
+//!    its own Redis, once more on a 3-primary cluster of its own);
 //! 5. Redis memory per tracked identity over 1,000,000 identities, next to a bare counter key,
 //!    and the in-process store's (this process' RSS growth over as many identities);
 //! 6. `reset --username X` and `reset --ip X` over 1,000,000 records, next to
@@ -1301,12 +1303,56 @@ fn fill_victims(connection: &mut redis::Connection) {
     }
 }
 
+/// The argument with which this tool, run again, is the floor HTTP server on a port.
+const FLOOR_SERVER: &str = "--floor-server-on";
+
+/// The floor of any HTTP service here: hyper's HTTP/1.1 server on the same runtime as
+/// `lockout serve` (tokio, two worker threads), answering every request with a fixed JSON body
+/// and doing nothing else. Runs until killed.
+async fn floor_server(port: u16) {
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(|_request| async {
+                let mut response = hyper::Response::new(String::from(r#"{"locked":false}"#));
+                response.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
+                Ok::<_, std::convert::Infallible>(response)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The floor server, as a process of its own (this tool run again), and its port.
+fn start_floor_server() -> (Process, u16) {
+    let port = free_port();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([FLOOR_SERVER, &port.to_string()])
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    (Process(child, None), port)
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let [_, flag, n] = &args[..] {
         if flag == IN_PROCESS_MEMORY {
             return measure_in_process_memory(n.parse().expect("a number of identities")).await;
+        }
+        if flag == FLOOR_SERVER {
+            return floor_server(n.parse().expect("a port")).await;
         }
     }
     let options = Options::parse();
@@ -1373,9 +1419,18 @@ async fn main() {
         rows.push(row.clone());
         row
     });
+    // The machine's CPU per login (the peer's Node and Redis; the service and Redis).
+    let peer_cost = peer.as_ref().and_then(|peer| {
+        let cpu = peer.client_cpu? + peer.redis_cpu?;
+        Some(cpu / peer.rate?)
+    });
     let versus_peer = |row: &mut Row| {
         if let (Some(rate), Some(peer)) = (row.rate, peer.as_ref().and_then(|peer| peer.rate)) {
             row.note = format!("{:.2}x rate-limiter-flexible", rate / peer);
+            if let (Some(peer_cost), Some(service)) = (peer_cost, row.service_cpu) {
+                let cost = (service + row.redis_cpu.unwrap_or(0.0)) / rate;
+                row.note = format!("{}, CPU per login {:.2}x its", row.note, cost / peer_cost);
+            }
         }
     };
 
@@ -1495,8 +1550,37 @@ async fn main() {
         }
     }
 
-    // 4. The HTTP service.
+    // 4. The HTTP service, after its floor: the same load on a server that does nothing.
     if options.runs("http") {
+        let (floor, floor_port) = start_floor_server();
+        let meter = Meter::start(&mut redis, std::process::id(), Some(floor.0.id()));
+        let (logins, latencies) = http_flow(&options, floor_port, 64).await;
+        let what =
+            "minimal hyper server, a fixed JSON body, 64 connections (the floor)".to_string();
+        let mut floor_row = meter.finish(&mut redis, what, logins, latencies, reference);
+        floor_row.ratio = None;
+        floor_row.commands_per_login = None;
+        let floor_cpu_per_login = floor_row
+            .service_cpu
+            .zip(floor_row.rate)
+            .map(|(cpu, rate)| cpu / rate);
+        rows.push(floor_row);
+        drop(floor);
+        let versus_floor = |row: &mut Row| {
+            if let (Some(cpu), Some(rate), Some(floor)) =
+                (row.service_cpu, row.rate, floor_cpu_per_login)
+            {
+                let floor_note = format!(
+                    "service CPU per login {:.2}x the floor's",
+                    cpu / rate / floor
+                );
+                row.note = if row.note.is_empty() {
+                    floor_note
+                } else {
+                    format!("{}; {floor_note}", row.note)
+                };
+            }
+        };
         for (name, json) in POLICIES {
             for &connections in &options.connections {
                 let (service, http_port) = start_service(&reach.flags.service_env(), json);
@@ -1505,6 +1589,7 @@ async fn main() {
                 let what = format!("lockout serve, policy {name}, {connections} connections");
                 let mut row = meter.finish(&mut redis, what, logins, latencies, reference);
                 versus_peer(&mut row);
+                versus_floor(&mut row);
                 let on_redis = row.rate;
                 rows.push(row);
                 drop(service);
@@ -1518,7 +1603,9 @@ async fn main() {
                     "lockout serve on the in-process store, policy {name}, {connections} connections"
                 );
                 let row = meter.finish(&mut redis, what, logins, latencies, reference);
-                rows.push(versus_redis(row, on_redis));
+                let mut row = versus_redis(row, on_redis);
+                versus_floor(&mut row);
+                rows.push(row);
                 drop(service);
             }
         }
