@@ -2,7 +2,7 @@
 //! nothing is asserted.
 //!
 //!     cargo bench --bench lockout -- [--redis-url URL] [--seconds 5] [--json] [--tiny]
-//!                                    [--only peer,library,flood,http,memory,resets]
+//!                                    [--only peer,library,flood,http,django,memory,resets]
 //!                                    [--redis-sentinel URL,... --redis-sentinel-master NAME]
 //!                                    [--redis-tls-ca FILE]
 //!                                    [--redis-tls-cert FILE --redis-tls-key FILE]
@@ -23,9 +23,12 @@
 //!    fixed JSON body, this tool run again, under the same load: each service row says its
 //!    CPU per login against it, and against the peer's), then over a Unix socket (and, with
 //!    its own Redis, once more on a 3-primary cluster of its own);
-//! 5. Redis memory per tracked identity over 1,000,000 identities, next to a bare counter key,
+//! 5. a Django site's failed logins (one Python process, `benches/peers/django`, Django and
+//!    django-axes from PyPI in a venv made on first use): through Axes' cache handler on the
+//!    same Redis, then through the lockout_axes handler and `lockout serve`;
+//! 6. Redis memory per tracked identity over 1,000,000 identities, next to a bare counter key,
 //!    and the in-process store's (this process' RSS growth over as many identities);
-//! 6. `reset --username X` and `reset --ip X` over 1,000,000 records, next to
+//! 7. `reset --username X` and `reset --ip X` over 1,000,000 records, next to
 //!    `redis-cli --scan --pattern ... | xargs redis-cli unlink`.
 //!
 //! For each flow: logins/s, p50/p99/p99.9 latency of a login (check + failure), Redis commands
@@ -177,7 +180,9 @@ impl RedisFlags {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The parts `--only` can name, in the order they run.
-const PARTS: [&str; 6] = ["peer", "library", "flood", "http", "memory", "resets"];
+const PARTS: [&str; 7] = [
+    "peer", "library", "flood", "http", "django", "memory", "resets",
+];
 
 impl Options {
     fn parse() -> Self {
@@ -971,6 +976,98 @@ fn rate_limiter_flexible(
     row
 }
 
+/// A Django site's failed logins (`benches/peers/django/django_login.py`, one Python process,
+/// Django and django-axes from PyPI in `benches/peers/django/.venv`, made on first use):
+/// through Axes' cache handler on the same Redis, or, given a `lockout serve` (its process and
+/// port), through the lockout_axes handler. One row; the process's CPU is the client's.
+fn django_login(
+    options: &Options,
+    reach: &Reach,
+    redis: &mut redis::Connection,
+    service: Option<(&Process, u16)>,
+    reference: f64,
+) -> Row {
+    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/django");
+    let python = format!("{peer}/.venv/bin/python");
+    if !std::path::Path::new(&python).exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv", &format!("{peer}/.venv")])
+            .status()
+            .expect("python3 must be installed to run the Django rows");
+        assert!(made.success(), "python3 -m venv in {peer} failed");
+        let integration = concat!(env!("CARGO_MANIFEST_DIR"), "/integrations/django");
+        let installed = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(format!("{peer}/requirements.txt"))
+            .arg(integration)
+            .status()
+            .unwrap();
+        assert!(installed.success(), "pip install in {peer} failed");
+    }
+    let (host, port) = reach.host_port();
+    let (handler, lockout_url) = match service {
+        Some((_, port)) => ("lockout", format!("http://127.0.0.1:{port}")),
+        None => ("axes-cache", String::new()),
+    };
+    let mut django = Command::new(&python)
+        .arg(format!("{peer}/django_login.py"))
+        .args([
+            handler,
+            &host,
+            &port.to_string(),
+            &lockout_url,
+            &options.seconds.to_string(),
+            &options.ips.to_string(),
+            &options.usernames.to_string(),
+        ])
+        .envs(reach.peer_env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = django.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(django.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "django_login.py did not start");
+    let meter = Meter::start(
+        redis,
+        django.id(),
+        service.map(|(process, _)| process.0.id()),
+    );
+    writeln!(stdin, "go").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|err| panic!("django_login.py: {err}: {line}"));
+    let latencies: Vec<u32> = result["latencies_us"]
+        .as_array()
+        .expect("django_login.py's latencies")
+        .iter()
+        .map(|us| u32::try_from(us.as_u64().unwrap()).unwrap_or(u32::MAX))
+        .collect();
+    let what = match service {
+        Some(_) => "Django login, lockout_axes handler and lockout serve on Redis, policy ip",
+        None => "Django login, Axes' cache handler on Redis, policy ip (the site's anchor)",
+    };
+    let logins = latencies.len() as u64;
+    let mut row = meter.finish(redis, what.to_string(), logins, latencies, reference);
+    // The cache handler's commands are not those counted (EVALSHA, PTTL): no comparison.
+    row.ratio = None;
+    row.commands_per_login = None;
+    drop(stdin);
+    assert!(django.wait().unwrap().success(), "django_login.py failed");
+    unlink_matching(reach, "lockout-bench-axes:*");
+    row
+}
+
 /// `lockout serve` on the Redis that `redis_env` (`LOCKOUT_REDIS_*`) names, with a policy,
 /// until dropped.
 fn start_service(redis_env: &[(&str, String)], policy_json: &str) -> (Process, u16) {
@@ -1649,7 +1746,36 @@ async fn main() {
         }
     }
 
-    // 5. Memory per identity.
+    // 5. A Django site's login: Axes' cache handler on Redis, then lockout_axes and the service.
+    if options.runs("django") {
+        let cache = django_login(&options, &reach, &mut redis, None, reference);
+        let cache_cost = cache.client_cpu.zip(cache.redis_cpu).zip(cache.rate);
+        rows.push(cache);
+        let (service, port) = start_service(&reach.flags.service_env(), r#"["ip"]"#);
+        let mut row = django_login(
+            &options,
+            &reach,
+            &mut redis,
+            Some((&service, port)),
+            reference,
+        );
+        if let (Some(((client, redis_cpu), rate)), Some(service_cpu), Some(own_rate)) =
+            (cache_cost, row.service_cpu, row.rate)
+        {
+            let own = (row.client_cpu.unwrap_or(0.0) + service_cpu + row.redis_cpu.unwrap_or(0.0))
+                / own_rate;
+            row.note = format!(
+                "{:.2}x the cache handler's rate; CPU per login (Django + service + Redis) {:.2}x its",
+                own_rate / rate,
+                own / ((client + redis_cpu) / rate)
+            );
+        }
+        rows.push(row);
+        drop(service);
+        clean(&reach).await;
+    }
+
+    // 6. Memory per identity.
     let n = options.identities;
     if options.runs("memory") {
         // A limit no identity reaches: one key (the record) per identity, as most are.
@@ -1728,7 +1854,7 @@ async fn main() {
         }
     }
 
-    // 6. Resets over n records.
+    // 7. Resets over n records.
     if options.runs("resets") {
         fill_records(&mut redis, n);
         let engine = engine(&reach, Policy::default()).await;
