@@ -101,9 +101,9 @@ pub struct Claim<'a> {
     /// After how long an event another consumer claimed and has not acknowledged is taken
     /// over (that consumer's process is taken to be gone).
     pub stale: Duration,
-    /// This process's first claim: a group made now starts after the newest event (none kept
-    /// before the group was is delivered); later, a group made again (the events expired in
-    /// between) starts at the oldest.
+    /// This process's first claim: a group made now starts after the newest event (no event
+    /// kept from before the group is delivered); later, a group made again (the events
+    /// expired in between) starts at the oldest.
     pub first: bool,
     /// The events' bounds (a stream made to hold the group lives as long as an event).
     pub bounds: AccessLog,
