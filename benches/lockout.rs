@@ -927,8 +927,8 @@ fn rate_limiter_flexible(
         assert!(status.success(), "npm ci in {peers} failed");
     }
     let (host, port) = reach.host_port();
-    let mut node = Command::new("node")
-        .arg(format!("{peers}/rlf_login.js"))
+    let mut node = Command::new("node");
+    node.arg(format!("{peers}/rlf_login.js"))
         .args([
             host,
             port.to_string(),
@@ -937,43 +937,65 @@ fn rate_limiter_flexible(
             options.ips.to_string(),
             options.usernames.to_string(),
         ])
-        .envs(reach.peer_env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node (Node.js) must be installed to run rate-limiter-flexible side by side");
-    let mut stdin = node.stdin.take().unwrap();
-    let mut stdout = std::io::BufReader::new(node.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "rlf_login.js did not start");
-    let meter = Meter::start(redis, node.id(), None);
-    writeln!(stdin, "go").unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    let result: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|err| panic!("rlf_login.js: {err}: {line}"));
-    let latencies: Vec<u32> = result["latencies_us"]
-        .as_array()
-        .expect("rlf_login.js's latencies")
-        .iter()
-        .map(|us| u32::try_from(us.as_u64().unwrap()).unwrap_or(u32::MAX))
-        .collect();
+        .envs(reach.peer_env());
     let what =
         format!("rate-limiter-flexible login recipe (Node, ioredis), concurrency {concurrency}");
-    let logins = latencies.len() as u64;
-    let mut row = meter.finish(redis, what, logins, latencies, reference);
+    let (mut row, result) = measure_peer(node, "rlf_login.js", redis, None, what, reference);
     // Redis counts the commands of scripts too: the peer counts what it sent.
     let commands = result["commands"]
         .as_f64()
         .expect("rlf_login.js's commands")
-        / logins as f64;
+        / logins_of(&result).max(1) as f64;
     row.commands_per_login = Some(commands);
     row.ratio = row.rate.map(|rate| rate * commands / reference);
-    drop(stdin);
-    assert!(node.wait().unwrap().success(), "rlf_login.js failed");
     unlink_matching(reach, "lockout-bench-rlf:*");
     row
+}
+
+/// Runs a peer process (`command`, named `name`), which speaks this tool's protocol: it prints
+/// `ready` once set up, runs when it reads a line, prints `{"latencies_us": [...], ...}`, and
+/// exits when its stdin closes. Its CPU is the client's (with `service`'s, if any); the row,
+/// and its JSON result.
+fn measure_peer(
+    mut command: Command,
+    name: &str,
+    redis: &mut redis::Connection,
+    service: Option<u32>,
+    what: String,
+    reference: f64,
+) -> (Row, serde_json::Value) {
+    let mut peer = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{name} cannot start (is its runtime installed?): {err}"));
+    let mut stdin = peer.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(peer.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "{name} did not start");
+    let meter = Meter::start(redis, peer.id(), service);
+    writeln!(stdin, "go").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|err| panic!("{name}: {err}: {line}"));
+    let latencies: Vec<u32> = result["latencies_us"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name}'s latencies"))
+        .iter()
+        .map(|us| u32::try_from(us.as_u64().unwrap()).unwrap_or(u32::MAX))
+        .collect();
+    let logins = latencies.len() as u64;
+    let row = meter.finish(redis, what, logins, latencies, reference);
+    drop(stdin);
+    assert!(peer.wait().unwrap().success(), "{name} failed");
+    (row, result)
+}
+
+/// How many logins a peer's result has latencies for.
+fn logins_of(result: &serde_json::Value) -> usize {
+    result["latencies_us"].as_array().map_or(0, Vec::len)
 }
 
 /// A Django site's failed logins (`benches/peers/django/django_login.py`, one Python process,
@@ -1016,7 +1038,8 @@ fn django_login(
         Some((_, port)) => ("lockout", format!("http://127.0.0.1:{port}")),
         None => ("axes-cache", String::new()),
     };
-    let mut django = Command::new(&python)
+    let mut django = Command::new(&python);
+    django
         .arg(format!("{peer}/django_login.py"))
         .args([
             handler,
@@ -1027,43 +1050,23 @@ fn django_login(
             &options.ips.to_string(),
             &options.usernames.to_string(),
         ])
-        .envs(reach.peer_env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = django.stdin.take().unwrap();
-    let mut stdout = std::io::BufReader::new(django.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "django_login.py did not start");
-    let meter = Meter::start(
-        redis,
-        django.id(),
-        service.map(|(process, _)| process.0.id()),
-    );
-    writeln!(stdin, "go").unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    let result: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|err| panic!("django_login.py: {err}: {line}"));
-    let latencies: Vec<u32> = result["latencies_us"]
-        .as_array()
-        .expect("django_login.py's latencies")
-        .iter()
-        .map(|us| u32::try_from(us.as_u64().unwrap()).unwrap_or(u32::MAX))
-        .collect();
+        .envs(reach.peer_env());
     let what = match service {
         Some(_) => "Django login, lockout_axes handler and lockout serve on Redis, policy ip",
         None => "Django login, Axes' cache handler on Redis, policy ip (the site's anchor)",
     };
-    let logins = latencies.len() as u64;
-    let mut row = meter.finish(redis, what.to_string(), logins, latencies, reference);
+    let service = service.map(|(process, _)| process.0.id());
+    let (mut row, _) = measure_peer(
+        django,
+        "django_login.py",
+        redis,
+        service,
+        what.to_string(),
+        reference,
+    );
     // The cache handler's commands are not those counted (EVALSHA, PTTL): no comparison.
     row.ratio = None;
     row.commands_per_login = None;
-    drop(stdin);
-    assert!(django.wait().unwrap().success(), "django_login.py failed");
     unlink_matching(reach, "lockout-bench-axes:*");
     row
 }

@@ -997,6 +997,16 @@ impl RawPolicy {
 impl From<&Policy> for RawPolicy {
     fn from(policy: &Policy) -> Self {
         let names = |list: &IpList| OneOrMany::Many(list.entries().collect());
+        // Bounds that are off keep the defaults' numbers, as an unset key does.
+        let defaults = RawPolicy::default();
+        let access_log = policy.access_log.unwrap_or(AccessLog {
+            retention: defaults.access_log_retention,
+            max_entries: defaults.access_log_max_entries,
+        });
+        let events = policy.events.unwrap_or(AccessLog {
+            retention: defaults.events_retention,
+            max_entries: defaults.events_max_entries,
+        });
         RawPolicy {
             failure_limit: policy.failure_limit,
             cooloff: policy.cooloff,
@@ -1012,27 +1022,11 @@ impl From<&Policy> for RawPolicy {
             never_lockout: names(&policy.never_lockout),
             deny: names(&policy.deny),
             access_log: policy.access_log.is_some(),
-            access_log_retention: policy
-                .access_log
-                .map_or(RawPolicy::default().access_log_retention, |log| {
-                    log.retention
-                }),
-            access_log_max_entries: policy
-                .access_log
-                .map_or(RawPolicy::default().access_log_max_entries, |log| {
-                    log.max_entries
-                }),
+            access_log_retention: access_log.retention,
+            access_log_max_entries: access_log.max_entries,
             events: policy.events.is_some(),
-            events_retention: policy
-                .events
-                .map_or(RawPolicy::default().events_retention, |events| {
-                    events.retention
-                }),
-            events_max_entries: policy
-                .events
-                .map_or(RawPolicy::default().events_max_entries, |events| {
-                    events.max_entries
-                }),
+            events_retention: events.retention,
+            events_max_entries: events.max_entries,
             ipv6_prefix_length: policy.ipv6_prefix_length,
             lockout_memory: policy.repeat.map(|repeat| repeat.memory),
             lockout_backoff: policy

@@ -1,5 +1,5 @@
 //! TLS set up once per process: rustls needs a process-wide crypto provider before its first
-//! configuration (Redis connections, webhook deliveries); lockout uses `ring`.
+//! configuration (Redis connections, HTTP clients); lockout uses `ring`.
 
 use std::sync::Once;
 
@@ -11,4 +11,11 @@ pub fn install_crypto_provider() {
         // Err: the program installed a provider of its own first, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// An HTTP client's builder (HTTPS with the system's roots, or `SSL_CERT_FILE`): reqwest's
+/// rustls takes the process's provider, and building a client before it is installed panics.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder().tls_backend_rustls()
 }

@@ -70,8 +70,7 @@ impl Remote {
                     .into(),
             ));
         };
-        crate::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let client = crate::tls::http_client_builder()
             .timeout(bulk_timeout.saturating_add(MARGIN))
             .build()
             .map_err(|err| Error::InvalidInput(format!("--server: {err}")))?;

@@ -336,9 +336,7 @@ async fn deliver(
 /// One client for every webhook: HTTPS with the system's roots (or `SSL_CERT_FILE`), no
 /// redirects followed (a webhook's URL is where its events go, nowhere else).
 fn webhook_client() -> reqwest::Client {
-    crate::tls::install_crypto_provider();
-    reqwest::Client::builder()
-        .tls_backend_rustls()
+    crate::tls::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(DELIVERY_TIMEOUT)
         .user_agent(concat!("lockout/", env!("CARGO_PKG_VERSION")))

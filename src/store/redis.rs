@@ -1075,21 +1075,28 @@ impl Store for RedisStore {
         if due.is_empty() {
             return Ok(0);
         }
-        // A tag that is no identity's has no lock to wait for.
-        let lock_ttls: Vec<Cmd> = due
+        // Each tag's lock; a tag that is no identity's has none to wait for.
+        let locks: Vec<Option<String>> = due
             .iter()
-            .filter_map(|(_, tag, _)| Identity::from_tag(tag))
-            .map(|identity| {
-                redis::cmd("PTTL")
-                    .arg(self.keys.key(KeyKind::Lock, &identity))
-                    .clone()
+            .map(|(_, tag, _)| {
+                Identity::from_tag(tag).map(|identity| self.keys.key(KeyKind::Lock, &identity))
             })
             .collect();
-        let mut ttls = self.round_trip(&lock_ttls).await?.into_iter();
+        let lock_ttls: Vec<Cmd> = locks
+            .iter()
+            .flatten()
+            .map(|lock| redis::cmd("PTTL").arg(lock).clone())
+            .collect();
+        let mut ttls = if lock_ttls.is_empty() {
+            Vec::new()
+        } else {
+            self.round_trip(&lock_ttls).await?
+        }
+        .into_iter();
         let mut requests = Vec::new();
         let mut ended: HashMap<usize, Vec<(String, String)>> = HashMap::new();
-        for (shard, tag, end) in due {
-            let ttl: i64 = match Identity::from_tag(&tag) {
+        for ((shard, tag, end), lock) in due.into_iter().zip(&locks) {
+            let ttl: i64 = match lock {
                 Some(_) => self.parse(ttls.next().unwrap_or(Value::Nil))?,
                 None => -2,
             };

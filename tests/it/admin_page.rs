@@ -69,8 +69,7 @@ async fn post_form(
 }
 
 fn no_redirects() -> Client {
-    lockout::tls::install_crypto_provider();
-    Client::builder()
+    lockout::tls::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

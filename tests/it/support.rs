@@ -792,11 +792,9 @@ impl Drop for ServeProcess {
     }
 }
 
-/// An HTTP client. reqwest's TLS (rustls, for webhooks over HTTPS) needs the process's crypto
-/// provider before a client is built, as lockout's own clients install it.
+/// An HTTP client, built as lockout builds its own (see `lockout::tls::http_client_builder`).
 pub fn http_client() -> reqwest::Client {
-    lockout::tls::install_crypto_provider();
-    reqwest::Client::new()
+    lockout::tls::http_client_builder().build().unwrap()
 }
 
 /// The key of `kind` of the identity whose tag is `tag` (`ip=10.0.0.1`), under `prefix`.

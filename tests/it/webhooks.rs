@@ -1,6 +1,8 @@
 //! Webhooks and lock ends: a receiver in the test (a local HTTP server) gets one signed POST
 //! per event from two service instances sharing a Redis, a retry after answering 500, and only
-//! the kinds it asked for; a lock that runs out is told once, one that is reset is not.
+//! the kinds it asked for; a lock that runs out is told once, one that is reset is not; the
+//! consumer group underneath gives each event to one consumer, and takes over what a gone one
+//! held.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use axum::Router;
 use hmac::{Hmac, Mac};
 use lockout::event::EventKind;
 use lockout::secret::Secret;
+use lockout::store::Claim;
 use lockout::webhook::Webhook;
 use lockout::{Attempt, Store, Target};
 use rustls::pki_types::pem::PemObject;
@@ -435,5 +438,70 @@ async fn over_https_a_webhook_trusts_the_systems_roots_or_ssl_cert_file_and_noth
             assert!(receiver.deliveries().is_empty(), "no POST reached it");
         }
         serving.terminate();
+    }
+}
+
+crate::on_both!(a_consumer_group_gives_each_event_once_and_takes_over_what_a_gone_one_held);
+
+async fn a_consumer_group_gives_each_event_once_and_takes_over_what_a_gone_one_held(
+    backend: Backend,
+) {
+    let engine = backend.engine(policy(1, &[&["ip"]])).await;
+    let bounds = engine.policy().events.unwrap();
+    let store = engine.store();
+    let claim = |consumer, stale, first| Claim {
+        group: "webhook:test",
+        consumer,
+        limit: 100,
+        stale,
+        first,
+        bounds,
+        tidy: true,
+    };
+    let lock_out = async |ip: &str| {
+        let report = engine
+            .fail(&Attempt::parse(ip, None, None, None).unwrap())
+            .await
+            .unwrap();
+        assert!(report.locked);
+    };
+    let (long, short) = (Duration::from_secs(60), Duration::from_millis(1));
+    lock_out("192.0.2.10").await;
+    // A group made on a process's first claim starts after the newest event.
+    let first = store.claim_events(claim("a", long, true)).await.unwrap();
+    assert_eq!(first.events, []);
+    lock_out("192.0.2.11").await;
+    let held = store.claim_events(claim("a", long, false)).await.unwrap();
+    let subjects: Vec<&str> = held
+        .events
+        .iter()
+        .map(|e| e.event.subject.as_str())
+        .collect();
+    assert_eq!(subjects, ["ip=192.0.2.11"]);
+    // Another consumer gets nothing while `a` holds it within `stale`...
+    let other = store.claim_events(claim("b", long, false)).await.unwrap();
+    assert_eq!(other.events, []);
+    // ...and takes it over once `a` has held it unacknowledged for longer (its process gone).
+    let mut taken = Vec::new();
+    eventually(Duration::from_secs(5), "the event taken over", async || {
+        taken = store
+            .claim_events(claim("b", short, false))
+            .await
+            .unwrap()
+            .events;
+        !taken.is_empty()
+    })
+    .await;
+    assert_eq!(taken, held.events);
+    store
+        .acknowledge_events("webhook:test", &taken)
+        .await
+        .unwrap();
+    for consumer in ["a", "b"] {
+        let left = store
+            .claim_events(claim(consumer, short, false))
+            .await
+            .unwrap();
+        assert_eq!(left.events, [], "{consumer}: acknowledged events are done");
     }
 }
