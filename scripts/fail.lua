@@ -2,19 +2,22 @@
 -- (their keys share a slot), and append the attempt's access-log entry when its stream is in
 -- that slot too; all atomically, in one call.
 --
--- KEYS, four per identity, then optionally the shard's access log:
+-- KEYS, per identity (two, three or four), then optionally the shard's access log:
 --   record   the identity's attempt record (hash)   lockout:attempt:{31.71}ip=10.0.0.1
 --   lock     the identity's lock flag (string)      lockout:lock:{31.71}ip=10.0.0.1
---   lockouts the identity's lockout count (string): how many lockouts it started within the
---            lockout memory (repeat offenders)       lockout:lockouts:{31.71}ip=10.0.0.1
---   marker   the identity's reset marker            lockout:reset:{31.71}ip=10.0.0.1: while
---            it exists the identity was just reset, and refused attempts (refused on a lock
---            read before, or coalesced by a lock cache) are dropped instead of counting
---            against it (or locking it again)
---   [4n+1]   the access log (stream)                 lockout:log:{31.71}
+--   lockouts only when the identity's lockout memory is not 0: its lockout count (string), how
+--            many lockouts it started within the lockout memory (repeat offenders)
+--                                                   lockout:lockouts:{31.71}ip=10.0.0.1
+--   marker   only when these are refused attempts: the identity's reset marker
+--            (lockout:reset:{31.71}ip=10.0.0.1); while it exists the identity was just reset,
+--            and refused attempts (refused on a lock read before, or coalesced by a lock
+--            cache) are dropped instead of counting against it (or locking it again)
+--   last     the access log (stream)                 lockout:log:{31.71}
+-- Keys and arguments a call does not need are not sent: Redis pays for each one it receives
+-- (docs/performance.md).
 -- ARGV[1]  n: how many identities
 -- ARGV[2]  now, seconds since the Unix epoch (the caller's clock): the failures' time
--- ARGV[3]  1: these are refused attempts (the markers count); 0: they are not
+-- ARGV[3]  1: these are refused attempts (each identity has a marker key); 0: they are not
 -- then, for each identity:
 --   cool-off, ms: how long failures are remembered after the latest one
 --   lockout duration, ms: how long a lock flag lives after it is set or renewed (the first
@@ -22,7 +25,8 @@
 --   failure limit: the count at which the identity is locked; 0 to only count (Axes'
 --     LOCK_OUT_AT_FAILURE = False)
 --   how many failures to add (1, or the refused attempts coalesced by a lock cache)
---   lockout memory, ms: how long a lockout is remembered; 0: repeat offenders off
+--   lockout memory, ms: how long a lockout is remembered; 0: repeat offenders off, and the
+--     next two are not sent
 --   backoff: each remembered lockout multiplies the next one's duration by this
 --   the longest lockout, ms
 --   m, then m metadata values as field/value pairs, each only when given: 'ua' user agent,
@@ -46,7 +50,7 @@
 --
 -- Every argument given to redis.call is one of the strings received, but a repeat offender's
 -- lockout duration: a Lua number would be formatted through printf, which costs more than the
--- command.
+-- command. Each argument is read as a number once (tonumber parses a string twice).
 --
 -- Returns {failures, lock_ms, started, lockouts} for each identity, one after the other:
 -- lock_ms is the lock's duration, or -2 when not locked ({0, -2, 0, 0} when the reset marker
@@ -54,19 +58,17 @@
 -- there), else 0; lockouts is the lockout's number within the memory when it locks with repeat
 -- offenders, else 0.
 -- Example, limit 3, third failure of an IP and of its pair with a username, logged:
---   EVALSHA <sha> 9 lockout:attempt:{31.71}ip=10.0.0.1 lockout:lock:{31.71}ip=10.0.0.1
---     lockout:lockouts:{31.71}ip=10.0.0.1 lockout:reset:{31.71}ip=10.0.0.1
+--   EVALSHA <sha> 5 lockout:attempt:{31.71}ip=10.0.0.1 lockout:lock:{31.71}ip=10.0.0.1
 --     lockout:attempt:{31.71}ip=10.0.0.1&username=bo lockout:lock:{31.71}ip=10.0.0.1&username=bo
---     lockout:lockouts:{31.71}ip=10.0.0.1&username=bo lockout:reset:{31.71}ip=10.0.0.1&username=bo
 --     lockout:log:{31.71}
 --     2 1764380000 0
---     1800000 1800000 3 1 0 1 1800000 2 ua curl/8.5
---     1800000 1800000 3 1 0 1 1800000 0
+--     1800000 1800000 3 1 0 2 ua curl/8.5
+--     1800000 1800000 3 1 0 0
 --     1761788000000 2592000000 15625 ip 10.0.0.1 username bo outcome failure
 --   -> {3, 1800000, 1, 0, 3, 1800000, 1, 0}
 local n = tonumber(ARGV[1])
-if not n or n < 1 or n ~= math.floor(n) or (#KEYS ~= 4 * n and #KEYS ~= 4 * n + 1) then
-  return redis.error_reply('fail.lua: expected 4 keys per identity (and maybe a log), and n')
+if not n or n < 1 or n ~= math.floor(n) then
+  return redis.error_reply('fail.lua: expected n, the number of identities')
 end
 local now, refused = ARGV[2], ARGV[3] == '1'
 
@@ -75,26 +77,43 @@ local function is_duration(ms)
   return ms and ms >= 1 and ms <= 31536000000 and ms % 1 == 0
 end
 
--- Every identity's arguments, checked before anything is written: each identity's start in
--- ARGV, then, after them, the log's.
-local starts, at = {}, 4
+-- Every identity's arguments, checked before anything is written: where each identity's keys
+-- and arguments start, its numbers, then, after them, the log's.
+local key_at, arg_at, counts, limits, metadata_counts = {}, {}, {}, {}, {}
+local k, at = 1, 4
 for i = 1, n do
   local cooloff_ms, lockout_ms = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
-  local memory_ms, backoff, longest_ms =
-    tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6])
-  local metadata = tonumber(ARGV[at + 7])
-  if not is_duration(cooloff_ms) or not is_duration(lockout_ms) or not is_duration(longest_ms)
-      or not (memory_ms == 0 or is_duration(memory_ms)) or not backoff or backoff < 1 then
+  local limit, count = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+  local memory_ms = tonumber(ARGV[at + 4])
+  if not is_duration(cooloff_ms) or not is_duration(lockout_ms)
+      or not (memory_ms == 0 or is_duration(memory_ms)) then
     return redis.error_reply('fail.lua: durations must be whole numbers of ms, from 1 to 365 days')
   end
-  if not tonumber(ARGV[at + 2]) or not tonumber(ARGV[at + 3]) or not metadata
-      or metadata % 2 ~= 0 or at + 7 + metadata > #ARGV then
+  key_at[i], arg_at[i] = k, at
+  k = k + 2
+  at = at + 5
+  if memory_ms ~= 0 then
+    local backoff, longest_ms = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+    if not backoff or backoff < 1 or not is_duration(longest_ms) then
+      return redis.error_reply('fail.lua: durations must be whole numbers of ms, from 1 to 365 days')
+    end
+    k = k + 1
+    at = at + 2
+  end
+  if refused then
+    k = k + 1
+  end
+  local metadata = tonumber(ARGV[at])
+  if not limit or not count or not metadata or metadata % 2 ~= 0 or at + metadata > #ARGV then
     return redis.error_reply('fail.lua: expected a limit, a count and field/value metadata')
   end
-  starts[i] = at
-  at = at + 8 + metadata
+  counts[i], limits[i], metadata_counts[i] = count, limit, metadata
+  at = at + 1 + metadata
 end
-local log = KEYS[4 * n + 1]
+if #KEYS ~= k - 1 and #KEYS ~= k then
+  return redis.error_reply('fail.lua: expected 2 to 4 keys per identity (and maybe a log)')
+end
+local log = KEYS[k]
 if log then
   local retention, size = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
   if not is_duration(retention) or not size or size < 1 or size ~= math.floor(size)
@@ -107,29 +126,33 @@ end
 
 local replies = {}
 for i = 1, n do
-  local record, lock, lockouts = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1]
-  local a = starts[i]
-  local cooloff, lockout, count = ARGV[a], ARGV[a + 1], ARGV[a + 3]
+  local record, lock = KEYS[key_at[i]], KEYS[key_at[i] + 1]
+  local a = arg_at[i]
+  local cooloff, lockout, memory = ARGV[a], ARGV[a + 1], ARGV[a + 4]
+  local repeats = memory ~= '0'
+  local meta_at = repeats and a + 7 or a + 5
   local failures, lock_ms, started, lockouts_count = 0, -2, 0, 0
-  if not (refused and redis.call('EXISTS', KEYS[4 * i]) == 1) then
+  local marker = refused and KEYS[key_at[i] + (repeats and 3 or 2)]
+  if not (marker and redis.call('EXISTS', marker) == 1) then
     -- The record's fields are short on purpose (docs/keys.md): a record is paid for once per
     -- tracked identity, and these names keep an IP's record in Redis' smallest allocation.
-    failures = redis.call('HINCRBY', record, 'n', count)
+    failures = redis.call('HINCRBY', record, 'n', ARGV[a + 3])
     redis.call('PEXPIRE', record, cooloff)
-    local metadata = tonumber(ARGV[a + 7])
-    if failures == tonumber(count) then
-      redis.call('HSET', record, 'f', now, 'l', now, unpack(ARGV, a + 8, a + 7 + metadata))
+    local metadata = metadata_counts[i]
+    if failures == counts[i] then
+      redis.call('HSET', record, 'f', now, 'l', now, unpack(ARGV, meta_at + 1, meta_at + metadata))
     else
-      redis.call('HSET', record, 'l', now, unpack(ARGV, a + 8, a + 7 + metadata))
+      redis.call('HSET', record, 'l', now, unpack(ARGV, meta_at + 1, meta_at + metadata))
     end
-    local limit = tonumber(ARGV[a + 2])
+    local limit = limits[i]
     if limit > 0 and failures >= limit then
       started = 1 - redis.call('EXISTS', lock)
       local length = tonumber(lockout)
-      if ARGV[a + 4] ~= '0' then
+      if repeats then
+        local lockouts = KEYS[key_at[i] + 2]
         if started == 1 then
           lockouts_count = redis.call('INCR', lockouts)
-          redis.call('PEXPIRE', lockouts, ARGV[a + 4])
+          redis.call('PEXPIRE', lockouts, memory)
         else
           lockouts_count = tonumber(redis.call('GET', lockouts)) or 1
         end

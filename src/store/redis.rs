@@ -268,14 +268,19 @@ impl RedisStore {
         refused: bool,
         log: Option<LogAppend<'_>>,
     ) -> Cmd {
-        let mut keys: Vec<String> = failures
-            .iter()
-            .flat_map(|failure| {
-                let [record, lock, lockouts] = self.identity_keys(failure.identity);
-                let marker = self.keys.reset_marker(failure.identity.tag());
-                [record, lock, lockouts, marker]
-            })
-            .collect();
+        // Only the keys and arguments this call uses: Redis pays for each one it receives.
+        let mut keys: Vec<String> = Vec::with_capacity(4 * failures.len() + 1);
+        for failure in failures {
+            let identity = failure.identity;
+            keys.push(self.keys.key(KeyKind::Attempt, identity));
+            keys.push(self.keys.key(KeyKind::Lock, identity));
+            if failure.rule.repeat.is_some() {
+                keys.push(self.keys.key(KeyKind::Lockouts, identity));
+            }
+            if refused {
+                keys.push(self.keys.reset_marker(identity.tag()));
+            }
+        }
         keys.extend(log.map(|log| self.keys.log_key(Keyspace::log_shard(log.attempt.ip))));
         let mut command = FAIL.evalsha(
             &keys,
@@ -288,13 +293,17 @@ impl RedisStore {
             } else {
                 0
             };
-            let (memory, backoff, longest) = match rule.repeat {
-                Some(repeat) => (
-                    millis(repeat.memory),
-                    repeat.backoff.0,
-                    millis(repeat.max_lockout),
-                ),
-                None => (0, 1.0, millis(rule.lockout_duration)),
+            command
+                .arg(millis(rule.cooloff))
+                .arg(millis(rule.lockout_duration))
+                .arg(limit)
+                .arg(failure.count);
+            match rule.repeat {
+                Some(repeat) => command
+                    .arg(millis(repeat.memory))
+                    .arg(repeat.backoff.0)
+                    .arg(millis(repeat.max_lockout)),
+                None => command.arg(0),
             };
             let metadata: Vec<(&str, &str)> = [
                 (record_field::USER_AGENT, failure.user_agent),
@@ -303,15 +312,7 @@ impl RedisStore {
             .into_iter()
             .filter_map(|(field, value)| Some((field, value?)))
             .collect();
-            command
-                .arg(millis(rule.cooloff))
-                .arg(millis(rule.lockout_duration))
-                .arg(limit)
-                .arg(failure.count)
-                .arg(memory)
-                .arg(backoff)
-                .arg(longest)
-                .arg(metadata.len() * 2);
+            command.arg(metadata.len() * 2);
             for (field, value) in metadata {
                 command.arg(field).arg(value);
             }

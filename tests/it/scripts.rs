@@ -24,7 +24,6 @@ fn eval(
 const RECORD: &str = "lockout:attempt:{0.178}ip=10.0.0.1";
 const LOCK: &str = "lockout:lock:{0.178}ip=10.0.0.1";
 const LOCKOUTS: &str = "lockout:lockouts:{0.178}ip=10.0.0.1";
-const MARKER: &str = "lockout:reset:{0.178}ip=10.0.0.1";
 const PAIR: [&str; 4] = [
     "lockout:attempt:{0.178}ip=10.0.0.1&username=a",
     "lockout:lock:{0.178}ip=10.0.0.1&username=a",
@@ -34,10 +33,25 @@ const PAIR: [&str; 4] = [
 const LOG_KEY: &str = "lockout:log:{0.178}";
 
 /// One identity's arguments: limit 1 (this failure would lock, so the lock's SET comes after
-/// the record's writes), one failure, no metadata.
+/// the record's writes), one failure, no metadata; backoff and longest lockout only with a
+/// lockout memory.
 fn identity_args<'a>(cooloff: &'a str, lockout: &'a str, repeat: [&'a str; 3]) -> Vec<&'a str> {
     let [memory, backoff, longest] = repeat;
-    vec![cooloff, lockout, "1", "1", memory, backoff, longest, "0"]
+    if memory == "0" {
+        vec![cooloff, lockout, "1", "1", memory, "0"]
+    } else {
+        vec![cooloff, lockout, "1", "1", memory, backoff, longest, "0"]
+    }
+}
+
+/// An identity's keys: its lockout count only with a lockout memory.
+fn identity_keys<'a>(keys: &[&'a str], memory: &str) -> Vec<&'a str> {
+    let (record, lock, lockouts) = (keys[0], keys[1], keys[2]);
+    if memory == "0" {
+        vec![record, lock]
+    } else {
+        vec![record, lock, lockouts]
+    }
 }
 
 #[test]
@@ -63,10 +77,11 @@ fn fail_lua_refuses_unusable_durations_before_writing() {
         // Alone, and second after a good identity: nothing is written either way.
         for identities in [vec![bad.clone()], vec![good.clone(), bad]] {
             let mut argv = vec![if identities.len() == 1 { "1" } else { "2" }, now, "0"];
-            let mut keys = vec![RECORD, LOCK, LOCKOUTS, MARKER];
+            let mut keys = vec![];
             if identities.len() == 2 {
-                keys.extend(PAIR);
+                keys.extend(identity_keys(&PAIR, "0"));
             }
+            keys.extend(identity_keys(&[RECORD, LOCK, LOCKOUTS], memory));
             argv.extend(identities.concat());
             let err = eval(&redis, FAIL, &keys, &argv).expect_err("refused");
             assert!(
@@ -80,7 +95,7 @@ fn fail_lua_refuses_unusable_durations_before_writing() {
     let mut argv = vec!["1", now, "0"];
     argv.extend(&good);
     argv.extend(["0", "0", "100", "ip", "10.0.0.1"]);
-    let keys = [RECORD, LOCK, LOCKOUTS, MARKER, LOG_KEY];
+    let keys = [RECORD, LOCK, LOG_KEY];
     let err = eval(&redis, FAIL, &keys, &argv).expect_err("refused");
     assert!(err.to_string().contains("the log needs"), "{err}");
     assert_eq!(redis.keys(), Vec::<String>::new());
@@ -93,8 +108,8 @@ fn fail_lua_refuses_unusable_durations_before_writing() {
     ));
     argv.extend(&good);
     argv.extend(["0", "60000", "100", "ip", "10.0.0.1", "outcome", "failure"]);
-    let mut keys = vec![RECORD, LOCK, LOCKOUTS, MARKER];
-    keys.extend(PAIR);
+    let mut keys = vec![RECORD, LOCK, LOCKOUTS];
+    keys.extend(identity_keys(&PAIR, "0"));
     keys.push(LOG_KEY);
     let reply: Vec<i64> = redis::cmd("EVAL")
         .arg(FAIL)
