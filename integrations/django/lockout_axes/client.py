@@ -116,9 +116,9 @@ def _call(method, path, *, token, body=None, query=None):
     try:
         status, payload = _exchange(method, base_url, path, token, body, query)
     except ServiceUnavailable as error:
-        _state.outage_started(_without_credentials(base_url), str(error))
+        _state.outage_started(base_url, str(error))
         raise
-    _state.outage_ended(_without_credentials(base_url))
+    _state.outage_ended(base_url)
     if status >= 400:
         raise RequestRejected(
             f"lockout service refused {method} {path}: HTTP {status}: {_error_text(payload)}"
@@ -196,7 +196,7 @@ class _ProcessState:
             log.warning(
                 "lockout service at %s unavailable (%s): LOCKOUT_ON_ERROR decides logins "
                 "until it answers again",
-                url,
+                _without_credentials(url),
                 cause,
             )
 
@@ -207,7 +207,7 @@ class _ProcessState:
             ended = self._in_outage
             self._in_outage = False
         if ended:
-            log.info("lockout service at %s answers again", url)
+            log.info("lockout service at %s answers again", _without_credentials(url))
 
 
 _state = _ProcessState()

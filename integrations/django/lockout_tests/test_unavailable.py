@@ -125,6 +125,20 @@ def test_one_warning_when_the_outage_starts_and_one_info_when_it_ends(
     assert len(outage_log(logging.WARNING)) == 1
 
 
+def test_the_outage_log_names_the_service_without_its_credentials(
+    settings, outage_log, closed_port
+):
+    settings.AXES_HANDLER = LOCKOUT_HANDLER
+    settings.LOCKOUT_URL = closed_port.replace("http://", "http://site:s3cret-pass@")
+    settings.LOCKOUT_TIMEOUT = TIMEOUT
+    settings.LOCKOUT_ON_ERROR = "allow"
+    assert AxesProxyHandler.is_locked(login_request("10.9.9.8")) is False
+    [warning] = outage_log(logging.WARNING)
+    assert closed_port in warning
+    assert "s3cret-pass" not in warning
+    assert "site" not in warning
+
+
 @pytest.fixture(scope="module")
 def insured_service(lockout_binary, workdir):
     """A service with ``on_store_error = "local"`` whose Redis is gone."""
