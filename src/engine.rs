@@ -458,14 +458,14 @@ impl<S: Store> Engine<S> {
     /// The attempt's identities with the combination each comes from and its rule, its IP as
     /// it is counted (IPv6 per network); combinations whose fields the attempt lacks form none.
     fn identities(&self, attempt: &Attempt) -> Formed {
-        let ip = self.policy.counted_ip(attempt.ip);
+        let ip = self.policy.counted_ip(attempt.ip).to_string();
         let mut formed = Formed {
             combinations: Vec::new(),
             identities: Vec::new(),
             rules: Vec::new(),
         };
         for (combination, rule) in self.policy.combinations.iter().zip(&self.rules) {
-            if let Some(identity) = Identity::counted_as(attempt, ip, combination) {
+            if let Some(identity) = Identity::counted_as(attempt, &ip, combination) {
                 formed.combinations.push(combination.clone());
                 formed.identities.push(identity);
                 formed.rules.push(*rule);

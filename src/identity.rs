@@ -4,8 +4,6 @@
 //! a brace or a glob character, so that two identities never share a tag and a tag can stand in
 //! a Redis key and a SCAN pattern as it is (see `keys`).
 
-use std::net::IpAddr;
-
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::attempt::{
@@ -37,12 +35,12 @@ impl Identity {
     /// The identity `attempt` forms for `combination`, or `None` when one of its fields is
     /// absent (an attempt without a username never forms a username identity).
     pub fn of(attempt: &Attempt, combination: &Combination) -> Option<Self> {
-        Identity::counted_as(attempt, attempt.ip, combination)
+        Identity::counted_as(attempt, &attempt.ip.to_string(), combination)
     }
 
-    /// As `of`, with the attempt's IP counted as `ip` (an IPv6 client as its network, see
-    /// `Policy::counted_ip`).
-    pub fn counted_as(attempt: &Attempt, ip: IpAddr, combination: &Combination) -> Option<Self> {
+    /// As `of`, with the attempt's IP counted as `ip`, written out (an IPv6 client as its
+    /// network, see `Policy::counted_ip`; written once for all of an attempt's identities).
+    pub fn counted_as(attempt: &Attempt, ip: &str, combination: &Combination) -> Option<Self> {
         let values = combination
             .fields()
             .iter()
@@ -109,11 +107,16 @@ impl Identity {
 
 /// Encodes identity values as `ip=203.0.113.9&username=alice`.
 pub(crate) fn encode_identity(values: &[(Field, String)]) -> String {
-    values
-        .iter()
-        .map(|(field, value)| format!("{}={}", field.name(), encode_value(value)))
-        .collect::<Vec<_>>()
-        .join("&")
+    let mut tag = String::with_capacity(values.iter().map(|(_, value)| value.len() + 12).sum());
+    for (field, value) in values {
+        if !tag.is_empty() {
+            tag.push('&');
+        }
+        tag.push_str(field.name());
+        tag.push('=');
+        tag.extend(utf8_percent_encode(value, VALUE));
+    }
+    tag
 }
 
 pub(crate) fn encode_value(value: &str) -> String {
