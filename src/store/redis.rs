@@ -23,7 +23,7 @@ use crate::error::{Error, RedisTarget, Result};
 use crate::event::{self, Event, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::keys::{record_field, KeyKind, Keyspace, EVENT_SHARDS, RESET_GUARD, SHARDS};
-use crate::policy::AccessLog;
+use crate::policy::{AccessLog, Repeat};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::target::Target;
 
@@ -274,7 +274,7 @@ impl RedisStore {
             let identity = failure.identity;
             keys.push(self.keys.key(KeyKind::Attempt, identity));
             keys.push(self.keys.key(KeyKind::Lock, identity));
-            if failure.rule.repeat.is_some() {
+            if repeats(failure.rule).is_some() {
                 keys.push(self.keys.key(KeyKind::Lockouts, identity));
             }
             if refused {
@@ -298,9 +298,9 @@ impl RedisStore {
                 .arg(millis(rule.lockout_duration))
                 .arg(limit)
                 .arg(failure.count);
-            match rule.repeat {
-                Some(repeat) => command
-                    .arg(millis(repeat.memory))
+            match repeats(rule) {
+                Some((memory, repeat)) => command
+                    .arg(memory)
                     .arg(repeat.backoff.0)
                     .arg(millis(repeat.max_lockout)),
                 None => command.arg(0),
@@ -1250,6 +1250,14 @@ fn remaining(ms: i64) -> Option<Duration> {
         .ok()
         .filter(|&ms| ms > 0)
         .map(Duration::from_millis)
+}
+
+/// A rule's repeat offenders as `fail.lua` takes them: the lockout memory in ms, which is 0
+/// (off, and then the script expects neither the lockout-count key nor the backoff) for a
+/// memory under a millisecond.
+fn repeats(rule: &FailureRule) -> Option<(u64, Repeat)> {
+    let repeat = rule.repeat?;
+    Some((millis(repeat.memory), repeat)).filter(|(memory, _)| *memory != 0)
 }
 
 /// Failures to add to one identity, as `fail.lua` takes them.

@@ -249,6 +249,46 @@ async fn repeat_offenders_are_locked_out_longer_each_time(backend: Backend) {
     assert_eq!(started, numbers, "each lockout's event has its number");
 }
 
+/// A lockout memory under a millisecond is no memory: `fail.lua` then gets neither the
+/// lockout-count key nor the backoff, and the keys and arguments after them still line up.
+#[tokio::test]
+async fn a_lockout_memory_under_a_millisecond_is_off() {
+    let backend = Backend::server();
+    let engine = backend
+        .engine(Policy {
+            repeat: Some(Repeat {
+                memory: Duration::from_micros(500),
+                backoff: Backoff(2.0),
+                max_lockout: Duration::from_secs(35),
+            }),
+            ..repeat_offenders()
+        })
+        .await;
+    let attacker = Attempt::parse(
+        "198.51.100.67",
+        Some("mallory"),
+        Some("curl/8"),
+        Some("/login"),
+    )
+    .unwrap();
+    assert_eq!(lock_out(&engine, &attacker).await, 10);
+    backend.advance(Duration::from_secs(11));
+    assert_eq!(
+        lock_out(&engine, &attacker).await,
+        10,
+        "no longer: no memory"
+    );
+    let records = engine.list(&Target::All, false).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].lockouts, 0);
+    assert_eq!(records[0].user_agent.as_deref(), Some("curl/8"));
+    let logged = engine
+        .logs(&lockout::record::LogFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(logged.len(), 4, "every failure logged: {logged:?}");
+}
+
 /// The lockout count where operators look: the API's records, `lockout list`, the admin page.
 #[tokio::test]
 async fn operators_see_how_often_an_identity_was_locked_out() {
