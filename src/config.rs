@@ -892,6 +892,11 @@ fn bounded(key: &str, duration: Duration) -> Result<Duration> {
     if duration.is_zero() {
         return Err(Error::Config(format!("{key}: must be longer than 0")));
     }
+    if duration < Duration::from_millis(1) {
+        return Err(Error::Config(format!(
+            "{key}: must be at least 1ms (Redis keeps every duration in whole milliseconds)"
+        )));
+    }
     if duration > MAX_DURATION {
         return Err(Error::Config(format!(
             "{key}: must be at most 365 days (every key lockout writes expires within a year)"
@@ -1410,6 +1415,23 @@ mod tests {
         ] {
             let err = load_toml(&toml).unwrap_err();
             assert!(err.contains(message), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_under_a_millisecond_are_refused_at_load() {
+        for (toml, key) in [
+            ("[policy]\ncooloff = \"500us\"\n", "policy.cooloff"),
+            (
+                "[policy]\nlockout_memory = \"999us\"\n",
+                "policy.lockout_memory",
+            ),
+        ] {
+            let err = load_toml(toml).unwrap_err();
+            assert!(
+                err.contains(&format!("{key}: must be at least 1ms")),
+                "{toml}: {err}"
+            );
         }
     }
 
