@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::attempt::parse_ip;
@@ -14,40 +14,97 @@ use crate::event::{Event, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::record::{AttemptRecord, LogEntry, Outcome};
 
-/// `{"locked":false}` or `{"locked":true,"reason":...,"retry_after_secs":...,"locked_by":[...]}`.
-pub fn verdict(verdict: &Verdict) -> Value {
-    match verdict {
-        Verdict::Allowed => json!({ "locked": false }),
-        Verdict::Locked(lockout) => json!({
-            "locked": true,
-            "reason": lockout.reason.name(),
-            "retry_after_secs": lockout.retry_after.map(seconds),
-            "locked_by": lockout.locked_by.iter().map(|c| c.names()).collect::<Vec<_>>(),
-        }),
+/// A `check` or `failure` answer, written straight from the engine's values: a login builds
+/// no `Value` tree. The fields are in alphabetical order, the order in which a `Value` object
+/// writes its keys, so that the bytes are those `json!` wrote.
+#[derive(Debug, Serialize)]
+pub struct LoginAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failures: Option<Vec<FailureCountAnswer>>,
+    locked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_by: Option<Vec<Vec<&'static str>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    /// Absent from a verdict that allows; `null` for a lock without an end (deny list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_secs: Option<Option<u64>>,
+}
+
+/// A login endpoint's answer, marked `"degraded": true, "store": "local"` when the local store
+/// answered it (see the service's insurance): a verdict with the policy's numbers, counted by
+/// one instance. The answer's own keys all sort between those two, so the object's keys stay
+/// in alphabetical order.
+#[derive(Debug, Serialize)]
+pub struct Marked<T> {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    degraded: bool,
+    #[serde(flatten)]
+    answer: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<&'static str>,
+}
+
+/// `answer`, marked when `local` (see `Marked`).
+pub fn marked<T: Serialize>(answer: T, local: bool) -> Marked<T> {
+    Marked {
+        degraded: local,
+        answer,
+        store: local.then_some("local"),
     }
 }
 
+/// `{"count":N,"parameters":["ip"]}`.
+#[derive(Debug, Serialize)]
+struct FailureCountAnswer {
+    count: u64,
+    parameters: Vec<&'static str>,
+}
+
+/// `{"locked":false}` or `{"locked":true,"reason":...,"retry_after_secs":...,"locked_by":[...]}`.
+pub fn verdict(verdict: &Verdict) -> LoginAnswer {
+    let mut answer = LoginAnswer {
+        failures: None,
+        locked: false,
+        locked_by: None,
+        reason: None,
+        retry_after_secs: None,
+    };
+    if let Verdict::Locked(lockout) = verdict {
+        answer.locked = true;
+        answer.reason = Some(lockout.reason.name());
+        answer.retry_after_secs = Some(lockout.retry_after.map(seconds));
+        answer.locked_by = Some(lockout.locked_by.iter().map(|c| c.names()).collect());
+    }
+    answer
+}
+
 /// A verdict with each identity's count: `{"locked":...,"failures":[...]}`.
-pub fn standing(standing: &Standing) -> Value {
-    let mut value = verdict(&standing.verdict);
-    value["failures"] = failure_counts(&standing.failures);
-    value
+pub fn standing(standing: &Standing) -> LoginAnswer {
+    LoginAnswer {
+        failures: Some(failure_counts(&standing.failures)),
+        ..verdict(&standing.verdict)
+    }
 }
 
 /// `{"locked":bool,"retry_after_secs":N|null,"failures":[{"parameters":[...],"count":N}]}`.
-pub fn failure(report: &FailureReport) -> Value {
-    json!({
-        "locked": report.locked,
-        "retry_after_secs": report.retry_after.map(seconds),
-        "failures": failure_counts(&report.failures),
-    })
+pub fn failure(report: &FailureReport) -> LoginAnswer {
+    LoginAnswer {
+        locked: report.locked,
+        retry_after_secs: Some(report.retry_after.map(seconds)),
+        failures: Some(failure_counts(&report.failures)),
+        ..verdict(&Verdict::Allowed)
+    }
 }
 
 /// `[{"parameters":["ip"],"count":2},...]`.
-fn failure_counts(failures: &[FailureCount]) -> Value {
+fn failure_counts(failures: &[FailureCount]) -> Vec<FailureCountAnswer> {
     failures
         .iter()
-        .map(|f| json!({ "parameters": f.combination.names(), "count": f.count }))
+        .map(|f| FailureCountAnswer {
+            count: f.count,
+            parameters: f.combination.names(),
+        })
         .collect()
 }
 
@@ -279,4 +336,112 @@ pub fn parse_events(answer: Value) -> Result<Vec<StoredEvent>, String> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attempt::Field;
+    use crate::engine::{LockReason, Lockout};
+    use crate::policy::Combination;
+
+    fn written(answer: impl serde::Serialize) -> String {
+        serde_json::to_string(&answer).unwrap()
+    }
+
+    /// The login answers are written from structs now; their bytes are still those of the
+    /// `json!` objects they replaced (keys in alphabetical order), marked or not.
+    #[test]
+    fn login_answers_keep_their_bytes() {
+        let by_ip = Combination::new([Field::Ip]).unwrap();
+        let by_pair = Combination::new([Field::Ip, Field::Username]).unwrap();
+        let locked = Verdict::Locked(Lockout {
+            reason: LockReason::Lockout,
+            retry_after: Some(Duration::from_millis(1500)),
+            locked_by: vec![by_pair.clone()],
+            started: Vec::new(),
+        });
+        let deny_listed = Verdict::Locked(Lockout {
+            reason: LockReason::DenyList,
+            retry_after: None,
+            locked_by: Vec::new(),
+            started: Vec::new(),
+        });
+        let counts = vec![
+            FailureCount {
+                combination: by_pair,
+                count: 3,
+            },
+            FailureCount {
+                combination: by_ip,
+                count: 5,
+            },
+        ];
+        let report = FailureReport {
+            locked: false,
+            retry_after: None,
+            failures: counts.clone(),
+            started: Vec::new(),
+        };
+        let read = Standing {
+            verdict: locked.clone(),
+            failures: counts,
+        };
+        for (answer, old) in [
+            (
+                written(verdict(&Verdict::Allowed)),
+                json!({ "locked": false }),
+            ),
+            (
+                written(verdict(&locked)),
+                json!({
+                    "locked": true,
+                    "reason": "lockout",
+                    "retry_after_secs": 2,
+                    "locked_by": [["ip", "username"]],
+                }),
+            ),
+            (
+                written(marked(verdict(&deny_listed), true)),
+                json!({
+                    "locked": true,
+                    "reason": "deny_list",
+                    "retry_after_secs": null,
+                    "locked_by": [],
+                    "degraded": true,
+                    "store": "local",
+                }),
+            ),
+            (
+                written(marked(failure(&report), false)),
+                json!({
+                    "locked": false,
+                    "retry_after_secs": null,
+                    "failures": [
+                        { "parameters": ["ip", "username"], "count": 3 },
+                        { "parameters": ["ip"], "count": 5 },
+                    ],
+                }),
+            ),
+            (
+                written(standing(&read)),
+                json!({
+                    "locked": true,
+                    "reason": "lockout",
+                    "retry_after_secs": 2,
+                    "locked_by": [["ip", "username"]],
+                    "failures": [
+                        { "parameters": ["ip", "username"], "count": 3 },
+                        { "parameters": ["ip"], "count": 5 },
+                    ],
+                }),
+            ),
+            (
+                written(marked(success(true), true)),
+                json!({ "reset": true, "degraded": true, "store": "local" }),
+            ),
+        ] {
+            assert_eq!(answer, old.to_string());
+        }
+    }
 }

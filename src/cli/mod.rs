@@ -238,9 +238,12 @@ enum Output {
 
 impl Output {
     /// Prints `json` in JSON mode, else `text`.
-    fn print(self, json: serde_json::Value, text: impl FnOnce() -> String) {
+    fn print(self, json: impl serde::Serialize, text: impl FnOnce() -> String) {
         match self {
-            Output::Json => println!("{json}"),
+            Output::Json => match serde_json::to_string(&json) {
+                Ok(line) => println!("{line}"),
+                Err(err) => eprintln!("lockout: cannot write the answer as JSON: {err}"),
+            },
             Output::Text => println!("{}", text()),
         }
     }

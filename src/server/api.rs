@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -92,7 +93,7 @@ pub async fn check(
     State(service): State<Arc<Service>>,
     _: ApiClient,
     ApiJson(request): ApiJson<CheckRequest>,
-) -> Answer {
+) -> Result<Response, ApiError> {
     let attempt = Attempt::parse(
         &request.ip,
         request.username.as_deref(),
@@ -106,32 +107,21 @@ pub async fn check(
             .login_call("check", &engine, Inspect(&attempt))
             .await
         else {
-            return Ok(Json(degraded_check(&service)));
+            return Ok(Json(degraded_check(&service)).into_response());
         };
         count_check(&service, &standing.value.verdict);
-        return Ok(Json(marked(
-            wire::standing(&standing.value),
-            standing.local,
-        )));
+        let answer = wire::marked(wire::standing(&standing.value), standing.local);
+        return Ok(Json(answer).into_response());
     }
     let Ok(verdict) = service.login_call("check", &engine, Check(&attempt)).await else {
-        return Ok(Json(degraded_check(&service)));
+        return Ok(Json(degraded_check(&service)).into_response());
     };
     count_check(&service, &verdict.value);
     if let Verdict::Locked(lockout) = &verdict.value {
         log_lockouts(&service, &attempt, &lockout.started, lockout.retry_after);
     }
-    Ok(Json(marked(wire::verdict(&verdict.value), verdict.local)))
-}
-
-/// `answer`, marked `"degraded": true, "store": "local"` when the local store answered it (see
-/// `insurance`): a verdict with the policy's numbers, counted by this instance alone.
-fn marked(mut answer: Value, local: bool) -> Value {
-    if local {
-        answer["degraded"] = json!(true);
-        answer["store"] = json!("local");
-    }
-    answer
+    let answer = wire::marked(wire::verdict(&verdict.value), verdict.local);
+    Ok(Json(answer).into_response())
 }
 
 fn count_check(service: &Service, verdict: &Verdict) {
@@ -152,7 +142,7 @@ pub async fn failure(
     State(service): State<Arc<Service>>,
     _: ApiClient,
     ApiJson(request): ApiJson<FailureRequest>,
-) -> Answer {
+) -> Result<Response, ApiError> {
     let attempt = request.attempt()?;
     let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     service.metrics.failure();
@@ -164,7 +154,8 @@ pub async fn failure(
             "retry_after_secs": null,
             "failures": [],
             "degraded": true,
-        })));
+        }))
+        .into_response());
     };
     log_lockouts(
         &service,
@@ -172,7 +163,8 @@ pub async fn failure(
         &report.value.started,
         report.value.retry_after,
     );
-    Ok(Json(marked(wire::failure(&report.value), report.local)))
+    let answer = wire::marked(wire::failure(&report.value), report.local);
+    Ok(Json(answer).into_response())
 }
 
 /// `POST /v1/success`
@@ -180,7 +172,7 @@ pub async fn success(
     State(service): State<Arc<Service>>,
     _: ApiClient,
     ApiJson(request): ApiJson<SuccessRequest>,
-) -> Answer {
+) -> Result<Response, ApiError> {
     let attempt = request.attempt()?;
     let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     service.metrics.success();
@@ -189,9 +181,9 @@ pub async fn success(
         .await
     else {
         service.metrics.degraded("success");
-        return Ok(Json(json!({ "reset": false, "degraded": true })));
+        return Ok(Json(json!({ "reset": false, "degraded": true })).into_response());
     };
-    Ok(Json(marked(wire::success(reset.value), reset.local)))
+    Ok(Json(wire::marked(wire::success(reset.value), reset.local)).into_response())
 }
 
 /// The answer `on_store_error` dictates while Redis is away (with `local`, when even the local
