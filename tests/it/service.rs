@@ -1135,31 +1135,41 @@ async fn admin_work_cut_by_its_deadline_says_what_it_did() {
         c.bulk_timeout = Duration::from_millis(50);
     })
     .await;
-    let response = http_client()
-        .delete(service.at("/v1/attempts?all=true"))
-        .bearer_auth("t0ken")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let error = response.json::<Value>().await.unwrap()["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let at_most: u64 = error
-        .split("removed at most ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|count| count.parse().ok())
-        .unwrap_or_else(|| panic!("{error}"));
-    assert!(error.contains("run it again"), "{error}");
+    let client = http_client();
+    // A run cut before its scan matched anything removed nothing and says only that Redis did
+    // not answer in time (on a loaded machine, 50 ms can pass before the first page): run
+    // again until one says how far it got.
+    let mut cut = None;
+    for _ in 0..20 {
+        let response = client
+            .delete(service.at("/v1/attempts?all=true"))
+            .bearer_auth("t0ken")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let error = response.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if let Some(rest) = error.split("removed at most ").nth(1) {
+            let at_most: u64 = rest.split(' ').next().unwrap().parse().unwrap();
+            assert!(error.contains("run it again"), "{error}");
+            cut = Some(at_most);
+            break;
+        }
+        assert!(error.contains("no answer from Redis"), "{error}");
+    }
+    let at_most = cut.expect("a run that says how far it got");
+    // Its last UNLINK, sent before the deadline and counted then, may land before or after
+    // this count: either way no more than the answer said went.
     let left = redis
         .keys()
         .iter()
         .filter(|key| key.starts_with("lockout:attempt:"))
         .count() as u64;
     assert!(
-        left < 300_000 && 300_000 - left <= at_most,
+        300_000 - left <= at_most,
         "{left} records left, the answer says at most {at_most} went"
     );
 }
