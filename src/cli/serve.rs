@@ -64,6 +64,7 @@ Logging: LOCKOUT_LOG (a tracing filter, default info). See lockout.example.toml.
 pub(super) async fn serve(config: Config) -> Result<()> {
     config.check_exposure()?;
     init_logging(config.log_format);
+    let shutdown = server::shutdown_signal();
     let store = server::open_store(&config).await?;
     let listener = Listener::bind(&config.listen)
         .await
@@ -101,7 +102,7 @@ pub(super) async fn serve(config: Config) -> Result<()> {
     }
     let engine = Engine::new(store, config.policy.clone());
     let service = Arc::new(Service::new(engine, &config));
-    server::serve(listener, service, server::shutdown_signal())
+    server::serve(listener, service, shutdown)
         .await
         .map_err(|source| Error::Io {
             what: "serving HTTP".into(),
