@@ -50,7 +50,8 @@
 --
 -- Every argument given to redis.call is one of the strings received, but a repeat offender's
 -- lockout duration: a Lua number would be formatted through printf, which costs more than the
--- command. Each argument is read as a number once (tonumber parses a string twice).
+-- command. What every failure needs is read as a number once (tonumber parses a string twice);
+-- what only a lock needs (its durations, backoff) is read again when it locks.
 --
 -- Returns {failures, lock_ms, started, lockouts} for each identity, one after the other:
 -- lock_ms is the lock's duration, or -2 when not locked ({0, -2, 0, 0} when the reset marker

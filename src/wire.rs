@@ -387,6 +387,10 @@ mod tests {
             verdict: locked.clone(),
             failures: counts,
         };
+        let counted = json!([
+            { "parameters": ["ip", "username"], "count": 3 },
+            { "parameters": ["ip"], "count": 5 },
+        ]);
         for (answer, old) in [
             (
                 written(verdict(&Verdict::Allowed)),
@@ -417,10 +421,7 @@ mod tests {
                 json!({
                     "locked": false,
                     "retry_after_secs": null,
-                    "failures": [
-                        { "parameters": ["ip", "username"], "count": 3 },
-                        { "parameters": ["ip"], "count": 5 },
-                    ],
+                    "failures": counted,
                 }),
             ),
             (
@@ -430,10 +431,7 @@ mod tests {
                     "reason": "lockout",
                     "retry_after_secs": 2,
                     "locked_by": [["ip", "username"]],
-                    "failures": [
-                        { "parameters": ["ip", "username"], "count": 3 },
-                        { "parameters": ["ip"], "count": 5 },
-                    ],
+                    "failures": counted,
                 }),
             ),
             (

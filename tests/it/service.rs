@@ -1100,6 +1100,16 @@ fn fill_records(redis: &RedisServer, count: u32) {
     }
 }
 
+/// `DELETE /v1/attempts?all=true` with the admin token the deadline tests set.
+async fn delete_every_record(client: &reqwest::Client, service: &TestService) -> reqwest::Response {
+    client
+        .delete(service.at("/v1/attempts?all=true"))
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn admin_work_runs_under_its_own_deadline_on_its_own_connection() {
     let redis = RedisServer::start();
@@ -1111,13 +1121,7 @@ async fn admin_work_runs_under_its_own_deadline_on_its_own_connection() {
         c.command_timeout = Duration::from_millis(1);
     })
     .await;
-    let client = http_client();
-    let response = client
-        .delete(service.at("/v1/attempts?all=true"))
-        .bearer_auth("t0ken")
-        .send()
-        .await
-        .unwrap();
+    let response = delete_every_record(&http_client(), &service).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
@@ -1141,12 +1145,7 @@ async fn admin_work_cut_by_its_deadline_says_what_it_did() {
     // again until one says how far it got.
     let mut cut = None;
     for _ in 0..20 {
-        let response = client
-            .delete(service.at("/v1/attempts?all=true"))
-            .bearer_auth("t0ken")
-            .send()
-            .await
-            .unwrap();
+        let response = delete_every_record(&client, &service).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         let error = response.json::<Value>().await.unwrap()["error"]
             .as_str()
