@@ -1,0 +1,101 @@
+//! The access log and the events: appended oldest last, kept within their bounds.
+
+use std::collections::VecDeque;
+use std::time::{Instant, SystemTime};
+
+use super::{SpaceId, State};
+use crate::event::{Event, StoredEvent};
+use crate::policy::AccessLog;
+use crate::record::LogEntry;
+use crate::store::LogAppend;
+
+impl State {
+    /// Appends to `space`'s log, then drops its entries past the policy's bounds, and its
+    /// oldest while the store holds more than `max_log_entries`.
+    pub(super) fn append(
+        &mut self,
+        space: SpaceId,
+        log: &LogAppend<'_>,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let attempt = log.attempt;
+        let entries = &mut self.spaces[space].log;
+        entries.push_back((
+            now,
+            LogEntry {
+                time: wall,
+                ip: attempt.ip,
+                username: attempt.username.clone(),
+                user_agent: attempt.user_agent.clone(),
+                path: attempt.path.clone(),
+                outcome: log.outcome,
+                count: log.count,
+            },
+        ));
+        self.log_entries += 1;
+        keep_within(
+            entries,
+            log.bounds,
+            now,
+            (&mut self.log_entries, self.max_log_entries),
+        );
+    }
+
+    /// Appends `event` to `space`'s events, then drops those past `bounds`, and its oldest
+    /// while the store holds more than `max_log_entries` entries and events.
+    pub(super) fn append_event(
+        &mut self,
+        space: SpaceId,
+        event: &Event,
+        bounds: AccessLog,
+        (now, wall): (Instant, SystemTime),
+    ) {
+        let ms = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        self.last_event = if ms > self.last_event.0 {
+            (ms, 0)
+        } else {
+            (self.last_event.0, self.last_event.1 + 1)
+        };
+        let (ms, sequence) = self.last_event;
+        let events = &mut self.spaces[space].events;
+        events.push_back((
+            now,
+            StoredEvent {
+                id: format!("{ms}-{sequence}"),
+                time: wall,
+                event: event.clone(),
+            },
+        ));
+        self.log_entries += 1;
+        keep_within(
+            events,
+            bounds,
+            now,
+            (&mut self.log_entries, self.max_log_entries),
+        );
+    }
+}
+
+/// Drops the oldest of `entries` (oldest first) while any is past `bounds`' retention, they are
+/// more than its size, or the store holds more than its bound (`held`: the store's count of
+/// entries, and its bound).
+fn keep_within<T>(
+    entries: &mut VecDeque<(Instant, T)>,
+    bounds: AccessLog,
+    now: Instant,
+    (held, bound): (&mut usize, usize),
+) {
+    let oldest_kept = now.checked_sub(bounds.retention);
+    let most = usize::try_from(bounds.max_entries.get()).unwrap_or(usize::MAX);
+    while let Some((time, _)) = entries.front() {
+        let too_old = oldest_kept.is_some_and(|oldest| *time < oldest);
+        if !too_old && entries.len() <= most && *held <= bound {
+            break;
+        }
+        entries.pop_front();
+        *held -= 1;
+    }
+}

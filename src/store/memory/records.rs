@@ -1,0 +1,204 @@
+//! Attempt records: `fail.lua`'s counting and locking, lockout counts, reset markers, and the
+//! store-wide order that expiry and eviction follow.
+
+use std::time::{Instant, SystemTime};
+
+use super::{identity_of, Failure, Record, SpaceId, State, Tag};
+use crate::identity::Identity;
+use crate::keys::RESET_GUARD;
+use crate::record::{AttemptRecord, IdentityState};
+
+impl State {
+    pub(super) fn state_of(&self, space: SpaceId, tag: &str, now: Instant) -> IdentityState {
+        match self.spaces[space].records.get(tag) {
+            Some(record) => IdentityState {
+                failures: record.failures,
+                lock_remaining: record.lock_ends.map(|ends| ends - now),
+                ..IdentityState::CLEAN
+            },
+            None => IdentityState::CLEAN,
+        }
+    }
+
+    /// `fail.lua`: `failure` of `identity` at `now` (`wall` on the wall clock).
+    pub(super) fn fail(
+        &mut self,
+        space: SpaceId,
+        identity: &Identity,
+        failure: Failure<'_>,
+        (now, wall): (Instant, SystemTime),
+    ) -> IdentityState {
+        let Failure {
+            rule,
+            count,
+            refused,
+            user_agent,
+            path,
+        } = failure;
+        let tag = identity.tag();
+        if refused && self.spaces[space].markers.contains_key(tag) {
+            return IdentityState::CLEAN;
+        }
+        let (tag, mut record) = match self.unlink(space, tag) {
+            Some((tag, mut record)) => {
+                record.failures = record.failures.saturating_add(count);
+                record.last_failure = wall;
+                record.rule = *rule;
+                (tag, record)
+            }
+            None => {
+                self.make_room();
+                let record = Box::new(Record {
+                    rule: *rule,
+                    failures: count,
+                    first_failure: wall,
+                    last_failure: wall,
+                    user_agent: None,
+                    path: None,
+                    ends: now,
+                    lock_ends: None,
+                });
+                (Tag::from(tag), record)
+            }
+        };
+        if let Some(user_agent) = user_agent {
+            record.user_agent = Some(user_agent.into());
+        }
+        if let Some(path) = path {
+            record.path = Some(path.into());
+        }
+        record.ends = now + rule.cooloff;
+        let limit = if rule.lock_out_at_failure {
+            u64::from(rule.failure_limit)
+        } else {
+            0
+        };
+        let (mut lock_started, mut lockouts) = (false, 0);
+        if limit > 0 && record.failures >= limit {
+            // A lock that has ended is gone (see `expire`): none there starts a lockout.
+            lock_started = record.lock_ends.is_none();
+            let duration = match rule.repeat {
+                None => rule.lockout_duration,
+                Some(repeat) => {
+                    lockouts = if lock_started {
+                        self.count_lockout(space, &tag, now + repeat.memory)
+                    } else {
+                        let count = self.spaces[space].lockouts.get(&tag).map(|(n, _)| *n);
+                        count.unwrap_or(1)
+                    };
+                    rule.lockout_for(lockouts)
+                }
+            };
+            record.lock_ends = Some(now + duration);
+            record.ends = record.ends.max(now + duration);
+        }
+        let state = IdentityState {
+            failures: record.failures,
+            lock_remaining: record.lock_ends.map(|ends| ends - now),
+            lock_started,
+            lockouts,
+        };
+        self.link(space, tag, record);
+        state
+    }
+
+    /// `INCR` and `PEXPIRE` of the identity's lockout count: one more lockout, remembered
+    /// until `ends`; answers the count.
+    fn count_lockout(&mut self, space: SpaceId, tag: &Tag, ends: Instant) -> u64 {
+        let count = match self.spaces[space].lockouts.remove(tag) {
+            Some((count, old_end)) => {
+                self.lockout_ends.remove(&(old_end, space, tag.clone()));
+                count + 1
+            }
+            None => {
+                if self.lockout_ends.len() >= self.max_identities {
+                    if let Some((_, space, tag)) = self.lockout_ends.pop_first() {
+                        self.spaces[space].lockouts.remove(&tag);
+                    }
+                }
+                1
+            }
+        };
+        self.spaces[space]
+            .lockouts
+            .insert(tag.clone(), (count, ends));
+        self.lockout_ends.insert((ends, space, tag.clone()));
+        count
+    }
+
+    /// Drops the identity's lockout count; answers whether it had one.
+    pub(super) fn forget_lockouts(&mut self, space: SpaceId, tag: &str) -> bool {
+        match self.spaces[space].lockouts.remove_entry(tag) {
+            Some((tag, (_, ends))) => {
+                self.lockout_ends.remove(&(ends, space, tag));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn mark_reset(&mut self, space: SpaceId, tag: &str, now: Instant) {
+        let ends = now + RESET_GUARD;
+        let tag = Tag::from(tag);
+        self.spaces[space].markers.insert(tag.clone(), ends);
+        self.marker_ends.push_back((ends, space, tag));
+    }
+
+    pub(super) fn unlink(&mut self, space: SpaceId, tag: &str) -> Option<(Tag, Box<Record>)> {
+        let (tag, record) = self.spaces[space].records.remove_entry(tag)?;
+        self.identities -= 1;
+        let (locked, place) = record.order(space, &tag);
+        if locked {
+            self.locked.remove(&place);
+        } else {
+            self.counting.remove(&place);
+        }
+        Some((tag, record))
+    }
+
+    fn link(&mut self, space: SpaceId, tag: Tag, record: Box<Record>) {
+        let (locked, place) = record.order(space, &tag);
+        if locked {
+            self.locked.insert(place);
+        } else {
+            self.counting.insert(place);
+        }
+        self.spaces[space].records.insert(tag, record);
+        self.identities += 1;
+    }
+
+    /// Room for one more record: the unlocked record nearest its end goes, or else the lock
+    /// nearest its end, in whichever keyspace it is.
+    fn make_room(&mut self) {
+        while self.identities >= self.max_identities {
+            let victim = self
+                .counting
+                .first()
+                .or_else(|| self.locked.first())
+                .map(|(_, space, tag)| (*space, tag.clone()));
+            match victim {
+                Some((space, tag)) => {
+                    self.unlink(space, &tag);
+                }
+                None => break,
+            }
+        }
+    }
+
+    pub(super) fn record(&self, space: SpaceId, tag: &str, now: Instant) -> Option<AttemptRecord> {
+        let record = self.spaces[space].records.get(tag)?;
+        Some(AttemptRecord {
+            identity: identity_of(tag),
+            failures: record.failures,
+            first_failure: Some(record.first_failure),
+            last_failure: Some(record.last_failure),
+            user_agent: record.user_agent.as_deref().map(String::from),
+            path: record.path.as_deref().map(String::from),
+            lock_remaining: record.lock_ends.map(|ends| ends - now),
+            lockouts: self.spaces[space]
+                .lockouts
+                .get(tag)
+                .map_or(0, |(count, _)| *count),
+        })
+    }
+}
