@@ -1,0 +1,130 @@
+//! `LOCKOUT_*` environment variables as configuration keys, and errors that name the
+//! variable a bad value came from.
+
+use figment::providers::{Env, Serialized};
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+
+/// Keys whose values are text whatever they look like: figment reads `LOCKOUT_ADMIN_PASSWORD=
+/// 123456` as a number (and `0123` as 123), so these are taken from the environment as written.
+const TEXT_KEYS: [&str; 12] = [
+    "redis_url",
+    "redis_sentinel_master",
+    "redis_tls_ca",
+    "redis_tls_cert",
+    "redis_tls_key",
+    "prefix",
+    "listen",
+    "api_token",
+    "admin.path",
+    "admin.username",
+    "admin.password",
+    "admin.token",
+];
+
+/// `LOCKOUT_POLICY_FAILURE_LIMIT` is `policy.failure_limit`, `LOCKOUT_ADMIN_PASSWORD` is
+/// `admin.password`; `LOCKOUT_CONFIG`, `LOCKOUT_LOG` and `LOCKOUT_SERVER` (the CLI's
+/// `--server`) are not configuration keys, and neither
+/// are the variables Kubernetes makes for a Service named `lockout` (`LOCKOUT_PORT`,
+/// `LOCKOUT_PORT_8080_TCP_ADDR`, `LOCKOUT_SERVICE_HOST`, ...). Any other `LOCKOUT_` variable
+/// must name a key: a typo is an error. `TEXT_KEYS` come from `text_environment`.
+pub(super) fn environment() -> Env {
+    Env::prefixed("LOCKOUT_").filter_map(|key| {
+        let key = key.as_str().to_ascii_lowercase();
+        let kubernetes = key == "port"
+            || key.starts_with("port_")
+            || key == "service_host"
+            || key == "service_port"
+            || key.starts_with("service_port_");
+        if kubernetes || key == "config" || key == "log" || key == "server" {
+            return None;
+        }
+        let path = config_path(&key);
+        (!TEXT_KEYS.contains(&path.as_str())).then(|| path.into())
+    })
+}
+
+/// The `TEXT_KEYS` set in the environment, each exactly as written.
+pub(super) fn text_environment() -> Serialized<Map<String, Value>> {
+    let mut values = Map::new();
+    for key in TEXT_KEYS {
+        if let Ok(value) = std::env::var(environment_variable(key)) {
+            let (section, name) = key
+                .split_once('.')
+                .map_or((None, key), |(s, n)| (Some(s), n));
+            let table = match section {
+                Some(section) => values
+                    .entry(section)
+                    .or_insert_with(|| Value::Object(Map::new()))
+                    .as_object_mut()
+                    .expect("a section is a table"),
+                None => &mut values,
+            };
+            table.insert(name.to_string(), Value::String(value));
+        }
+    }
+    Serialized::defaults(values)
+}
+
+/// `JSON_KEYS` set in the environment as JSON, which figment's own parsing of environment
+/// values does not read (`[{"fields": ["ip"], "failure_limit": 10}]`): the same shapes as in a
+/// request's policy (and as `[[webhooks]]` in TOML). A value that is not JSON is left to figment (`ip`, `[ip, username]`).
+pub(super) fn json_environment() -> Serialized<Map<String, Value>> {
+    let mut values = Map::new();
+    for key in JSON_KEYS {
+        let Ok(text) = std::env::var(environment_variable(key)) else {
+            continue;
+        };
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        match key.split_once('.') {
+            Some((section, name)) => values
+                .entry(section)
+                .or_insert_with(|| Value::Object(Map::new()))
+                .as_object_mut()
+                .expect("a section is a table")
+                .insert(name.to_string(), value),
+            None => values.insert(key.to_string(), value),
+        };
+    }
+    Serialized::defaults(values)
+}
+
+/// Keys whose environment values may be JSON (see `json_environment`).
+const JSON_KEYS: [&str; 2] = ["policy.lockout_parameters", "webhooks"];
+
+/// `policy_failure_limit` is `policy.failure_limit`.
+fn config_path(key: &str) -> String {
+    for section in ["policy", "admin"] {
+        if let Some(rest) = key.strip_prefix(section).and_then(|k| k.strip_prefix('_')) {
+            return format!("{section}.{rest}");
+        }
+    }
+    key.to_string()
+}
+
+/// `admin.password` is `LOCKOUT_ADMIN_PASSWORD`.
+fn environment_variable(key: &str) -> String {
+    format!("LOCKOUT_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// One line naming the key, the problem and where the value came from.
+pub(super) fn describe(errors: figment::Error) -> Error {
+    let Some(error) = errors.into_iter().next() else {
+        return Error::Config("unreadable configuration".into());
+    };
+    let key = error.path.join(".");
+    let origin = match &error.metadata {
+        Some(metadata) if metadata.name.contains("environment") => {
+            format!(" (environment variable {})", environment_variable(&key))
+        }
+        Some(metadata) => metadata.source.as_ref().map_or_else(
+            || format!(" ({})", metadata.name),
+            |source| format!(" (in {source})"),
+        ),
+        None => String::new(),
+    };
+    Error::Config(format!("{key}: {}{origin}", error.kind))
+}
