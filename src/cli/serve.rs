@@ -29,7 +29,8 @@ over the file, which wins over the defaults):
   open_login_api = LOCKOUT_OPEN_LOGIN_API     false: listening beyond loopback needs api_token
   trusted_proxies = LOCKOUT_TRUSTED_PROXIES   [] (IPs, CIDRs whose X-Forwarded-For names an admin's client)
   max_connections = LOCKOUT_MAX_CONNECTIONS   10000 (more at once: 503)
-  header_read_timeout = LOCKOUT_HEADER_READ_TIMEOUT  10s
+  header_read_timeout = LOCKOUT_HEADER_READ_TIMEOUT  10s (also an idle kept-alive connection's)
+  body_read_timeout = LOCKOUT_BODY_READ_TIMEOUT      10s (else 408 and the connection closed)
   drain_timeout = LOCKOUT_DRAIN_TIMEOUT       10s (requests in flight after SIGTERM)
   log_format = LOCKOUT_LOG_FORMAT             text or json (one object per line)
   lock_cache = LOCKOUT_LOCK_CACHE             true: checks of identities known locked skip Redis

@@ -105,8 +105,11 @@ pub struct Config {
     pub trusted_proxies: IpList,
     /// `serve` answers more connections than this with 503 at once.
     pub max_connections: usize,
-    /// How long `serve` waits for a request's headers.
+    /// How long `serve` waits for a request's headers (and an idle kept-alive connection for
+    /// its next request).
     pub header_read_timeout: Duration,
+    /// How long `serve` waits for a request's whole body once its headers are in.
+    pub body_read_timeout: Duration,
     /// How long `serve` lets requests in flight finish after SIGTERM.
     pub drain_timeout: Duration,
     /// Where `serve` POSTs events (see `webhook`).
@@ -221,6 +224,8 @@ struct RawConfig {
     #[serde(with = "humantime_serde")]
     header_read_timeout: Duration,
     #[serde(with = "humantime_serde")]
+    body_read_timeout: Duration,
+    #[serde(with = "humantime_serde")]
     drain_timeout: Duration,
     policy: RawPolicy,
     admin: AdminConfig,
@@ -251,6 +256,7 @@ impl Default for RawConfig {
             trusted_proxies: OneOrMany::Many(Vec::new()),
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
             policy: RawPolicy::default(),
             admin: AdminConfig::default(),

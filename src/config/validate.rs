@@ -12,6 +12,7 @@ impl RawConfig {
         bounded("command_timeout", self.command_timeout)?;
         bounded("bulk_timeout", self.bulk_timeout)?;
         bounded("header_read_timeout", self.header_read_timeout)?;
+        bounded("body_read_timeout", self.body_read_timeout)?;
         bounded("drain_timeout", self.drain_timeout)?;
         if self.max_connections == 0 {
             return Err(Error::Config("max_connections: must be at least 1".into()));
@@ -78,6 +79,7 @@ impl RawConfig {
             )?,
             max_connections: self.max_connections,
             header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
             drain_timeout: self.drain_timeout,
             webhooks,
         })

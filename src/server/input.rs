@@ -2,7 +2,9 @@
 //! name the field: `username: invalid type: integer `5`, expected a string`.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::time::Duration;
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -12,26 +14,43 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::MAX_BODY_BYTES;
 
-/// Reads each request's whole body (at most `MAX_BODY_BYTES`) before anything answers it. A
-/// request refused before its body was read (a wrong token, a locked-out admin) would leave
-/// the body's late bytes unread, and hyper then closes the connection without saying so: a
-/// client that reuses it, as a pool of kept-alive connections does, fails its next request.
-/// A body over the limit is answered 413 and the connection closed.
-pub async fn read_body_first(request: Request, next: Next) -> Response {
+/// Reads each request's whole body (at most `MAX_BODY_BYTES`, within `body_read_timeout`)
+/// before anything answers it. A request refused before its body was read (a wrong token, a
+/// locked-out admin) would leave the body's late bytes unread, and hyper then closes the
+/// connection without saying so: a client that reuses it, as a pool of kept-alive connections
+/// does, fails its next request. A body over the limit is answered 413, one that has not all
+/// arrived in time 408 (a client that stalls cannot hold a connection, and its slot under
+/// `max_connections`, forever), and the connection closed.
+pub async fn read_body_first(
+    State(body_read_timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = request.into_parts();
-    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
+    let read = tokio::time::timeout(
+        body_read_timeout,
+        axum::body::to_bytes(body, MAX_BODY_BYTES),
+    );
+    let refusal = match read.await {
+        Ok(Ok(bytes)) => {
+            return next
+                .run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Err(_) => {
-            let mut response = too_large().into_response();
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
-    }
+        Ok(Err(_)) => too_large(),
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body: not all received within body_read_timeout ({})",
+                humantime::format_duration(body_read_timeout)
+            ),
+        ),
+    };
+    let mut response = refusal.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn too_large() -> ApiError {

@@ -1,7 +1,9 @@
 //! The accept loop of `lockout serve`, in mini-redis' shape: at most `max_connections` at once
 //! (one more is answered 503 and closed at once: under a flood the service sheds load rather
 //! than queueing it), a request's headers must arrive within `header_read_timeout` (a client
-//! that trickles them cannot hold a connection forever), and a shutdown stops accepting, then
+//! that trickles them cannot hold a connection forever; hyper also runs it while a kept-alive
+//! connection waits idle for its next request), its body within `body_read_timeout` (see
+//! `input::read_body_first`), and a shutdown stops accepting, then
 //! lets requests in flight finish for at most `drain_timeout`. On a TCP address, or on a Unix
 //! socket for a login page on the same host (its clients have no address: admin logins count
 //! them as 127.0.0.1).
@@ -26,11 +28,13 @@ use crate::config::Listen;
 use tokio::sync::Semaphore;
 use tower_service::Service;
 
-/// How many connections, how long for headers, how long to drain.
+/// How many connections, how long for headers and for a body, how long to drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// Applied by `input::read_body_first`, where the body is read.
+    pub body_read_timeout: Duration,
     pub drain_timeout: Duration,
 }
 

@@ -145,6 +145,7 @@ impl Service {
             limits: listener::Limits {
                 max_connections: config.max_connections,
                 header_read_timeout: config.header_read_timeout,
+                body_read_timeout: config.body_read_timeout,
                 drain_timeout: config.drain_timeout,
             },
             csrf_token: csrf_token(&config.admin),
@@ -449,7 +450,10 @@ pub fn app(service: Arc<Service>) -> Router {
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(input::read_body_first))
+        .layer(axum::middleware::from_fn_with_state(
+            service.limits.body_read_timeout,
+            input::read_body_first,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(service)
 }

@@ -1046,6 +1046,100 @@ async fn a_client_that_trickles_its_headers_is_cut_off() {
     assert!(closed.is_ok(), "the service closed the connection");
 }
 
+/// A request whose headers came and whose body never does, on a connection of its own.
+async fn stall(address: &str) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stream,
+        b"POST /v1/check HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    stream
+}
+
+/// A whole check on a connection of its own, closed after it: the raw answer.
+async fn check_alone(address: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let body = r#"{"ip":"10.0.0.1"}"#;
+    let request = format!(
+        "POST /v1/check HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut answer)
+        .await
+        .unwrap();
+    answer
+}
+
+#[tokio::test]
+async fn stalled_bodies_hold_no_connection_past_body_read_timeout() {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let _serving = ServeProcess::start(
+        &["--listen", &address],
+        &[
+            ("LOCKOUT_MAX_CONNECTIONS", "5"),
+            ("LOCKOUT_BODY_READ_TIMEOUT", "2s"),
+        ],
+        port,
+    );
+    // Every slot taken by a stalled body. The start-up probe's connection may still hold a
+    // slot for a moment, and a stalled request then refused: one more is sent until a check
+    // finds every slot taken.
+    let mut stalled = Vec::new();
+    for _ in 0..5 {
+        stalled.push(stall(&address).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = check_alone(&address).await;
+        if answer.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slots never filled: {answer}"
+        );
+        stalled.push(stall(&address).await);
+    }
+    // At the server's deadline, each stalled request is answered 408 and its connection
+    // closed (read to its end).
+    let mut timed_out = 0;
+    for mut stream in stalled {
+        let mut answer = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut answer),
+        )
+        .await
+        .expect("the service closed the stalled connection")
+        .unwrap();
+        if answer.starts_with("HTTP/1.1 408") {
+            assert!(
+                answer.contains("body_read_timeout (2s)") && answer.contains("connection: close"),
+                "{answer}"
+            );
+            timed_out += 1;
+        } else {
+            assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        }
+    }
+    assert!(timed_out >= 5, "every slot's stalled request timed out");
+    // The slots come back as the connections close.
+    eventually(
+        Duration::from_secs(5),
+        "a new check is served",
+        async || check_alone(&address).await.starts_with("HTTP/1.1 200"),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn shutdown_drains_for_at_most_the_deadline() {
     let redis = RedisServer::start();
