@@ -1,17 +1,7 @@
 """Django application config: installing the app provides the ``axes_list_attempts`` command and
-system checks that find an invalid LOCKOUT_ON_ERROR or LOCKOUT_TIMEOUT at start-up, not during
-the first outage."""
+the ``lockout`` system checks (checks.py)."""
 
 from django.apps import AppConfig
-from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
-
-from lockout_axes import client
-
-SETTING_CHECKS = (
-    ("lockout_axes.E001", client.locked_when_unavailable),
-    ("lockout_axes.E002", client.timeout_seconds),
-)
 
 
 class LockoutAxesConfig(AppConfig):
@@ -19,14 +9,6 @@ class LockoutAxesConfig(AppConfig):
     verbose_name = "Lockout"
 
     def ready(self):
-        checks.register(check_settings)
+        from lockout_axes import checks
 
-
-def check_settings(app_configs, **kwargs):
-    errors = []
-    for check_id, read_setting in SETTING_CHECKS:
-        try:
-            read_setting()
-        except ImproperlyConfigured as error:
-            errors.append(checks.Error(str(error), id=check_id))
-    return errors
+        checks.register()

@@ -1,4 +1,4 @@
-"""HTTP client for the lockout service's API, as the Axes handler and commands use it.
+"""HTTP client for the lockout service's API, as the Axes handler, its commands and checks use it.
 
 Settings are read from ``django.conf.settings`` at every call (so ``override_settings`` works):
 ``LOCKOUT_URL``, ``LOCKOUT_API_TOKEN``, ``LOCKOUT_ADMIN_TOKEN``, ``LOCKOUT_TIMEOUT``,
@@ -6,13 +6,16 @@ Settings are read from ``django.conf.settings`` at every call (so ``override_set
 kept-alive connections; a call's connecting and reading share one ``LOCKOUT_TIMEOUT`` (urllib3's
 total timeout), and no call is retried.
 
-A service that cannot be reached, times out, fails (5xx) or answers ``"degraded": true`` raises
-``ServiceUnavailable``, unless the degraded answer says ``"store": "local"``: a service with
-``on_store_error = "local"`` counted it on its own while its Redis is away, and its verdict
-stands. The log gets one warning when an outage starts and one info line when the service answers
-again. A 4xx raises ``RequestRejected``: the request was wrong, a bug or a misconfiguration, never
-a verdict. Tokens appear in no log line and no exception message, and Django's error reports hide
-the frame variables that hold them.
+Every call either returns the service's answer or raises a ``LockoutError`` whose message says
+what went wrong and what fixes it: ``ServiceUnavailable`` (unreachable, timed out, a 5xx, an
+answer that is not the service's, or ``"degraded": true``, unless the degraded answer says
+``"store": "local"``: a service with ``on_store_error = "local"`` counted it on its own while its
+Redis is away, and its verdict stands), ``RequestRejected`` (a 4xx: a wrong token, a wrong
+LOCKOUT_URL path, a scope or policy the service refuses) or ``MissingSetting``. For a login call
+any of them means "no verdict": the handler lets LOCKOUT_ON_ERROR decide, and the log gets one
+warning per cause (not per request) and one info line when the service answers again. Tokens
+appear in no log line and no exception message, and Django's error reports hide the frame
+variables that hold them.
 """
 
 import json
@@ -37,37 +40,75 @@ ERROR_TEXT_LIMIT = 300
 
 
 class LockoutError(Exception):
-    """A call to the lockout service got no usable answer."""
+    """A call to the lockout service got no usable answer; the message says what fixes it.
+
+    ``cause`` names the kind of failure, the same for every request it hits: the log tells
+    each cause once."""
+
+    def __init__(self, message, cause=None):
+        super().__init__(message)
+        self.cause = cause or message
 
 
 class ServiceUnavailable(LockoutError):
-    """The service could not be reached, timed out, failed (5xx) or is degraded."""
+    """The service could not be reached, timed out, failed (5xx), is degraded, or the answer
+    was not the service's."""
 
 
 class RequestRejected(LockoutError):
-    """The service refused the request (4xx): a bug or a misconfiguration."""
+    """The service refused the request (4xx): a misconfiguration (token, URL, scope, policy)."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
+class MissingSetting(LockoutError, ImproperlyConfigured):
+    """A setting the call needs is not set."""
+
+
+# The service's configuration key that each token setting must match.
+SERVICE_TOKEN_KEYS = {"LOCKOUT_API_TOKEN": "api_token", "LOCKOUT_ADMIN_TOKEN": "admin.token"}
 
 
 def login_call(path, body):
-    """POST a login call (``/v1/check``, ``/v1/failure``, ``/v1/success``) and return its answer."""
+    """POST a login call (``/v1/check``, ``/v1/failure``, ``/v1/success``) and return its answer.
+
+    Raises a LockoutError for anything that is not a verdict, logged once per cause."""
+    base_url = _base_url()
+    try:
+        answer = probe_call(path, body)
+    except LockoutError as error:
+        _state.login_failed(base_url, error)
+        raise
+    _state.login_answered(base_url)
+    return answer
+
+
+def probe_call(path, body, timeout=None):
+    """A login call that logs nothing, for the system checks (``timeout`` replaces
+    LOCKOUT_TIMEOUT)."""
     scoped_body = {**body, **_scope()}
-    return _call("POST", path, body=scoped_body, token=_setting("LOCKOUT_API_TOKEN"))
+    return _call("POST", path, body=scoped_body, token_setting="LOCKOUT_API_TOKEN", timeout=timeout)
 
 
-@sensitive_variables("token")
-def admin_call(method, path, body=None, **query):
+def admin_call(method, path, body=None, *, timeout=None, **query):
     """Call an admin endpoint with ``LOCKOUT_ADMIN_TOKEN``, with a JSON ``body`` or a query
     string; ``LOCKOUT_SCOPE`` goes into whichever is sent, and ``None`` query values are left out.
+    ``timeout`` replaces LOCKOUT_TIMEOUT.
     """
-    token = _setting("LOCKOUT_ADMIN_TOKEN")
-    if not token:
-        raise ImproperlyConfigured(
-            "LOCKOUT_ADMIN_TOKEN must be set to list or reset the lockout service's records"
+    if not _setting("LOCKOUT_ADMIN_TOKEN"):
+        raise MissingSetting(
+            "LOCKOUT_ADMIN_TOKEN is not set: set it to the lockout service's admin.token to list "
+            "or reset its records"
         )
+    token_setting = "LOCKOUT_ADMIN_TOKEN"
     if body is not None:
-        return _call(method, path, body={**body, **_scope()}, token=token)
+        scoped_body = {**body, **_scope()}
+        return _call(method, path, body=scoped_body, token_setting=token_setting, timeout=timeout)
     present = {name: value for name, value in query.items() if value is not None}
-    return _call(method, path, query={**present, **_scope()}, token=token)
+    scoped_query = {**present, **_scope()}
+    return _call(method, path, query=scoped_query, token_setting=token_setting, timeout=timeout)
 
 
 def iter_attempts(page_size=1000):
@@ -105,67 +146,90 @@ def _setting(name, default=None):
     return getattr(settings, name, default)
 
 
+def _base_url():
+    return _setting("LOCKOUT_URL", DEFAULT_URL).rstrip("/")
+
+
 def _scope():
     scope = _setting("LOCKOUT_SCOPE")
     return {"scope": scope} if scope else {}
 
 
-@sensitive_variables("token")
-def _call(method, path, *, token, body=None, query=None):
-    base_url = _setting("LOCKOUT_URL", DEFAULT_URL).rstrip("/")
-    try:
-        status, payload = _exchange(method, base_url, path, token, body, query)
-    except ServiceUnavailable as error:
-        _state.outage_started(base_url, str(error))
-        raise
-    _state.outage_ended(base_url)
-    if status >= 400:
-        raise RequestRejected(
-            f"lockout service refused {method} {path}: HTTP {status}: {_error_text(payload)}"
-        )
-    return payload
+def _call(method, path, *, token_setting, body=None, query=None, timeout=None):
+    base_url = _base_url()
+    url = base_url + path + (f"?{urlencode(query)}" if query else "")
+    encoded_body = None if body is None else json.dumps(body).encode()
+    seconds = timeout or timeout_seconds()
+    status, data = _exchange(method, url, _setting(token_setting), encoded_body, seconds)
+    return _answer_of(status, data, f"{method} {path}", base_url, token_setting)
 
 
 @sensitive_variables("token", "headers")
-def _exchange(method, base_url, path, token, body, query):
-    """One request: (status, body) of a 2xx JSON object or of a 4xx, else ServiceUnavailable."""
-    url = base_url + path + (f"?{urlencode(query)}" if query else "")
+def _exchange(method, url, token, body, timeout):
+    """One request: (status, body bytes), or ServiceUnavailable when no answer came."""
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    encoded_body = None
     if body is not None:
         headers["Content-Type"] = "application/json"
-        encoded_body = json.dumps(body).encode()
     try:
         response = _state.pool().request(
             method,
             url,
-            body=encoded_body,
+            body=body,
             headers=headers,
-            timeout=urllib3.Timeout(total=timeout_seconds()),
+            timeout=urllib3.Timeout(total=timeout),
             retries=False,
         )
     except urllib3.exceptions.HTTPError as error:
-        raise ServiceUnavailable(f"{type(error).__name__}: {error}") from None
+        cause = type(error).__name__
+        raise ServiceUnavailable(f"{cause}: {error}", cause) from None
+    return response.status, response.data
+
+
+def _answer_of(status, data, request, base_url, token_setting):
+    """The JSON object a 2xx carries, or the LockoutError that says what went wrong and the fix."""
     try:
-        payload = json.loads(response.data)
+        payload = json.loads(data)
     except ValueError:
-        payload = response.data.decode(errors="replace")
-    if response.status >= 500:
-        raise ServiceUnavailable(f"HTTP {response.status}: {_error_text(payload)}")
-    if response.status >= 400:
-        return response.status, payload
+        payload = data.decode(errors="replace")
+    if status >= 500:
+        raise ServiceUnavailable(f"HTTP {status}: {_error_text(payload)}", f"HTTP {status}")
+    if status >= 400:
+        raise RequestRejected(
+            f"the lockout service refused {request}: HTTP {status}: "
+            f"{_error_text(payload)}; {_fix(status, base_url, token_setting)}",
+            status,
+        )
     if not isinstance(payload, dict):
-        raise ServiceUnavailable(f"HTTP {response.status} without a JSON object: {payload!r:.100}")
+        raise ServiceUnavailable(
+            f"HTTP {status} without a JSON object ({payload!r:.60}): is LOCKOUT_URL the lockout "
+            "service's address?"
+        )
     if payload.get("degraded") and payload.get("store") != "local":
         raise ServiceUnavailable("the service is degraded: its Redis is unavailable")
-    return response.status, payload
+    return payload
+
+
+def _fix(status, base_url, token_setting):
+    """What fixes the setting behind a 4xx."""
+    if status in (401, 403):
+        service_key = SERVICE_TOKEN_KEYS[token_setting]
+        if not _setting(token_setting):
+            return f"{token_setting} is not set: set it to the service's {service_key}"
+        return f"set {token_setting} to the service's {service_key}"
+    if status in (404, 405):
+        return (
+            f"LOCKOUT_URL ({_without_credentials(base_url)}) must be the service's base URL, "
+            "scheme, host and port only, such as http://lockout:8080"
+        )
+    return "check LOCKOUT_SCOPE and the AXES_* settings the error names"
 
 
 def _error_text(payload):
+    """The service's error, on one line (a proxy's error page is HTML over many)."""
     text = payload.get("error", payload) if isinstance(payload, dict) else payload
-    return str(text)[:ERROR_TEXT_LIMIT]
+    return " ".join(str(text).split())[:ERROR_TEXT_LIMIT]
 
 
 def _without_credentials(url):
@@ -173,12 +237,13 @@ def _without_credentials(url):
 
 
 class _ProcessState:
-    """What one process shares between its threads: the connection pool and the outage flag."""
+    """What one process shares between its threads: the connection pool, and the causes the log
+    has told since the login calls last got a verdict."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._pool = None
-        self._in_outage = False
+        self._causes = set()
 
     def pool(self):
         if self._pool is not None:
@@ -188,24 +253,24 @@ class _ProcessState:
                 self._pool = urllib3.PoolManager(maxsize=POOL_SIZE)
             return self._pool
 
-    def outage_started(self, url, cause):
+    def login_failed(self, url, error):
         with self._lock:
-            first = not self._in_outage
-            self._in_outage = True
-        if first:
+            new = error.cause not in self._causes
+            self._causes.add(error.cause)
+        if new:
             log.warning(
-                "lockout service at %s unavailable (%s): LOCKOUT_ON_ERROR decides logins "
-                "until it answers again",
+                "lockout service at %s gives logins no verdict: %s. LOCKOUT_ON_ERROR decides "
+                "them until it answers again",
                 _without_credentials(url),
-                cause,
+                error,
             )
 
-    def outage_ended(self, url):
-        if not self._in_outage:
+    def login_answered(self, url):
+        if not self._causes:
             return
         with self._lock:
-            ended = self._in_outage
-            self._in_outage = False
+            ended = bool(self._causes)
+            self._causes = set()
         if ended:
             log.info("lockout service at %s answers again", _without_credentials(url))
 

@@ -7,6 +7,10 @@ the three switches), and the service applies it atomically in Redis. The flow fo
 password is checked), and every failed login, a refused one included, is counted once, by
 ``user_login_failed``. Allow and deny lists, ``AXES_ONLY_ADMIN_SITE`` and
 ``AXES_NEVER_LOCKOUT_GET`` are Axes' own ``is_allowed``, evaluated here and never sent.
+
+An answer that is not a verdict (the service unavailable or refusing the call) leaves the login
+to ``LOCKOUT_ON_ERROR``. With ``"deny"`` the login is refused as unavailable, not as locked out:
+no ``user_locked_out``, and ``lockout_axes.middleware.LockoutMiddleware`` answers 503.
 """
 
 from datetime import timedelta
@@ -38,6 +42,8 @@ UNKNOWN_CLIENT_IP = "0.0.0.0"
 MAX_USERNAME_CHARS = 255
 # Set on a request that found the service unavailable, so the request does not wait for it twice.
 UNAVAILABLE_FLAG = "lockout_unavailable"
+# Set on a login refused because the service was unavailable and LOCKOUT_ON_ERROR is "deny".
+REFUSED_UNAVAILABLE_FLAG = "lockout_refused_unavailable"
 
 
 class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
@@ -60,6 +66,10 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
 
         username = get_client_username(request, credentials)
         client_str = _client_str(request, username)
+
+        if getattr(request, UNAVAILABLE_FLAG, False) and client.locked_when_unavailable():
+            _refuse_unavailable(request, credentials, client_str)
+            return
 
         # Axes refused this attempt and must not extend the lock by counting it.
         if not settings.AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT and request.axes_locked_out:
@@ -89,6 +99,10 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
                 _highest_count(answer),
                 get_failure_limit(request, credentials),
             )
+
+        if answer.get("unavailable") and answer["locked"]:
+            _refuse_unavailable(request, credentials, client_str)
+            return
 
         request.axes_failures_since_start = _highest_count(answer)
 
@@ -143,6 +157,11 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
         return _answer_or_fallback(request, "/v1/check", body)
 
 
+def probe_body(request):
+    """The body of a read-only login call without a username, for the system checks."""
+    return _attempt(request, None, None, record_refusal=False)
+
+
 def _attempt(request, credentials, username, **fields):
     """The body of a login call: the attempt's identity fields and this request's policy."""
     return {
@@ -179,7 +198,7 @@ def _answer(request, path, body):
         return None
     try:
         return client.login_call(path, body)
-    except client.ServiceUnavailable:
+    except client.LockoutError:
         setattr(request, UNAVAILABLE_FLAG, True)
         return None
 
@@ -188,8 +207,20 @@ def _answer_or_fallback(request, path, body):
     """The service's verdict, or the one LOCKOUT_ON_ERROR gives while it is unavailable."""
     answer = _answer(request, path, body)
     if answer is None:
-        return {"locked": client.locked_when_unavailable(), "failures": []}
+        return {"locked": client.locked_when_unavailable(), "failures": [], "unavailable": True}
     return answer
+
+
+def _refuse_unavailable(request, credentials, client_str):
+    """Refuse a login for want of a verdict: Axes' middleware is to answer, but it is no lockout."""
+    log.warning(
+        "AXES: Refusing the login of %s: the lockout service is unavailable and "
+        "LOCKOUT_ON_ERROR is 'deny'.",
+        client_str,
+    )
+    request.axes_locked_out = True
+    request.axes_credentials = credentials
+    setattr(request, REFUSED_UNAVAILABLE_FLAG, True)
 
 
 def _highest_count(answer):

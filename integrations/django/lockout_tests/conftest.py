@@ -1,12 +1,33 @@
 """Session fixtures: a private redis-server and `lockout serve` for the whole run, the Django
-settings pointing at them, and records and logs cleared before every test."""
+settings pointing at them, and records and logs cleared before every test.
+
+The Climweb-like site (climweb_site/) has settings of its own: its tests run only in a pytest run
+with ``--ds=lockout_tests.climweb_site.settings``, and only they run there.
+"""
+
+import os
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from lockout_axes import client
 from lockout_tests import services
 from lockout_tests.support import TEST_SCOPE
+
+CLIMWEB_SETTINGS = "lockout_tests.climweb_site.settings"
+CLIMWEB_SITE = Path(__file__).parent / "climweb_site"
+
+
+def pytest_ignore_collect(collection_path, config):
+    in_climweb_site = collection_path == CLIMWEB_SITE or CLIMWEB_SITE in collection_path.parents
+    climweb_run = os.environ.get("DJANGO_SETTINGS_MODULE") == CLIMWEB_SETTINGS
+    if in_climweb_site and not climweb_run:
+        return True
+    if climweb_run and not in_climweb_site and collection_path.is_file():
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +68,13 @@ def lockout_settings(lockout_service):
 
 @pytest.fixture(autouse=True)
 def cleared_records(lockout_settings):
-    for scope in (None, TEST_SCOPE):
+    for scope in {None, TEST_SCOPE, getattr(settings, "LOCKOUT_SCOPE", None)}:
         with override_settings(LOCKOUT_SCOPE=scope):
             client.admin_call("DELETE", "/v1/attempts", all="true")
             client.admin_call("DELETE", "/v1/logs", older_than="0s")
+
+
+@pytest.fixture(autouse=True)
+def fresh_outage_log(monkeypatch):
+    """Each test starts as a new process would: no outage cause told yet."""
+    monkeypatch.setattr(client, "_state", client._ProcessState())

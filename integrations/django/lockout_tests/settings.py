@@ -17,3 +17,11 @@ LOCKOUT_TIMEOUT = 5
 # The admin's CSS and JavaScript, for the Access attempts page in a real browser (live_server).
 INSTALLED_APPS += ["django.contrib.staticfiles"]
 STATIC_URL = "/static/"
+
+# Axes' middleware with the 503 of a login refused while the service is unavailable.
+MIDDLEWARE = [
+    "lockout_axes.middleware.LockoutMiddleware"
+    if entry == "axes.middleware.AxesMiddleware"
+    else entry
+    for entry in MIDDLEWARE  # noqa: F405
+]

@@ -1,5 +1,6 @@
 """LockoutHandler and its client where Axes' own tests do not reach: tokens, settings, the
-policy sent, scopes, requests without an IP, and the service's refusals."""
+policy sent, scopes, requests without an IP, and the service's refusals (checks.py's tests are in
+test_checks.py, the misconfigurations of a whole site in test_climweb_site.py)."""
 
 import logging
 from datetime import timedelta
@@ -11,9 +12,10 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from lockout_axes import client
-from lockout_axes.apps import check_settings
+from lockout_axes.checks import check_settings
 from lockout_tests import services
 from lockout_tests.support import (
+    DATABASE_HANDLER,
     LOCKOUT_HANDLER,
     TEST_SCOPE,
     NamedUser,
@@ -54,22 +56,36 @@ def test_login_calls_carry_the_api_token(settings, api_token_service):
     assert AxesProxyHandler.reset_attempts() == 1
 
 
-def test_a_wrong_token_is_refused_and_never_shown(settings, caplog, api_token_service):
+@pytest.mark.parametrize("on_error, verdict", [("deny", True), ("allow", False)])
+def test_a_refused_api_token_leaves_logins_to_on_error_and_is_logged_once(
+    settings, caplog, api_token_service, on_error, verdict
+):
     settings.LOCKOUT_URL = api_token_service.url
     settings.LOCKOUT_API_TOKEN = "wrong-login-token"
+    settings.LOCKOUT_ON_ERROR = on_error
+    caplog.set_level(logging.WARNING, logger="lockout_axes.client")
+    assert [is_locked("alice"), is_locked("bob")] == [verdict, verdict]
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert "HTTP 401" in warning
+    assert "set LOCKOUT_API_TOKEN to the service's api_token" in warning
+    assert "wrong-login-token" not in warning
+
+
+def test_a_wrong_admin_token_is_refused_and_never_shown(settings, caplog, api_token_service):
+    settings.LOCKOUT_URL = api_token_service.url
     settings.LOCKOUT_ADMIN_TOKEN = "wrong-admin-token"
-    with pytest.raises(client.RequestRejected, match="HTTP 401") as login_refusal:
-        is_locked("alice")
     with pytest.raises(client.RequestRejected, match="HTTP 401") as admin_refusal:
         AxesProxyHandler.reset_attempts()
-    shown = [str(login_refusal.value), str(admin_refusal.value), caplog.text]
-    assert not any("wrong-login-token" in text or "wrong-admin-token" in text for text in shown)
+    assert "set LOCKOUT_ADMIN_TOKEN to the service's admin.token" in str(admin_refusal.value)
+    assert "wrong-admin-token" not in str(admin_refusal.value) + caplog.text
 
 
 def test_admin_calls_need_the_admin_token(settings):
     settings.LOCKOUT_ADMIN_TOKEN = None
-    with pytest.raises(ImproperlyConfigured, match="LOCKOUT_ADMIN_TOKEN"):
+    with pytest.raises(client.MissingSetting, match="LOCKOUT_ADMIN_TOKEN") as raised:
         AxesProxyHandler.reset_attempts()
+    assert isinstance(raised.value, client.LockoutError)
+    assert isinstance(raised.value, ImproperlyConfigured)
 
 
 @pytest.mark.parametrize(
@@ -98,10 +114,17 @@ def test_system_checks_name_invalid_settings(settings, setting, value, check_id)
         call_command("check")
 
 
-def test_a_policy_the_service_refuses_names_the_key(settings):
+def test_a_site_without_the_lockout_handler_is_warned(settings):
+    settings.AXES_HANDLER = DATABASE_HANDLER
+    assert [warning.id for warning in check_settings(None)] == ["lockout_axes.W002"]
+
+
+def test_a_policy_the_service_refuses_is_no_verdict_and_the_log_names_the_key(settings, caplog):
     settings.AXES_COOLOFF_TIME = timedelta(days=400)
-    with pytest.raises(client.RequestRejected, match="policy.cooloff"):
-        is_locked("alice")
+    caplog.set_level(logging.WARNING, logger="lockout_axes.client")
+    assert is_locked("alice") is True, "LOCKOUT_ON_ERROR's default, deny"
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert "HTTP 400" in warning and "policy.cooloff" in warning
 
 
 def test_no_cooloff_locks_for_365_days(settings):

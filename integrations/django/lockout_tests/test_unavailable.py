@@ -1,7 +1,9 @@
 """A service that refuses connections, never answers, or is degraded (its Redis is gone):
 LOCKOUT_ON_ERROR decides the login, no login waits much longer than LOCKOUT_TIMEOUT, and the
-log says so once per outage, however many requests and threads run into it."""
+log says so once per outage, however many requests and threads run into it. With "deny" the
+login gets LockoutMiddleware's 503, not Axes' lockout: no ``user_locked_out``, no "Locking out"."""
 
+import json
 import logging
 import socket
 import time
@@ -9,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from axes.handlers.proxy import AxesProxyHandler
+from axes.signals import user_locked_out
 from django.urls import reverse
 
 from lockout_axes.client import ServiceUnavailable
@@ -66,20 +69,81 @@ def unavailable(settings, unavailable_url):
     return settings
 
 
-def timed_login(django_client, password):
-    started = time.monotonic()
-    response = django_client.post(
+def login(django_client, password, **headers):
+    return django_client.post(
         reverse("admin:login"),
         {"username": "admin", "password": password},
         REMOTE_ADDR="10.9.9.9",
+        **headers,
     )
+
+
+def timed_login(django_client, password):
+    started = time.monotonic()
+    response = login(django_client, password)
     return response.status_code, time.monotonic() - started
+
+
+@pytest.fixture
+def lockout_signals():
+    received = []
+
+    def receive(sender, username, **kwargs):
+        received.append(username)
+
+    user_locked_out.connect(receive)
+    yield received
+    user_locked_out.disconnect(receive)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("unavailable_url", ["closed_port", "degraded_service"], indirect=True)
+def test_deny_answers_503_unavailable_not_a_lockout(
+    unavailable, client, admin_user, lockout_signals, caplog
+):
+    unavailable.LOCKOUT_ON_ERROR = "deny"
+    caplog.set_level(logging.INFO)
+    for password in ("password", "wrong"):
+        response = login(client, password)
+        assert response.status_code == 503
+        assert response.templates[-1].name == "lockout_axes/unavailable.html"
+        assert b"Logging in is temporarily unavailable" in response.content
+    assert lockout_signals == []
+    handler_log = [r.getMessage() for r in caplog.records if r.name == "lockout_axes.handler"]
+    assert len([line for line in handler_log if "lockout service is unavailable" in line]) == 2
+    assert not [line for line in caplog.messages if "Locking out" in line]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "headers",
+    [{"HTTP_X_REQUESTED_WITH": "XMLHttpRequest"}, {"HTTP_ACCEPT": "application/json"}],
+)
+def test_deny_answers_json_to_xhr_and_api_requests(unavailable, client, admin_user, headers):
+    unavailable.LOCKOUT_ON_ERROR = "deny"
+    response = login(client, "password", **headers)
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert json.loads(response.content)["error"] == "login_unavailable"
+
+
+@pytest.mark.django_db
+def test_the_unavailable_page_is_the_sites_own_template(unavailable, client, admin_user, tmp_path):
+    unavailable.LOCKOUT_ON_ERROR = "deny"
+    (tmp_path / "lockout_axes").mkdir()
+    (tmp_path / "lockout_axes" / "unavailable.html").write_text(
+        "Our login is resting: {{ message }}"
+    )
+    unavailable.TEMPLATES = [{**unavailable.TEMPLATES[0], "DIRS": [str(tmp_path)]}]
+    response = login(client, "password")
+    assert response.status_code == 503
+    assert response.content.startswith(b"Our login is resting: Logging in is temporarily")
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "on_error, right_password_status, wrong_password_status",
-    [("deny", 429, 429), ("allow", 302, 200)],
+    [("deny", 503, 503), ("allow", 302, 200)],
 )
 def test_on_error_decides_logins_within_the_timeout(
     unavailable,

@@ -1,9 +1,11 @@
-"""Axes' own test suite, which only its sdist ships: downloaded once into ``<repo>/target``,
+"""Axes' own test suite, which only its sdist ships: the sdist of the installed django-axes
+version (its tests are written for that version's code), downloaded once into ``<repo>/target``,
 checked against a known sha256, unpacked, and put on ``sys.path`` so that ``tests.base``,
 ``tests.settings``, ``tests.test_handlers`` and ``tests.test_login`` import.
 """
 
 import hashlib
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -11,8 +13,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-AXES_VERSION = "8.3.1"
-AXES_SDIST_SHA256 = "d57e923c0ba33cf45275253dd1313c3a3ff04bec686b38d677beb2b3d43c7bcd"
+# The sha256 of the sdist of each django-axes version the tests run on (PyPI's digests).
+AXES_SDIST_SHA256 = {
+    "8.0.0": "f95b6ae67fd77d44cc688818cef174914c4ad98c48daf65020b6f03f37220e45",
+    "8.3.1": "d57e923c0ba33cf45275253dd1313c3a3ff04bec686b38d677beb2b3d43c7bcd",
+}
 REPO = Path(__file__).resolve().parents[3]
 SDIST_CACHE = REPO / "target" / "axes-sdist"
 
@@ -29,8 +34,14 @@ def add_axes_tests_to_path():
 
 
 def _unpacked_sdist():
+    version = importlib.metadata.version("django-axes")
+    if version not in AXES_SDIST_SHA256:
+        raise RuntimeError(
+            f"django-axes {version} is installed; Axes' own tests are known for "
+            f"{', '.join(AXES_SDIST_SHA256)}: add its sdist's sha256 to AXES_SDIST_SHA256"
+        )
     SDIST_CACHE.mkdir(parents=True, exist_ok=True)
-    archive = SDIST_CACHE / f"django_axes-{AXES_VERSION}.tar.gz"
+    archive = SDIST_CACHE / f"django_axes-{version}.tar.gz"
     if not archive.exists():
         subprocess.run(
             [
@@ -44,14 +55,14 @@ def _unpacked_sdist():
                 ":all:",
                 "--dest",
                 str(SDIST_CACHE),
-                f"django-axes=={AXES_VERSION}",
+                f"django-axes=={version}",
             ],
             check=True,
         )
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    if digest != AXES_SDIST_SHA256:
-        raise RuntimeError(f"{archive} has sha256 {digest}, expected {AXES_SDIST_SHA256}")
-    root = SDIST_CACHE / f"django_axes-{AXES_VERSION}"
+    if digest != AXES_SDIST_SHA256[version]:
+        raise RuntimeError(f"{archive} has sha256 {digest}, expected {AXES_SDIST_SHA256[version]}")
+    root = SDIST_CACHE / f"django_axes-{version}"
     if not root.is_dir():
         with tempfile.TemporaryDirectory(dir=SDIST_CACHE) as scratch:
             with tarfile.open(archive) as tar:

@@ -3,14 +3,17 @@ this one lists the service's attempt records (of ``LOCKOUT_SCOPE``), one per lin
 ``IP<TAB>USERNAME<TAB>FAILURES``, ``None`` for a field the record does not hold.
 
 Usernames are chosen by whoever tries to log in: control characters (and backslashes, so that
-the output stays unambiguous) are printed as Python escapes, never raw to the terminal.
+the output stays unambiguous) are printed as Python escapes, never raw to the terminal. The
+service's errors are one line (service_errors.py).
 """
 
 from django.core.management.base import BaseCommand
 
 from lockout_axes import client
+from lockout_axes.management.service_errors import one_line_errors
 
 
+@one_line_errors
 class Command(BaseCommand):
     help = "List the lockout service's attempt records"
 

@@ -1,0 +1,165 @@
+"""System checks (tag ``lockout``; a plain ``manage.py check`` runs them): the settings, the
+middleware, and what the service itself says of them, so that a misconfiguration shows at
+start-up with its fix instead of in the first login.
+
+The service checks reach it with a short timeout: a login call that only reads (the policy
+Axes' settings give, LOCKOUT_SCOPE, LOCKOUT_API_TOKEN) and a one-record listing with
+LOCKOUT_ADMIN_TOKEN. A refused token, scope or policy and a LOCKOUT_URL without the API are
+errors; an unreachable service is a warning (a deployment may start the site before the
+service) and an error under ``check --deploy``. A wrong admin token counts as a failed admin
+login at the service, as any other would.
+"""
+
+from axes.conf import settings as axes_settings
+from axes.handlers.proxy import AxesProxyHandler
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+
+from lockout_axes import client, handler
+from lockout_axes.middleware import LockoutMiddleware
+
+TAG = "lockout"
+CHECK_TIMEOUT_SECONDS = 2
+# An address of the documentation range (RFC 5737): the probe reads its counts, nothing else.
+PROBE_IP = "192.0.2.1"
+MIDDLEWARE_PATH = "lockout_axes.middleware.LockoutMiddleware"
+
+SETTING_CHECKS = (
+    ("lockout_axes.E001", client.locked_when_unavailable),
+    ("lockout_axes.E002", client.timeout_seconds),
+)
+
+
+def register():
+    checks.register(check_settings, TAG)
+    checks.register(check_service, TAG)
+    checks.register(check_service_for_deployment, TAG, deploy=True)
+
+
+def check_settings(app_configs, **kwargs):
+    errors = []
+    for check_id, read_setting in SETTING_CHECKS:
+        try:
+            read_setting()
+        except ImproperlyConfigured as error:
+            errors.append(checks.Error(str(error), id=check_id))
+    if not _uses_lockout_handler():
+        errors.append(
+            checks.Warning(
+                f"AXES_HANDLER is {axes_settings.AXES_HANDLER!r}: lockout_axes is installed, "
+                "but the lockout service keeps no failures",
+                hint='set AXES_HANDLER = "lockout_axes.handler.LockoutHandler"',
+                id="lockout_axes.W002",
+            )
+        )
+    elif not any(_is_lockout_middleware(path) for path in settings.MIDDLEWARE):
+        errors.append(
+            checks.Error(
+                "MIDDLEWARE has no lockout_axes.middleware.LockoutMiddleware: a login refused "
+                "while the lockout service is unavailable would be answered as a lockout",
+                hint=f'replace "axes.middleware.AxesMiddleware" by "{MIDDLEWARE_PATH}" in '
+                "MIDDLEWARE (it is Axes' middleware, plus the 503 of an outage)",
+                id="lockout_axes.E003",
+            )
+        )
+    return errors
+
+
+def check_service(app_configs, **kwargs):
+    if not _uses_lockout_handler():
+        return []
+    problems = []
+    try:
+        _probe_login()
+    except client.ServiceUnavailable as error:
+        problems.append(
+            checks.Warning(
+                f"lockout service unavailable: {error}",
+                hint="start it, or correct LOCKOUT_URL; until it answers, logins get "
+                "LOCKOUT_ON_ERROR's verdict",
+                id="lockout_axes.W001",
+            )
+        )
+        return problems
+    except client.RequestRejected as error:
+        problems.append(checks.Error(str(error), hint=_hint(error), id=_rejection_id(error)))
+    try:
+        client.admin_call("GET", "/v1/attempts", limit=1, timeout=CHECK_TIMEOUT_SECONDS)
+    except client.MissingSetting as error:
+        problems.append(checks.Error(str(error), hint=ADMIN_TOKEN_HINT, id="lockout_axes.E007"))
+    except client.RequestRejected as error:
+        # Other refusals (the scope, the URL's path) are the login probe's, reported above.
+        if error.status in (401, 403):
+            problems.append(checks.Error(str(error), hint=ADMIN_TOKEN_HINT, id="lockout_axes.E008"))
+    except client.ServiceUnavailable:
+        pass  # The login probe answered: a failing listing is an outage of its own, not a setting.
+    return problems
+
+
+def check_service_for_deployment(app_configs, **kwargs):
+    if not _uses_lockout_handler():
+        return []
+    try:
+        _probe_login()
+    except client.ServiceUnavailable as error:
+        return [
+            checks.Error(
+                f"lockout service unavailable: {error}",
+                hint="a deployed site needs its lockout service: start it, or correct LOCKOUT_URL",
+                id="lockout_axes.E009",
+            )
+        ]
+    except client.RequestRejected:
+        pass  # check_service reports it.
+    return []
+
+
+ADMIN_TOKEN_HINT = (
+    "axes_reset*, axes_list_attempts and the admin's Access attempts call the service with "
+    "LOCKOUT_ADMIN_TOKEN: set it to the service's admin.token"
+)
+
+
+def _probe_login():
+    """A login call that only reads, as a login of this site would send it."""
+    request = HttpRequest()
+    request.method = "POST"
+    request.path = request.path_info = "/"
+    request.META.update(REMOTE_ADDR=PROBE_IP, PATH_INFO="/")
+    AxesProxyHandler.update_request(request)
+    request.axes_ip_address = PROBE_IP
+    body = handler.probe_body(request)
+    client.probe_call("/v1/check", body, timeout=CHECK_TIMEOUT_SECONDS)
+
+
+def _hint(error):
+    if error.status in (401, 403):
+        return "the login calls carry LOCKOUT_API_TOKEN: set it to the service's api_token"
+    if error.status in (404, 405):
+        return "LOCKOUT_URL is the service's base URL, such as http://lockout:8080"
+    return "the error names the field: LOCKOUT_SCOPE, or the AXES_* setting behind the policy"
+
+
+def _rejection_id(error):
+    if error.status in (401, 403):
+        return "lockout_axes.E004"
+    if error.status in (404, 405):
+        return "lockout_axes.E005"
+    return "lockout_axes.E006"
+
+
+def _uses_lockout_handler():
+    try:
+        return issubclass(import_string(axes_settings.AXES_HANDLER), handler.LockoutHandler)
+    except (ImportError, AttributeError):
+        return False
+
+
+def _is_lockout_middleware(path):
+    try:
+        return issubclass(import_string(path), LockoutMiddleware)
+    except (ImportError, TypeError):
+        return False

@@ -1,0 +1,7 @@
+"""Axes' ``axes_reset_ip_username``; the service's errors as one line (service_errors.py)."""
+
+from axes.management.commands.axes_reset_ip_username import Command as AxesCommand
+
+from lockout_axes.management.service_errors import one_line_errors
+
+Command = one_line_errors(AxesCommand)
