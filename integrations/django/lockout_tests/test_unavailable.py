@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from asgiref.sync import async_to_sync
 from axes.handlers.proxy import AxesProxyHandler
 from axes.signals import user_locked_out
 from django.urls import reverse
@@ -112,6 +113,16 @@ def test_deny_answers_503_unavailable_not_a_lockout(
     handler_log = [r.getMessage() for r in caplog.records if r.name == "lockout_axes.handler"]
     assert len([line for line in handler_log if "lockout service is unavailable" in line]) == 2
     assert not [line for line in caplog.messages if "Locking out" in line]
+
+
+@pytest.mark.django_db
+def test_deny_answers_503_in_an_async_stack_too(unavailable, async_client, admin_user):
+    unavailable.LOCKOUT_ON_ERROR = "deny"
+    response = async_to_sync(async_client.post)(
+        reverse("admin:login"), {"username": "admin", "password": "password"}
+    )
+    assert response.status_code == 503
+    assert b"Logging in is temporarily unavailable" in response.content
 
 
 @pytest.mark.django_db
