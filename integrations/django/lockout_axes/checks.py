@@ -28,7 +28,7 @@ PROBE_IP = "192.0.2.1"
 MIDDLEWARE_PATH = "lockout_axes.middleware.LockoutMiddleware"
 
 SETTING_CHECKS = (
-    ("lockout_axes.E001", client.locked_when_unavailable),
+    ("lockout_axes.E001", client.on_error),
     ("lockout_axes.E002", client.timeout_seconds),
 )
 

@@ -67,6 +67,10 @@ class MissingSetting(LockoutError, ImproperlyConfigured):
     """A setting the call needs is not set."""
 
 
+class InvalidSetting(LockoutError, ImproperlyConfigured):
+    """A LOCKOUT_* setting has a value it cannot have (the system checks name it at start-up)."""
+
+
 # The service's configuration key that each token setting must match.
 SERVICE_TOKEN_KEYS = {"LOCKOUT_API_TOKEN": "api_token", "LOCKOUT_ADMIN_TOKEN": "admin.token"}
 
@@ -123,20 +127,30 @@ def iter_attempts(page_size=1000):
 
 
 def locked_when_unavailable():
-    """The verdict ``LOCKOUT_ON_ERROR`` gives a login while the service is unavailable."""
-    on_error = _setting("LOCKOUT_ON_ERROR", "deny")
-    if on_error not in ON_ERROR_CHOICES:
-        raise ImproperlyConfigured(
-            f"LOCKOUT_ON_ERROR must be one of {ON_ERROR_CHOICES}, not {on_error!r}"
+    """The verdict ``LOCKOUT_ON_ERROR`` gives a login while the service is unavailable; an invalid
+    value denies (the safe side), and the log says so once."""
+    try:
+        return on_error() == "deny"
+    except InvalidSetting as error:
+        _state.warn_once(
+            error.cause, "%s: logins are denied while the service gives no verdict", error
         )
-    return on_error == "deny"
+        return True
+
+
+def on_error():
+    """LOCKOUT_ON_ERROR, checked."""
+    value = _setting("LOCKOUT_ON_ERROR", "deny")
+    if value not in ON_ERROR_CHOICES:
+        raise InvalidSetting(f"LOCKOUT_ON_ERROR must be one of {ON_ERROR_CHOICES}, not {value!r}")
+    return value
 
 
 def timeout_seconds():
     """LOCKOUT_TIMEOUT: the longest a call may wait, in seconds."""
     seconds = _setting("LOCKOUT_TIMEOUT", DEFAULT_TIMEOUT)
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise ImproperlyConfigured(
+        raise InvalidSetting(
             f"LOCKOUT_TIMEOUT must be a positive number of seconds, not {seconds!r}"
         )
     return seconds
@@ -254,16 +268,21 @@ class _ProcessState:
             return self._pool
 
     def login_failed(self, url, error):
+        self.warn_once(
+            error.cause,
+            "lockout service at %s gives logins no verdict: %s. LOCKOUT_ON_ERROR decides them "
+            "until it answers again",
+            _without_credentials(url),
+            error,
+        )
+
+    def warn_once(self, cause, message, *args):
+        """Log the warning unless ``cause`` was told since the login calls last got a verdict."""
         with self._lock:
-            new = error.cause not in self._causes
-            self._causes.add(error.cause)
+            new = cause not in self._causes
+            self._causes.add(cause)
         if new:
-            log.warning(
-                "lockout service at %s gives logins no verdict: %s. LOCKOUT_ON_ERROR decides "
-                "them until it answers again",
-                _without_credentials(url),
-                error,
-            )
+            log.warning(message, *args)
 
     def login_answered(self, url):
         if not self._causes:

@@ -214,8 +214,8 @@ def _answer_or_fallback(request, path, body):
 def _refuse_unavailable(request, credentials, client_str):
     """Refuse a login for want of a verdict: Axes' middleware is to answer, but it is no lockout."""
     log.warning(
-        "AXES: Refusing the login of %s: the lockout service is unavailable and "
-        "LOCKOUT_ON_ERROR is 'deny'.",
+        "AXES: Refusing the login of %s: the lockout service is unavailable "
+        "(LOCKOUT_ON_ERROR denies).",
         client_str,
     )
     request.axes_locked_out = True

@@ -92,11 +92,13 @@ def test_admin_calls_need_the_admin_token(settings):
     "setting, value",
     [("LOCKOUT_ON_ERROR", "maybe"), ("LOCKOUT_TIMEOUT", "1"), ("LOCKOUT_TIMEOUT", 0)],
 )
-def test_invalid_settings_are_named(settings, setting, value):
+def test_an_invalid_setting_denies_logins_and_is_named_once(settings, caplog, setting, value):
     settings.LOCKOUT_URL = f"http://127.0.0.1:{services.free_port()}"
     setattr(settings, setting, value)
-    with pytest.raises(ImproperlyConfigured, match=setting):
-        is_locked("alice")
+    caplog.set_level(logging.WARNING, logger="lockout_axes.client")
+    assert [is_locked("alice"), is_locked("bob")] == [True, True]
+    named = [record for record in caplog.records if f"{setting} must be" in record.getMessage()]
+    assert len(named) == 1
 
 
 @pytest.mark.parametrize(
