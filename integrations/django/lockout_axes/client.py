@@ -237,6 +237,12 @@ def _fix(status, base_url, token_setting):
             f"LOCKOUT_URL ({_without_credentials(base_url)}) must be the service's base URL, "
             "scheme, host and port only, such as http://lockout:8080"
         )
+    if status == 429:
+        return (
+            f"the service locked this address out after wrong admin credentials: correct "
+            f"{token_setting}, then wait for the lock to end or run "
+            "`lockout --scope _admin reset --ip ADDRESS` on the service"
+        )
     return "check LOCKOUT_SCOPE and the AXES_* settings the error names"
 
 

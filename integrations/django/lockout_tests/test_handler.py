@@ -25,6 +25,8 @@ from lockout_tests.support import (
 )
 
 SECONDS_PER_DAY = 86400
+# The service's admin.failure_limit by default: wrong admin credentials from one address.
+ADMIN_FAILURE_LIMIT = 5
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +80,26 @@ def test_a_wrong_admin_token_is_refused_and_never_shown(settings, caplog, api_to
         AxesProxyHandler.reset_attempts()
     assert "set LOCKOUT_ADMIN_TOKEN to the service's admin.token" in str(admin_refusal.value)
     assert "wrong-admin-token" not in str(admin_refusal.value) + caplog.text
+
+
+@pytest.fixture
+def own_service(lockout_binary, redis_url, workdir):
+    """A service of this test's own, whose admin lockouts no other test sees."""
+    with services.lockout_serve(lockout_binary, redis_url, workdir) as service:
+        yield service
+
+
+def test_an_address_locked_out_of_the_admin_api_is_told_how_to_end_it(settings, own_service):
+    settings.LOCKOUT_URL = own_service.url
+    settings.LOCKOUT_ADMIN_TOKEN = "not-the-admin-token"
+    statuses = []
+    for _ in range(ADMIN_FAILURE_LIMIT + 1):
+        with pytest.raises(client.RequestRejected) as refusal:
+            AxesProxyHandler.reset_attempts()
+        statuses.append(refusal.value.status)
+    assert statuses == [401] * ADMIN_FAILURE_LIMIT + [429]
+    assert "lockout --scope _admin reset --ip ADDRESS" in str(refusal.value)
+    assert "not-the-admin-token" not in str(refusal.value)
 
 
 def test_admin_calls_need_the_admin_token(settings):
