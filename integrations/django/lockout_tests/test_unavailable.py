@@ -118,9 +118,12 @@ def test_deny_answers_503_unavailable_not_a_lockout(
 @pytest.mark.django_db
 def test_deny_answers_503_in_an_async_stack_too(unavailable, async_client, admin_user):
     unavailable.LOCKOUT_ON_ERROR = "deny"
-    response = async_to_sync(async_client.post)(
-        reverse("admin:login"), {"username": "admin", "password": "password"}
-    )
+
+    async def login():
+        form = {"username": "admin", "password": "password"}
+        return await async_client.post(reverse("admin:login"), form)
+
+    response = async_to_sync(login)()
     assert response.status_code == 503
     assert b"Logging in is temporarily unavailable" in response.content
 
