@@ -5,10 +5,13 @@ What Climweb has, as its operator runs it: the Wagtail admin's login at ``/cms-a
 the Django admin at ``/dj-ad-admin/``, django-allauth under ``/auth/`` (``/auth/login/``),
 wagtail-2fa's middleware, ``AxesStandaloneBackend`` first, Axes' middleware last (as
 ``lockout_axes.middleware.LockoutMiddleware``), Climweb's Axes settings (3 failures, 30 minutes,
-``[["username", "ip_address"]]``, reset on success, ``AXES_IPWARE_PROXY_COUNT = 2``: the
-client's address is the first of ``X-Forwarded-For``, written by two proxies) and its own
-``axes/lockout.html``. LOCKOUT_URL and LOCKOUT_ADMIN_TOKEN come from the test session's service
-(lockout_tests/conftest.py), LOCKOUT_SCOPE is ``climweb``.
+``[["username", "ip_address"]]``, reset on success, ``AXES_IPWARE_PROXY_COUNT = 2``; with
+Axes' default ``AXES_IPWARE_META_PRECEDENCE_ORDER``, ``REMOTE_ADDR`` alone, Axes then finds no
+client address, and the handler sends IP ``0.0.0.0``) and its own ``axes/lockout.html``. The
+LOCKOUT_* settings come from the environment, as from Climweb's env_file; in the tests,
+LOCKOUT_URL and LOCKOUT_ADMIN_TOKEN are the test session's service's (lockout_tests/conftest.py),
+and LOCKOUT_SCOPE is ``climweb``. ``python -m lockout_tests.climweb_site.manage COMMAND`` is its
+``climweb COMMAND``.
 
 It runs in the environment of requirements-climweb.txt (Climweb's pins: Wagtail, allauth,
 wagtail-2fa, django-axes 8.0.0), in a pytest run of its own, as ./run-tests does:
