@@ -1,6 +1,7 @@
-"""Django application config: installing the app provides the ``axes_list_attempts`` command and
-system checks that find an invalid LOCKOUT_ON_ERROR or LOCKOUT_TIMEOUT at start-up, not during
-the first outage."""
+"""Django application config: installing the app provides the ``axes_list_attempts`` and
+``lockout_import_axes`` commands and system checks that find an invalid LOCKOUT_ON_ERROR or
+LOCKOUT_TIMEOUT at start-up, not during the first outage. The checks run only while
+``AXES_HANDLER`` is LockoutHandler: under another handler the settings are not used."""
 
 from django.apps import AppConfig
 from django.core import checks
@@ -23,6 +24,11 @@ class LockoutAxesConfig(AppConfig):
 
 
 def check_settings(app_configs, **kwargs):
+    # Not imported with this module: the handler imports Axes' models, which need the registry.
+    from lockout_axes.handler import in_use
+
+    if not in_use():
+        return []
     errors = []
     for check_id, read_setting in SETTING_CHECKS:
         try:

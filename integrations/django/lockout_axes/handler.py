@@ -23,6 +23,7 @@ from axes.helpers import (
     get_lockout_parameters,
 )
 from axes.signals import user_locked_out
+from django.utils.module_loading import import_string
 
 from lockout_axes import client
 
@@ -141,6 +142,17 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
         username = get_client_username(request, credentials)
         body = _attempt(request, credentials, username, record_refusal=False)
         return _answer_or_fallback(request, "/v1/check", body)
+
+
+def in_use():
+    """Whether ``AXES_HANDLER`` names LockoutHandler (or a subclass), read at every call: with
+    another handler (a site rolled back to Axes' own), lockout_axes' commands and checks step
+    aside, so that Axes works as if lockout_axes were not installed."""
+    try:
+        handler = import_string(settings.AXES_HANDLER)
+    except ImportError:
+        return False
+    return isinstance(handler, type) and issubclass(handler, LockoutHandler)
 
 
 def _attempt(request, credentials, username, **fields):
