@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::attempt::Attempt;
+use crate::attempt::{Attempt, Field};
 use crate::error::Result;
 use crate::event::{Event, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::lock_cache::{self, LockCache, LockCacheTasks};
 use crate::policy::{Combination, Policy};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
-use crate::store::{FailureRule, LogAppend, Page, Progress, Store};
+use crate::store::{FailureRule, ImportedRecord, LogAppend, Page, Progress, Store};
 use crate::target::Target;
 
 /// The answer to "may this attempt proceed to the password check?".
@@ -342,6 +342,33 @@ impl<S: Store> Engine<S> {
         self.reset_event(None, || named(identities), removed, by)
             .await;
         Ok(removed)
+    }
+
+    /// Merges records counted elsewhere into the store (see `Store::import_records`), an
+    /// import `by` someone (see `Event::by`), and appends a `lockout_started` event for each
+    /// lock it set where none was, so that followers learn of it and its end is told as any
+    /// other's. Answers each record's state.
+    pub async fn import(&self, records: &[ImportedRecord], by: &str) -> Result<Vec<IdentityState>> {
+        let states = self.store.import_records(records).await?;
+        let events: Vec<Event> = records
+            .iter()
+            .zip(&states)
+            .filter(|(_, state)| state.lock_started)
+            .map(|(record, state)| Event {
+                kind: EventKind::LockoutStarted,
+                ip: record
+                    .identity
+                    .value(Field::Ip)
+                    .and_then(|ip| ip.parse().ok()),
+                subject: record.identity.tag().to_string(),
+                lockout: state.lock_remaining,
+                lockouts: None,
+                by: Some(by.to_string()),
+                removed: None,
+            })
+            .collect();
+        self.append_events(&events).await;
+        Ok(states)
     }
 
     /// Deletes the attempt records (and locks) `target` selects, a reset `by` someone;

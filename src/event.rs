@@ -50,7 +50,9 @@ pub struct Event {
     pub lockout: Option<Duration>,
     /// A lockout's number within the lockout memory (repeat offenders).
     pub lockouts: Option<u64>,
-    /// Who reset: `cli`, `api (admin token)`, `admin page (admin)`, `success`.
+    /// Who reset: `cli`, `api (admin token)`, `admin page (admin)`, `success`; or who
+    /// imported a lockout (`import (admin token)`): one counted elsewhere, in force when
+    /// imported, its length the time it had left.
     pub by: Option<String>,
     /// How many records a reset removed.
     pub removed: Option<u64>,
@@ -88,15 +90,22 @@ impl Event {
     }
 
     /// What the event says beyond its kind and subject, lengths written by `length`:
-    /// `locked out for 30 min (lockout 2)`, `3 removed by api (admin)`.
+    /// `locked out for 30 min (lockout 2)`, `locked out for 25 min by import (admin token)`,
+    /// `3 removed by api (admin)`.
     pub fn detail(&self, length: impl Fn(Duration) -> String) -> String {
         match self.kind {
             EventKind::LockoutStarted => {
-                let length = length(self.lockout.unwrap_or_default());
-                match self.lockouts {
-                    Some(number) => format!("locked out for {length} (lockout {number})"),
-                    None => format!("locked out for {length}"),
+                let mut detail = format!(
+                    "locked out for {}",
+                    length(self.lockout.unwrap_or_default())
+                );
+                if let Some(number) = self.lockouts {
+                    detail.push_str(&format!(" (lockout {number})"));
                 }
+                if let Some(by) = &self.by {
+                    detail.push_str(&format!(" by {by}"));
+                }
+                detail
             }
             EventKind::LockoutExpired => "lock ran out".to_string(),
             EventKind::LockoutReset => format!(

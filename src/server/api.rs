@@ -366,11 +366,11 @@ pub async fn delete_attempts(
 #[serde(deny_unknown_fields)]
 pub struct RecordParameters {
     #[serde(default)]
-    ip: Option<String>,
+    pub(super) ip: Option<String>,
     #[serde(default)]
-    username: Option<String>,
+    pub(super) username: Option<String>,
     #[serde(default)]
-    user_agent: Option<String>,
+    pub(super) user_agent: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod error;
 mod event_tasks;
+mod import;
 mod input;
 mod insurance;
 mod listener;
@@ -437,6 +438,7 @@ pub fn app(service: Arc<Service>) -> Router {
             get(api::list_attempts).delete(api::delete_attempts),
         )
         .route("/v1/attempts/delete", post(api::delete_records))
+        .route("/v1/attempts/import", post(import::import_records))
         .route("/v1/logs", get(api::list_logs).delete(api::delete_logs))
         .route("/v1/events", get(api::list_events))
         .route("/livez", get(api::live))

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use super::memory::MemoryStore;
 use super::redis::{RedisOptions, RedisStore};
-use super::{Claim, Claimed, FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
+use super::{
+    Claim, Claimed, FailureRule, ImportedRecord, LogAppend, Page, Progress, Refusals, ResetNotice,
+    Store,
+};
 use crate::attempt::Attempt;
 use crate::error::Result;
 use crate::event::{Event, StoredEvent};
@@ -120,6 +123,10 @@ impl Store for AnyStore {
 
     async fn append_log(&self, log: LogAppend<'_>) -> Result<()> {
         on_the_store!(self, store => store.append_log(log).await)
+    }
+
+    async fn import_records(&self, records: &[ImportedRecord]) -> Result<Vec<IdentityState>> {
+        on_the_store!(self, store => store.import_records(records).await)
     }
 
     async fn list(&self, target: &Target) -> Result<Vec<AttemptRecord>> {

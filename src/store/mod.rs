@@ -14,7 +14,7 @@ pub mod redis;
 mod scripts;
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::attempt::Attempt;
 use crate::error::Result;
@@ -72,6 +72,23 @@ pub struct Refusals {
     pub count: u64,
     pub user_agent: Option<String>,
     pub path: Option<String>,
+}
+
+/// An identity's record counted elsewhere (Django Axes' database rows), to merge into what
+/// the store holds for the identity (see `Store::import_records`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedRecord {
+    pub identity: Identity,
+    pub failures: u64,
+    pub first_failure: SystemTime,
+    pub last_failure: SystemTime,
+    /// The latest failure's metadata.
+    pub user_agent: Option<String>,
+    pub path: Option<String>,
+    /// How long the record is remembered from now.
+    pub expires_in: Duration,
+    /// How long the identity is locked from now, if it is.
+    pub locked_for: Option<Duration>,
 }
 
 /// What a store's reset channel says.
@@ -173,6 +190,16 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<u64>> + Send;
 
     fn append_log(&self, log: LogAppend<'_>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Merges each record into its identity's, atomically per record: the higher count, the
+    /// earlier first and the later latest failure (with the later one's metadata), the later
+    /// end of the record and of the lock; nothing is lowered or shortened, so importing the
+    /// same records again changes nothing. Answers each identity's state (`lock_started`: the
+    /// import set a lock where none was). One round trip.
+    fn import_records(
+        &self,
+        records: &[ImportedRecord],
+    ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 
     /// The attempt records `target` selects, most recent failure first.
     fn list(&self, target: &Target) -> impl Future<Output = Result<Vec<AttemptRecord>>> + Send;

@@ -43,6 +43,8 @@ impl LuaScript {
 
 pub(crate) static FAIL: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../../scripts/fail.lua")));
+pub(crate) static IMPORT: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("../../scripts/import.lua")));
 pub(crate) static LOG: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../../scripts/log.lua")));
 pub(crate) static TRIM_LOG: LazyLock<LuaScript> =
@@ -57,9 +59,10 @@ pub(crate) static CLAIM_EVENTS: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../../scripts/claim_events.lua")));
 
 /// Every script, for loading after NOSCRIPT.
-pub(crate) fn all() -> [&'static LuaScript; 6] {
+pub(crate) fn all() -> [&'static LuaScript; 7] {
     [
         &FAIL,
+        &IMPORT,
         &LOG,
         &TRIM_LOG,
         &SCHEDULE_LOCK_ENDS,

@@ -10,6 +10,7 @@ mod embedded;
 mod engine;
 mod events;
 mod failover;
+mod import;
 mod instances;
 mod lock_cache;
 mod memory;

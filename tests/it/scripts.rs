@@ -6,6 +6,7 @@ use crate::support::RedisServer;
 
 const FAIL: &str = include_str!("../../scripts/fail.lua");
 const LOG: &str = include_str!("../../scripts/log.lua");
+const IMPORT: &str = include_str!("../../scripts/import.lua");
 
 fn eval(
     redis: &RedisServer,
@@ -158,4 +159,58 @@ fn log_lua_refuses_an_unusable_retention_before_writing() {
         .query(&mut redis.connection())
         .unwrap();
     assert!(pttl > 0);
+}
+
+#[test]
+fn import_lua_refuses_unusable_arguments_before_writing_and_shortens_nothing() {
+    let redis = RedisServer::start();
+    // failures, first, last, expires in (ms), locked for (ms), metadata
+    for (args, error) in [
+        (&["0", "1", "2", "1000", "0"][..], "failures must be"),
+        (&["4.0", "1", "2", "1000", "0"], "failures must be"),
+        (&["4", "3", "2", "1000", "0"], "first <= last"),
+        (&["4", "1", "2", "0", "0"], "durations"),
+        (&["4", "1", "2", "1e3", "0"], "durations"),
+        (&["4", "1", "2", "1000", "31536000001"], "durations"),
+        (&["4", "1", "2", "1000", "0", "n", "9"], "metadata fields"),
+        (&["4", "1", "2", "1000"], "expected 2 keys"),
+    ] {
+        let err = eval(&redis, IMPORT, &[RECORD, LOCK], args).expect_err("refused");
+        assert!(err.to_string().contains(error), "{args:?}: {err}");
+        assert_eq!(redis.keys(), Vec::<String>::new(), "{args:?}");
+    }
+    let pttl = |key: &str| -> i64 {
+        redis::cmd("PTTL")
+            .arg(key)
+            .query(&mut redis.connection())
+            .unwrap()
+    };
+    let import = |args: &[&str]| -> Vec<i64> {
+        redis::cmd("EVAL")
+            .arg(IMPORT)
+            .arg(2)
+            .arg(&[RECORD, LOCK])
+            .arg(args)
+            .query(&mut redis.connection())
+            .unwrap()
+    };
+    assert_eq!(
+        import(&["4", "10", "20", "60000", "30000", "ua", "curl"]),
+        [4, 30000, 1]
+    );
+    assert!((1..=60000).contains(&pttl(RECORD)));
+    assert!((1..=30000).contains(&pttl(LOCK)));
+    // Smaller in every way: the count, the times and the expiries stay.
+    let [count, lock_ms, started] = import(&["2", "15", "15", "10", "5"])[..] else {
+        panic!("three numbers")
+    };
+    assert_eq!((count, started), (4, 0));
+    assert!(lock_ms > 5, "{lock_ms}");
+    assert!(pttl(RECORD) > 10 && pttl(LOCK) > 5);
+    let fields: Vec<String> = redis::cmd("HMGET")
+        .arg(RECORD)
+        .arg(&["n", "f", "l", "ua"])
+        .query(&mut redis.connection())
+        .unwrap();
+    assert_eq!(fields, ["4", "10", "20", "curl"]);
 }

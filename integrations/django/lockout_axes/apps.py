@@ -1,5 +1,5 @@
-"""Django application config: installing the app provides the ``axes_list_attempts`` command and
-the ``lockout`` system checks (checks.py)."""
+"""Django application config: installing the app provides the ``axes_list_attempts`` and
+``lockout_import_axes`` commands and the ``lockout`` system checks (checks.py)."""
 
 from django.apps import AppConfig
 

@@ -40,22 +40,26 @@ def register():
 
 
 def check_settings(app_configs, **kwargs):
+    """The LOCKOUT_* settings and the middleware while LockoutHandler is in use; under another
+    handler (a site rolled back to Axes' own) only a warning that lockout_axes is unused."""
+    if not handler.in_use():
+        return [
+            checks.Warning(
+                f"AXES_HANDLER is {axes_settings.AXES_HANDLER!r}: lockout_axes is installed, "
+                "but the lockout service keeps no failures",
+                hint='set AXES_HANDLER = "lockout_axes.handler.LockoutHandler" to use it; after '
+                "a rollback to Axes' handler this is expected (SILENCED_SYSTEM_CHECKS = "
+                '["lockout_axes.W002"], or remove lockout_axes from INSTALLED_APPS)',
+                id="lockout_axes.W002",
+            )
+        ]
     errors = []
     for check_id, read_setting in SETTING_CHECKS:
         try:
             read_setting()
         except ImproperlyConfigured as error:
             errors.append(checks.Error(str(error), id=check_id))
-    if not _uses_lockout_handler():
-        errors.append(
-            checks.Warning(
-                f"AXES_HANDLER is {axes_settings.AXES_HANDLER!r}: lockout_axes is installed, "
-                "but the lockout service keeps no failures",
-                hint='set AXES_HANDLER = "lockout_axes.handler.LockoutHandler"',
-                id="lockout_axes.W002",
-            )
-        )
-    elif not any(_is_lockout_middleware(path) for path in settings.MIDDLEWARE):
+    if not any(_is_lockout_middleware(path) for path in settings.MIDDLEWARE):
         errors.append(
             checks.Error(
                 "MIDDLEWARE has no lockout_axes.middleware.LockoutMiddleware: a login refused "
@@ -69,7 +73,7 @@ def check_settings(app_configs, **kwargs):
 
 
 def check_service(app_configs, **kwargs):
-    if not _uses_lockout_handler():
+    if not handler.in_use():
         return []
     problems = []
     try:
@@ -100,7 +104,7 @@ def check_service(app_configs, **kwargs):
 
 
 def check_service_for_deployment(app_configs, **kwargs):
-    if not _uses_lockout_handler():
+    if not handler.in_use():
         return []
     try:
         _probe_login()
@@ -149,13 +153,6 @@ def _rejection_id(error):
     if error.status in (404, 405):
         return "lockout_axes.E005"
     return "lockout_axes.E006"
-
-
-def _uses_lockout_handler():
-    try:
-        return issubclass(import_string(axes_settings.AXES_HANDLER), handler.LockoutHandler)
-    except (ImportError, AttributeError):
-        return False
 
 
 def _is_lockout_middleware(path):

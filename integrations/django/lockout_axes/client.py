@@ -37,6 +37,8 @@ ON_ERROR_CHOICES = ("deny", "allow")
 # Connections kept per process; more threads than this still get a connection of their own.
 POOL_SIZE = 32
 ERROR_TEXT_LIMIT = 300
+# The service takes bodies of at most 16 KiB; what is left is room for the envelope and scope.
+BATCH_BYTES = 15 * 1024
 
 
 class LockoutError(Exception):
@@ -124,6 +126,20 @@ def iter_attempts(page_size=1000):
         cursor = page.get("next")
         if cursor is None:
             return
+
+
+def batches(items):
+    """``items`` (JSON values) in lists small enough for one request body each."""
+    batch, size = [], 0
+    for item in items:
+        encoded_size = len(json.dumps(item)) + 1
+        if batch and size + encoded_size > BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += encoded_size
+    if batch:
+        yield batch
 
 
 def locked_when_unavailable():

@@ -27,6 +27,7 @@ from axes.helpers import (
     get_lockout_parameters,
 )
 from axes.signals import user_locked_out
+from django.utils.module_loading import import_string
 
 from lockout_axes import client
 
@@ -160,6 +161,17 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
 def probe_body(request):
     """The body of a read-only login call without a username, for the system checks."""
     return _attempt(request, None, None, record_refusal=False)
+
+
+def in_use():
+    """Whether ``AXES_HANDLER`` names LockoutHandler (or a subclass), read at every call: with
+    another handler (a site rolled back to Axes' own), lockout_axes' commands and checks step
+    aside, so that Axes works as if lockout_axes were not installed."""
+    try:
+        handler = import_string(settings.AXES_HANDLER)
+    except ImportError:
+        return False
+    return isinstance(handler, type) and issubclass(handler, LockoutHandler)
 
 
 def _attempt(request, credentials, username, **fields):

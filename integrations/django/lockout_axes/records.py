@@ -18,8 +18,6 @@ from django.utils.dateparse import parse_datetime
 from lockout_axes import client
 
 IDENTITY_LABELS = {"ip": "IP", "username": "username", "user_agent": "user agent"}
-# The service takes bodies of at most 16 KiB; what is left is room for the envelope and scope.
-DELETE_BATCH_BYTES = 15 * 1024
 
 
 @dataclass(frozen=True)
@@ -110,23 +108,10 @@ def delete(identities):
     Large selections go in several requests, each under the service's body limit.
     """
     removed = 0
-    for batch in _batches([identity.parameters for identity in identities]):
+    for batch in client.batches([identity.parameters for identity in identities]):
         answer = client.admin_call("POST", "/v1/attempts/delete", body={"records": batch})
         removed += answer["removed"]
     return removed
-
-
-def _batches(parameter_lists):
-    batch, size = [], 0
-    for parameters in parameter_lists:
-        encoded_size = len(json.dumps(parameters)) + 1
-        if batch and size + encoded_size > DELETE_BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(parameters)
-        size += encoded_size
-    if batch:
-        yield batch
 
 
 def _parse_time(text):

@@ -15,7 +15,7 @@
 //! most `MAX_SPACES` exist.
 //!
 //! Here: the store, its state's shape and the `Store` impl; the state's work by idea in
-//! `spaces` (keyspaces, expiry), `records` (counting, locks, eviction), `lock_ends`, `logs`
+//! `spaces` (keyspaces, expiry), `records` (counting, imports, locks, eviction), `lock_ends`, `logs`
 //! (access log and events) and `selection`; `clock`.
 
 mod clock;
@@ -31,7 +31,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::broadcast;
 
-use super::{Claim, Claimed, FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
+use super::{
+    Claim, Claimed, FailureRule, ImportedRecord, LogAppend, Page, Progress, Refusals, ResetNotice,
+    Store,
+};
 use crate::attempt::Attempt;
 use crate::error::{Error, Result};
 use crate::event::{self, Event, EventKind, StoredEvent};
@@ -425,6 +428,14 @@ impl Store for MemoryStore {
         let (mut state, now) = self.state();
         state.append(self.space, &log, now, wall);
         Ok(())
+    }
+
+    async fn import_records(&self, records: &[ImportedRecord]) -> Result<Vec<IdentityState>> {
+        let (mut state, now) = self.state();
+        Ok(records
+            .iter()
+            .map(|record| state.import(self.space, record, now))
+            .collect())
     }
 
     async fn list(&self, target: &Target) -> Result<Vec<AttemptRecord>> {

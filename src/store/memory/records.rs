@@ -1,5 +1,5 @@
-//! Attempt records: `fail.lua`'s counting and locking, lockout counts, reset markers, and the
-//! store-wide order that expiry and eviction follow.
+//! Attempt records: `fail.lua`'s counting and locking, `import.lua`'s merging, lockout counts,
+//! reset markers, and the store-wide order that expiry and eviction follow.
 
 use std::time::{Instant, SystemTime};
 
@@ -7,6 +7,7 @@ use super::{identity_of, Failure, Record, SpaceId, State, Tag};
 use crate::identity::Identity;
 use crate::keys::RESET_GUARD;
 use crate::record::{AttemptRecord, IdentityState};
+use crate::store::{FailureRule, ImportedRecord};
 
 impl State {
     pub(super) fn state_of(&self, space: SpaceId, tag: &str, now: Instant) -> IdentityState {
@@ -137,6 +138,63 @@ impl State {
         }
     }
 
+    /// `import.lua`: merges `imported` into its identity's record at `now`, taking the larger
+    /// of each (count, first and latest failure, the record's and the lock's end).
+    pub(super) fn import(
+        &mut self,
+        space: SpaceId,
+        imported: &ImportedRecord,
+        now: Instant,
+    ) -> IdentityState {
+        let lives = imported
+            .expires_in
+            .max(imported.locked_for.unwrap_or_default());
+        let (tag, mut record) = match self.unlink(space, imported.identity.tag()) {
+            Some((tag, mut record)) => {
+                record.failures = record.failures.max(imported.failures);
+                record.first_failure = record.first_failure.min(imported.first_failure);
+                if imported.last_failure >= record.last_failure {
+                    record.last_failure = imported.last_failure;
+                    if let Some(user_agent) = &imported.user_agent {
+                        record.user_agent = Some(user_agent.as_str().into());
+                    }
+                    if let Some(path) = &imported.path {
+                        record.path = Some(path.as_str().into());
+                    }
+                }
+                record.ends = record.ends.max(now + lives);
+                (tag, record)
+            }
+            None => {
+                self.make_room();
+                let record = Box::new(Record {
+                    rule: counted_elsewhere(imported),
+                    failures: imported.failures,
+                    first_failure: imported.first_failure,
+                    last_failure: imported.last_failure,
+                    user_agent: imported.user_agent.as_deref().map(Into::into),
+                    path: imported.path.as_deref().map(Into::into),
+                    ends: now + lives,
+                    lock_ends: None,
+                });
+                (Tag::from(imported.identity.tag()), record)
+            }
+        };
+        let lock_started = imported.locked_for.is_some() && record.lock_ends.is_none();
+        if let Some(locked_for) = imported.locked_for {
+            let ends = now + locked_for;
+            record.lock_ends = Some(record.lock_ends.map_or(ends, |current| current.max(ends)));
+        }
+        let state = IdentityState {
+            failures: record.failures,
+            lock_remaining: record.lock_ends.map(|ends| ends - now),
+            lock_started,
+            lockouts: 0,
+        };
+        self.link(space, tag, record);
+        state
+    }
+
     pub(super) fn mark_reset(&mut self, space: SpaceId, tag: &str, now: Instant) {
         let ends = now + RESET_GUARD;
         let tag = Tag::from(tag);
@@ -200,5 +258,19 @@ impl State {
                 .get(tag)
                 .map_or(0, |(count, _)| *count),
         })
+    }
+}
+
+/// The rule of an imported record until its next failure brings one: counting only, for as
+/// long as the import keeps it. (Only leftovers read a record's rule, and an import, an admin
+/// call, never goes to the store that covers an outage.)
+fn counted_elsewhere(imported: &ImportedRecord) -> FailureRule {
+    let lives = imported.expires_in;
+    FailureRule {
+        cooloff: lives,
+        lockout_duration: imported.locked_for.unwrap_or(lives),
+        failure_limit: u32::MAX,
+        lock_out_at_failure: false,
+        repeat: None,
     }
 }

@@ -9,10 +9,11 @@
 //!
 //! Here: the connection, its round trips and the `Store` impl; the work by idea in `logins`
 //! (`fail.lua` calls and lock reads), `listing` (scans and records), `resets`, `access_log`,
-//! `events` and `lock_ends`.
+//! `events`, `lock_ends` and `import` (`import.lua` calls).
 
 mod access_log;
 mod events;
+mod import;
 mod listing;
 mod lock_ends;
 mod logins;
@@ -25,7 +26,10 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value};
 use super::connection::Connection;
 pub use super::endpoint::{RedisEndpoint, RedisTls, Topology};
 use super::scripts;
-use super::{Claim, Claimed, FailureRule, LogAppend, Page, Progress, Refusals, ResetNotice, Store};
+use super::{
+    Claim, Claimed, FailureRule, ImportedRecord, LogAppend, Page, Progress, Refusals, ResetNotice,
+    Store,
+};
 use crate::attempt::Attempt;
 use crate::error::{Error, RedisTarget, Result};
 use crate::event::{Event, StoredEvent};
@@ -272,6 +276,10 @@ impl Store for RedisStore {
 
     async fn append_log(&self, log: LogAppend<'_>) -> Result<()> {
         logins::append_log(self, log).await
+    }
+
+    async fn import_records(&self, records: &[ImportedRecord]) -> Result<Vec<IdentityState>> {
+        import::import_records(self, records).await
     }
 
     async fn list(&self, target: &Target) -> Result<Vec<AttemptRecord>> {
