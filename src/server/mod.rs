@@ -17,6 +17,7 @@ pub use listener::Listener;
 mod login_call;
 mod metrics;
 mod outage;
+mod views;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -437,6 +438,7 @@ pub fn app(service: Arc<Service>) -> Router {
             get(api::list_attempts).delete(api::delete_attempts),
         )
         .route("/v1/attempts/delete", post(api::delete_records))
+        .route("/v1/attempts/record", get(views::record))
         .route("/v1/logs", get(api::list_logs).delete(api::delete_logs))
         .route("/v1/events", get(api::list_events))
         .route("/livez", get(api::live))
