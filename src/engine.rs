@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::attempt::{Attempt, Field};
+use crate::attempt::Attempt;
 use crate::error::Result;
 use crate::event::{Event, EventKind, StoredEvent};
 use crate::identity::Identity;
@@ -364,19 +364,10 @@ impl<S: Store> Engine<S> {
         Ok(view.cut(records, complete))
     }
 
-    /// The record of exactly this identity (its IP as counted), if there is one. Reads the
-    /// records of the identity's IP, else of its username (else every record), and keeps it.
+    /// The record of exactly this identity (its IP as counted), if there is one.
     pub async fn record(&self, identity: &Identity) -> Result<Option<AttemptRecord>> {
-        let field = |field| identity.value(field).map(str::to_string);
-        let ips = field(Field::Ip)
-            .and_then(|ip| ip.parse().ok())
-            .into_iter()
-            .collect();
-        let usernames = field(Field::Username).into_iter().collect();
-        let records = self.store.list(&Target::matching(ips, usernames)).await?;
-        Ok(records
-            .into_iter()
-            .find(|record| record.identity.tag() == identity.tag()))
+        let records = self.store.records(std::slice::from_ref(identity)).await?;
+        Ok(records.into_iter().next())
     }
 
     /// Deletes these identities' records and locks, a reset `by` someone (see `Event::by`);

@@ -354,13 +354,14 @@ async fn the_bound_limits_what_a_view_reads(backend: Backend) {
 
 async fn a_records_events_are_those_naming_it(backend: Backend) {
     let engine = backend.engine(policy(1, &[&["ip"]])).await;
+    // A reset of one IP is an event in that IP's stream, as its lockouts are: their order is
+    // the stream's. (Events of different streams in one millisecond have no order between
+    // them.)
     for ip in ["10.3.0.1", "10.3.0.2", "10.3.0.1"] {
         let attempt = Attempt::parse(ip, Some("x"), None, None).unwrap();
         engine.fail(&attempt).await.unwrap();
-        engine
-            .remove(&[Identity::of_fields(Some(ip), None, None).unwrap()], "cli")
-            .await
-            .unwrap();
+        let one = Target::Ips(vec![ip.parse().unwrap()]);
+        engine.reset(&one, false, &mut |_| {}, "cli").await.unwrap();
     }
     let both = [
         Identity::of_fields(Some("10.3.0.1"), None, None).unwrap(),
@@ -377,20 +378,27 @@ async fn a_records_events_are_those_naming_it(backend: Backend) {
         .events_naming("ip=10.3.0.1", None, 100, 10_000)
         .await
         .unwrap();
-    let seen: Vec<(&str, &str)> = events
+    let mut seen: Vec<(&str, &str)> = events
         .iter()
         .map(|stored| (stored.event.kind.name(), stored.event.subject.as_str()))
         .collect();
     assert_eq!(
-        seen,
+        seen[..4],
         [
             ("lockout_started", "ip=10.3.0.1"),
             ("lockout_reset", "ip=10.3.0.1"),
             ("lockout_started", "ip=10.3.0.1"),
             ("lockout_reset", "ip=10.3.0.1"),
-            ("lockout_started", "ip=10.3.0.1"),
-            ("lockout_reset", "ip=10.3.0.1 ip=10.3.0.2"),
         ]
+    );
+    seen[4..].sort();
+    assert_eq!(
+        seen[4..],
+        [
+            ("lockout_reset", "ip=10.3.0.1 ip=10.3.0.2"),
+            ("lockout_started", "ip=10.3.0.1"),
+        ],
+        "a reset listing it is an event of it"
     );
     assert_eq!(next, None, "every event was read");
     let (first, next) = engine
