@@ -17,7 +17,7 @@ use super::auth::{Admin, ApiClient};
 use super::error::ApiError;
 use super::input::{ApiJson, ApiQuery};
 use super::login_call::{Check, Fail, Inspect, Succeed};
-use super::views::{self, LogParameters, ViewParameters, VIEW_SCAN_LIMIT};
+use super::views::{self, LogParameters, ViewParameters};
 use super::Service;
 use crate::attempt::Attempt;
 use crate::config::OnStoreError;
@@ -309,7 +309,7 @@ pub async fn list_attempts(
         let view = parameters.view(query.locked, query.limit)?;
         let engine = service.admin_engine(query.scope.as_deref()).await?;
         let viewed = service
-            .bulk_call("list", engine.view(&target, &view, VIEW_SCAN_LIMIT))
+            .bulk_call("list", engine.view(&target, &view, service.view_scan_limit))
             .await?;
         return Ok(Json(views::viewed(&viewed)));
     }

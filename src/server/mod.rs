@@ -74,6 +74,8 @@ pub struct Service {
     on_store_error: OnStoreError,
     command_timeout: Duration,
     bulk_timeout: Duration,
+    /// Records a view of the attempt records reads at most.
+    view_scan_limit: usize,
     /// The connection of admin work, opened at its first use (see `admin_engine`).
     bulk_store: tokio::sync::OnceCell<AnyStore>,
     /// With `on_store_error = "local"`: the local store that answers logins during an outage.
@@ -137,6 +139,7 @@ impl Service {
             on_store_error: config.on_store_error,
             command_timeout: config.login_redis_timeout(),
             bulk_timeout: config.bulk_timeout,
+            view_scan_limit: config.view_scan_limit,
             bulk_store: tokio::sync::OnceCell::new(),
             insurance,
             api_token: config.api_token.clone(),

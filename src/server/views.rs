@@ -20,8 +20,6 @@ use crate::record::{LogFilter, Outcome};
 use crate::view::{parse_instant, Order, Period, RecordView, Search, Viewed};
 use crate::wire;
 
-/// Records a view reads at most (about: the store reads by pages of up to 1000).
-pub const VIEW_SCAN_LIMIT: usize = 20_000;
 /// Records a view's page holds when the request does not say.
 const DEFAULT_VIEW_LIMIT: usize = 100;
 /// At most this many records per page.

@@ -656,6 +656,48 @@ async fn views_through_http(service: TestService) {
     service.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn view_scan_limit_bounds_a_view_through_http() {
+    let service = TestService::start_with(|config| {
+        with_admin(config);
+        config.view_scan_limit = 5;
+    })
+    .await;
+    let client = http_client();
+    for i in 0..12 {
+        let body = json!({"ip": format!("10.6.0.{i}")});
+        let response = client
+            .post(service.at("/v1/failure"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let (_, cut) = admin(
+        &client,
+        service.at("/v1/attempts?order=-failures&limit=100"),
+    )
+    .await;
+    assert_eq!(
+        (&cut["total"], &cut["complete"], &cut["scanned"]),
+        (&json!(5), &json!(false), &json!(5)),
+        "{cut}"
+    );
+    assert_eq!(cut["attempts"].as_array().unwrap().len(), 5);
+    let (_, one) = admin(
+        &client,
+        service.at("/v1/attempts?order=-failures&ip=10.6.0.11"),
+    )
+    .await;
+    assert_eq!(
+        (&one["total"], &one["complete"]),
+        (&json!(1), &json!(true)),
+        "{one}"
+    );
+    service.stop().await.unwrap();
+}
+
 /// Random values for the views' parameters: a 200, or a 4xx naming a parameter the query
 /// holds; never a 5xx.
 #[tokio::test]
