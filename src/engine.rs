@@ -1,6 +1,7 @@
 //! The policy applied to a store: allow and deny lists, identities per combination, the
 //! Axes decisions (what is locked, what is recorded) and the verdicts. No Redis in here.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::policy::{Combination, Policy};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
 use crate::store::{FailureRule, ImportedRecord, LogAppend, Page, Progress, Store};
 use crate::target::Target;
+use crate::view::{RecordView, Viewed};
 
 /// The answer to "may this attempt proceed to the password check?".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,6 +337,39 @@ impl<S: Store> Engine<S> {
         Ok(page)
     }
 
+    /// The page of the records `target` selects that `view` shows, from at most about
+    /// `bound` records read (docs/api.md, "Views of the records"): a store keeps no order
+    /// over its records, so sorting or searching them reads them.
+    pub async fn view(&self, target: &Target, view: &RecordView, bound: usize) -> Result<Viewed> {
+        let target = self.counted(target);
+        let mut seen = HashSet::new();
+        let mut records = Vec::new();
+        let mut cursor = None;
+        let complete = loop {
+            let size = bound.saturating_sub(records.len()).clamp(1, VIEW_READ_PAGE);
+            let page = self.store.page(&target, cursor.as_deref(), size).await?;
+            // A record that several scan patterns match (Target::Either), or that a scan
+            // gives twice, counts once.
+            records.extend(
+                page.records
+                    .into_iter()
+                    .filter(|record| seen.insert(record.identity.tag().to_string())),
+            );
+            match page.next {
+                None => break true,
+                Some(_) if records.len() >= bound => break false,
+                next => cursor = next,
+            }
+        };
+        Ok(view.cut(records, complete))
+    }
+
+    /// The record of exactly this identity (its IP as counted), if there is one.
+    pub async fn record(&self, identity: &Identity) -> Result<Option<AttemptRecord>> {
+        let records = self.store.records(std::slice::from_ref(identity)).await?;
+        Ok(records.into_iter().next())
+    }
+
     /// Deletes these identities' records and locks, a reset `by` someone (see `Event::by`);
     /// answers how many had any.
     pub async fn remove(&self, identities: &[Identity], by: &str) -> Result<u64> {
@@ -392,6 +427,41 @@ impl<S: Store> Engine<S> {
     /// The events after `since` (an event ID), oldest first, at most `limit`.
     pub async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
         self.store.events(since, limit).await
+    }
+
+    /// Up to `limit` of the events after `since` that name `subject` (an identity's tag: a
+    /// lockout of it, or a reset listing it), oldest first, from at most `bound` events read;
+    /// and the `since` that continues the read, when the limit or the bound stopped it.
+    pub async fn events_naming(
+        &self,
+        subject: &str,
+        since: Option<&str>,
+        limit: usize,
+        bound: usize,
+    ) -> Result<(Vec<StoredEvent>, Option<String>)> {
+        let mut since = since.map(str::to_string);
+        let (mut named, mut read) = (Vec::new(), 0);
+        loop {
+            let size = bound.saturating_sub(read).clamp(1, VIEW_READ_PAGE);
+            let events = self.store.events(since.as_deref(), size).await?;
+            let exhausted = events.len() < size;
+            read += events.len();
+            for stored in events {
+                since = Some(stored.id.clone());
+                if stored.event.names(subject) {
+                    named.push(stored);
+                    if named.len() == limit {
+                        return Ok((named, since));
+                    }
+                }
+            }
+            if exhausted {
+                return Ok((named, None));
+            }
+            if read >= bound {
+                return Ok((named, since));
+            }
+        }
     }
 
     fn tell_events_appended(&self) {
@@ -585,6 +655,9 @@ impl Lockout {
         }
     }
 }
+
+/// Records or events a view reads from the store per call.
+const VIEW_READ_PAGE: usize = 1000;
 
 /// Identities an event names at most; more are counted.
 const NAMED_IN_AN_EVENT: usize = 10;

@@ -74,6 +74,12 @@ pub fn id_order(id: &str) -> Option<(u64, u64)> {
 }
 
 impl Event {
+    /// Whether the event names the identity whose tag is `tag`: a lockout of it, or a reset
+    /// listing it among others (`ip=10.0.0.1 ip=10.0.0.2 and 3 more`).
+    pub fn names(&self, tag: &str) -> bool {
+        self.subject == tag || self.subject.split(' ').any(|word| word == tag)
+    }
+
     /// The end of the lock of the identity whose tag is `subject`, run out.
     pub fn expired(subject: String) -> Self {
         let ip = Identity::from_tag(&subject)

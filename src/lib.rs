@@ -11,6 +11,7 @@
 //! - [`store`]: the Redis store, its Lua scripts (`scripts/`) and key layout ([`keys`]);
 //! - [`target`] and [`record`]: what operators list and reset; [`event`]: what happened to
 //!   lockouts, and [`webhook`]: where events are sent;
+//! - [`view`]: sorted, searched pages of records for admin lists;
 //! - [`wire`]: the JSON shapes shared by the CLI and the HTTP API;
 //! - [`cli`]: the `lockout` command line.
 
@@ -30,6 +31,7 @@ pub mod server;
 pub mod store;
 pub mod target;
 pub mod tls;
+pub mod view;
 pub mod webhook;
 pub mod wire;
 

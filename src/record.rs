@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use crate::identity::Identity;
+use crate::view::{Period, Search};
 
 /// One identity's failures and lock, as a check or a failure leaves them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,16 +97,29 @@ pub struct LogEntry {
 pub struct LogFilter {
     pub ip: Option<IpAddr>,
     pub username: Option<String>,
-    pub outcome: Option<Outcome>,
+    /// Any of these; empty: any outcome.
+    pub outcomes: Vec<Outcome>,
+    /// Text in the IP, username, user agent or path.
+    pub search: Option<Search>,
+    pub period: Period,
 }
 
 impl LogFilter {
     pub fn matches(&self, entry: &LogEntry) -> bool {
         self.ip.is_none_or(|ip| ip == entry.ip)
-            && self.outcome.is_none_or(|outcome| outcome == entry.outcome)
+            && (self.outcomes.is_empty() || self.outcomes.contains(&entry.outcome))
             && self
                 .username
                 .as_ref()
                 .is_none_or(|u| entry.username.as_ref() == Some(u))
+            && self.period.contains(entry.time)
+            && self.search.as_ref().is_none_or(|search| {
+                let ip = entry.ip.to_string();
+                let texts = [&entry.username, &entry.user_agent, &entry.path];
+                search.in_any(
+                    std::iter::once(ip.as_str())
+                        .chain(texts.into_iter().filter_map(|text| text.as_deref())),
+                )
+            })
     }
 }

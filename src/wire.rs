@@ -118,7 +118,8 @@ pub fn attempts(records: &[AttemptRecord]) -> Value {
     json!({ "attempts": records.iter().map(attempt).collect::<Vec<_>>() })
 }
 
-fn attempt(record: &AttemptRecord) -> Value {
+/// One record of `attempts`, with its identity's tag.
+pub fn attempt(record: &AttemptRecord) -> Value {
     let parameters: Map<String, Value> = record
         .identity
         .values()
@@ -126,6 +127,7 @@ fn attempt(record: &AttemptRecord) -> Value {
         .map(|(field, value)| (field.name().to_string(), Value::from(value.as_str())))
         .collect();
     json!({
+        "identity": record.identity.tag(),
         "parameters": parameters,
         "failures": record.failures,
         "locked": record.is_locked(),

@@ -15,7 +15,7 @@ pub(super) async fn logs(records: &impl Records, args: LogsArgs, output: Output)
     let filter = LogFilter {
         ip: args.ip,
         username: args.username,
-        outcome: None,
+        ..LogFilter::default()
     };
     let entries = records.logs(&filter, args.limit).await?;
     output.print(wire::logs(&entries), || {

@@ -25,6 +25,7 @@ over the file, which wins over the defaults):
                                               (counted by each instance alone meanwhile)
   command_timeout = LOCKOUT_COMMAND_TIMEOUT   250ms: longest wait for Redis per login request
   bulk_timeout = LOCKOUT_BULK_TIMEOUT         10m: longest admin work, on its own connection
+  view_scan_limit = LOCKOUT_VIEW_SCAN_LIMIT   20000 records read at most by a sorted or searched listing
   api_token = LOCKOUT_API_TOKEN               empty; else check/failure/success need it as a bearer token
   open_login_api = LOCKOUT_OPEN_LOGIN_API     false: listening beyond loopback needs api_token
   trusted_proxies = LOCKOUT_TRUSTED_PROXIES   [] (IPs, CIDRs whose X-Forwarded-For names an admin's client)

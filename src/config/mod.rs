@@ -90,6 +90,9 @@ pub struct Config {
     pub command_timeout: Duration,
     /// How long admin work (resets, listings, log trims) may take, on its own connection.
     pub bulk_timeout: Duration,
+    /// Records a sorted or searched view of the attempt records reads at most (docs/design.md,
+    /// "Views of the records").
+    pub view_scan_limit: usize,
     /// When set, check/failure/success require `Authorization: Bearer <api_token>`.
     pub api_token: Option<Secret>,
     /// Whether `serve` may listen beyond this host without an `api_token` (the operator says
@@ -215,6 +218,7 @@ struct RawConfig {
     command_timeout: Duration,
     #[serde(with = "humantime_serde")]
     bulk_timeout: Duration,
+    view_scan_limit: usize,
     api_token: Secret,
     open_login_api: bool,
     log_format: LogFormat,
@@ -249,6 +253,7 @@ impl Default for RawConfig {
             on_store_error: OnStoreError::Deny,
             command_timeout: Duration::from_millis(250),
             bulk_timeout: Duration::from_secs(600),
+            view_scan_limit: 20_000,
             api_token: Secret::default(),
             open_login_api: false,
             log_format: LogFormat::Text,

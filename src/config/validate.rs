@@ -6,6 +6,9 @@ use crate::keys::Keyspace;
 use crate::policy::IpList;
 use crate::webhook::Webhook;
 
+/// `view_scan_limit` at most: ten million records, about two and a half minutes a page view.
+const MAX_VIEW_SCAN_LIMIT: usize = 10_000_000;
+
 impl RawConfig {
     pub(super) fn validate(self) -> Result<Config> {
         let listen = Listen::parse(&self.listen)?;
@@ -14,6 +17,12 @@ impl RawConfig {
         bounded("header_read_timeout", self.header_read_timeout)?;
         bounded("body_read_timeout", self.body_read_timeout)?;
         bounded("drain_timeout", self.drain_timeout)?;
+        if !(1..=MAX_VIEW_SCAN_LIMIT).contains(&self.view_scan_limit) {
+            return Err(Error::Config(format!(
+                "view_scan_limit: from 1 to {MAX_VIEW_SCAN_LIMIT} records (each costs about 15 us \
+                 per page view: docs/performance.md)"
+            )));
+        }
         if self.max_connections == 0 {
             return Err(Error::Config("max_connections: must be at least 1".into()));
         }
@@ -67,6 +76,7 @@ impl RawConfig {
             on_store_error: self.on_store_error,
             command_timeout: self.command_timeout,
             bulk_timeout: self.bulk_timeout,
+            view_scan_limit: self.view_scan_limit,
             api_token: Some(self.api_token).filter(|token| !token.is_empty()),
             open_login_api: self.open_login_api,
             log_format: self.log_format,

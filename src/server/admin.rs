@@ -562,12 +562,13 @@ async fn logs(
                 .transpose()
                 .map_err(|err| err.to_string())?,
             username: (!username.is_empty()).then(|| username.to_string()),
-            outcome: match outcome {
-                "" => None,
-                name => Some(Outcome::parse(name).ok_or_else(|| {
+            outcomes: match outcome {
+                "" => Vec::new(),
+                name => vec![Outcome::parse(name).ok_or_else(|| {
                     format!("outcome: {name:?} is not failure, refused or success")
-                })?),
+                })?],
             },
+            ..LogFilter::default()
         })
     })();
     match filter {

@@ -17,20 +17,18 @@ use super::auth::{Admin, ApiClient};
 use super::error::ApiError;
 use super::input::{ApiJson, ApiQuery};
 use super::login_call::{Check, Fail, Inspect, Succeed};
+use super::views::{self, LogParameters, ViewParameters};
 use super::Service;
-use crate::attempt::{parse_ip, Attempt};
+use crate::attempt::Attempt;
 use crate::config::OnStoreError;
 use crate::engine::Verdict;
 use crate::identity::Identity;
-use crate::record::LogFilter;
 use crate::target::Target;
 use crate::wire;
 
 /// At most this many access-log entries per request.
 const MAX_LOG_LIMIT: usize = 10_000;
 const DEFAULT_LOG_LIMIT: usize = 100;
-/// At most this many attempt records per page.
-const MAX_PAGE_LIMIT: usize = 1000;
 
 type Answer = Result<Json<Value>, ApiError>;
 
@@ -241,7 +239,7 @@ pub struct AttemptsQuery {
     #[serde(default, rename = "match")]
     match_: Match,
     #[serde(default)]
-    locked: bool,
+    locked: Option<bool>,
     #[serde(default)]
     all: bool,
     #[serde(default)]
@@ -252,9 +250,29 @@ pub struct AttemptsQuery {
     cursor: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default)]
+    order: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    last_failure_from: Option<String>,
+    #[serde(default)]
+    last_failure_to: Option<String>,
+    #[serde(default)]
+    offset: Option<usize>,
 }
 
 impl AttemptsQuery {
+    fn view_parameters(&self) -> ViewParameters<'_> {
+        ViewParameters {
+            order: self.order.as_deref(),
+            q: self.q.as_deref(),
+            last_failure_from: self.last_failure_from.as_deref(),
+            last_failure_to: self.last_failure_to.as_deref(),
+            offset: self.offset,
+        }
+    }
+
     fn target(&self) -> Result<Target, ApiError> {
         let (ip, username) = (self.ip.as_deref(), self.username.as_deref());
         match self.match_ {
@@ -266,7 +284,9 @@ impl AttemptsQuery {
 }
 
 /// `GET /v1/attempts?ip=&username=&match=&locked=true&scope=`, all at once, or a page of about
-/// `limit` records from `cursor` (the previous page's `next`).
+/// `limit` records from `cursor` (the previous page's `next`); with a view's parameters
+/// (`order`, `q`, `last_failure_from`, `last_failure_to`, `offset`), a sorted, searched page
+/// of exactly `limit` records (`views`).
 pub async fn list_attempts(
     State(service): State<Arc<Service>>,
     _: Admin,
@@ -278,25 +298,48 @@ pub async fn list_attempts(
             "all and dry_run are for deleting, not listing",
         ));
     }
+    let parameters = query.view_parameters();
+    if parameters.given() {
+        if query.cursor.is_some() {
+            return Err(ApiError::bad_request(
+                "cursor: pages the store's order; a view (order, q, last_failure_from, \
+                 last_failure_to, offset) pages with offset",
+            ));
+        }
+        let view = parameters.view(query.locked, query.limit)?;
+        let engine = service.admin_engine(query.scope.as_deref()).await?;
+        let viewed = service
+            .bulk_call("list", engine.view(&target, &view, service.view_scan_limit))
+            .await?;
+        return Ok(Json(views::viewed(&viewed)));
+    }
+    let locked_only = match query.locked {
+        Some(false) => {
+            return Err(ApiError::bad_request(
+                "locked: false (unlocked records only) is for a view: add order=-last_failure",
+            ))
+        }
+        locked => locked.is_some(),
+    };
     let engine = service.admin_engine(query.scope.as_deref()).await?;
     let Some(limit) = query.limit else {
         if query.cursor.is_some() {
             return Err(ApiError::bad_request("cursor: goes with limit"));
         }
         let records = service
-            .bulk_call("list", engine.list(&target, query.locked))
+            .bulk_call("list", engine.list(&target, locked_only))
             .await?;
         return Ok(Json(wire::attempts(&records)));
     };
-    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit: from 1 to {MAX_PAGE_LIMIT}"
-        )));
-    }
     let page = service
         .bulk_call(
             "list",
-            engine.page(&target, query.locked, query.cursor.as_deref(), limit),
+            engine.page(
+                &target,
+                locked_only,
+                query.cursor.as_deref(),
+                views::page_limit(Some(limit))?,
+            ),
         )
         .await?;
     let mut answer = wire::attempts(&page.records);
@@ -325,9 +368,13 @@ pub async fn delete_attempts(
         }
         _ => {}
     }
-    if query.locked || query.limit.is_some() || query.cursor.is_some() {
+    if query.locked.is_some()
+        || query.limit.is_some()
+        || query.cursor.is_some()
+        || query.view_parameters().given()
+    {
         return Err(ApiError::bad_request(
-            "locked, limit and cursor are for listing, not deleting",
+            "locked, limit, cursor and a view's parameters are for listing, not deleting",
         ));
     }
     let engine = service.admin_engine(query.scope.as_deref()).await?;
@@ -423,11 +470,14 @@ pub struct EventsQuery {
     #[serde(default)]
     limit: Option<usize>,
     #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
     scope: Option<String>,
 }
 
 /// `GET /v1/events?since=&limit=&scope=`: the events after `since` (an event's `id`), oldest
-/// first; a follower passes the last `id` it saw.
+/// first; a follower passes the last `id` it saw. With `subject` (an identity), those naming
+/// it, and the `next` since.
 pub async fn list_events(
     State(service): State<Arc<Service>>,
     _: Admin,
@@ -447,10 +497,27 @@ pub async fn list_events(
         }
     }
     let engine = service.admin_engine(query.scope.as_deref()).await?;
-    let events = service
-        .bulk_call("events", engine.events(query.since.as_deref(), limit))
+    let since = query.since.as_deref();
+    let Some(subject) = &query.subject else {
+        let events = service
+            .bulk_call("events", engine.events(since, limit))
+            .await?;
+        return Ok(Json(wire::events(&events)));
+    };
+    if Identity::from_tag(subject).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "subject: {subject:?} is not a record's identity (such as ip=203.0.113.9&username=alice)"
+        )));
+    }
+    let (events, next) = service
+        .bulk_call(
+            "events",
+            engine.events_naming(subject, since, limit, views::EVENT_SCAN_LIMIT),
+        )
         .await?;
-    Ok(Json(wire::events(&events)))
+    let mut answer = wire::events(&events);
+    answer["next"] = next.into();
+    Ok(Json(answer))
 }
 
 #[derive(Debug, Deserialize)]
@@ -461,38 +528,57 @@ pub struct LogsQuery {
     #[serde(default)]
     username: Option<String>,
     #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    offset: Option<usize>,
+    #[serde(default)]
     limit: Option<usize>,
     #[serde(default)]
     scope: Option<String>,
 }
 
-/// `GET /v1/logs?ip=&username=&limit=&scope=`
+/// `GET /v1/logs?ip=&username=&outcome=&q=&from=&to=&offset=&limit=&scope=`: newest first, and
+/// whether more entries match past this page.
 pub async fn list_logs(
     State(service): State<Arc<Service>>,
     _: Admin,
     ApiQuery(query): ApiQuery<LogsQuery>,
 ) -> Answer {
     let limit = query.limit.unwrap_or(DEFAULT_LOG_LIMIT);
-    if limit > MAX_LOG_LIMIT {
+    let offset = query.offset.unwrap_or(0);
+    if !(1..=MAX_LOG_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(format!(
-            "limit: at most {MAX_LOG_LIMIT}"
+            "limit: from 1 to {MAX_LOG_LIMIT}"
         )));
     }
-    let filter = LogFilter {
-        ip: query
-            .ip
-            .as_deref()
-            .map(parse_ip)
-            .transpose()
-            .map_err(ApiError::bad_request)?,
-        username: query.username.filter(|username| !username.is_empty()),
-        outcome: None,
+    if offset + limit > MAX_LOG_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "offset: offset + limit at most {MAX_LOG_LIMIT}; to go further back, pass to= \
+             (the time of the last entry seen)"
+        )));
+    }
+    let parameters = LogParameters {
+        outcome: query.outcome.as_deref(),
+        q: query.q.as_deref(),
+        from: query.from.as_deref(),
+        to: query.to.as_deref(),
     };
+    let filter = parameters.filter(query.ip.as_deref(), query.username)?;
     let engine = service.admin_engine(query.scope.as_deref()).await?;
-    let entries = service
-        .bulk_call("logs", engine.logs(&filter, limit))
+    let mut entries = service
+        .bulk_call("logs", engine.logs(&filter, offset + limit + 1))
         .await?;
-    Ok(Json(wire::logs(&entries)))
+    let more = entries.len() > offset + limit;
+    entries.truncate(offset + limit);
+    let mut answer = wire::logs(entries.get(offset..).unwrap_or_default());
+    answer["more"] = more.into();
+    Ok(Json(answer))
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,6 +18,7 @@ pub use listener::Listener;
 mod login_call;
 mod metrics;
 mod outage;
+mod views;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -74,6 +75,8 @@ pub struct Service {
     on_store_error: OnStoreError,
     command_timeout: Duration,
     bulk_timeout: Duration,
+    /// Records a view of the attempt records reads at most.
+    view_scan_limit: usize,
     /// The connection of admin work, opened at its first use (see `admin_engine`).
     bulk_store: tokio::sync::OnceCell<AnyStore>,
     /// With `on_store_error = "local"`: the local store that answers logins during an outage.
@@ -137,6 +140,7 @@ impl Service {
             on_store_error: config.on_store_error,
             command_timeout: config.login_redis_timeout(),
             bulk_timeout: config.bulk_timeout,
+            view_scan_limit: config.view_scan_limit,
             bulk_store: tokio::sync::OnceCell::new(),
             insurance,
             api_token: config.api_token.clone(),
@@ -439,6 +443,7 @@ pub fn app(service: Arc<Service>) -> Router {
         )
         .route("/v1/attempts/delete", post(api::delete_records))
         .route("/v1/attempts/import", post(import::import_records))
+        .route("/v1/attempts/record", get(views::record))
         .route("/v1/logs", get(api::list_logs).delete(api::delete_logs))
         .route("/v1/events", get(api::list_events))
         .route("/livez", get(api::live))

@@ -133,6 +133,10 @@ impl Store for AnyStore {
         on_the_store!(self, store => store.list(target).await)
     }
 
+    async fn records(&self, identities: &[Identity]) -> Result<Vec<AttemptRecord>> {
+        on_the_store!(self, store => store.records(identities).await)
+    }
+
     async fn page(&self, target: &Target, cursor: Option<&str>, size: usize) -> Result<Page> {
         on_the_store!(self, store => store.page(target, cursor, size).await)
     }

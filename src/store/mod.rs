@@ -204,6 +204,13 @@ pub trait Store: Send + Sync {
     /// The attempt records `target` selects, most recent failure first.
     fn list(&self, target: &Target) -> impl Future<Output = Result<Vec<AttemptRecord>>> + Send;
 
+    /// The records of these identities, those that exist, in order: what a detail page of
+    /// one record reads, without a scan. One round trip per 500 identities.
+    fn records(
+        &self,
+        identities: &[Identity],
+    ) -> impl Future<Output = Result<Vec<AttemptRecord>>> + Send;
+
     /// About `size` of the records `target` selects, from `cursor` (a previous page's `next`,
     /// or the start), in no particular order across pages: the store's own order, which stays
     /// fast over millions of records.

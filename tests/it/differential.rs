@@ -361,7 +361,8 @@ fn logs() -> impl Strategy<Value = Op> {
                 filter: LogFilter {
                     ip: Some(ip),
                     username,
-                    outcome,
+                    outcomes: outcome.into_iter().collect(),
+                    ..LogFilter::default()
                 },
                 limit,
             }),
@@ -369,7 +370,8 @@ fn logs() -> impl Strategy<Value = Op> {
             filter: LogFilter {
                 ip: None,
                 username,
-                outcome,
+                outcomes: outcome.into_iter().collect(),
+                ..LogFilter::default()
             },
             limit: usize::MAX,
         }),

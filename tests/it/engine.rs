@@ -837,7 +837,7 @@ async fn access_log_records_failures_refusals_and_successes(server: Backend) {
     };
     assert_eq!(engine.logs(&by_ip, 10).await.unwrap().len(), 1);
     let refusals = LogFilter {
-        outcome: Some(Outcome::Refused),
+        outcomes: vec![Outcome::Refused],
         ..LogFilter::default()
     };
     let refused = engine.logs(&refusals, 10).await.unwrap();

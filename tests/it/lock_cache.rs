@@ -72,7 +72,7 @@ async fn locked_checks_skip_redis_and_refusals_arrive_in_batches(redis: Backend)
     })
     .await;
     let refusals = LogFilter {
-        outcome: Some(Outcome::Refused),
+        outcomes: vec![Outcome::Refused],
         ..LogFilter::default()
     };
     let entries = engine.logs(&refusals, 100).await.unwrap();

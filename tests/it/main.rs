@@ -23,4 +23,5 @@ mod secrets;
 mod service;
 mod support;
 mod tls;
+mod views;
 mod webhooks;

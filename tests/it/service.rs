@@ -530,7 +530,7 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
         ("/v1/attempts?locked=maybe", "locked:"),
         ("/v1/attempts?colour=red", "unknown field `colour`"),
         ("/v1/logs?limit=-1", "limit:"),
-        ("/v1/logs?limit=20000", "limit: at most 10000"),
+        ("/v1/logs?limit=20000", "limit: from 1 to 10000"),
     ] {
         let (status, body) = admin(&client, Method::GET, service.at(query)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");

@@ -449,6 +449,14 @@ impl Store for MemoryStore {
         Ok(records)
     }
 
+    async fn records(&self, identities: &[Identity]) -> Result<Vec<AttemptRecord>> {
+        let (state, now) = self.state();
+        Ok(identities
+            .iter()
+            .filter_map(|identity| state.record(self.space, identity.tag(), now))
+            .collect())
+    }
+
     async fn page(&self, target: &Target, cursor: Option<&str>, size: usize) -> Result<Page> {
         let (state, now) = self.state();
         let mut tags: Vec<String> = state

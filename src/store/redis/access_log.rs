@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use redis::Cmd;
 
@@ -64,8 +64,20 @@ pub(super) async fn logs(
     limit: usize,
     max_age: Option<Duration>,
 ) -> Result<Vec<LogEntry>> {
-    let oldest = max_age.map_or("-".to_string(), |age| {
-        millis(since_epoch().saturating_sub(age)).to_string()
+    // The entry IDs' milliseconds are the entries' times: a period bounds the reads.
+    let retained = max_age.map(|age| millis(since_epoch().saturating_sub(age)));
+    let from = filter
+        .period
+        .from
+        .map(|from| millis(from.duration_since(UNIX_EPOCH).unwrap_or_default()));
+    let oldest = retained
+        .max(from)
+        .map_or("-".to_string(), |ms| ms.to_string());
+    let newest = filter.period.to.map_or("+".to_string(), |to| {
+        format!(
+            "({}-0",
+            millis(to.duration_since(UNIX_EPOCH).unwrap_or_default())
+        )
     });
     // One IP's entries are all in its shard; other filters read every shard.
     let shards: Vec<usize> = match filter.ip {
@@ -76,7 +88,7 @@ pub(super) async fn logs(
         .into_iter()
         .map(|shard| ShardRead {
             key: store.keys.log_key(shard),
-            newest: "+".into(),
+            newest: newest.clone(),
             matched: 0,
             exhausted: false,
         })

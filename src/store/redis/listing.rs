@@ -207,6 +207,17 @@ pub(super) async fn list(store: &RedisStore, target: &Target) -> Result<Vec<Atte
     Ok(records)
 }
 
+pub(super) async fn records(
+    store: &RedisStore,
+    identities: &[Identity],
+) -> Result<Vec<AttemptRecord>> {
+    let mut records = Vec::with_capacity(identities.len());
+    for batch in identities.chunks(FETCH_BATCH) {
+        records.extend(store.fetch_records(batch).await?);
+    }
+    Ok(records)
+}
+
 pub(super) async fn page(
     store: &RedisStore,
     target: &Target,
@@ -239,10 +250,7 @@ pub(super) async fn page(
             }
         }
     }
-    let mut records = Vec::with_capacity(identities.len());
-    for batch in identities.chunks(FETCH_BATCH) {
-        records.extend(store.fetch_records(batch).await?);
-    }
+    let mut records = records(store, &identities).await?;
     sort_newest_first(&mut records);
     Ok(Page {
         records,

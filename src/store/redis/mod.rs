@@ -286,6 +286,10 @@ impl Store for RedisStore {
         listing::list(self, target).await
     }
 
+    async fn records(&self, identities: &[Identity]) -> Result<Vec<AttemptRecord>> {
+        listing::records(self, identities).await
+    }
+
     async fn page(&self, target: &Target, cursor: Option<&str>, size: usize) -> Result<Page> {
         listing::page(self, target, cursor, size).await
     }
