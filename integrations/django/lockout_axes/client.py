@@ -45,7 +45,12 @@ class ServiceUnavailable(LockoutError):
 
 
 class RequestRejected(LockoutError):
-    """The service refused the request (4xx): a bug or a misconfiguration."""
+    """The service refused the request (4xx): a bug or a misconfiguration, or (404) a record
+    asked for by name that no longer exists."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
 
 
 def login_call(path, body):
@@ -121,7 +126,8 @@ def _call(method, path, *, token, body=None, query=None):
     _state.outage_ended(base_url)
     if status >= 400:
         raise RequestRejected(
-            f"lockout service refused {method} {path}: HTTP {status}: {_error_text(payload)}"
+            f"lockout service refused {method} {path}: HTTP {status}: {_error_text(payload)}",
+            status,
         )
     return payload
 
