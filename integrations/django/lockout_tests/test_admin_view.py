@@ -22,7 +22,10 @@ from selenium.webdriver.support.ui import Select
 from lockout_axes.records import Identity
 from lockout_tests import services
 from lockout_tests.admin_support import (
+    ACCESS_FAILURES,
+    ACCESS_LOGS,
     ALICE,
+    ATTEMPT,
     ATTEMPTS,
     BOB,
     BROWSER,
@@ -35,6 +38,7 @@ from lockout_tests.admin_support import (
     follow,
     identities,
     messages_of,
+    record_url,
     staff_user,
 )
 from lockout_tests.support import TEST_SCOPE, records
@@ -118,12 +122,15 @@ def test_usernames_user_agents_and_paths_are_escaped(admin_client):
     confirmation = admin_client.post(
         reverse(CHANGELIST), delete_action(hostile, confirmed=False)
     ).content.decode()
+    record_page = admin_client.get(record_url(ATTEMPT, hostile)).content.decode()
+    log_page = admin_client.get(reverse(ACCESS_LOGS)).content.decode()
 
-    for page in (listing, confirmation):
+    for page in (listing, confirmation, record_page, log_page):
         assert script not in page
         assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
-    assert "<b>" not in listing and "<i>" not in listing
-    assert "/login/&lt;i&gt;x&lt;/i&gt;" in listing
+    for page in (listing, record_page, log_page):
+        assert "<b>" not in page and "<i>" not in page
+        assert "/login/&lt;i&gt;x&lt;/i&gt;" in page
 
 
 def test_filters_by_ip_username_and_lock(admin_client):
@@ -160,6 +167,28 @@ def test_an_unavailable_service_is_an_error_message(admin_client):
     assert response.status_code == 200
     [message] = messages_of(response)
     assert message.startswith("Could not list the access attempts:")
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        (ATTEMPTS, "Could not list the access attempts: "),
+        (ACCESS_LOGS, "Could not list the access logs: "),
+        (ACCESS_FAILURES, "Could not list the access failures: "),
+        (ATTEMPT, "Could not read the access attempt: "),
+    ],
+)
+def test_a_missing_admin_token_is_an_error_message_on_every_page(admin_client, name, error):
+    fail(BOB.ip, BOB.username)
+    url = record_url(name, BOB) if name == ATTEMPT else reverse(name)
+
+    with override_settings(LOCKOUT_ADMIN_TOKEN=None):
+        response = admin_client.get(url, follow=True)
+
+    assert response.status_code == 200
+    # A record's page sends back to the list, which says it too.
+    message, *_ = messages_of(response)
+    assert message.startswith(error) and "LOCKOUT_ADMIN_TOKEN" in message
 
 
 def test_records_of_other_scopes_are_neither_listed_nor_deleted(admin_client):

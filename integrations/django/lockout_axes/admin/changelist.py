@@ -66,7 +66,6 @@ class ServiceChangeList:
     date_hierarchy = None
     show_all = False
     can_show_all = False
-    show_admin_actions = True
 
     def __init__(self, request, model_admin):
         self.model_admin = model_admin
