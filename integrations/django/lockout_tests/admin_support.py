@@ -84,20 +84,44 @@ def backdate(redis_url, service, identity, by):
     """Move a record's failures ``by`` (a timedelta) into the past, in Redis, as failures that
     long ago would have left them (the record's ``f`` and ``l`` fields, docs/keys.md): the
     tests' clock seam for the order and the date filters, whose times are whole seconds."""
-    record = client.admin_call("GET", "/v1/attempts/record", **identity.parameters)["attempt"]
-    redis = ["redis-cli", "-u", redis_url]
-    keys = subprocess.run(
-        [*redis, "--scan", "--pattern", f"{service.prefix}:attempt:*"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    [key] = [key for key in keys if key.endswith("}" + record["identity"])]
+    record, key = _record_in_redis(redis_url, service, identity)
     moved = {
         field: str(int(parse_datetime(record[name]).timestamp() - by.total_seconds()))
         for field, name in (("f", "first_failure"), ("l", "last_failure"))
     }
-    subprocess.run([*redis, "HSET", key, *moved.popitem(), *moved.popitem()], check=True)
+    _redis(redis_url, "HSET", key, *moved.popitem(), *moved.popitem())
+
+
+CLONE_SCRIPT = """
+local fields, ttl = redis.call('HGETALL', KEYS[1]), redis.call('PTTL', KEYS[1])
+for n = 1, tonumber(ARGV[1]) do
+  local key = KEYS[1] .. '-' .. n
+  redis.call('HSET', key, unpack(fields))
+  redis.call('PEXPIRE', key, ttl)
+end
+"""
+
+
+def clone_record(redis_url, service, identity, count):
+    """``count`` copies of a record whose identity has a username, in Redis, as the service
+    would have left them for usernames ``<username>-1`` ... ``<username>-<count>`` from the same
+    IP (docs/keys.md: an identity's shard is its first pair's, so the copies share the key's
+    hash tag): many records at once, without as many logins."""
+    _, key = _record_in_redis(redis_url, service, identity)
+    _redis(redis_url, "EVAL", CLONE_SCRIPT, "1", key, str(count))
+
+
+def _record_in_redis(redis_url, service, identity):
+    """The service's record of ``identity`` and its key in Redis."""
+    record = client.admin_call("GET", "/v1/attempts/record", **identity.parameters)["attempt"]
+    keys = _redis(redis_url, "--scan", "--pattern", f"{service.prefix}:attempt:*").splitlines()
+    [key] = [key for key in keys if key.endswith("}" + record["identity"])]
+    return record, key
+
+
+def _redis(redis_url, *arguments):
+    command = ["redis-cli", "-u", redis_url, *arguments]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
 def local_now():

@@ -20,6 +20,7 @@ from lockout_tests.admin_support import (
     CAROL,
     FAILURE_LIMIT,
     backdate,
+    clone_record,
     fail,
     identities,
     local_now,
@@ -220,6 +221,30 @@ def test_a_page_past_the_end_redirects_to_the_last_one(admin_client, monkeypatch
 
     assert response.status_code == 302
     assert response.url == "?p=2&q=192.0.2"
+
+
+def test_a_list_sorted_among_the_records_read_says_so(admin_client, redis_url, lockout_service):
+    # More records than the service's views read (20,000, and about a batch of 1,000 more).
+    many = Identity(ip="10.9.9.9", username="many")
+    fail(many.ip, many.username)
+    clone_record(redis_url, lockout_service, many, 25_000)
+
+    response = get(admin_client)
+
+    cl = response.context["cl"]
+    assert len(shown(response)) == cl.list_per_page
+    [message] = messages_of(response)
+    scanned = int(message.split("among the ")[1].split(" ")[0])
+    assert 20_000 <= scanned < 25_001
+    assert cl.result_count <= scanned
+    assert message.endswith(
+        "Narrow the list to one IP address or username (a record's page links to them) to see "
+        "all of its attempts."
+    )
+    # An exact username is read alone: complete.
+    narrowed = get(admin_client, username="many-24999")
+    assert shown_identities(narrowed) == [Identity(ip=many.ip, username="many-24999")]
+    assert messages_of(narrowed) == []
 
 
 def test_a_records_page_shows_every_field_its_events_and_its_access_log(admin_client):
