@@ -58,7 +58,8 @@ class ServiceUnavailable(LockoutError):
 
 
 class RequestRejected(LockoutError):
-    """The service refused the request (4xx): a misconfiguration (token, URL, scope, policy)."""
+    """The service refused the request (4xx): a misconfiguration (token, URL, scope, policy), or
+    (404) a record asked for by name that no longer exists."""
 
     def __init__(self, message, status):
         super().__init__(message)

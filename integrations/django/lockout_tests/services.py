@@ -25,6 +25,8 @@ class Service:
     url: str
     admin_token: str
     api_token: str | None
+    # Its keys' prefix in Redis.
+    prefix: str
 
 
 def lockout_binary():
@@ -61,11 +63,12 @@ def lockout_serve(binary, redis_url, workdir, *, api_token=None, on_store_error=
     """``lockout serve`` on its own prefix, with a fresh admin token; yields a Service."""
     port = free_port()
     admin_token = secrets.token_urlsafe(24)
+    prefix = f"lockout-django-{port}"
     env = {name: value for name, value in os.environ.items() if not name.startswith("LOCKOUT_")}
     env |= {
         "LOCKOUT_REDIS_URL": redis_url,
         "LOCKOUT_LISTEN": f"127.0.0.1:{port}",
-        "LOCKOUT_PREFIX": f"lockout-django-{port}",
+        "LOCKOUT_PREFIX": prefix,
         "LOCKOUT_ADMIN_PASSWORD": secrets.token_urlsafe(24),
         "LOCKOUT_ADMIN_TOKEN": admin_token,
     }
@@ -76,7 +79,7 @@ def lockout_serve(binary, redis_url, workdir, *, api_token=None, on_store_error=
     url = f"http://127.0.0.1:{port}"
     log = workdir / f"lockout-{port}.log"
     with _process([str(binary), "serve"], log, lambda: _answers(f"{url}/healthz"), env=env):
-        yield Service(url=url, admin_token=admin_token, api_token=api_token)
+        yield Service(url=url, admin_token=admin_token, api_token=api_token, prefix=prefix)
 
 
 @contextmanager

@@ -14,6 +14,10 @@ INSTALLED_APPS = ["lockout_axes", *INSTALLED_APPS]
 
 LOCKOUT_TIMEOUT = 5
 
+# The handler a site switched to lockout runs; tests of the database handler set their own. At
+# start-up, it also decides which admin pages are registered (lockout_axes.admin).
+AXES_HANDLER = "lockout_axes.handler.LockoutHandler"
+
 # The admin's CSS and JavaScript, for the Access attempts page in a real browser (live_server).
 INSTALLED_APPS += ["django.contrib.staticfiles"]
 STATIC_URL = "/static/"
