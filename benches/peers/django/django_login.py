@@ -1,4 +1,4 @@
-"""A Django login through Django Axes, for the benchmark tool (benches/lockout.rs): the
+"""A Django login through Django Axes, for the benchmark tool (benches/lockout/): the
 failed-login flow of a Django site, first with Axes' cache handler on Redis, then with the
 lockout_axes handler and ``lockout serve``, so that a site sees what switching saves.
 
