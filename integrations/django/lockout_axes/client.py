@@ -2,9 +2,9 @@
 
 Settings are read from ``django.conf.settings`` at every call (so ``override_settings`` works):
 ``LOCKOUT_URL``, ``LOCKOUT_API_TOKEN``, ``LOCKOUT_ADMIN_TOKEN``, ``LOCKOUT_TIMEOUT``,
-``LOCKOUT_ON_ERROR`` and ``LOCKOUT_SCOPE``. One urllib3 pool per process carries every call over
-kept-alive connections; a call's connecting and reading share one ``LOCKOUT_TIMEOUT`` (urllib3's
-total timeout), and no call is retried.
+``LOCKOUT_ON_ERROR`` and ``LOCKOUT_SCOPE``. Calls go over a kept-alive connection per thread
+(``lockout_axes.transport``); a call's connecting and reading share one ``LOCKOUT_TIMEOUT``, and no
+call is retried.
 
 A service that cannot be reached, times out, fails (5xx) or answers ``"degraded": true`` raises
 ``ServiceUnavailable``, unless the degraded answer says ``"store": "local"``: a service with
@@ -19,20 +19,19 @@ import json
 import logging
 import os
 import threading
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-import urllib3
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
+
+from lockout_axes import transport
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT = 0.5
 ON_ERROR_CHOICES = ("deny", "allow")
-# Connections kept per process; more threads than this still get a connection of their own.
-POOL_SIZE = 32
 ERROR_TEXT_LIMIT = 300
 
 
@@ -129,38 +128,33 @@ def _call(method, path, *, token, body=None, query=None):
 @sensitive_variables("token", "headers")
 def _exchange(method, base_url, path, token, body, query):
     """One request: (status, body) of a 2xx JSON object or of a 4xx, else ServiceUnavailable."""
-    url = base_url + path + (f"?{urlencode(query)}" if query else "")
-    headers = {"Accept": "application/json"}
+    target = path + (f"?{urlencode(query)}" if query else "")
+    headers = "Accept: application/json\r\n"
     if token:
-        headers["Authorization"] = f"Bearer {token}"
+        headers += f"Authorization: Bearer {token}\r\n"
     encoded_body = None
     if body is not None:
-        headers["Content-Type"] = "application/json"
+        headers += "Content-Type: application/json\r\n"
         encoded_body = json.dumps(body).encode()
     try:
-        response = _state.pool().request(
-            method,
-            url,
-            body=encoded_body,
-            headers=headers,
-            timeout=urllib3.Timeout(total=timeout_seconds()),
-            retries=False,
+        status, data = transport.request(
+            method, base_url, target, headers, encoded_body, timeout_seconds()
         )
-    except urllib3.exceptions.HTTPError as error:
-        raise ServiceUnavailable(f"{type(error).__name__}: {error}") from None
+    except transport.Unreachable as error:
+        raise ServiceUnavailable(str(error)) from None
     try:
-        payload = json.loads(response.data)
+        payload = json.loads(data)
     except ValueError:
-        payload = response.data.decode(errors="replace")
-    if response.status >= 500:
-        raise ServiceUnavailable(f"HTTP {response.status}: {_error_text(payload)}")
-    if response.status >= 400:
-        return response.status, payload
+        payload = data.decode(errors="replace")
+    if status >= 500:
+        raise ServiceUnavailable(f"HTTP {status}: {_error_text(payload)}")
+    if status >= 400:
+        return status, payload
     if not isinstance(payload, dict):
-        raise ServiceUnavailable(f"HTTP {response.status} without a JSON object: {payload!r:.100}")
+        raise ServiceUnavailable(f"HTTP {status} without a JSON object: {payload!r:.100}")
     if payload.get("degraded") and payload.get("store") != "local":
         raise ServiceUnavailable("the service is degraded: its Redis is unavailable")
-    return response.status, payload
+    return status, payload
 
 
 def _error_text(payload):
@@ -169,24 +163,16 @@ def _error_text(payload):
 
 
 def _without_credentials(url):
-    return urllib3.util.parse_url(url)._replace(auth=None).url
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 class _ProcessState:
-    """What one process shares between its threads: the connection pool and the outage flag."""
+    """What one process shares between its threads: the outage flag."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._pool = None
         self._in_outage = False
-
-    def pool(self):
-        if self._pool is not None:
-            return self._pool
-        with self._lock:
-            if self._pool is None:
-                self._pool = urllib3.PoolManager(maxsize=POOL_SIZE)
-            return self._pool
 
     def outage_started(self, url, cause):
         with self._lock:
@@ -214,7 +200,7 @@ _state = _ProcessState()
 
 
 def _forget_parent_state():
-    # A forked child must not share the parent's sockets, nor a lock another thread held.
+    # A forked child must not share a lock another thread held.
     global _state
     _state = _ProcessState()
 
