@@ -1,14 +1,17 @@
-"""A Django login through Django Axes, for the benchmark tool (benches/lockout.rs): the
+"""A Django login through Django Axes, for the benchmark tool (benches/lockout/): the
 failed-login flow of a Django site, first with Axes' cache handler on Redis, then with the
 lockout_axes handler and ``lockout serve``, so that a site sees what switching saves.
 
-    python django_login.py HANDLER HOST PORT LOCKOUT_URL SECONDS IPS USERNAMES
+    python django_login.py HANDLER CASE HOST PORT LOCKOUT_URL SECONDS IPS USERNAMES
 
 HANDLER is ``axes-cache`` (Axes' AxesCacheHandler over Django's Redis cache, keys under
 ``lockout-bench-axes``) or ``lockout`` (lockout_axes.handler.LockoutHandler at LOCKOUT_URL).
 Each login is what Django's login view does with a wrong password: ``authenticate()`` through
 Axes' backend (its check) and ModelBackend, whose failure Axes records from
-``user_login_failed``; random IPs and usernames, limit 3, policy ``ip_address``. One process,
+``user_login_failed``; random IPs and usernames, limit 3, policy ``ip_address``. CASE is
+``failed`` (logins from random IPs of IPS, few of them locked) or ``refused`` (logins from 1,000
+attackers' IPs, each locked before the run by three failures: Axes refuses them before the
+password is checked, the case of a flood). One process,
 one login at a time: Django's own way. The password hasher is MD5, as in Django's own tests:
 a real site's PBKDF2 (about 200 ms of CPU per login, paid for a user that does not exist too)
 would hide what the handlers cost. Axes' log lines are off. Redis' user, password, db and TLS
@@ -29,6 +32,10 @@ import time
 
 import django
 from django.conf import settings
+
+FAILURE_LIMIT = 3
+# The refused case's attackers, each locked before the run.
+ATTACKERS = 1000
 
 
 def redis_cache(host, port):
@@ -73,7 +80,7 @@ def configure(handler, host, port, lockout_url):
             "axes.backends.AxesStandaloneBackend",
             "django.contrib.auth.backends.ModelBackend",
         ],
-        AXES_FAILURE_LIMIT=3,
+        AXES_FAILURE_LIMIT=FAILURE_LIMIT,
         AXES_LOCKOUT_PARAMETERS=["ip_address"],
         AXES_VERBOSE=False,
         LOGGING_CONFIG=None,
@@ -96,20 +103,43 @@ def login_request(ip_address):
     return request
 
 
+def attacker_ip(n):
+    return f"172.16.{n >> 8 & 255}.{n & 255}"
+
+
 def main():
-    handler, host, port, lockout_url, seconds, ips, usernames = sys.argv[1:8]
+    handler, case, host, port, lockout_url, seconds, ips, usernames = sys.argv[1:9]
     logging.disable(logging.WARNING)
     configure(handler, host, port, lockout_url)
     from django.contrib.auth import authenticate
 
     rng = random.Random(7)
 
-    def login():
-        n = rng.randrange(int(ips))
-        ip = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
-        authenticate(
-            login_request(ip), username=f"user{rng.randrange(int(usernames))}", password="x"
-        )
+    def login_from(ip):
+        request = login_request(ip)
+        username = f"user{rng.randrange(int(usernames))}"
+        authenticate(request, username=username, password="x")
+        return request
+
+    if case == "failed":
+
+        def login():
+            n = rng.randrange(int(ips))
+            login_from(f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}")
+
+    elif case == "refused":
+        for n in range(ATTACKERS):
+            for _ in range(FAILURE_LIMIT):
+                login_from(attacker_ip(n))
+
+        def login():
+            login_from(attacker_ip(rng.randrange(ATTACKERS)))
+
+        if not login_from(attacker_ip(0)).axes_locked_out:
+            sys.exit("django_login.py: the refused case's attackers are not locked")
+
+    else:
+        sys.exit(f"django_login.py: unknown case {case!r}")
 
     for _ in range(200):  # warm-up: imports, connections
         login()

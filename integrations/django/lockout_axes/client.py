@@ -2,8 +2,8 @@
 
 Settings are read from ``django.conf.settings`` at every call (so ``override_settings`` works):
 ``LOCKOUT_URL``, ``LOCKOUT_API_TOKEN``, ``LOCKOUT_ADMIN_TOKEN``, ``LOCKOUT_TIMEOUT``,
-``LOCKOUT_ON_ERROR`` and ``LOCKOUT_SCOPE``. One urllib3 pool per process carries every call over
-kept-alive connections; a call's connecting and reading share one ``LOCKOUT_TIMEOUT`` (urllib3's
+``LOCKOUT_ON_ERROR`` and ``LOCKOUT_SCOPE``. Calls go over a kept-alive connection per thread
+(``lockout_axes.transport``); a call's connecting and reading share one ``LOCKOUT_TIMEOUT`` (a
 total timeout), and no call is retried.
 
 Every call either returns the service's answer or raises a ``LockoutError`` whose message says
@@ -22,20 +22,19 @@ import json
 import logging
 import os
 import threading
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-import urllib3
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
+
+from lockout_axes import transport
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT = 0.5
 ON_ERROR_CHOICES = ("deny", "allow")
-# Connections kept per process; more threads than this still get a connection of their own.
-POOL_SIZE = 32
 ERROR_TEXT_LIMIT = 300
 # The service takes bodies of at most 16 KiB; what is left is room for the envelope and scope.
 BATCH_BYTES = 15 * 1024
@@ -188,34 +187,26 @@ def _scope():
 
 def _call(method, path, *, token_setting, body=None, query=None, timeout=None):
     base_url = _base_url()
-    url = base_url + path + (f"?{urlencode(query)}" if query else "")
+    target = path + (f"?{urlencode(query)}" if query else "")
     encoded_body = None if body is None else json.dumps(body).encode()
     seconds = timeout or timeout_seconds()
-    status, data = _exchange(method, url, _setting(token_setting), encoded_body, seconds)
+    token = _setting(token_setting)
+    status, data = _exchange(method, base_url, target, token, encoded_body, seconds)
     return _answer_of(status, data, f"{method} {path}", base_url, token_setting)
 
 
 @sensitive_variables("token", "headers")
-def _exchange(method, url, token, body, timeout):
+def _exchange(method, base_url, target, token, body, timeout):
     """One request: (status, body bytes), or ServiceUnavailable when no answer came."""
-    headers = {"Accept": "application/json"}
+    headers = "Accept: application/json\r\n"
     if token:
-        headers["Authorization"] = f"Bearer {token}"
+        headers += f"Authorization: Bearer {token}\r\n"
     if body is not None:
-        headers["Content-Type"] = "application/json"
+        headers += "Content-Type: application/json\r\n"
     try:
-        response = _state.pool().request(
-            method,
-            url,
-            body=body,
-            headers=headers,
-            timeout=urllib3.Timeout(total=timeout),
-            retries=False,
-        )
-    except urllib3.exceptions.HTTPError as error:
-        cause = type(error).__name__
-        raise ServiceUnavailable(f"{cause}: {error}", cause) from None
-    return response.status, response.data
+        return transport.request(method, base_url, target, headers, body, timeout)
+    except transport.Unreachable as error:
+        raise ServiceUnavailable(str(error)) from None
 
 
 def _answer_of(status, data, request, base_url, token_setting):
@@ -270,25 +261,17 @@ def _error_text(payload):
 
 
 def _without_credentials(url):
-    return urllib3.util.parse_url(url)._replace(auth=None).url
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 class _ProcessState:
-    """What one process shares between its threads: the connection pool, and the causes the log
-    has told since the login calls last got a verdict."""
+    """What one process shares between its threads: the causes the log has told since the login
+    calls last got a verdict (the connections are the transport's)."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._pool = None
         self._causes = set()
-
-    def pool(self):
-        if self._pool is not None:
-            return self._pool
-        with self._lock:
-            if self._pool is None:
-                self._pool = urllib3.PoolManager(maxsize=POOL_SIZE)
-            return self._pool
 
     def login_failed(self, url, error):
         self.warn_once(
@@ -321,7 +304,7 @@ _state = _ProcessState()
 
 
 def _forget_parent_state():
-    # A forked child must not share the parent's sockets, nor a lock another thread held.
+    # A forked child must not share a lock another thread held.
     global _state
     _state = _ProcessState()
 

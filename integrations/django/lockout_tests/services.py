@@ -59,9 +59,10 @@ def shut_down_redis(url):
 
 
 @contextmanager
-def lockout_serve(binary, redis_url, workdir, *, api_token=None, on_store_error=None):
-    """``lockout serve`` on its own prefix, with a fresh admin token; yields a Service."""
-    port = free_port()
+def lockout_serve(binary, redis_url, workdir, *, api_token=None, on_store_error=None, port=None):
+    """``lockout serve`` on its own prefix (that of its port: a free one unless given), with a
+    fresh admin token; yields a Service."""
+    port = port or free_port()
     admin_token = secrets.token_urlsafe(24)
     prefix = f"lockout-django-{port}"
     env = {name: value for name, value in os.environ.items() if not name.startswith("LOCKOUT_")}

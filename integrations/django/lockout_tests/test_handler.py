@@ -7,11 +7,12 @@ from datetime import timedelta
 
 import pytest
 from axes.handlers.proxy import AxesProxyHandler
+from django.contrib.auth import authenticate
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from lockout_axes import client
+from lockout_axes import client, transport
 from lockout_axes.checks import check_settings
 from lockout_tests import services
 from lockout_tests.support import (
@@ -220,3 +221,26 @@ def test_a_successful_login_resets_when_axes_says_so(settings, caplog):
     AxesProxyHandler.user_logged_in(None, request, NamedUser("alice"))
     assert records() == []
     assert "AXES: Successful login by" in caplog.text
+
+
+def service_counts(url):
+    """The service's checks that found a lock and failures reported, from its /metrics."""
+    status, body = transport.request("GET", url, "/metrics", "", None, 5)
+    assert status == 200
+    samples = dict(line.rsplit(" ", 1) for line in body.decode().splitlines() if line[:1] != "#")
+    locked = samples.get('lockout_checks_total{verdict="lockout"}', "0")
+    return int(locked), int(samples.get("lockout_failures_total", "0"))
+
+
+@pytest.mark.parametrize(("reset_cool_off", "failures_sent"), [(False, 0), (True, 1)])
+def test_a_refused_login_makes_one_call_unless_it_resets_the_cool_off(
+    settings, lockout_service, reset_cool_off, failures_sent
+):
+    settings.AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = reset_cool_off
+    settings.AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend"]
+    fail("mallory", times=2)
+    checks, failures = service_counts(lockout_service.url)
+    request = login_request("10.0.0.1")
+    assert authenticate(request, username="mallory", password="wrong") is None
+    assert request.axes_locked_out
+    assert service_counts(lockout_service.url) == (checks + 1, failures + failures_sent)
