@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use crate::attempt::Attempt;
 use crate::error::Result;
-use crate::event::{Event, EventKind, StoredEvent};
+use crate::event::{Event, EventCursor, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::lock_cache::{self, LockCache, LockCacheTasks};
 use crate::policy::{Combination, Policy};
@@ -362,8 +362,9 @@ impl<S: Store> Engine<S> {
         Ok(removed)
     }
 
-    /// The events after `since` (an event ID), oldest first, at most `limit`.
-    pub async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+    /// The events after `since`, oldest first, at most `limit` (the cursor after them:
+    /// `since.after(&events)`).
+    pub async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>> {
         self.store.events(since, limit).await
     }
 

@@ -21,6 +21,7 @@ use super::Service;
 use crate::attempt::{parse_ip, Attempt};
 use crate::config::OnStoreError;
 use crate::engine::Verdict;
+use crate::event::EventCursor;
 use crate::identity::Identity;
 use crate::record::LogFilter;
 use crate::target::Target;
@@ -426,8 +427,8 @@ pub struct EventsQuery {
     scope: Option<String>,
 }
 
-/// `GET /v1/events?since=&limit=&scope=`: the events after `since` (an event's `id`), oldest
-/// first; a follower passes the last `id` it saw.
+/// `GET /v1/events?since=&limit=&scope=`: the events after `since` (an event's `id`, or the
+/// `next` cursor of an answer), oldest first, and `next`; a follower passes the `next` it got.
 pub async fn list_events(
     State(service): State<Arc<Service>>,
     _: Admin,
@@ -439,18 +440,21 @@ pub async fn list_events(
             "limit: from 1 to {MAX_LOG_LIMIT}"
         )));
     }
-    if let Some(since) = &query.since {
-        if crate::event::id_order(since).is_none() {
-            return Err(ApiError::bad_request(format!(
-                "since: {since:?} is not an event id (such as 1764380000000-0)"
-            )));
-        }
-    }
+    let since = match &query.since {
+        None => EventCursor::default(),
+        Some(since) => EventCursor::parse(since).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "since: {since:?} is neither an event id (such as 1764380000000-0-3) nor a \
+                 next cursor of this endpoint"
+            ))
+        })?,
+    };
     let engine = service.admin_engine(query.scope.as_deref()).await?;
     let events = service
-        .bulk_call("events", engine.events(query.since.as_deref(), limit))
+        .bulk_call("events", engine.events(&since, limit))
         .await?;
-    Ok(Json(wire::events(&events)))
+    let next = since.after(&events);
+    Ok(Json(wire::events(&events, &next)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -376,7 +376,10 @@ async fn a_lock_that_runs_out_is_told_once_and_a_reset_one_never(backend: Backen
     .await;
     assert_eq!(told, 1);
     assert_eq!(engine.store().end_lockouts(bounds, 100).await.unwrap(), 0);
-    let events = engine.events(None, 100).await.unwrap();
+    let events = engine
+        .events(&lockout::event::EventCursor::default(), 100)
+        .await
+        .unwrap();
     // Events of one millisecond in two shards come in either order.
     let mut seen: Vec<(&str, &str)> = events
         .iter()
