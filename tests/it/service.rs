@@ -267,6 +267,58 @@ async fn admin_endpoints_list_and_delete() {
 }
 
 #[tokio::test]
+async fn an_admin_token_alone_enables_the_admin_api_for_bearers_only() {
+    let service = TestService::start_with(|c| c.admin.token = "t0ken-only".into()).await;
+    let client = http_client();
+    let attempts = service.at("/v1/attempts");
+    let response = client
+        .get(&attempts)
+        .bearer_auth("t0ken-only")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Basic, even with the default username and an empty password, is refused, saying why.
+    let response = client
+        .get(&attempts)
+        .basic_auth("admin", Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    let body: Value = response.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("HTTP Basic is disabled") && error.contains("admin.password"),
+        "{body}"
+    );
+    let response = client
+        .get(&attempts)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // The admin page needs the password: every page of it says how to enable it.
+    for page in ["/dj-ad-admin/", "/dj-ad-admin/logs"] {
+        let response = client.get(service.at(page)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{page}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("set admin.password (LOCKOUT_ADMIN_PASSWORD)"),
+            "{page}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn admin_authentication_401_403_and_lockout() {
     let redis = RedisServer::start();
     let disabled = TestService::start(&redis, |_| {}).await;
