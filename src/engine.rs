@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::attempt::{Attempt, Field};
 use crate::error::Result;
-use crate::event::{Event, EventKind, StoredEvent};
+use crate::event::{Event, EventCursor, EventId, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::lock_cache::{self, LockCache, LockCacheTasks};
 use crate::policy::{Combination, Policy};
@@ -424,8 +424,9 @@ impl<S: Store> Engine<S> {
         Ok(removed)
     }
 
-    /// The events after `since` (an event ID), oldest first, at most `limit`.
-    pub async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+    /// The events after `since`, oldest first, at most `limit` (the cursor after them:
+    /// `since.after(&events)`).
+    pub async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>> {
         self.store.events(since, limit).await
     }
 
@@ -435,23 +436,25 @@ impl<S: Store> Engine<S> {
     pub async fn events_naming(
         &self,
         subject: &str,
-        since: Option<&str>,
+        since: &EventCursor,
         limit: usize,
         bound: usize,
-    ) -> Result<(Vec<StoredEvent>, Option<String>)> {
-        let mut since = since.map(str::to_string);
+    ) -> Result<(Vec<StoredEvent>, Option<EventCursor>)> {
+        let mut cursor = since.clone();
         let (mut named, mut read) = (Vec::new(), 0);
         loop {
             let size = bound.saturating_sub(read).clamp(1, VIEW_READ_PAGE);
-            let events = self.store.events(since.as_deref(), size).await?;
+            let events = self.store.events(&cursor, size).await?;
             let exhausted = events.len() < size;
             read += events.len();
             for stored in events {
-                since = Some(stored.id.clone());
+                if let Some(id) = EventId::parse(&stored.id) {
+                    cursor.advance(&id);
+                }
                 if stored.event.names(subject) {
                     named.push(stored);
                     if named.len() == limit {
-                        return Ok((named, since));
+                        return Ok((named, Some(cursor)));
                     }
                 }
             }
@@ -459,7 +462,7 @@ impl<S: Store> Engine<S> {
                 return Ok((named, None));
             }
             if read >= bound {
-                return Ok((named, since));
+                return Ok((named, Some(cursor)));
             }
         }
     }

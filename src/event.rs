@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::attempt::Field;
 use crate::identity::Identity;
+use crate::keys::{Keyspace, EVENT_SHARDS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -58,7 +59,7 @@ pub struct Event {
     pub removed: Option<u64>,
 }
 
-/// An event as the store keeps it: with its ID (stream order: `<ms>-<seq>`) and time.
+/// An event as the store keeps it: with its ID (see `EventId`) and time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     pub id: String,
@@ -66,11 +67,139 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
-/// The order of event IDs (`<ms>-<seq>`), as Redis orders stream IDs; `None` for an ID that
-/// is not one.
-pub fn id_order(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+/// An event's ID, `<ms>-<seq>-<shard>`: its entry's ID in its shard's stream (`<ms>-<seq>`,
+/// which Redis makes unique within the stream) and the shard (see `Event::shard`), so unique
+/// across shards. Ordered by time, then sequence, then shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventId {
+    pub ms: u64,
+    pub seq: u64,
+    pub shard: usize,
+}
+
+impl EventId {
+    /// `None` for a text that is not an event ID.
+    pub fn parse(id: &str) -> Option<Self> {
+        let mut parts = id.split('-');
+        let (Some(ms), Some(seq), Some(shard), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let shard: usize = shard.parse().ok()?;
+        (shard < EVENT_SHARDS).then_some(EventId {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+            shard,
+        })
+    }
+
+    /// Its entry's ID in its shard's stream.
+    pub fn stream_id(&self) -> String {
+        format!("{}-{}", self.ms, self.seq)
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}-{}", self.ms, self.seq, self.shard)
+    }
+}
+
+/// Where a reader of the events is: in each shard, the stream ID (`<ms>-<seq>`) of the last
+/// event it has seen. Events are read per shard after these, so a reader sees each event once
+/// however many shards write in one millisecond, and whatever the order in which they land
+/// (one shard's entry may be written after another's later one, on another node's clock).
+/// Written as the positions of the `EVENT_SHARDS` shards, comma-separated (`0` for none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventCursor([(u64, u64); EVENT_SHARDS]);
+
+impl Default for EventCursor {
+    /// Before every event.
+    fn default() -> Self {
+        EventCursor([(0, 0); EVENT_SHARDS])
+    }
+}
+
+impl EventCursor {
+    /// A cursor as `Display` writes it; or an event ID: after that event, in `EventId`'s
+    /// order; or an event ID of before the shard was part of it (`<ms>-<seq>`): after it in every
+    /// shard, as such an ID meant. `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.contains(',') {
+            let positions: Vec<(u64, u64)> = text
+                .split(',')
+                .map(|position| match position {
+                    "0" => Some((0, 0)),
+                    _ => {
+                        let (ms, seq) = position.split_once('-')?;
+                        Some((ms.parse().ok()?, seq.parse().ok()?))
+                    }
+                })
+                .collect::<Option<_>>()?;
+            return positions.try_into().ok().map(EventCursor);
+        }
+        if let Some(id) = EventId::parse(text) {
+            let mut cursor = EventCursor::default();
+            for (shard, position) in cursor.0.iter_mut().enumerate() {
+                *position = if shard <= id.shard {
+                    (id.ms, id.seq)
+                } else {
+                    // Just before it: its own (ms, seq) in a later shard comes after it.
+                    match (id.ms, id.seq) {
+                        (ms, 0) => (ms.saturating_sub(1), if ms == 0 { 0 } else { u64::MAX }),
+                        (ms, seq) => (ms, seq - 1),
+                    }
+                };
+            }
+            return Some(cursor);
+        }
+        let (ms, seq) = text.split_once('-')?;
+        let position = (ms.parse().ok()?, seq.parse().ok()?);
+        Some(EventCursor([position; EVENT_SHARDS]))
+    }
+
+    /// The stream ID in `shard` after which the reader has seen nothing.
+    pub fn position(&self, shard: usize) -> (u64, u64) {
+        self.0[shard]
+    }
+
+    /// Whether the event is after the cursor.
+    pub fn precedes(&self, id: &EventId) -> bool {
+        (id.ms, id.seq) > self.0[id.shard]
+    }
+
+    /// The cursor after the reader has seen the event.
+    pub fn advance(&mut self, id: &EventId) {
+        if self.precedes(id) {
+            self.0[id.shard] = (id.ms, id.seq);
+        }
+    }
+
+    /// The cursor after `events` (IDs this store made; others are ignored).
+    pub fn after(mut self, events: &[StoredEvent]) -> Self {
+        for stored in events {
+            if let Some(id) = EventId::parse(&stored.id) {
+                self.advance(&id);
+            }
+        }
+        self
+    }
+}
+
+impl std::fmt::Display for EventCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (shard, (ms, seq)) in self.0.iter().enumerate() {
+            if shard > 0 {
+                f.write_str(",")?;
+            }
+            match (ms, seq) {
+                (0, 0) => f.write_str("0")?,
+                _ => write!(f, "{ms}-{seq}")?,
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Event {
@@ -78,6 +207,12 @@ impl Event {
     /// listing it among others (`ip=10.0.0.1 ip=10.0.0.2 and 3 more`).
     pub fn names(&self, tag: &str) -> bool {
         self.subject == tag || self.subject.split(' ').any(|word| word == tag)
+    }
+
+    /// The events shard it is kept in: its IP's (see `Keyspace::event_shard`); 0 for a reset
+    /// of no one IP.
+    pub fn shard(&self) -> usize {
+        self.ip.map_or(0, Keyspace::event_shard)
     }
 
     /// The end of the lock of the identity whose tag is `subject`, run out.
@@ -201,7 +336,43 @@ mod tests {
         let mut fields = fields;
         fields.remove("subject");
         assert_eq!(Event::from_fields(&fields), None);
-        assert_eq!(id_order("1764380000000-3"), Some((1_764_380_000_000, 3)));
-        assert_eq!(id_order("yesterday"), None);
+    }
+
+    #[test]
+    fn ids_and_cursors_parse_and_order_events_per_shard() {
+        let id = EventId::parse("1764380000000-3-7").unwrap();
+        assert_eq!(id.to_string(), "1764380000000-3-7");
+        assert_eq!(id.stream_id(), "1764380000000-3");
+        for bad in [
+            "1764380000000-3",
+            "1764380000000-3-16",
+            "yesterday",
+            "1-2-3-4",
+        ] {
+            assert_eq!(EventId::parse(bad), None, "{bad}");
+        }
+        let same_ms = |shard| EventId {
+            ms: 5,
+            seq: 0,
+            shard,
+        };
+        // After an event ID: the same stream ID in a later shard comes after it.
+        let after = EventCursor::parse("5-0-7").unwrap();
+        assert!(!after.precedes(&same_ms(3)) && !after.precedes(&same_ms(7)));
+        assert!(after.precedes(&same_ms(8)));
+        // A cursor round-trips, and moves per shard.
+        let mut cursor = EventCursor::default();
+        cursor.advance(&same_ms(3));
+        let text = cursor.to_string();
+        assert_eq!(text, "0,0,0,5-0,0,0,0,0,0,0,0,0,0,0,0,0");
+        let parsed = EventCursor::parse(&text).unwrap();
+        assert_eq!(parsed, cursor);
+        assert!(!parsed.precedes(&same_ms(3)) && parsed.precedes(&same_ms(2)));
+        // An ID of before the shard suffix: after it in every shard.
+        let old = EventCursor::parse("5-0").unwrap();
+        assert!((0..EVENT_SHARDS).all(|shard| !old.precedes(&same_ms(shard))));
+        for bad in ["yesterday", "0,0", "a-b,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0"] {
+            assert_eq!(EventCursor::parse(bad), None, "{bad}");
+        }
     }
 }

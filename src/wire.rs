@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::attempt::parse_ip;
 use crate::engine::{FailureCount, FailureReport, Standing, Verdict};
-use crate::event::{Event, EventKind, StoredEvent};
+use crate::event::{Event, EventCursor, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::record::{AttemptRecord, LogEntry, Outcome};
 
@@ -267,10 +267,13 @@ fn parse_time(text: &str) -> Result<SystemTime, String> {
     humantime::parse_rfc3339(text).map_err(|err| format!("{text:?}: {err}"))
 }
 
-/// `{"events":[{"id","time","kind","subject","ip"?,"lockout_secs"?,"lockouts"?,"by"?,"removed"?}]}`,
-/// oldest first.
-pub fn events(events: &[StoredEvent]) -> Value {
-    json!({ "events": events.iter().map(event).collect::<Vec<_>>() })
+/// `{"events":[{"id","time","kind","subject","ip"?,"lockout_secs"?,"lockouts"?,"by"?,"removed"?}],
+/// "next":cursor}`, oldest first; `next` is where the following page starts.
+pub fn events(events: &[StoredEvent], next: &EventCursor) -> Value {
+    json!({
+        "events": events.iter().map(event).collect::<Vec<_>>(),
+        "next": next.to_string(),
+    })
 }
 
 /// One event of `events`: `{"id","time","kind","subject",...}`, absent fields left out.

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::source::Records;
 use super::{printable, EventsArgs, Output};
-use crate::error::Result;
-use crate::event::StoredEvent;
+use crate::error::{Error, Result};
+use crate::event::{EventCursor, StoredEvent};
 use crate::wire;
 
 /// How often `--follow` asks for new events.
@@ -15,20 +15,25 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 const FOLLOW_BATCH: usize = 1000;
 
 pub(super) async fn events(records: &impl Records, args: EventsArgs, output: Output) -> Result<()> {
-    let mut since = args.since;
+    let mut since = match &args.since {
+        None => EventCursor::default(),
+        Some(since) => EventCursor::parse(since).ok_or_else(|| {
+            Error::invalid(format!(
+                "--since: {since:?} is not an event id (such as 1764380000000-0-3)"
+            ))
+        })?,
+    };
     let limit = if args.follow {
         FOLLOW_BATCH
     } else {
         args.limit
     };
     loop {
-        let events = records.events(since.as_deref(), limit).await?;
+        let events = records.events(&since, limit).await?;
         for stored in &events {
             print(stored, output);
         }
-        if let Some(last) = events.last() {
-            since = Some(last.id.clone());
-        }
+        since = since.after(&events);
         if !args.follow {
             return Ok(());
         }

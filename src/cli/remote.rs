@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::source::Records;
 use crate::config::AdminConfig;
 use crate::error::{Error, RedisTarget, Result};
-use crate::event::StoredEvent;
+use crate::event::{EventCursor, StoredEvent};
 use crate::record::{AttemptRecord, LogEntry, LogFilter};
 use crate::secret::Secret;
 use crate::store::Progress;
@@ -188,9 +188,9 @@ impl Records for Remote {
         wire::parse_removed(&answer).map_err(|err| self.unexpected(err))
     }
 
-    async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+    async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>> {
         let mut query = vec![("limit", limit.to_string())];
-        query.extend(since.map(|since| ("since", since.to_string())));
+        query.push(("since", since.to_string()));
         let answer = self.call(Method::GET, "/v1/events", &query).await?;
         wire::parse_events(answer).map_err(|err| self.unexpected(err))
     }

@@ -82,10 +82,13 @@ pub(super) async fn serve(config: Config) -> Result<()> {
         Listen::Tcp(address) => format!("http://{address}"),
         unix => unix.to_string(),
     };
-    let admin = if config.admin.password.is_empty() {
-        "disabled".to_string()
-    } else {
-        format!("at {}", config.admin.path)
+    let admin = match (
+        config.admin.password.is_empty(),
+        config.admin.token.is_empty(),
+    ) {
+        (true, true) => "disabled".to_string(),
+        (true, false) => "API for the admin token only (no admin page: no admin.password)".into(),
+        (false, _) => format!("at {}", config.admin.path),
     };
     match &config.redis {
         Some(endpoint) => tracing::info!(

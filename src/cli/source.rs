@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::event::StoredEvent;
+use crate::event::{EventCursor, StoredEvent};
 use crate::record::{AttemptRecord, LogEntry, LogFilter};
 use crate::store::{Progress, Store};
 use crate::target::Target;
@@ -24,8 +24,8 @@ pub(super) trait Records {
     /// Deletes access-log entries at least `age` old.
     async fn reset_logs(&self, age: Duration) -> Result<u64>;
 
-    /// Up to `limit` events after the one whose ID is `since`, oldest first.
-    async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>>;
+    /// Up to `limit` events after `since`, oldest first.
+    async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>>;
 }
 
 impl<S: Store> Records for Engine<S> {
@@ -45,7 +45,7 @@ impl<S: Store> Records for Engine<S> {
         Engine::reset_logs(self, age).await
     }
 
-    async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+    async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>> {
         Engine::events(self, since, limit).await
     }
 }

@@ -23,12 +23,19 @@ const TEXT_KEYS: [&str; 12] = [
     "admin.token",
 ];
 
+/// The Django integration's settings that are not the service's (`LOCKOUT_URL`,
+/// `LOCKOUT_TIMEOUT`, `LOCKOUT_ON_ERROR`, `LOCKOUT_SCOPE`), as `environment` sees them: one env
+/// file may serve the site's container and the service's. (`LOCKOUT_API_TOKEN` and
+/// `LOCKOUT_ADMIN_TOKEN` are the same secrets on both sides: `api_token`, `admin.token`.)
+const DJANGO_SETTINGS: [&str; 4] = ["url", "timeout", "on_error", "scope"];
+
 /// `LOCKOUT_POLICY_FAILURE_LIMIT` is `policy.failure_limit`, `LOCKOUT_ADMIN_PASSWORD` is
 /// `admin.password`; `LOCKOUT_CONFIG`, `LOCKOUT_LOG` and `LOCKOUT_SERVER` (the CLI's
-/// `--server`) are not configuration keys, and neither
-/// are the variables Kubernetes makes for a Service named `lockout` (`LOCKOUT_PORT`,
-/// `LOCKOUT_PORT_8080_TCP_ADDR`, `LOCKOUT_SERVICE_HOST`, ...). Any other `LOCKOUT_` variable
-/// must name a key: a typo is an error. `TEXT_KEYS` come from `text_environment`.
+/// `--server`) are not configuration keys, and neither are the Django integration's
+/// `DJANGO_SETTINGS` nor the variables Kubernetes makes for a Service named `lockout`
+/// (`LOCKOUT_PORT`, `LOCKOUT_PORT_8080_TCP_ADDR`, `LOCKOUT_SERVICE_HOST`, ...). Any other
+/// `LOCKOUT_` variable must name a key: a typo is an error. `TEXT_KEYS` come from
+/// `text_environment`.
 pub(super) fn environment() -> Env {
     Env::prefixed("LOCKOUT_").filter_map(|key| {
         let key = key.as_str().to_ascii_lowercase();
@@ -37,7 +44,9 @@ pub(super) fn environment() -> Env {
             || key == "service_host"
             || key == "service_port"
             || key.starts_with("service_port_");
-        if kubernetes || key == "config" || key == "log" || key == "server" {
+        let not_a_key = ["config", "log", "server"].contains(&key.as_str())
+            || DJANGO_SETTINGS.contains(&key.as_str());
+        if kubernetes || not_a_key {
             return None;
         }
         let path = config_path(&key);

@@ -29,7 +29,9 @@ impl RawConfig {
                 sentinels,
                 master,
                 node_url: match self.redis_url.as_str() {
-                    "" | IN_PROCESS_URL => "redis://".into(),
+                    // A host redis-rs can parse; never connected to (the Sentinels name
+                    // the primary): a password-less primary needs no redis_url.
+                    "" | IN_PROCESS_URL => "redis://sentinel-primary".into(),
                     url => url.into(),
                 },
             },

@@ -34,12 +34,22 @@ const LOG_LIMIT: usize = 200;
 /// Events the events page searches, newest first.
 const EVENT_LIMIT: usize = 1000;
 
-/// The admin page's routes under `base` (ending in `/`), or `None` when it is disabled.
-pub fn routes(service: &Service) -> Option<Router<Arc<Service>>> {
-    if service.admin.password.is_empty() {
-        return None;
-    }
+/// The admin page's routes under `base` (ending in `/`). Without an admin password (it signs
+/// in with HTTP Basic) every page there is a 404 saying how to enable it.
+pub fn routes(service: &Service) -> Router<Arc<Service>> {
     let base = base_path(&service.admin.path);
+    if service.admin.password.is_empty() {
+        let disabled = || async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "the admin page is disabled: set admin.password (LOCKOUT_ADMIN_PASSWORD) to \
+                 enable it (it signs in with HTTP Basic; admin.token serves the admin API only)",
+            )
+        };
+        return Router::new()
+            .route(&base, get(disabled))
+            .route(&format!("{base}{{*page}}"), get(disabled));
+    }
     let mut router = Router::new()
         .route(&base, get(attempts))
         .route(&format!("{base}logs"), get(logs))
@@ -58,7 +68,7 @@ pub fn routes(service: &Service) -> Option<Router<Arc<Service>>> {
             get(move || async move { Redirect::permanent(&target) }),
         );
     }
-    Some(router.layer(axum::middleware::map_response(security_headers)))
+    router.layer(axum::middleware::map_response(security_headers))
 }
 
 /// `admin.path` with one trailing slash.

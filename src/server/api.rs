@@ -22,6 +22,7 @@ use super::Service;
 use crate::attempt::Attempt;
 use crate::config::OnStoreError;
 use crate::engine::Verdict;
+use crate::event::EventCursor;
 use crate::identity::Identity;
 use crate::target::Target;
 use crate::wire;
@@ -475,9 +476,9 @@ pub struct EventsQuery {
     scope: Option<String>,
 }
 
-/// `GET /v1/events?since=&limit=&scope=`: the events after `since` (an event's `id`), oldest
-/// first; a follower passes the last `id` it saw. With `subject` (an identity), those naming
-/// it, and the `next` since.
+/// `GET /v1/events?since=&limit=&scope=`: the events after `since` (an event's `id`, or the
+/// `next` cursor of an answer), oldest first, and `next`; a follower passes the `next` it got.
+/// With `subject` (an identity), those naming it, and `next` only when the read stopped early.
 pub async fn list_events(
     State(service): State<Arc<Service>>,
     _: Admin,
@@ -489,20 +490,22 @@ pub async fn list_events(
             "limit: from 1 to {MAX_LOG_LIMIT}"
         )));
     }
-    if let Some(since) = &query.since {
-        if crate::event::id_order(since).is_none() {
-            return Err(ApiError::bad_request(format!(
-                "since: {since:?} is not an event id (such as 1764380000000-0)"
-            )));
-        }
-    }
+    let since = match &query.since {
+        None => EventCursor::default(),
+        Some(since) => EventCursor::parse(since).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "since: {since:?} is neither an event id (such as 1764380000000-0-3) nor a \
+                 next cursor of this endpoint"
+            ))
+        })?,
+    };
     let engine = service.admin_engine(query.scope.as_deref()).await?;
-    let since = query.since.as_deref();
     let Some(subject) = &query.subject else {
         let events = service
-            .bulk_call("events", engine.events(since, limit))
+            .bulk_call("events", engine.events(&since, limit))
             .await?;
-        return Ok(Json(wire::events(&events)));
+        let next = since.after(&events);
+        return Ok(Json(wire::events(&events, &next)));
     };
     if Identity::from_tag(subject).is_none() {
         return Err(ApiError::bad_request(format!(
@@ -512,11 +515,11 @@ pub async fn list_events(
     let (events, next) = service
         .bulk_call(
             "events",
-            engine.events_naming(subject, since, limit, views::EVENT_SCAN_LIMIT),
+            engine.events_naming(subject, &since, limit, views::EVENT_SCAN_LIMIT),
         )
         .await?;
-    let mut answer = wire::events(&events);
-    answer["next"] = next.into();
+    let mut answer = wire::events(&events, &since);
+    answer["next"] = next.map(|cursor| cursor.to_string()).into();
     Ok(Json(answer))
 }
 

@@ -1,6 +1,7 @@
 //! Who may call what. Login endpoints: anyone, or holders of `api_token` when one is set.
-//! Admin endpoints: HTTP Basic with the admin credentials (or the admin bearer token),
-//! compared in constant time; a wrong guess is a failed admin login, counted per client
+//! Admin endpoints: HTTP Basic with the admin credentials (when `admin.password` is set) or
+//! the admin bearer token (when `admin.token` is: either enables the admin API), compared in
+//! constant time; a wrong guess is a failed admin login, counted per client
 //! address in a scope of its own (never shared with the logins the service protects), so
 //! whoever guesses the admin password or token is locked out. Behind `trusted_proxies` the
 //! client is the address their `X-Forwarded-For` names.
@@ -18,6 +19,7 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 use super::Service;
 use crate::attempt::{canonical_ip, Attempt};
+use crate::config::AdminConfig;
 use crate::engine::Verdict;
 use crate::policy::IpList;
 use crate::wire;
@@ -74,16 +76,26 @@ impl FromRequestParts<Arc<Service>> for Admin {
         service: &Arc<Service>,
     ) -> Result<Self, ApiError> {
         let admin = &service.admin;
-        if admin.password.is_empty() {
+        if admin.password.is_empty() && admin.token.is_empty() {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "the admin API is disabled: set admin.password (LOCKOUT_ADMIN_PASSWORD) to enable it",
+                "the admin API is disabled: set admin.token (LOCKOUT_ADMIN_TOKEN) for bearer \
+                 tokens, or admin.password (LOCKOUT_ADMIN_PASSWORD) for HTTP Basic and the \
+                 admin page",
             ));
         }
         let basic = parts.headers.typed_get::<Authorization<Basic>>();
         let bearer = parts.headers.typed_get::<Authorization<Bearer>>();
         if basic.is_none() && bearer.is_none() {
-            return Err(challenge("admin credentials required"));
+            return Err(challenge(admin, "admin credentials required"));
+        }
+        // No password to guess: refused without counting, saying what works.
+        if basic.is_some() && admin.password.is_empty() {
+            return Err(challenge(
+                admin,
+                "HTTP Basic is disabled: admin.password (LOCKOUT_ADMIN_PASSWORD) is not set; \
+                 send Authorization: Bearer <admin.token>",
+            ));
         }
         // A valid token is never refused for a lockout of the caller's address (a Django site
         // calls from the address its own users' failures may have locked); wrong ones count.
@@ -130,15 +142,20 @@ impl FromRequestParts<Arc<Service>> for Admin {
         service.metrics.failure();
         service.metrics.lockouts_started(report.started.len());
         tracing::warn!(ip = %attempt.ip, username = attempt.username.as_deref().unwrap_or("-"), "failed admin login");
-        Err(challenge("wrong admin credentials"))
+        Err(challenge(admin, "wrong admin credentials"))
     }
 }
 
-fn challenge(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, message).with_header(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"lockout admin\", charset=\"UTF-8\""),
-    )
+/// A 401 whose challenge names the scheme the configuration accepts: Basic when there is an
+/// admin password, else Bearer.
+fn challenge(admin: &AdminConfig, message: &str) -> ApiError {
+    let scheme = if admin.password.is_empty() {
+        "Bearer realm=\"lockout admin\""
+    } else {
+        "Basic realm=\"lockout admin\", charset=\"UTF-8\""
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, message)
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme))
 }
 
 /// The admin login as an attempt: the client's address (see `client_ip`), the Basic username,

@@ -431,7 +431,7 @@ pub async fn open_store(config: &Config) -> crate::Result<AnyStore> {
 /// The router: the API, the admin page (when enabled), health and metrics, with the body limit
 /// and request metrics.
 pub fn app(service: Arc<Service>) -> Router {
-    let admin_page = admin::routes(&service).unwrap_or_default();
+    let admin_page = admin::routes(&service);
     Router::new()
         .merge(admin_page)
         .route("/v1/check", post(api::check))

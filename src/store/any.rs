@@ -11,7 +11,7 @@ use super::{
 };
 use crate::attempt::Attempt;
 use crate::error::Result;
-use crate::event::{Event, StoredEvent};
+use crate::event::{Event, EventCursor, StoredEvent};
 use crate::identity::Identity;
 use crate::keys::Keyspace;
 use crate::policy::AccessLog;
@@ -162,7 +162,7 @@ impl Store for AnyStore {
         on_the_store!(self, store => store.append_events(events, bounds).await)
     }
 
-    async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+    async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>> {
         on_the_store!(self, store => store.events(since, limit).await)
     }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::attempt::Attempt;
 use crate::error::Result;
-use crate::event::{Event, StoredEvent};
+use crate::event::{Event, EventCursor, StoredEvent};
 use crate::identity::Identity;
 use crate::policy::{AccessLog, Repeat};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
@@ -251,11 +251,11 @@ pub trait Store: Send + Sync {
         bounds: AccessLog,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Up to `limit` events after the one whose ID is `since` (`None`: from the oldest kept),
-    /// oldest first.
+    /// Up to `limit` events after `since`, oldest first (in `EventId` order), each shard's
+    /// being the first of its events after the cursor's position there.
     fn events(
         &self,
-        since: Option<&str>,
+        since: &EventCursor,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
 

@@ -6,13 +6,14 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use lockout::event::EventKind;
+use lockout::event::{Event, EventCursor, EventKind};
+use lockout::store::Store;
 use lockout::{Attempt, Target};
 use serde_json::Value;
 
 use crate::support::http_client;
 use crate::support::{
-    json_of, lockout_command, policy, text_of, Backend, RedisServer, TestService,
+    eventually, json_of, lockout_command, policy, text_of, Backend, RedisServer, TestService,
 };
 
 crate::on_all!(lockouts_started_and_resets_are_events_once_each);
@@ -50,7 +51,10 @@ async fn lockouts_started_and_resets_are_events_once_each(backend: Backend) {
         "a dry run is no reset"
     );
     engine.succeed(&alice).await.unwrap();
-    let events = engine.events(None, 100).await.unwrap();
+    let events = engine
+        .events(&lockout::event::EventCursor::default(), 100)
+        .await
+        .unwrap();
     let seen: Vec<(EventKind, &str, Option<&str>, Option<u64>)> = events
         .iter()
         .map(|stored| {
@@ -91,7 +95,10 @@ async fn lockouts_started_and_resets_are_events_once_each(backend: Backend) {
         events[0].event.lockout.map(|lock| lock.as_secs()),
         Some(30 * 60)
     );
-    let after_first = engine.events(Some(&events[0].id), 100).await.unwrap();
+    let after_first = engine
+        .events(&EventCursor::parse(&events[0].id).unwrap(), 100)
+        .await
+        .unwrap();
     assert_eq!(after_first, events[1..]);
 }
 
@@ -188,6 +195,111 @@ async fn events_through_the_api_and_lockout_events_follow() {
     follower.wait().unwrap();
 }
 
+/// Hundreds of lockouts, then their lock ends, each batch written in one round trip across
+/// the 16 event streams (so many in one millisecond, with the same stream IDs in different
+/// shards): every event has an ID of its own, and a reader paging with a small limit, through
+/// the API's `next` cursors or `lockout events --follow`, sees each exactly once.
+#[tokio::test]
+async fn a_burst_across_shards_is_paged_and_followed_once_each() {
+    const BURST: usize = 300;
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |config| {
+        config.admin.password = "s3cret".into();
+    })
+    .await;
+    let engine = redis.engine(policy(3, &[&["ip"]])).await;
+    let bounds = engine.policy().events.unwrap();
+    let mut follower = lockout_command(&[("LOCKOUT_REDIS_URL", &redis.url())])
+        .args(["--json", "events", "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+
+    let started: Vec<Event> = (0..BURST)
+        .map(|n| {
+            let ip: std::net::IpAddr = format!("10.0.{}.{}", n / 250, n % 250).parse().unwrap();
+            Event {
+                kind: EventKind::LockoutStarted,
+                ip: Some(ip),
+                subject: format!("ip={ip}"),
+                lockout: Some(Duration::from_millis(1)),
+                lockouts: None,
+                by: None,
+                removed: None,
+            }
+        })
+        .collect();
+    engine
+        .store()
+        .append_events(&started, bounds)
+        .await
+        .unwrap();
+    // The lock ends, once due (1 ms on), many at a time.
+    let mut ended = 0;
+    eventually(Duration::from_secs(10), "every lock end told", async || {
+        ended += engine.store().end_lockouts(bounds, BURST).await.unwrap();
+        ended as usize == BURST
+    })
+    .await;
+
+    let client = http_client();
+    let mut seen: Vec<String> = Vec::new();
+    let mut url = service.at("/v1/events?limit=7");
+    loop {
+        let page = json_of(client.get(&url).basic_auth("admin", Some("s3cret"))).await;
+        let events = page["events"].as_array().unwrap();
+        if events.is_empty() {
+            break;
+        }
+        seen.extend(events.iter().map(|e| e["id"].as_str().unwrap().to_string()));
+        let next = page["next"].as_str().unwrap();
+        url = service.at(&format!("/v1/events?limit=7&since={next}"));
+    }
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no event twice");
+    assert_eq!(seen.len(), 2 * BURST, "every event once");
+    let kept: usize = (0..16)
+        .map(|shard| {
+            redis::cmd("XLEN")
+                .arg(format!("lockout:events:{shard}"))
+                .query::<usize>(&mut redis.connection())
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(kept, 2 * BURST);
+    let shards: std::collections::HashSet<&str> = seen
+        .iter()
+        .map(|id| id.rsplit('-').next().unwrap())
+        .collect();
+    assert!(
+        shards.len() > 8,
+        "the burst spread over the shards: {shards:?}"
+    );
+
+    let mut followed: Vec<String> = Vec::new();
+    while followed.len() < 2 * BURST {
+        let line = received
+            .recv_timeout(Duration::from_secs(10))
+            .expect("lockout events --follow prints each event");
+        let event: Value = serde_json::from_str(&line).unwrap();
+        followed.push(event["id"].as_str().unwrap().to_string());
+    }
+    followed.sort();
+    seen.sort();
+    assert_eq!(followed, seen, "the follower saw each event once");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}
+
 /// A reset of many identities names the first ten and counts the rest: an event stays small.
 #[tokio::test]
 async fn a_reset_of_many_identities_names_a_few() {
@@ -209,7 +321,10 @@ async fn a_reset_of_many_identities_names_a_few() {
         .map(|record| record.identity)
         .collect();
     assert_eq!(engine.remove(&identities, "test").await.unwrap(), 12);
-    let events = engine.events(None, 10).await.unwrap();
+    let events = engine
+        .events(&lockout::event::EventCursor::default(), 10)
+        .await
+        .unwrap();
     let subject = &events.last().unwrap().event.subject;
     assert_eq!(
         subject

@@ -208,3 +208,30 @@ fn ping_reaches_the_sentinels_primary_with_its_password() {
         "{said}"
     );
 }
+
+/// With password-less Redis, Sentinels and the master's name are all it takes: no redis_url.
+#[test]
+fn sentinels_alone_need_no_redis_url() {
+    let group = SentinelGroup::start();
+    let sentinels = group.sentinel_urls().join(",");
+    let env = [
+        ("LOCKOUT_REDIS_SENTINEL", sentinels.as_str()),
+        ("LOCKOUT_REDIS_SENTINEL_MASTER", MASTER),
+    ];
+    let pinged = lockout_command(&env).arg("ping").output().unwrap();
+    let said = String::from_utf8_lossy(&pinged.stdout);
+    assert!(
+        pinged.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&pinged.stderr)
+    );
+    let primary = format!("Sentinel primary 127.0.0.1:{}", group.primary_port());
+    assert!(said.contains(&primary), "{said}");
+    let failed = lockout_command(&env)
+        .args(["--json", "fail", "--ip", "192.0.2.80"])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&failed.stdout);
+    assert!(failed.status.success(), "{answer}");
+    assert!(answer.contains("\"count\":1"), "{answer}");
+}

@@ -238,7 +238,7 @@ async fn repeat_offenders_are_locked_out_longer_each_time(backend: Backend) {
     assert_eq!(lock_out(&engine, &attacker).await, 10);
     assert_eq!(lockouts(&engine).await, [1]);
     let started: Vec<Option<u64>> = engine
-        .events(None, 100)
+        .events(&lockout::event::EventCursor::default(), 100)
         .await
         .unwrap()
         .iter()

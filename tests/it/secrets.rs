@@ -1,5 +1,6 @@
 //! No secret in help, logs or errors, any string a valid password, and an environment that
-//! Kubernetes filled for a Service named `lockout` accepted, while a typo is still an error.
+//! Kubernetes filled for a Service named `lockout`, or an env file shared with the Django site,
+//! accepted, while a typo is still an error.
 
 use std::process::Command;
 
@@ -114,4 +115,66 @@ fn a_misspelt_variable_is_still_an_error() {
         stderr.contains("policy.failure_limt") && stderr.contains("LOCKOUT_POLICY_FAILURE_LIMT"),
         "{stderr}"
     );
+}
+
+/// The Django integration's settings, as a shared env file (Docker Compose `env_file`) gives
+/// them to both containers.
+const DJANGO_ENV: [(&str, &str); 6] = [
+    ("LOCKOUT_URL", "http://lockout:8080"),
+    ("LOCKOUT_TIMEOUT", "0.5"),
+    ("LOCKOUT_ON_ERROR", "allow"),
+    ("LOCKOUT_SCOPE", "climweb"),
+    ("LOCKOUT_ADMIN_TOKEN", "an-admin-t0ken"),
+    ("LOCKOUT_API_TOKEN", "an-api-t0ken"),
+];
+
+#[test]
+fn one_env_file_serves_the_django_site_and_the_service() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut env = DJANGO_ENV.to_vec();
+    env.push(("LOCKOUT_LISTEN", &listen));
+    let serving = ServeProcess::start(&[], &env, port);
+    let status = |path: &str, token: &str| {
+        let output = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["-H", "Content-Type: application/json"])
+            .args(["--data", r#"{"ip":"10.0.0.1"}"#])
+            .arg(format!("http://{listen}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // The tokens mean on the service what they mean to the site.
+    assert_eq!(status("/v1/check", "an-api-t0ken"), "200");
+    assert_eq!(status("/v1/check", "an-admin-t0ken"), "401");
+    // The CLI too: through the service's admin API with the same admin token.
+    let output = lockout_command(&env)
+        .args(["--server", &format!("http://{listen}"), "list"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let output = serving.terminate();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A typo in one of lockout's own names is still an error, for the CLI and the service.
+    let mut typo = DJANGO_ENV.to_vec();
+    typo.push(("LOCKOUT_REDIS_ULR", "redis://127.0.0.1:1"));
+    for args in [&["list"][..], &["serve", "--listen", "127.0.0.1:0"]] {
+        let output = lockout_command(&typo).args(args).output().unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("redis_ulr: unknown field")
+                && stderr.contains("(environment variable LOCKOUT_REDIS_ULR)"),
+            "{args:?}: {stderr}"
+        );
+    }
 }

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use lockout::event::EventCursor;
 use lockout::keys::KeyKind;
 use lockout::record::{LogFilter, Outcome};
 use lockout::view::{Order, Period, RecordView, Search};
@@ -375,7 +376,7 @@ async fn a_records_events_are_those_naming_it(backend: Backend) {
     }
     engine.remove(&both, "cli").await.unwrap();
     let (events, next) = engine
-        .events_naming("ip=10.3.0.1", None, 100, 10_000)
+        .events_naming("ip=10.3.0.1", &EventCursor::default(), 100, 10_000)
         .await
         .unwrap();
     let mut seen: Vec<(&str, &str)> = events
@@ -402,17 +403,22 @@ async fn a_records_events_are_those_naming_it(backend: Backend) {
     );
     assert_eq!(next, None, "every event was read");
     let (first, next) = engine
-        .events_naming("ip=10.3.0.1", None, 2, 10_000)
+        .events_naming("ip=10.3.0.1", &EventCursor::default(), 2, 10_000)
         .await
         .unwrap();
     assert_eq!(first, events[..2], "the limit");
     let (rest, _) = engine
-        .events_naming("ip=10.3.0.1", next.as_deref(), 100, 10_000)
+        .events_naming(
+            "ip=10.3.0.1",
+            &next.expect("the limit stopped the read"),
+            100,
+            10_000,
+        )
         .await
         .unwrap();
     assert_eq!(rest, events[2..], "next continues where the limit stopped");
     let (few, next) = engine
-        .events_naming("ip=10.3.0.2", None, 100, 1)
+        .events_naming("ip=10.3.0.2", &EventCursor::default(), 100, 1)
         .await
         .unwrap();
     assert!(few.is_empty(), "the first event read is of 10.3.0.1");

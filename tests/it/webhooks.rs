@@ -297,6 +297,68 @@ async fn two_instances_deliver_each_event_once_signed_and_retry_after_a_500() {
     assert_eq!(retries, 1);
 }
 
+/// A burst of events across the 16 streams in one round trip (many with the same stream ID in
+/// different shards) is delivered with one `Lockout-Event-Id` per event: what receivers dedupe
+/// by never repeats for two events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_across_shards_is_delivered_with_an_id_per_event() {
+    const BURST: usize = 100;
+    let redis = RedisServer::start();
+    let receiver = Receiver::start(0).await;
+    let service = TestService::start(&redis, |config| {
+        config.policy = policy(2, &[&["ip"]]);
+        config.webhooks = vec![receiver.webhook(&EventKind::ALL)];
+    })
+    .await;
+    let client = http_client();
+    // One delivery first: the webhook's consumer group exists, so the burst is all after it.
+    service.fail(&client, "198.51.100.1", 2).await;
+    eventually(
+        Duration::from_secs(20),
+        "the first event delivered",
+        async || receiver.accepted().len() == 1,
+    )
+    .await;
+    let engine = redis.engine(policy(2, &[&["ip"]])).await;
+    let burst: Vec<lockout::event::Event> = (0..BURST)
+        .map(|n| {
+            let ip: std::net::IpAddr = format!("10.1.0.{n}").parse().unwrap();
+            lockout::event::Event {
+                kind: EventKind::LockoutStarted,
+                ip: Some(ip),
+                subject: format!("ip={ip}"),
+                lockout: Some(Duration::from_secs(3600)),
+                lockouts: None,
+                by: None,
+                removed: None,
+            }
+        })
+        .collect();
+    let bounds = engine.policy().events.unwrap();
+    engine.store().append_events(&burst, bounds).await.unwrap();
+    let subject = |delivery: &Delivery| verified(delivery)["subject"].to_string();
+    eventually(Duration::from_secs(20), "the burst delivered", async || {
+        let subjects: std::collections::HashSet<String> =
+            receiver.accepted().iter().map(subject).collect();
+        subjects.len() == 1 + BURST
+    })
+    .await;
+    // Each ID names one event (a delivery made twice repeats its ID with its event).
+    let mut events_of_id: std::collections::HashMap<String, String> = Default::default();
+    for delivery in receiver.accepted() {
+        let event = subject(&delivery);
+        let known = events_of_id
+            .entry(delivery.id.clone())
+            .or_insert(event.clone());
+        assert_eq!(*known, event, "{} names two events", delivery.id);
+    }
+    assert_eq!(
+        events_of_id.len(),
+        1 + BURST,
+        "an ID of its own for every event"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_gets_only_its_kinds_and_a_lock_that_runs_out_is_told() {
     let receiver = Receiver::start(0).await;
@@ -376,7 +438,10 @@ async fn a_lock_that_runs_out_is_told_once_and_a_reset_one_never(backend: Backen
     .await;
     assert_eq!(told, 1);
     assert_eq!(engine.store().end_lockouts(bounds, 100).await.unwrap(), 0);
-    let events = engine.events(None, 100).await.unwrap();
+    let events = engine
+        .events(&lockout::event::EventCursor::default(), 100)
+        .await
+        .unwrap();
     // Events of one millisecond in two shards come in either order.
     let mut seen: Vec<(&str, &str)> = events
         .iter()

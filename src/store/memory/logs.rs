@@ -64,7 +64,7 @@ impl State {
         events.push_back((
             now,
             StoredEvent {
-                id: format!("{ms}-{sequence}"),
+                id: format!("{ms}-{sequence}-{}", event.shard()),
                 time: wall,
                 event: event.clone(),
             },

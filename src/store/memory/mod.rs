@@ -37,7 +37,7 @@ use super::{
 };
 use crate::attempt::Attempt;
 use crate::error::{Error, Result};
-use crate::event::{self, Event, EventKind, StoredEvent};
+use crate::event::{Event, EventCursor, EventId, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::keys::Keyspace;
 use crate::policy::AccessLog;
@@ -541,14 +541,14 @@ impl Store for MemoryStore {
         Ok(ended.len() as u64)
     }
 
-    async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+    async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>> {
         let (state, _) = self.state();
-        let after = since.and_then(event::id_order);
+        // Kept in ID order, each shard's too (one sequence for them all).
         Ok(state.spaces[self.space]
             .events
             .iter()
             .map(|(_, stored)| stored)
-            .filter(|stored| after.is_none_or(|after| event::id_order(&stored.id) > Some(after)))
+            .filter(|stored| EventId::parse(&stored.id).is_some_and(|id| since.precedes(&id)))
             .take(limit)
             .cloned()
             .collect())
@@ -566,13 +566,15 @@ impl Store for MemoryStore {
             .events
             .iter()
             .map(|(_, stored)| stored)
-            .filter(|stored| event::id_order(&stored.id) > Some(after))
+            .filter(|stored| EventId::parse(&stored.id).is_some_and(|id| (id.ms, id.seq) > after))
             .take(claim.limit)
             .cloned()
             .collect();
         if let Some(last) = events.last() {
-            let last = event::id_order(&last.id).expect("an ID this store made");
-            space.claimed_up_to.insert(claim.group.to_string(), last);
+            let last = EventId::parse(&last.id).expect("an ID this store made");
+            space
+                .claimed_up_to
+                .insert(claim.group.to_string(), (last.ms, last.seq));
         }
         Ok(Claimed { events, dropped: 0 })
     }

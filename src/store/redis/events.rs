@@ -1,5 +1,6 @@
-//! Events: one stream per events shard, appended with the lock ends they schedule, read in
-//! ID order across shards, and claimed by webhook consumer groups.
+//! Events: one stream per events shard, appended with the lock ends they schedule, read per
+//! shard from a cursor and merged in ID order (see `EventId`, `EventCursor`), and claimed by
+//! webhook consumer groups.
 
 use std::collections::HashMap;
 
@@ -7,7 +8,7 @@ use redis::Cmd;
 
 use super::{from_millis, millis, since_epoch, RedisStore};
 use crate::error::{Error, Result};
-use crate::event::{self, Event, EventKind, StoredEvent};
+use crate::event::{Event, EventCursor, EventId, EventKind, StoredEvent};
 use crate::keys::{Keyspace, EVENT_SHARDS};
 use crate::policy::AccessLog;
 use crate::store::scripts::{CLAIM_EVENTS, LOG, SCHEDULE_LOCK_ENDS};
@@ -16,38 +17,35 @@ use crate::store::{Claim, Claimed};
 /// Stream entries as redis-rs reads them: ID, and fields by name.
 type StreamEntries = Vec<(String, HashMap<String, String>)>;
 
-/// The events shard of `event`: its IP's access-log shard; 0 for a reset of no one IP.
-fn event_shard(event: &Event) -> usize {
-    event.ip.map_or(0, Keyspace::event_shard)
-}
-
 impl RedisStore {
-    /// The events `read` (a range command on one shard's key) answers from every shard, in no
-    /// particular order.
-    async fn read_events(&self, read: impl Fn(String) -> Cmd) -> Result<Vec<StoredEvent>> {
+    /// The events `read` (a range command on one shard, given the shard and its key) answers
+    /// from every shard, in no particular order.
+    async fn read_events(&self, read: impl Fn(usize, String) -> Cmd) -> Result<Vec<StoredEvent>> {
         let requests: Vec<Cmd> = (0..EVENT_SHARDS)
-            .map(|shard| read(self.keys.events_key(shard)))
+            .map(|shard| read(shard, self.keys.events_key(shard)))
             .collect();
         let mut events = Vec::new();
-        for reply in self.round_trip(&requests).await? {
-            events.extend(self.stored_events(self.parse(reply)?)?);
+        for (shard, reply) in self.round_trip(&requests).await?.into_iter().enumerate() {
+            events.extend(self.stored_events(shard, self.parse(reply)?)?);
         }
         Ok(events)
     }
 
-    /// Stream entries as events; an error for an entry that is not one.
-    fn stored_events(&self, entries: StreamEntries) -> Result<Vec<StoredEvent>> {
+    /// Stream entries of `shard` as events (their IDs `<entry ID>-<shard>`, see `EventId`); an
+    /// error for an entry that is not one.
+    fn stored_events(&self, shard: usize, entries: StreamEntries) -> Result<Vec<StoredEvent>> {
         entries
             .into_iter()
-            .map(|(id, fields)| {
-                let (event, (ms, _)) = Event::from_fields(&fields)
-                    .zip(event::id_order(&id))
+            .map(|(entry, fields)| {
+                let id = format!("{entry}-{shard}");
+                let (event, parsed) = Event::from_fields(&fields)
+                    .zip(EventId::parse(&id))
                     .ok_or_else(|| Error::UnexpectedReply {
                         target: self.target.clone(),
-                        detail: format!("event {id:?} is not one lockout writes"),
+                        detail: format!("event {entry:?} is not one lockout writes"),
                     })?;
                 Ok(StoredEvent {
-                    time: from_millis(ms),
+                    time: from_millis(parsed.ms),
                     id,
                     event,
                 })
@@ -67,7 +65,7 @@ pub(super) async fn append_events(
     let mut requests: Vec<Cmd> = events
         .iter()
         .map(|event| {
-            let shard = event_shard(event);
+            let shard = event.shard();
             let key = store.keys.events_key(shard);
             let mut command =
                 LOG.evalsha(&[&key], (oldest_kept, millis(bounds.retention), per_shard));
@@ -96,22 +94,24 @@ pub(super) async fn append_events(
 
 pub(super) async fn events(
     store: &RedisStore,
-    since: Option<&str>,
+    since: &EventCursor,
     limit: usize,
 ) -> Result<Vec<StoredEvent>> {
-    let start = since.map_or("-".to_string(), |id| format!("({id}"));
+    // Each shard from its own position: the first `limit` of the merge are, in each shard,
+    // the first of its events after the cursor.
     let mut events = store
-        .read_events(|key| {
+        .read_events(|shard, key| {
+            let (ms, seq) = since.position(shard);
             redis::cmd("XRANGE")
                 .arg(key)
-                .arg(&start)
+                .arg(format!("({ms}-{seq}"))
                 .arg("+")
                 .arg("COUNT")
                 .arg(limit)
                 .clone()
         })
         .await?;
-    events.sort_by_key(|stored| event::id_order(&stored.id));
+    events.sort_by_key(|stored| EventId::parse(&stored.id));
     events.truncate(limit);
     Ok(events)
 }
@@ -136,9 +136,9 @@ pub(super) async fn claim_events(store: &RedisStore, claim: Claim<'_>) -> Result
         })
         .collect();
     let mut claimed = Claimed::default();
-    for reply in store.round_trip(&requests).await? {
+    for (shard, reply) in store.round_trip(&requests).await?.into_iter().enumerate() {
         let (entries, dropped): (StreamEntries, u64) = store.parse(reply)?;
-        claimed.events.extend(store.stored_events(entries)?);
+        claimed.events.extend(store.stored_events(shard, entries)?);
         claimed.dropped += dropped;
     }
     Ok(claimed)
@@ -149,10 +149,12 @@ pub(super) async fn acknowledge_events(
     group: &str,
     events: &[StoredEvent],
 ) -> Result<()> {
-    let mut by_shard: HashMap<usize, Vec<&str>> = HashMap::new();
-    for stored in events {
-        let shard = event_shard(&stored.event);
-        by_shard.entry(shard).or_default().push(&stored.id);
+    let mut by_shard: HashMap<usize, Vec<String>> = HashMap::new();
+    for id in events
+        .iter()
+        .filter_map(|stored| EventId::parse(&stored.id))
+    {
+        by_shard.entry(id.shard).or_default().push(id.stream_id());
     }
     let requests: Vec<Cmd> = by_shard
         .into_iter()
@@ -172,7 +174,7 @@ pub(super) async fn acknowledge_events(
 
 pub(super) async fn recent_events(store: &RedisStore, limit: usize) -> Result<Vec<StoredEvent>> {
     let mut events = store
-        .read_events(|key| {
+        .read_events(|_, key| {
             redis::cmd("XREVRANGE")
                 .arg(key)
                 .arg("+")
@@ -182,7 +184,7 @@ pub(super) async fn recent_events(store: &RedisStore, limit: usize) -> Result<Ve
                 .clone()
         })
         .await?;
-    events.sort_by_key(|stored| std::cmp::Reverse(event::id_order(&stored.id)));
+    events.sort_by_key(|stored| std::cmp::Reverse(EventId::parse(&stored.id)));
     events.truncate(limit);
     Ok(events)
 }

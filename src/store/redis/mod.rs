@@ -32,7 +32,7 @@ use super::{
 };
 use crate::attempt::Attempt;
 use crate::error::{Error, RedisTarget, Result};
-use crate::event::{Event, StoredEvent};
+use crate::event::{Event, EventCursor, StoredEvent};
 use crate::identity::Identity;
 use crate::keys::{KeyKind, Keyspace};
 use crate::policy::AccessLog;
@@ -315,7 +315,7 @@ impl Store for RedisStore {
         events::append_events(self, events, bounds).await
     }
 
-    async fn events(&self, since: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>> {
+    async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>> {
         events::events(self, since, limit).await
     }
 
