@@ -4,7 +4,7 @@ The list (``ServiceListAdmin``) is newest first by the latest failure (Axes' "at
 sortable by it and by failures, searched (``q=``: IP, username, user agent, path), filtered by
 the date of the latest failure and by lock, and paged exactly (``list_per_page`` rows, Django's
 paginator, the service's count). When the service sorted among only the records it read (its
-``list_scan_limit``), the page says so. Each row links to the record's page (``record_page``).
+``view_scan_limit``), the page says so. Each row links to the record's page (``record_page``).
 
 Deleting, from the list ("Delete selected access attempts", which stands in for Django's
 delete_selected, which needs a QuerySet) or from a record's page, asks first on Django's own
