@@ -1,6 +1,7 @@
 """What the admin tests share: records and log entries made in the service, the pages' names,
 staff users with given permissions, and a headless Chromium."""
 
+import re
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,26 @@ PAGE_LOAD_SECONDS = 10
 ALICE = Identity(ip="203.0.113.9", username="alice")
 BOB = Identity(ip="198.51.100.7", username="bob")
 CAROL = Identity(ip="198.51.100.7", username="carol")
+
+
+def current_page(content):
+    """The page number Django's paginator marks as this one (a span before Django 6.0, a link
+    with aria-current since)."""
+    match = re.search(
+        r'<span class="this-page">(\d+)</span>|aria-current="page">(\d+)</a>', content
+    )
+    return match and int(match.group(1) or match.group(2))
+
+
+def page_links(content):
+    """The page numbers Django's paginator links to from this page."""
+    return [int(number) for number in re.findall(r'href="\?p=(\d+)"[^>]*>\1</a>', content)]
+
+
+def sort_link(content, text):
+    """The href of the sortable column header ``text`` (Django 6.0 adds ``role="button"``)."""
+    match = re.search(rf'<a (?:role="button" )?href="([^"]*)">{re.escape(text)}</a>', content)
+    return match and match.group(1)
 
 
 def login_body(ip, username, user_agent, path, combinations):
