@@ -12,6 +12,7 @@ login at the service, as any other would.
 
 from axes.conf import settings as axes_settings
 from axes.handlers.proxy import AxesProxyHandler
+from axes.middleware import AxesMiddleware
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -19,7 +20,6 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
 from lockout_axes import client, handler
-from lockout_axes.middleware import LockoutMiddleware
 
 TAG = "lockout"
 CHECK_TIMEOUT_SECONDS = 2
@@ -59,13 +59,14 @@ def check_settings(app_configs, **kwargs):
             read_setting()
         except ImproperlyConfigured as error:
             errors.append(checks.Error(str(error), id=check_id))
-    if not any(_is_lockout_middleware(path) for path in settings.MIDDLEWARE):
+    if not _lockout_middleware_wraps_axes(settings.MIDDLEWARE):
         errors.append(
             checks.Error(
-                "MIDDLEWARE has no lockout_axes.middleware.LockoutMiddleware: a login refused "
-                "while the lockout service is unavailable would be answered as a lockout",
-                hint=f'replace "axes.middleware.AxesMiddleware" by "{MIDDLEWARE_PATH}" in '
-                "MIDDLEWARE (it is Axes' middleware, plus the 503 of an outage)",
+                "MIDDLEWARE has no lockout_axes.middleware.LockoutMiddleware right before "
+                "axes.middleware.AxesMiddleware: a login refused while the lockout service is "
+                "unavailable would be answered as a lockout",
+                hint=f'put "{MIDDLEWARE_PATH}" in MIDDLEWARE just before '
+                '"axes.middleware.AxesMiddleware" (it answers the 503 of an outage)',
                 id="lockout_axes.E003",
             )
         )
@@ -155,8 +156,15 @@ def _rejection_id(error):
     return "lockout_axes.E006"
 
 
-def _is_lockout_middleware(path):
+def _lockout_middleware_wraps_axes(middleware):
+    """Whether LockoutMiddleware comes before (outside) Axes' middleware, or a subclass of it."""
+    lockout = [index for index, path in enumerate(middleware) if path == MIDDLEWARE_PATH]
+    axes = [index for index, path in enumerate(middleware) if _is_axes_middleware(path)]
+    return bool(lockout and axes) and lockout[0] < axes[0]
+
+
+def _is_axes_middleware(path):
     try:
-        return issubclass(import_string(path), LockoutMiddleware)
+        return issubclass(import_string(path), AxesMiddleware)
     except (ImportError, TypeError):
         return False

@@ -1,16 +1,17 @@
-"""``LockoutMiddleware``: Axes' ``AxesMiddleware``, plus the answer to a login refused because the
-lockout service was unavailable (LOCKOUT_ON_ERROR = "deny"): HTTP 503 saying that logging in is
-temporarily unavailable, from the template ``lockout_axes/unavailable.html`` (a site overrides it
-as any app template), or JSON for XHR and API requests, where Axes' lockout page would tell the
-user that they are locked out. Everything else is Axes' middleware unchanged.
+"""``LockoutMiddleware``: the answer to a login refused because the lockout service was
+unavailable (LOCKOUT_ON_ERROR = "deny"): HTTP 503 saying that logging in is temporarily
+unavailable, from the template ``lockout_axes/unavailable.html`` (a site overrides it as any app
+template), or JSON for XHR and API requests, where Axes' lockout page would tell the user that
+they are locked out. Every other response passes through unchanged.
 
-It takes AxesMiddleware's place in MIDDLEWARE; the ``lockout`` system checks report a site that
-kept Axes' own.
+It goes right before Axes' ``AxesMiddleware``, which stays where it is (last, as Axes asks, and
+as Axes' own check ``axes.W002`` wants it): on the way out it sees the response Axes' middleware
+made of the refused login and replaces it. The ``lockout`` system checks report a site without
+it, or with it after Axes' middleware, where it would see the response before Axes' does.
 """
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from axes.conf import settings
-from axes.middleware import AxesMiddleware
 from django.http import HttpResponse, JsonResponse
 from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
@@ -22,20 +23,32 @@ UNAVAILABLE_STATUS = 503
 UNAVAILABLE_MESSAGE = "Logging in is temporarily unavailable. Please try again in a few minutes."
 
 
-class LockoutMiddleware(AxesMiddleware):
+class LockoutMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
     def __call__(self, request):
         if iscoroutinefunction(self):
             return self.__acall__(request)
-        response = super().__call__(request)
-        if getattr(request, REFUSED_UNAVAILABLE_FLAG, False) and settings.AXES_ENABLED:
+        response = self.get_response(request)
+        if _refused_unavailable(request):
             return unavailable_response(request)
         return response
 
     async def __acall__(self, request):
-        response = await super().__acall__(request)
-        if getattr(request, REFUSED_UNAVAILABLE_FLAG, False) and settings.AXES_ENABLED:
+        response = await self.get_response(request)
+        if _refused_unavailable(request):
             return await sync_to_async(unavailable_response, thread_sensitive=True)(request)
         return response
+
+
+def _refused_unavailable(request):
+    return getattr(request, REFUSED_UNAVAILABLE_FLAG, False) and settings.AXES_ENABLED
 
 
 def unavailable_response(request):

@@ -22,10 +22,13 @@ AXES_HANDLER = "lockout_axes.handler.LockoutHandler"
 INSTALLED_APPS += ["django.contrib.staticfiles"]
 STATIC_URL = "/static/"
 
-# Axes' middleware with the 503 of a login refused while the service is unavailable.
+# The 503 of a login refused while the service is unavailable, just before Axes' middleware.
 MIDDLEWARE = [
-    "lockout_axes.middleware.LockoutMiddleware"
-    if entry == "axes.middleware.AxesMiddleware"
-    else entry
+    added
     for entry in MIDDLEWARE  # noqa: F405
+    for added in (
+        ["lockout_axes.middleware.LockoutMiddleware", entry]
+        if entry == "axes.middleware.AxesMiddleware"
+        else [entry]
+    )
 ]

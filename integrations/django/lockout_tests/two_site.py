@@ -16,7 +16,7 @@ settings.configure(
     ALLOWED_HOSTS=["127.0.0.1"],
     ROOT_URLCONF=__name__,
     INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "axes", "lockout_axes"],
-    MIDDLEWARE=["lockout_axes.middleware.LockoutMiddleware"],
+    MIDDLEWARE=["lockout_axes.middleware.LockoutMiddleware", "axes.middleware.AxesMiddleware"],
     AUTHENTICATION_BACKENDS=["axes.backends.AxesStandaloneBackend", f"{__name__}.PasswordBackend"],
     DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
     AXES_HANDLER="lockout_axes.handler.LockoutHandler",

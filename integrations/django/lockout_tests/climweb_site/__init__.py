@@ -3,9 +3,10 @@
 
 What Climweb has, as its operator runs it: the Wagtail admin's login at ``/cms-admin/login/``,
 the Django admin at ``/dj-ad-admin/``, django-allauth under ``/auth/`` (``/auth/login/``),
-wagtail-2fa's middleware, ``AxesStandaloneBackend`` first, Axes' middleware last (as
-``lockout_axes.middleware.LockoutMiddleware``), Climweb's Axes settings (3 failures, 30 minutes,
-``[["username", "ip_address"]]``, reset on success, ``AXES_IPWARE_PROXY_COUNT = 2``; with
+wagtail-2fa's middleware, ``AxesStandaloneBackend`` first, Axes' middleware last (with
+``lockout_axes.middleware.LockoutMiddleware`` just before it), Climweb's Axes settings (3
+failures, 30 minutes, ``[["username", "ip_address"]]``, reset on success,
+``AXES_IPWARE_PROXY_COUNT = 2``; with
 Axes' default ``AXES_IPWARE_META_PRECEDENCE_ORDER``, ``REMOTE_ADDR`` alone, Axes then finds no
 client address, and the handler sends IP ``0.0.0.0``) and its own ``axes/lockout.html``. The
 LOCKOUT_* settings come from the environment, as from Climweb's env_file; in the tests,

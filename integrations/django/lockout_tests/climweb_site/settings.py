@@ -48,8 +48,9 @@ MIDDLEWARE = [
     "wagtail_2fa.middleware.VerifyUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    # Last, where Climweb has axes.middleware.AxesMiddleware.
+    # Just before Climweb's last one, axes.middleware.AxesMiddleware.
     "lockout_axes.middleware.LockoutMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = [

@@ -97,12 +97,14 @@ def test_an_unreachable_service_is_an_error_under_deploy(misconfigure):
     ]
 
 
-def test_axes_own_middleware_is_an_error(settings):
-    settings.MIDDLEWARE = [
-        "axes.middleware.AxesMiddleware" if "LockoutMiddleware" in entry else entry
-        for entry in settings.MIDDLEWARE
-    ]
+def test_a_missing_or_misplaced_lockout_middleware_is_an_error(settings):
+    assert lockout_checks() == []
+    lockout = "lockout_axes.middleware.LockoutMiddleware"
+    others = [entry for entry in settings.MIDDLEWARE if entry != lockout]
+    settings.MIDDLEWARE = others
     assert [message.id for message in lockout_checks()] == ["lockout_axes.E003"]
+    settings.MIDDLEWARE = [*others, lockout]
+    assert [message.id for message in lockout_checks()] == ["lockout_axes.E003"], "after Axes'"
 
 
 @pytest.mark.django_db
