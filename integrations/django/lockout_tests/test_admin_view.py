@@ -390,4 +390,11 @@ def test_an_operator_sorts_searches_and_deletes_in_chromium(
             == "The access attempt “IP 198.51.100.7, username erin” was deleted successfully."
         )
 
+        # The access log, as Axes' "Access failures": one client's failures, found by search.
+        follow(browser, browser.find_element(By.LINK_TEXT, "Access failures"))
+        browser.find_element(By.ID, "searchbar").send_keys("192.0.2.44")
+        follow(browser, browser.find_element(By.CSS_SELECTOR, "#changelist-search [type=submit]"))
+        assert texts(browser, "username") == ["dave"] * 6
+        assert set(texts(browser, "outcome")) == {"Failure"}
+
     assert identities() == before - {BOB, CAROL, erin}
