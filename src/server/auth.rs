@@ -4,21 +4,22 @@
 //! constant time; a wrong guess is a failed admin login, counted per client
 //! address in a scope of its own (never shared with the logins the service protects), so
 //! whoever guesses the admin password or token is locked out. Behind `trusted_proxies` the
-//! client is the address their `X-Forwarded-For` names.
+//! client is the address their `X-Forwarded-For` names (`forwarded`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use headers::authorization::{Basic, Bearer};
 use headers::{Authorization, HeaderMapExt};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use super::forwarded::{client_ip, UnknownClient};
 use super::Service;
-use crate::attempt::{canonical_ip, Attempt};
+use crate::attempt::Attempt;
 use crate::config::AdminConfig;
 use crate::engine::Verdict;
 use crate::policy::IpList;
@@ -158,7 +159,8 @@ fn challenge(admin: &AdminConfig, message: &str) -> ApiError {
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme))
 }
 
-/// The admin login as an attempt: the client's address (see `client_ip`), the Basic username,
+/// The admin login as an attempt: the client's address (see `client_ip`; a request whose
+/// client cannot be told is refused before any credential is checked), the Basic username,
 /// the user agent and the path.
 fn admin_attempt(
     parts: &Parts,
@@ -173,34 +175,11 @@ fn admin_attempt(
         .headers
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok());
-    let ip = client_ip(peer, &parts.headers, trusted_proxies);
+    let ip = client_ip(peer, &parts.headers, trusted_proxies).map_err(|unknown| {
+        tracing::warn!(proxy = %unknown.proxy, "admin login refused: {}", UnknownClient::MESSAGE);
+        ApiError::bad_request(UnknownClient::MESSAGE)
+    })?;
     Attempt::new(ip, username, user_agent, Some(parts.uri.path())).map_err(ApiError::bad_request)
-}
-
-/// The peer, or, when it is a trusted proxy, the nearest address of `X-Forwarded-For` that is
-/// not one: each trusted proxy vouches for the address it appended, and no further. A value
-/// that is not an address ends the walk at the last address vouched for.
-fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &IpList) -> IpAddr {
-    let mut client = canonical_ip(peer);
-    if !trusted_proxies.contains(client) {
-        return client;
-    }
-    let forwarded: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .collect();
-    for hop in forwarded.into_iter().rev() {
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
-            break;
-        };
-        client = canonical_ip(ip);
-        if !trusted_proxies.contains(client) {
-            break;
-        }
-    }
-    client
 }
 
 /// Equal strings, compared in constant time (for a given length).

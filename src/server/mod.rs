@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod error;
 mod event_tasks;
+mod forwarded;
 mod import;
 mod input;
 mod insurance;
