@@ -5,6 +5,7 @@ mod admin_logins;
 mod admin_page;
 mod cli;
 mod cluster;
+mod compose;
 mod differential;
 mod embedded;
 mod engine;

@@ -148,7 +148,8 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
-    /// Starts the server again on the same port, empty.
+    /// Starts the server again on the same port and directory: empty, unless its arguments
+    /// persist (`--appendonly yes`).
     pub fn restart(&mut self) {
         self.stop();
         self.child = spawn_redis(self.port, self.dir.path(), &self.setup);
