@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::attempt::{Attempt, Field};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::{Event, EventCursor, EventId, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::lock_cache::{self, LockCache, LockCacheTasks};
@@ -188,7 +188,8 @@ impl<S: Store> Engine<S> {
             let states = self
                 .store
                 .record_failures(&identities, &rules, attempt, true, log)
-                .await?;
+                .await
+                .map_err(Error::of_write)?;
             let locks = states.iter().map(|state| state.lock_remaining);
             self.remember(&identities, locks, generation);
             self.lockouts_started(attempt, &identities, &states).await;
@@ -285,7 +286,8 @@ impl<S: Store> Engine<S> {
         let states = self
             .store
             .record_failures(&identities, &rules, attempt, false, log)
-            .await?;
+            .await
+            .map_err(Error::of_write)?;
         let locks = states.iter().map(|state| state.lock_remaining);
         self.remember(&identities, locks, generation);
         self.lockouts_started(attempt, &identities, &states).await;

@@ -28,6 +28,9 @@ pub enum Error {
         #[source]
         source: redis::RedisError,
     },
+    /// A write that may have run in Redis, its reply lost (see `Error::of_write`).
+    #[error("{0}")]
+    ReplyLost(Box<Error>),
     /// The in-process store's reset channel failed its listener (it fell behind).
     #[error("{0}")]
     Channel(String),
@@ -59,6 +62,7 @@ impl Error {
     /// case in which a service answers with its configured fail mode instead of an error.
     pub fn is_unavailable(&self) -> bool {
         match self {
+            Error::ReplyLost(write) => write.is_unavailable(),
             Error::Store { source, .. } => {
                 source.is_io_error()
                     || source.is_timeout()
@@ -78,6 +82,28 @@ impl Error {
             }
             _ => false,
         }
+    }
+
+    /// The error of a write, marked when the write may have reached Redis and run there, its
+    /// reply lost: a timeout or a connection dropped while waiting (not a refused connection,
+    /// nor an answer). See `reply_lost`.
+    pub(crate) fn of_write(self) -> Self {
+        match &self {
+            Error::Store { source, .. }
+                if source.is_timeout()
+                    || source.is_connection_dropped()
+                    || (source.is_io_error() && !source.is_connection_refusal()) =>
+            {
+                Error::ReplyLost(Box::new(self))
+            }
+            _ => self,
+        }
+    }
+
+    /// True when a write may have run in Redis, its reply lost (see `of_write`): running it
+    /// again elsewhere could count it twice.
+    pub fn reply_lost(&self) -> bool {
+        matches!(self, Error::ReplyLost(_))
     }
 
     /// True when Redis refused a command to lockout's user (its ACL).

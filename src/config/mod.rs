@@ -182,6 +182,17 @@ impl Config {
         }
     }
 
+    /// How long a login's engine call may take on Redis, all its commands together:
+    /// `command_timeout`, less a tenth with `on_store_error = "local"`. It outlasts one command's
+    /// timeout (`login_redis_timeout`), so that a command that timed out is reported by the
+    /// store, which tells a read from a write whose reply was lost (see `Error::of_write`).
+    pub fn login_timeout(&self) -> Duration {
+        match self.on_store_error {
+            OnStoreError::Local => self.command_timeout * 9 / 10,
+            OnStoreError::Deny | OnStoreError::Allow => self.command_timeout,
+        }
+    }
+
     /// `serve` refuses to offer the login endpoints beyond this host to anyone: whoever reaches
     /// them could lock out any user, or clear failures.
     pub fn check_exposure(&self) -> Result<()> {

@@ -14,6 +14,8 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// A store call that may have run in Redis, its reply lost (see `Error::reply_lost`).
+    reply_lost: bool,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
             status,
             message: message.into(),
             headers: Vec::new(),
+            reply_lost: false,
         }
     }
 
@@ -34,6 +37,16 @@ impl ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "the store (Redis) is unavailable",
         )
+    }
+
+    /// The same error, marked as a store call that may have run in Redis.
+    pub fn with_reply_lost(mut self) -> Self {
+        self.reply_lost = true;
+        self
+    }
+
+    pub fn reply_lost(&self) -> bool {
+        self.reply_lost
     }
 
     pub fn status(&self) -> StatusCode {

@@ -69,15 +69,21 @@ impl Insurance {
         if !*away {
             return None;
         }
-        Some(self.run_locally(engine, call).await)
+        Some(match self.twin(engine) {
+            Ok(twin) => call.run(&twin).await,
+            Err(err) => Err(err),
+        })
     }
 
     /// Redis failed a login: starts the outage (and the task that waits for Redis) unless one
-    /// is on, then runs `call` on `engine`'s local twin.
+    /// is on, then runs `call` on `engine`'s local twin. When its reply was lost (`call` may
+    /// have run in Redis, and the recovery would count it a second time), the twin answers
+    /// it without recording it.
     pub async fn redis_failed<C: LoginCall>(
         &self,
         engine: &Engine<AnyStore>,
         call: &C,
+        reply_lost: bool,
     ) -> Result<C::Output> {
         let mut away = self.shared.away.write().await;
         if !*away {
@@ -93,17 +99,17 @@ impl Insurance {
         // Held for reading from here on, with no gap in which a recovery could end the outage
         // and leave this login's count behind in the local store.
         let _away = away.downgrade();
-        self.run_locally(engine, call).await
+        let twin = self.twin(engine)?;
+        if reply_lost {
+            return call.answer_unrecorded(&twin).await;
+        }
+        call.run(&twin).await
     }
 
-    async fn run_locally<C: LoginCall>(
-        &self,
-        engine: &Engine<AnyStore>,
-        call: &C,
-    ) -> Result<C::Output> {
+    /// `engine`'s policy on the local store, in its keyspace.
+    fn twin(&self, engine: &Engine<AnyStore>) -> Result<Engine<AnyStore>> {
         let local = self.shared.local.with_keys(engine.store().keys().clone())?;
-        let twin = Engine::new(AnyStore::from(local), engine.policy().clone());
-        call.run(&twin).await
+        Ok(Engine::new(AnyStore::from(local), engine.policy().clone()))
     }
 }
 

@@ -16,11 +16,21 @@ pub trait LoginCall: Sync {
         &'e self,
         engine: &'e Engine<AnyStore>,
     ) -> impl Future<Output = Result<Self::Output>> + Send + 'e;
+
+    /// Answers what `run` would, recording nothing: for a call Redis may have run already
+    /// (sent, its reply lost), whose count must not be made a second time.
+    fn answer_unrecorded<'e>(
+        &'e self,
+        engine: &'e Engine<AnyStore>,
+    ) -> impl Future<Output = Result<Self::Output>> + Send + 'e;
 }
 
-/// A `LoginCall` struct per engine method, each holding the attempt it runs on.
+/// A `LoginCall` struct per engine method, each holding the attempt it runs on, and how its
+/// answer is made without recording (from `Engine::inspect`'s standing, or the call itself
+/// when it records nothing that a second run would add to).
 macro_rules! login_calls {
-    ($($(#[$doc:meta])* $name:ident => $method:ident -> $output:ty;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident => $method:ident -> $output:ty,
+        unrecorded: $unrecorded:path;)*) => {$(
         $(#[$doc])*
         pub struct $name<'a>(pub &'a Attempt);
 
@@ -33,17 +43,48 @@ macro_rules! login_calls {
             ) -> impl Future<Output = Result<$output>> + Send + 'e {
                 engine.$method(self.0)
             }
+
+            fn answer_unrecorded<'e>(
+                &'e self,
+                engine: &'e Engine<AnyStore>,
+            ) -> impl Future<Output = Result<$output>> + Send + 'e {
+                $unrecorded(engine, self.0)
+            }
         }
     )*};
 }
 
 login_calls! {
     /// `Engine::check`.
-    Check => check -> Verdict;
+    Check => check -> Verdict,
+        unrecorded: unrecorded_check;
     /// `Engine::inspect`.
-    Inspect => inspect -> Standing;
+    Inspect => inspect -> Standing,
+        unrecorded: Engine::inspect;
     /// `Engine::fail`.
-    Fail => fail -> FailureReport;
-    /// `Engine::succeed`.
-    Succeed => succeed -> bool;
+    Fail => fail -> FailureReport,
+        unrecorded: unrecorded_failure;
+    /// `Engine::succeed`: clearing twice clears nothing more.
+    Succeed => succeed -> bool,
+        unrecorded: Engine::succeed;
+}
+
+/// A check's verdict, with no refused attempt recorded.
+async fn unrecorded_check(engine: &Engine<AnyStore>, attempt: &Attempt) -> Result<Verdict> {
+    Ok(engine.inspect(attempt).await?.verdict)
+}
+
+/// The report of a failure that was not counted here: the standing before it.
+async fn unrecorded_failure(engine: &Engine<AnyStore>, attempt: &Attempt) -> Result<FailureReport> {
+    let standing = engine.inspect(attempt).await?;
+    let retry_after = match &standing.verdict {
+        Verdict::Locked(lockout) => lockout.retry_after,
+        Verdict::Allowed => None,
+    };
+    Ok(FailureReport {
+        locked: standing.verdict.is_locked(),
+        retry_after,
+        failures: standing.failures,
+        started: Vec::new(),
+    })
 }

@@ -139,7 +139,7 @@ impl Service {
             trusted_proxies: config.trusted_proxies.clone(),
             engine,
             on_store_error: config.on_store_error,
-            command_timeout: config.login_redis_timeout(),
+            command_timeout: config.login_timeout(),
             bulk_timeout: config.bulk_timeout,
             view_scan_limit: config.view_scan_limit,
             bulk_store: tokio::sync::OnceCell::new(),
@@ -270,7 +270,9 @@ impl Service {
             Some(local) => local,
             None => match self.store_call(operation, call.run(engine)).await {
                 Err(err) if err.status() == StatusCode::SERVICE_UNAVAILABLE => {
-                    insurance.redis_failed(engine, &call).await
+                    insurance
+                        .redis_failed(engine, &call, err.reply_lost())
+                        .await
                 }
                 answered => return answered.map(Answered::stored),
             },
@@ -331,7 +333,13 @@ impl Service {
                 return Ok(value);
             }
             Ok(Err(err)) if err.is_invalid_input() => return Err(ApiError::bad_request(err)),
-            Ok(Err(err)) if err.is_unavailable() => self.outage.failed(operation, &err),
+            Ok(Err(err)) if err.is_unavailable() => {
+                self.outage.failed(operation, &err);
+                if err.reply_lost() {
+                    self.metrics.store_error(operation);
+                    return Err(ApiError::unavailable().with_reply_lost());
+                }
+            }
             // Not an outage: Redis answered something the engine cannot use. Same answer
             // for the caller, but it is a bug or a foreign key under the prefix to look at.
             Ok(Err(err)) => tracing::error!(operation, %err, "store error"),
@@ -339,7 +347,9 @@ impl Service {
                 let message = format!("no answer from Redis within {timeout:?}");
                 self.outage.failed(operation, &message);
                 self.metrics.store_error(operation);
-                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message));
+                return Err(
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).with_reply_lost()
+                );
             }
         }
         self.metrics.store_error(operation);
