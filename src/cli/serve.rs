@@ -19,6 +19,8 @@ over the file, which wins over the defaults):
   redis_cluster = LOCKOUT_REDIS_CLUSTER       [] (seed URLs, comma-separated in the environment)
   memory_max_identities = LOCKOUT_MEMORY_MAX_IDENTITIES    1000000 (in-process store, all scopes)
   memory_max_log_entries = LOCKOUT_MEMORY_MAX_LOG_ENTRIES  1000000 (in-process store, all scopes)
+  memory_max_bytes = LOCKOUT_MEMORY_MAX_BYTES              268435456 (256 MiB: records, logs and
+                                              events of the in-process store, all scopes)
   prefix = LOCKOUT_PREFIX                     lockout
   listen = LOCKOUT_LISTEN                     127.0.0.1:8080, or unix:/run/lockout.sock
   on_store_error = LOCKOUT_ON_STORE_ERROR     deny (locked while Redis is away), allow, or local

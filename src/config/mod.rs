@@ -43,6 +43,11 @@ use webhooks::RawWebhook;
 /// Identities the in-process store tracks, and access-log entries it keeps, before it evicts
 /// (see `store::memory`).
 pub const DEFAULT_MEMORY_BOUND: usize = 1_000_000;
+/// The in-process store's default bound on the bytes of its records, log entries and events
+/// together (see `store::memory`): room for a small container.
+pub const DEFAULT_MEMORY_MAX_BYTES: usize = 256 << 20;
+/// The least `memory_max_bytes`: room for a few hundred worst-case records.
+pub const MIN_MEMORY_MAX_BYTES: usize = 1 << 20;
 
 /// The longest duration any setting takes, so that every key lockout writes expires within a
 /// year (a longer one is refused with an error naming the key).
@@ -83,6 +88,7 @@ pub struct Config {
     /// `on_store_error = "local"`: tracked identities, and access-log entries.
     pub memory_max_identities: usize,
     pub memory_max_log_entries: usize,
+    pub memory_max_bytes: usize,
     pub keys: Keyspace,
     pub listen: Listen,
     pub on_store_error: OnStoreError,
@@ -168,6 +174,7 @@ impl Config {
     pub fn in_process_store(&self) -> MemoryStore {
         MemoryStore::new(self.memory_max_identities)
             .with_max_log_entries(self.memory_max_log_entries)
+            .with_max_bytes(self.memory_max_bytes)
             .with_keys(self.keys.clone())
             .expect("the store's second keyspace")
     }
@@ -222,6 +229,7 @@ struct RawConfig {
     redis_tls_key: String,
     memory_max_identities: usize,
     memory_max_log_entries: usize,
+    memory_max_bytes: usize,
     prefix: String,
     listen: String,
     on_store_error: OnStoreError,
@@ -259,6 +267,7 @@ impl Default for RawConfig {
             redis_tls_key: String::new(),
             memory_max_identities: DEFAULT_MEMORY_BOUND,
             memory_max_log_entries: DEFAULT_MEMORY_BOUND,
+            memory_max_bytes: DEFAULT_MEMORY_MAX_BYTES,
             prefix: "lockout".into(),
             listen: "127.0.0.1:8080".into(),
             on_store_error: OnStoreError::Deny,

@@ -283,6 +283,7 @@ fn without_a_redis_the_store_is_in_process() {
             ),
             ("memory_max_identities = 0\n", "memory_max_identities: must be at least 1"),
             ("memory_max_log_entries = 0\n", "memory_max_log_entries: must be at least 1"),
+            ("memory_max_bytes = 1000\n", "memory_max_bytes: must be at least 1048576"),
             ("view_scan_limit = 0\n", "view_scan_limit: from 1 to 10000000 records"),
             ("view_scan_limit = 10000001\n", "view_scan_limit: from 1 to 10000000 records"),
         ] {

@@ -1,6 +1,6 @@
 //! The configuration as written, validated into a `Config`.
 
-use super::{bounded, Config, Listen, OnStoreError, RawConfig};
+use super::{bounded, Config, Listen, OnStoreError, RawConfig, MIN_MEMORY_MAX_BYTES};
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
 use crate::policy::IpList;
@@ -49,6 +49,11 @@ impl RawConfig {
                 return Err(Error::Config(format!("{key}: must be at least 1")));
             }
         }
+        if self.memory_max_bytes < MIN_MEMORY_MAX_BYTES {
+            return Err(Error::Config(format!(
+                "memory_max_bytes: must be at least {MIN_MEMORY_MAX_BYTES} (1 MiB), e.g. 268435456 (256 MiB)"
+            )));
+        }
         let policy = self.policy.validate()?;
         let mut webhooks: Vec<Webhook> = Vec::new();
         for (index, raw) in self.webhooks.into_iter().enumerate() {
@@ -71,6 +76,7 @@ impl RawConfig {
             redis,
             memory_max_identities: self.memory_max_identities,
             memory_max_log_entries: self.memory_max_log_entries,
+            memory_max_bytes: self.memory_max_bytes,
             keys: Keyspace::new(&self.prefix)?,
             listen,
             on_store_error: self.on_store_error,

@@ -31,7 +31,8 @@ use crate::wire;
 
 /// How often lock ends are looked for (a lock's end is told within about this).
 const LOCK_END_INTERVAL: Duration = Duration::from_secs(1);
-/// Lock ends told per look, at most.
+/// Lock ends told per look, at most (taken shard after shard in turn, see `RedisStore`'s
+/// `end_lockouts`).
 const LOCK_ENDS_PER_LOOK: usize = 1000;
 /// How often a deliverer looks for events that no append here woke it for.
 const CLAIM_INTERVAL: Duration = Duration::from_secs(1);

@@ -14,6 +14,7 @@ mod failover;
 mod import;
 mod instances;
 mod lock_cache;
+mod lock_ends;
 mod memory;
 mod policies;
 mod proxy;

@@ -208,3 +208,67 @@ async fn its_bounds_and_eviction_order_hold_over_all_scopes() {
         "{too_many}"
     );
 }
+
+/// 255 four-byte characters, the most a username, user agent or path holds.
+fn worst(n: usize) -> String {
+    let text = format!("{n:06}{}", "\u{1D11E}".repeat(255));
+    text.chars().take(255).collect()
+}
+
+fn worst_attempt(ip: &str, user: usize, n: usize) -> Attempt {
+    Attempt::parse(ip, Some(&worst(user)), Some(&worst(n)), Some(&worst(n))).unwrap()
+}
+
+#[tokio::test]
+async fn worst_case_inputs_stay_within_its_bytes_oldest_evicted_first() {
+    const MAX_BYTES: usize = 1 << 20;
+    let clock = Arc::new(ManualClock::default());
+    let store = MemoryStore::with_clock(1_000_000, clock.clone()).with_max_bytes(MAX_BYTES);
+    let engine = Engine::new(
+        store,
+        policy(3, &[&["ip"], &["username"], &["ip", "username"]]),
+    );
+    let all = LogFilter::default();
+    // Many identities: records and log entries share the bound.
+    for n in 0..2000 {
+        let ip = format!("10.0.{}.{}", n / 256, n % 256);
+        engine.fail(&worst_attempt(&ip, n, n)).await.unwrap();
+        assert!(engine.store().held_bytes() <= MAX_BYTES, "after {n}");
+        clock.advance(Duration::from_millis(1));
+    }
+    let tracked = tracked(&engine).await;
+    assert!(!tracked.is_empty());
+    assert!(tracked.len() < 3 * 2000, "some evicted");
+    assert!(
+        tracked.iter().any(|(tag, _)| tag == "ip=10.0.7.207"),
+        "the newest kept"
+    );
+    assert!(
+        !tracked.iter().any(|(tag, _)| tag == "ip=10.0.0.0"),
+        "the oldest evicted"
+    );
+    // Records came first: the log yielded its room.
+    assert!(engine.logs(&all, 10).await.unwrap().len() < 10);
+
+    // One client failing again and again: its log entries go, oldest first.
+    engine
+        .reset(&Target::All, false, &mut |_| {}, "test")
+        .await
+        .unwrap();
+    for n in 0..2000 {
+        engine
+            .fail(&worst_attempt("192.0.2.1", 0, n))
+            .await
+            .unwrap();
+        assert!(engine.store().held_bytes() <= MAX_BYTES, "after {n}");
+        clock.advance(Duration::from_millis(1));
+    }
+    let kept = engine.logs(&all, 2000).await.unwrap();
+    assert!(kept.len() > 100 && kept.len() < 2000, "{} kept", kept.len());
+    assert_eq!(kept[0].path.as_deref(), Some(worst(1999).as_str()));
+    assert_eq!(
+        kept.last().unwrap().path.as_deref(),
+        Some(worst(2000 - kept.len()).as_str()),
+        "the newest kept, without a gap"
+    );
+}

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Instant, SystemTime};
 
+use super::bytes::Accounted;
 use super::{SpaceId, State};
 use crate::event::{Event, StoredEvent};
 use crate::policy::AccessLog;
@@ -33,12 +34,14 @@ impl State {
                 count: log.count,
             },
         ));
+        self.bytes += entries.back().map_or(0, |(_, entry)| entry.bytes());
         self.log_entries += 1;
         keep_within(
             entries,
             log.bounds,
             now,
             (&mut self.log_entries, self.max_log_entries),
+            (&mut self.bytes, self.max_bytes),
         );
     }
 
@@ -69,33 +72,65 @@ impl State {
                 event: event.clone(),
             },
         ));
+        self.bytes += events.back().map_or(0, |(_, stored)| stored.bytes());
         self.log_entries += 1;
         keep_within(
             events,
             bounds,
             now,
             (&mut self.log_entries, self.max_log_entries),
+            (&mut self.bytes, self.max_bytes),
         );
+    }
+    /// Drops the oldest log entry or event of any keyspace; false when there is none.
+    pub(super) fn drop_oldest_entry(&mut self) -> bool {
+        let oldest = self
+            .spaces
+            .iter()
+            .enumerate()
+            .flat_map(|(id, space)| {
+                [
+                    space.log.front().map(|(time, _)| (*time, id, false)),
+                    space.events.front().map(|(time, _)| (*time, id, true)),
+                ]
+            })
+            .flatten()
+            .min();
+        let Some((_, id, event)) = oldest else {
+            return false;
+        };
+        let space = &mut self.spaces[id];
+        let freed = if event {
+            space.events.pop_front().map(|(_, stored)| stored.bytes())
+        } else {
+            space.log.pop_front().map(|(_, entry)| entry.bytes())
+        };
+        self.log_entries -= 1;
+        self.bytes -= freed.unwrap_or(0);
+        true
     }
 }
 
 /// Drops the oldest of `entries` (oldest first) while any is past `bounds`' retention, they are
-/// more than its size, or the store holds more than its bound (`held`: the store's count of
-/// entries, and its bound).
-fn keep_within<T>(
+/// more than its size, or the store holds more than its bounds (`held`: the store's count of
+/// entries and its bound; `bytes`: the store's bytes and their bound).
+fn keep_within<T: Accounted>(
     entries: &mut VecDeque<(Instant, T)>,
     bounds: AccessLog,
     now: Instant,
     (held, bound): (&mut usize, usize),
+    (bytes, max_bytes): (&mut usize, usize),
 ) {
     let oldest_kept = now.checked_sub(bounds.retention);
     let most = usize::try_from(bounds.max_entries.get()).unwrap_or(usize::MAX);
     while let Some((time, _)) = entries.front() {
         let too_old = oldest_kept.is_some_and(|oldest| *time < oldest);
-        if !too_old && entries.len() <= most && *held <= bound {
+        if !too_old && entries.len() <= most && *held <= bound && *bytes <= max_bytes {
             break;
         }
-        entries.pop_front();
+        if let Some((_, entry)) = entries.pop_front() {
+            *bytes -= entry.bytes();
+        }
         *held -= 1;
     }
 }

@@ -11,13 +11,14 @@
 //!
 //! Each keyspace (the configured prefix, and each scope under it) is a space of its own, as its
 //! keys are apart in Redis, with its own records, access log and reset channel; the bounds
-//! (`max_identities`, `max_log_entries`) and the eviction order hold over all of them, and at
-//! most `MAX_SPACES` exist.
+//! (`max_identities`, `max_log_entries`, `max_bytes`, see `bytes`) and the eviction order hold
+//! over all of them, and at most `MAX_SPACES` exist.
 //!
 //! Here: the store, its state's shape and the `Store` impl; the state's work by idea in
 //! `spaces` (keyspaces, expiry), `records` (counting, imports, locks, eviction), `lock_ends`, `logs`
-//! (access log and events) and `selection`; `clock`.
+//! (access log and events), `bytes` (what each costs) and `selection`; `clock`.
 
+mod bytes;
 mod clock;
 mod lock_ends;
 mod logs;
@@ -30,6 +31,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::broadcast;
+
+use bytes::Accounted;
 
 use super::{
     Claim, Claimed, FailureRule, ImportedRecord, LogAppend, Page, Progress, Refusals, ResetNotice,
@@ -84,6 +87,9 @@ pub struct Leftover {
 struct State {
     max_identities: usize,
     max_log_entries: usize,
+    /// Bytes of records, log entries and events (see `bytes`), in all spaces, at most.
+    max_bytes: usize,
+    bytes: usize,
     /// Records in all spaces.
     identities: usize,
     /// Log entries and events in all spaces.
@@ -176,6 +182,8 @@ impl MemoryStore {
         let mut state = State {
             max_identities,
             max_log_entries: usize::MAX,
+            max_bytes: usize::MAX,
+            bytes: 0,
             identities: 0,
             log_entries: 0,
             last_event: (0, 0),
@@ -204,6 +212,20 @@ impl MemoryStore {
     pub fn with_max_log_entries(self, max_log_entries: usize) -> Self {
         self.lock().max_log_entries = max_log_entries.max(1);
         self
+    }
+
+    /// The same store, holding at most about `max_bytes` bytes of records, access-log entries and
+    /// events in all its keyspaces (as `bytes` accounts them). Past it, log entries and events
+    /// go first, oldest first (a record needs room: in any keyspace; an entry: its own
+    /// keyspace's), then records in the order of `max_identities`.
+    pub fn with_max_bytes(self, max_bytes: usize) -> Self {
+        self.lock().max_bytes = max_bytes;
+        self
+    }
+
+    /// The bytes it accounts for now (see `with_max_bytes`).
+    pub fn held_bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     /// The same store, on the records of `keys` (another prefix, or a scope). Fails when the
@@ -261,6 +283,7 @@ impl MemoryStore {
         let State {
             identities,
             log_entries,
+            bytes,
             counting,
             locked,
             marker_ends,
@@ -268,7 +291,7 @@ impl MemoryStore {
             spaces,
             ..
         } = &mut *state;
-        (*identities, *log_entries) = (0, 0);
+        (*identities, *log_entries, *bytes) = (0, 0, 0);
         counting.clear();
         locked.clear();
         marker_ends.clear();
@@ -597,13 +620,20 @@ impl Store for MemoryStore {
     async fn trim_logs(&self, age: Duration) -> Result<u64> {
         let (mut state, now) = self.state();
         let log = &mut state.spaces[self.space].log;
-        let before = log.len();
+        let (mut removed, mut freed) = (0, 0);
         // Entries at least `age` old; none when the store is younger than `age`.
         if let Some(newest_removed) = now.checked_sub(age) {
-            log.retain(|(time, _)| *time > newest_removed);
+            log.retain(|(time, entry)| {
+                let kept = *time > newest_removed;
+                if !kept {
+                    removed += 1;
+                    freed += entry.bytes();
+                }
+                kept
+            });
         }
-        let removed = before - log.len();
         state.log_entries -= removed;
+        state.bytes -= freed;
         Ok(removed as u64)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use super::{identity_of, Failure, Record, SpaceId, State, Tag};
+use super::{bytes, identity_of, Failure, Record, SpaceId, State, Tag};
 use crate::identity::Identity;
 use crate::keys::RESET_GUARD;
 use crate::record::{AttemptRecord, IdentityState};
@@ -99,7 +99,8 @@ impl State {
             lock_started,
             lockouts,
         };
-        self.link(space, tag, record);
+        self.link(space, tag.clone(), record);
+        self.shed_bytes(space, &tag);
         state
     }
 
@@ -191,7 +192,8 @@ impl State {
             lock_started,
             lockouts: 0,
         };
-        self.link(space, tag, record);
+        self.link(space, tag.clone(), record);
+        self.shed_bytes(space, &tag);
         state
     }
 
@@ -205,6 +207,7 @@ impl State {
     pub(super) fn unlink(&mut self, space: SpaceId, tag: &str) -> Option<(Tag, Box<Record>)> {
         let (tag, record) = self.spaces[space].records.remove_entry(tag)?;
         self.identities -= 1;
+        self.bytes -= bytes::record(&tag, &record);
         let (locked, place) = record.order(space, &tag);
         if locked {
             self.locked.remove(&place);
@@ -221,6 +224,7 @@ impl State {
         } else {
             self.counting.insert(place);
         }
+        self.bytes += bytes::record(&tag, &record);
         self.spaces[space].records.insert(tag, record);
         self.identities += 1;
     }
@@ -237,6 +241,28 @@ impl State {
             match victim {
                 Some((space, tag)) => {
                     self.unlink(space, &tag);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Within `max_bytes` after `tag`'s record (in `space`) came or grew: the oldest log entries
+    /// and events of any keyspace go first, then other records in the order of `make_room`.
+    fn shed_bytes(&mut self, space: SpaceId, tag: &Tag) {
+        while self.bytes > self.max_bytes {
+            if self.drop_oldest_entry() {
+                continue;
+            }
+            let victim = self
+                .counting
+                .iter()
+                .chain(&self.locked)
+                .find(|(_, other, other_tag)| *other != space || other_tag != tag)
+                .map(|(_, other, other_tag)| (*other, other_tag.clone()));
+            match victim {
+                Some((other, other_tag)) => {
+                    self.unlink(other, &other_tag);
                 }
                 None => break,
             }

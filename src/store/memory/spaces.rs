@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
-use super::{Space, SpaceId, State, MAX_SPACES, NOTICE_BACKLOG};
+use super::{bytes, Space, SpaceId, State, MAX_SPACES, NOTICE_BACKLOG};
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
 
@@ -55,8 +55,9 @@ impl State {
                 break;
             }
             self.counting.pop_first();
-            if self.spaces[space].records.remove(&tag).is_some() {
+            if let Some(record) = self.spaces[space].records.remove(&tag) {
                 self.identities -= 1;
+                self.bytes -= bytes::record(&tag, &record);
             }
         }
         while let Some((ends, _, _)) = self.marker_ends.front() {

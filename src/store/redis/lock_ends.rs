@@ -1,7 +1,19 @@
 //! Lock ends: the `lockout_expired` events of locks that ran out unreset, taken once however
 //! many processes ask.
+//!
+//! A sweep reads, in one round trip, at most `limit / SHARDS_PER_SWEEP` due ends of every
+//! shard, and takes them shard after shard from where the last sweep of this process stopped
+//! (the first shard it could not take whole), until `limit`. So a backlog is taken in turn
+//! from every shard, and a backlog of N due ends, at most M of them in one shard, is told
+//! within N / limit + ⌈M / (limit / SHARDS_PER_SWEEP)⌉ sweeps of any one process: a sweep
+//! either tells `limit` ends or takes every shard's first batch. Each process starts at a
+//! shard of its own (at random), and one that finds others took what it read moves to another
+//! at random, so that processes sweeping together take different shards' ends.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use redis::{Cmd, Value};
 
@@ -13,12 +25,32 @@ use crate::keys::{KeyKind, EVENT_SHARDS};
 use crate::policy::AccessLog;
 use crate::store::scripts::END_LOCKOUTS;
 
+/// A sweep's `limit` is shared by this many shards at least: each shard gives at most
+/// `limit / SHARDS_PER_SWEEP` ends a sweep.
+const SHARDS_PER_SWEEP: usize = 4;
+
+/// Where this process's next sweep starts taking (a shard); shared by a store's clones.
+#[derive(Clone, Debug)]
+pub(super) struct SweepStart(Arc<AtomicUsize>);
+
+impl SweepStart {
+    /// At a random shard.
+    pub(super) fn new() -> Self {
+        SweepStart(Arc::new(AtomicUsize::new(random_shard())))
+    }
+}
+
+fn random_shard() -> usize {
+    RandomState::new().hash_one(std::process::id()) as usize % EVENT_SHARDS
+}
+
 pub(super) async fn end_lockouts(
     store: &RedisStore,
     bounds: AccessLog,
     limit: usize,
 ) -> Result<u64> {
     let now = millis(since_epoch());
+    let per_shard = limit.div_ceil(SHARDS_PER_SWEEP).max(1);
     let ranges: Vec<Cmd> = (0..EVENT_SHARDS)
         .map(|shard| {
             redis::cmd("ZRANGEBYSCORE")
@@ -28,17 +60,32 @@ pub(super) async fn end_lockouts(
                 .arg("WITHSCORES")
                 .arg("LIMIT")
                 .arg(0)
-                .arg(limit)
+                .arg(per_shard)
                 .clone()
         })
         .collect();
-    // (shard, tag, end as Redis wrote it)
-    let mut due: Vec<(usize, String, String)> = Vec::new();
-    for (shard, reply) in store.round_trip(&ranges).await?.into_iter().enumerate() {
-        let ends: Vec<(String, String)> = store.parse(reply)?;
-        due.extend(ends.into_iter().map(|(tag, end)| (shard, tag, end)));
+    let mut read: Vec<Vec<(String, String)>> = Vec::with_capacity(EVENT_SHARDS);
+    for reply in store.round_trip(&ranges).await? {
+        read.push(store.parse(reply)?);
     }
-    due.truncate(limit);
+    // (shard, tag, end as Redis wrote it), shard after shard from the start, within `limit`.
+    let start = store.sweep_start.0.load(Ordering::Relaxed);
+    let mut next_start = start;
+    let mut due: Vec<(usize, String, String)> = Vec::new();
+    for shard in (0..EVENT_SHARDS).map(|n| (start + n) % EVENT_SHARDS) {
+        let ends = std::mem::take(&mut read[shard]);
+        let room = limit - due.len();
+        let whole = ends.len() <= room;
+        due.extend(
+            ends.into_iter()
+                .take(room)
+                .map(|(tag, end)| (shard, tag, end)),
+        );
+        if !whole {
+            next_start = shard;
+            break;
+        }
+    }
     if due.is_empty() {
         return Ok(0);
     }
@@ -82,6 +129,7 @@ pub(super) async fn end_lockouts(
         }
     }
     let takes = ended.len();
+    let asked: usize = ended.values().map(Vec::len).sum();
     requests.splice(
         0..0,
         ended
@@ -94,6 +142,11 @@ pub(super) async fn end_lockouts(
         let taken: Vec<String> = store.parse(reply)?;
         events.extend(taken.into_iter().map(Event::expired));
     }
+    if events.len() < asked {
+        // Another process took some of them: sweep elsewhere than it next time.
+        next_start = random_shard();
+    }
+    store.sweep_start.0.store(next_start, Ordering::Relaxed);
     super::events::append_events(store, &events, bounds).await?;
     Ok(events.len() as u64)
 }

@@ -65,6 +65,7 @@ pub struct RedisStore {
     options: RedisOptions,
     keys: Keyspace,
     target: RedisTarget,
+    sweep_start: lock_ends::SweepStart,
 }
 
 impl RedisStore {
@@ -103,6 +104,7 @@ impl RedisStore {
             options,
             keys,
             target,
+            sweep_start: lock_ends::SweepStart::new(),
         })
     }
 
