@@ -169,7 +169,6 @@ impl Config {
         MemoryStore::new(self.memory_max_identities)
             .with_max_log_entries(self.memory_max_log_entries)
             .with_keys(self.keys.clone())
-            .expect("the store's second keyspace")
     }
 
     /// How long a login waits for Redis: `command_timeout`, less a fifth with

@@ -48,13 +48,12 @@ macro_rules! on_the_store {
 }
 
 impl AnyStore {
-    /// The same store on the records of `keys` (a scope's, see `Keyspace::scoped`); the
-    /// in-process store refuses a keyspace past its `MAX_SPACES`.
-    pub fn with_keys(&self, keys: Keyspace) -> Result<Self> {
-        Ok(match self {
+    /// The same store on the records of `keys` (a scope's, see `Keyspace::scoped`).
+    pub fn with_keys(&self, keys: Keyspace) -> Self {
+        match self {
             AnyStore::Redis(store) => store.with_keys(keys).into(),
-            AnyStore::Memory(store) => store.with_keys(keys)?.into(),
-        })
+            AnyStore::Memory(store) => store.with_keys(keys).into(),
+        }
     }
 
     pub fn keys(&self) -> &Keyspace {

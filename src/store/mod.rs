@@ -101,7 +101,7 @@ pub enum ResetNotice {
 }
 
 /// One page of attempt records, and where the next one starts (`None`: this was the last).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Page {
     pub records: Vec<AttemptRecord>,
     pub next: Option<String>,

@@ -19,6 +19,7 @@ impl State {
         now: Instant,
         wall: SystemTime,
     ) {
+        self.spaces[space].keep_until(now + log.bounds.retention);
         let attempt = log.attempt;
         let entries = &mut self.spaces[space].log;
         entries.push_back((
@@ -51,6 +52,7 @@ impl State {
         bounds: AccessLog,
         (now, wall): (Instant, SystemTime),
     ) {
+        self.spaces[space].keep_until(now + bounds.retention);
         let ms = wall
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as u64);
