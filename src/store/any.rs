@@ -169,6 +169,10 @@ impl Store for AnyStore {
         on_the_store!(self, store => store.end_lockouts(bounds, limit).await)
     }
 
+    async fn lock_end_scopes(&self, offset: usize, limit: usize) -> Result<Vec<String>> {
+        on_the_store!(self, store => store.lock_end_scopes(offset, limit).await)
+    }
+
     async fn claim_events(&self, claim: Claim<'_>) -> Result<Claimed> {
         on_the_store!(self, store => store.claim_events(claim).await)
     }

@@ -571,6 +571,19 @@ impl Store for MemoryStore {
         Ok(ended.len() as u64)
     }
 
+    async fn lock_end_scopes(&self, offset: usize, limit: usize) -> Result<Vec<String>> {
+        let (state, _) = self.state();
+        let mut scopes: Vec<String> = state
+            .spaces
+            .iter()
+            .filter(|space| !space.lock_ends.is_empty())
+            .filter(|space| space.keys.lock_end_scopes_key() == self.keys.lock_end_scopes_key())
+            .filter_map(|space| space.keys.scope().map(String::from))
+            .collect();
+        scopes.sort();
+        Ok(scopes.into_iter().skip(offset).take(limit).collect())
+    }
+
     async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>> {
         let (state, _) = self.state();
         let Some(space) = state.space_of(&self.keys) else {
