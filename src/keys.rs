@@ -9,7 +9,8 @@
 //! - `<prefix>:log:{<shard>}`: the access log, a stream per shard;
 //! - `<prefix>:events:<n>`: the events, in `EVENT_SHARDS` streams by IP;
 //! - `<prefix>:lock_ends:<n>`: when each lock told as started will run out, in `EVENT_SHARDS`
-//!   sets by identity.
+//!   sets by identity;
+//! - `<prefix>:lock_end_scopes`: the scopes with lock ends, by their latest.
 //!
 //! `<shard>` is one of `SHARDS` Redis Cluster hash tags (see `shard_tag`), chosen by an
 //! identity's first value (`ip=...` for every combination with the IP): the keys of an
@@ -111,6 +112,8 @@ impl KeyKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyspace {
     prefix: String,
+    /// For a scope's keyspace: the unscoped prefix.
+    root: Option<String>,
 }
 
 impl Keyspace {
@@ -125,6 +128,7 @@ impl Keyspace {
         }
         Ok(Keyspace {
             prefix: prefix.to_string(),
+            root: None,
         })
     }
 
@@ -146,7 +150,25 @@ impl Keyspace {
         }
         Ok(Keyspace {
             prefix: format!("{}:scope:{name}", self.prefix),
+            root: Some(self.prefix.clone()),
         })
+    }
+
+    /// The scope's name, for a scope's keyspace (see `scoped`).
+    pub fn scope(&self) -> Option<&str> {
+        let root = self.root.as_deref()?;
+        self.prefix.strip_prefix(root)?.strip_prefix(":scope:")
+    }
+
+    /// The scopes of this keyspace (or of the one it is a scope of) that have lock ends to
+    /// tell: a sorted set of scope names by the latest end scheduled in each, ms since the
+    /// Unix epoch, so that every instance sweeps every scope's lock ends (see
+    /// `lock_ends_key`).
+    pub fn lock_end_scopes_key(&self) -> String {
+        format!(
+            "{}:lock_end_scopes",
+            self.root.as_deref().unwrap_or(&self.prefix)
+        )
     }
 
     pub fn key(&self, kind: KeyKind, identity: &Identity) -> String {

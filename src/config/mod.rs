@@ -176,7 +176,6 @@ impl Config {
             .with_max_log_entries(self.memory_max_log_entries)
             .with_max_bytes(self.memory_max_bytes)
             .with_keys(self.keys.clone())
-            .expect("the store's second keyspace")
     }
 
     /// How long a login waits for Redis: `command_timeout`, less a fifth with

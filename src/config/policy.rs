@@ -347,26 +347,59 @@ impl From<&Policy> for RawPolicy {
     }
 }
 
+/// The `[policy]` keys a request may set (docs/api.md). The others would let any holder of
+/// the API token weaken the service for its own requests: `never_lockout` switches lockout
+/// off, `access_log` and `events` hide its logins, `ipv6_prefix_length` lets it rotate
+/// addresses; they are the operator's, in the configuration file.
+const REQUEST_KEYS: [&str; 10] = [
+    "failure_limit",
+    "cooloff",
+    "lockout_duration",
+    "lockout_parameters",
+    "lock_out_at_failure",
+    "reset_on_success",
+    "reset_cooloff_on_failure_during_lockout",
+    "deny",
+    "access_log_retention",
+    "access_log_max_entries",
+];
+
 /// Policies given with requests (the `[policy]` keys as a JSON object), over a base policy
 /// whose values the keys left out keep.
 #[derive(Debug, Clone)]
 pub struct RequestPolicies {
     base: Map<String, Value>,
+    /// The configured access-log bounds, which a request may lower, not raise.
+    access_log: Option<AccessLog>,
 }
 
 impl RequestPolicies {
-    pub fn new(base: &Policy) -> Self {
-        let base = match serde_json::to_value(RawPolicy::from(base)) {
+    pub fn new(base_policy: &Policy) -> Self {
+        let base = match serde_json::to_value(RawPolicy::from(base_policy)) {
             Ok(Value::Object(map)) => map,
             _ => unreachable!("RawPolicy serializes to a JSON object"),
         };
-        RequestPolicies { base }
+        RequestPolicies {
+            base,
+            access_log: base_policy.access_log,
+        }
     }
 
     /// The base policy with `overrides` applied and validated; errors name the key
     /// (`policy.cooloff: ...`). A request that sets `cooloff` and not `lockout_duration` gets
-    /// locks as long as its cool-off, as a configuration file would.
+    /// locks as long as its cool-off, as a configuration file would. Only `REQUEST_KEYS`
+    /// are accepted, and access-log bounds at most the configured ones.
     pub fn apply(&self, overrides: &Map<String, Value>) -> Result<Policy> {
+        if let Some(key) = overrides
+            .keys()
+            .find(|key| !REQUEST_KEYS.contains(&key.as_str()))
+        {
+            return Err(Error::invalid(format!(
+                "policy.{key}: not accepted in a request (a request may set {}); set it in the \
+                 configuration",
+                REQUEST_KEYS.join(", ")
+            )));
+        }
         let mut merged = self.base.clone();
         if overrides.contains_key("cooloff") && !overrides.contains_key("lockout_duration") {
             merged.insert("lockout_duration".into(), Value::Null);
@@ -374,9 +407,24 @@ impl RequestPolicies {
         merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
         let raw: RawPolicy = serde_path_to_error::deserialize(Value::Object(merged))
             .map_err(|err| Error::invalid(format!("policy.{}: {}", err.path(), err.inner())))?;
-        raw.validate().map_err(|err| match err {
+        let policy = raw.validate().map_err(|err| match err {
             Error::Config(message) => Error::InvalidInput(message),
             other => other,
-        })
+        })?;
+        if let (Some(asked), Some(configured)) = (policy.access_log, self.access_log) {
+            if asked.retention > configured.retention {
+                return Err(Error::invalid(format!(
+                    "policy.access_log_retention: at most the configured {} in a request",
+                    humantime::format_duration(configured.retention)
+                )));
+            }
+            if asked.max_entries > configured.max_entries {
+                return Err(Error::invalid(format!(
+                    "policy.access_log_max_entries: at most the configured {} in a request",
+                    configured.max_entries
+                )));
+            }
+        }
+        Ok(policy)
     }
 }

@@ -1,7 +1,8 @@
 //! The service's work on events, in the background and never in a login's way: telling locks
 //! that ran out (`lockout_expired`), and delivering events to webhooks.
 //!
-//! Every instance does both. Each lock end is told once (`Store::end_lockouts` takes it
+//! Every instance does both, lock ends in the unscoped keys and in every scope that has some
+//! (`Store::lock_end_scopes`). Each lock end is told once (`Store::end_lockouts` takes it
 //! atomically), and each event goes to one instance per webhook: the deliverers of a webhook
 //! are a Redis consumer group on the events streams, so an event is claimed by whichever
 //! instance asks first. An instance acknowledges an event once delivered (or given up on);
@@ -31,9 +32,11 @@ use crate::wire;
 
 /// How often lock ends are looked for (a lock's end is told within about this).
 const LOCK_END_INTERVAL: Duration = Duration::from_secs(1);
-/// Lock ends told per look, at most (taken shard after shard in turn, see `RedisStore`'s
-/// `end_lockouts`).
+/// Lock ends told per look and scope, at most (taken shard after shard in turn, see
+/// `RedisStore`'s `end_lockouts`).
 const LOCK_ENDS_PER_LOOK: usize = 1000;
+/// Scopes whose lock ends one look tells, at most; the next look takes the next ones.
+const SCOPES_PER_LOOK: usize = 1000;
 /// How often a deliverer looks for events that no append here woke it for.
 const CLAIM_INTERVAL: Duration = Duration::from_secs(1);
 /// Events one webhook's deliverer holds at once (each being delivered or waiting to retry).
@@ -104,11 +107,12 @@ async fn tell_lock_ends(
     expired: Counter,
 ) {
     let mut failing = false;
+    let mut scopes_from = 0;
     let mut interval = tokio::time::interval(LOCK_END_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        match store.end_lockouts(bounds, LOCK_ENDS_PER_LOOK).await {
+        match end_lockouts_in_every_scope(&store, bounds, &mut scopes_from).await {
             Ok(ended) => {
                 if failing {
                     tracing::info!("lock ends: told again");
@@ -126,6 +130,33 @@ async fn tell_lock_ends(
             Err(_) => {}
         }
     }
+}
+
+/// Tells the lock ends of the unscoped keys, then of up to `SCOPES_PER_LOOK` scopes from
+/// `scopes_from` on (moved on for the next look); answers how many.
+async fn end_lockouts_in_every_scope(
+    store: &AnyStore,
+    bounds: AccessLog,
+    scopes_from: &mut usize,
+) -> crate::error::Result<u64> {
+    let mut ended = store.end_lockouts(bounds, LOCK_ENDS_PER_LOOK).await?;
+    let scopes = store.lock_end_scopes(*scopes_from, SCOPES_PER_LOOK).await?;
+    *scopes_from = if scopes.len() < SCOPES_PER_LOOK {
+        0
+    } else {
+        *scopes_from + scopes.len()
+    };
+    for scope in scopes {
+        // A name lockout did not write (the registry is in a shared Redis) is no scope.
+        let Ok(keys) = store.keys().scoped(&scope) else {
+            continue;
+        };
+        ended += store
+            .with_keys(keys)
+            .end_lockouts(bounds, LOCK_ENDS_PER_LOOK)
+            .await?;
+    }
+    Ok(ended)
 }
 
 /// What became of one event for one webhook.

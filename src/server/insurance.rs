@@ -69,10 +69,7 @@ impl Insurance {
         if !*away {
             return None;
         }
-        Some(match self.twin(engine) {
-            Ok(twin) => call.run(&twin).await,
-            Err(err) => Err(err),
-        })
+        Some(call.run(&self.twin(engine)).await)
     }
 
     /// Redis failed a login: starts the outage (and the task that waits for Redis) unless one
@@ -99,7 +96,7 @@ impl Insurance {
         // Held for reading from here on, with no gap in which a recovery could end the outage
         // and leave this login's count behind in the local store.
         let _away = away.downgrade();
-        let twin = self.twin(engine)?;
+        let twin = self.twin(engine);
         if reply_lost {
             return call.answer_unrecorded(&twin).await;
         }
@@ -107,9 +104,9 @@ impl Insurance {
     }
 
     /// `engine`'s policy on the local store, in its keyspace.
-    fn twin(&self, engine: &Engine<AnyStore>) -> Result<Engine<AnyStore>> {
-        let local = self.shared.local.with_keys(engine.store().keys().clone())?;
-        Ok(Engine::new(AnyStore::from(local), engine.policy().clone()))
+    fn twin(&self, engine: &Engine<AnyStore>) -> Engine<AnyStore> {
+        let local = self.shared.local.with_keys(engine.store().keys().clone());
+        Engine::new(AnyStore::from(local), engine.policy().clone())
     }
 }
 
@@ -155,8 +152,8 @@ impl Shared {
     async fn write_through(&self) -> Result<usize> {
         let mut written = 0;
         for leftover in self.local.leftovers() {
-            let redis = self.redis.with_keys(leftover.keys.clone())?;
-            let local = self.local.with_keys(leftover.keys.clone())?;
+            let redis = self.redis.with_keys(leftover.keys.clone());
+            let local = self.local.with_keys(leftover.keys.clone());
             for batch in leftover.refusals.chunks(WRITE_THROUGH_BATCH) {
                 redis.record_refusals(batch, &[]).await?;
                 let identities: Vec<_> = batch.iter().map(|r| r.identity.clone()).collect();

@@ -130,10 +130,7 @@ impl Service {
             request_policies: RequestPolicies::new(engine.policy()),
             request_engines: Mutex::default(),
             admin_logins: Engine::new(
-                engine
-                    .store()
-                    .with_keys(admin_keys)
-                    .expect("the store's second keyspace"),
+                engine.store().with_keys(admin_keys),
                 config.admin.login_policy(),
             ),
             trusted_proxies: config.trusted_proxies.clone(),
@@ -196,11 +193,7 @@ impl Service {
         // The configured policy, unscoped: the service's own engine (None in the cache).
         let engine = if policy.is_some() || keys.is_some() {
             let store = match keys {
-                Some(keys) => self
-                    .engine
-                    .store()
-                    .with_keys(keys)
-                    .map_err(ApiError::bad_request)?,
+                Some(keys) => self.engine.store().with_keys(keys),
                 None => self.engine.store().clone(),
             };
             let policy = policy.unwrap_or_else(|| self.engine.policy().clone());
@@ -246,7 +239,7 @@ impl Service {
                 ApiError::unavailable()
             })?;
         let store = match requested_keys(bulk.keys(), scope)? {
-            Some(keys) => bulk.with_keys(keys).map_err(ApiError::bad_request)?,
+            Some(keys) => bulk.with_keys(keys),
             None => bulk.clone(),
         };
         Ok(Engine::new(store, self.engine.policy().clone()))

@@ -48,13 +48,12 @@ macro_rules! on_the_store {
 }
 
 impl AnyStore {
-    /// The same store on the records of `keys` (a scope's, see `Keyspace::scoped`); the
-    /// in-process store refuses a keyspace past its `MAX_SPACES`.
-    pub fn with_keys(&self, keys: Keyspace) -> Result<Self> {
-        Ok(match self {
+    /// The same store on the records of `keys` (a scope's, see `Keyspace::scoped`).
+    pub fn with_keys(&self, keys: Keyspace) -> Self {
+        match self {
             AnyStore::Redis(store) => store.with_keys(keys).into(),
-            AnyStore::Memory(store) => store.with_keys(keys)?.into(),
-        })
+            AnyStore::Memory(store) => store.with_keys(keys).into(),
+        }
     }
 
     pub fn keys(&self) -> &Keyspace {
@@ -168,6 +167,10 @@ impl Store for AnyStore {
 
     async fn end_lockouts(&self, bounds: AccessLog, limit: usize) -> Result<u64> {
         on_the_store!(self, store => store.end_lockouts(bounds, limit).await)
+    }
+
+    async fn lock_end_scopes(&self, offset: usize, limit: usize) -> Result<Vec<String>> {
+        on_the_store!(self, store => store.lock_end_scopes(offset, limit).await)
     }
 
     async fn claim_events(&self, claim: Claim<'_>) -> Result<Claimed> {

@@ -101,7 +101,7 @@ pub enum ResetNotice {
 }
 
 /// One page of attempt records, and where the next one starts (`None`: this was the last).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Page {
     pub records: Vec<AttemptRecord>,
     pub next: Option<String>,
@@ -268,6 +268,15 @@ pub trait Store: Send + Sync {
         bounds: AccessLog,
         limit: usize,
     ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The scopes of this keyspace that may have lock ends to tell (see `end_lockouts`), in a
+    /// stable order: those after the first `offset`, at most `limit`. Every scope whose lock
+    /// start was appended as an event is among them until its latest lock has ended.
+    fn lock_end_scopes(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
 
     /// Events for one consumer of a group (see `Claim`), oldest first within a shard: each
     /// event goes to one consumer of the group, whichever process asks first.

@@ -54,12 +54,14 @@ pub(crate) static SCHEDULE_LOCK_ENDS: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../../scripts/schedule_lock_ends.lua")));
 pub(crate) static END_LOCKOUTS: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../../scripts/end_lockouts.lua")));
+pub(crate) static REGISTER_LOCK_END_SCOPE: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("../../scripts/register_lock_end_scope.lua")));
 
 pub(crate) static CLAIM_EVENTS: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../../scripts/claim_events.lua")));
 
 /// Every script, for loading after NOSCRIPT.
-pub(crate) fn all() -> [&'static LuaScript; 7] {
+pub(crate) fn all() -> [&'static LuaScript; 8] {
     [
         &FAIL,
         &IMPORT,
@@ -67,6 +69,7 @@ pub(crate) fn all() -> [&'static LuaScript; 7] {
         &TRIM_LOG,
         &SCHEDULE_LOCK_ENDS,
         &END_LOCKOUTS,
+        &REGISTER_LOCK_END_SCOPE,
         &CLAIM_EVENTS,
     ]
 }

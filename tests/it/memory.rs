@@ -162,7 +162,7 @@ async fn its_bounds_and_eviction_order_hold_over_all_scopes() {
     assert!(engine.fail(&ip("10.0.0.1")).await.unwrap().locked);
     let scoped = |name: &str, policy: Policy| {
         let keys = engine.store().keys().scoped(name).unwrap();
-        Engine::new(engine.store().with_keys(keys).unwrap(), policy)
+        Engine::new(engine.store().with_keys(keys), policy)
     };
     let other = scoped("other", policy(5, &[&["ip"]]));
     clock.advance(Duration::from_secs(1));
@@ -179,9 +179,7 @@ async fn its_bounds_and_eviction_order_hold_over_all_scopes() {
     let logged = MemoryStore::new(100).with_max_log_entries(3);
     let first = Engine::new(logged.clone(), policy(100, &[&["ip"]]));
     let second = Engine::new(
-        logged
-            .with_keys(logged.keys().scoped("second").unwrap())
-            .unwrap(),
+        logged.with_keys(logged.keys().scoped("second").unwrap()),
         policy(100, &[&["ip"]]),
     );
     first.fail(&ip("10.0.0.1")).await.unwrap();
@@ -199,13 +197,65 @@ async fn its_bounds_and_eviction_order_hold_over_all_scopes() {
         (2, 1),
         "3 entries in all: the scope that appends drops its own oldest"
     );
-    let too_many = (0..=lockout::store::memory::MAX_SPACES)
-        .map(|n| logged.with_keys(logged.keys().scoped(&format!("s{n}")).unwrap()))
-        .find_map(Result::err)
-        .expect("a bound on scopes");
+}
+
+/// A scope takes one of the in-process store's `MAX_SPACES` slots only while it holds state:
+/// read-only checks of new scopes take none, scopes whose state all expired give theirs back,
+/// and only scopes that all hold state at once refuse another.
+#[tokio::test]
+async fn scopes_take_slots_only_while_they_hold_state() {
+    let (root, clock) = engine(10_000, policy(3, &[&["ip"]]));
+    let scoped = |name: String| {
+        let store = root.store();
+        Engine::new(
+            store.with_keys(store.keys().scoped(&name).unwrap()),
+            policy(3, &[&["ip"]]),
+        )
+    };
+    for n in 0..2000 {
+        let verdict = scoped(format!("read-{n}")).check(&ip("10.0.0.1")).await;
+        assert!(!verdict.unwrap().is_locked());
+    }
+    let report = scoped("after-reads".into()).fail(&ip("10.0.0.1")).await;
+    assert_eq!(
+        report.unwrap().failures[0].count,
+        1,
+        "a new scope still counts"
+    );
+
+    let max = lockout::store::memory::MAX_SPACES;
+    // `after-reads` holds state too.
+    for n in 0..max - 1 {
+        scoped(format!("full-{n}"))
+            .fail(&ip("10.0.0.1"))
+            .await
+            .unwrap();
+    }
+    let refused = scoped("one-too-many".into()).fail(&ip("10.0.0.1")).await;
+    let refused = refused.expect_err("every slot holds state");
     assert!(
-        too_many.to_string().contains("at most 1024 scopes"),
-        "{too_many}"
+        refused.to_string().contains("at most 1024 scopes"),
+        "{refused}"
+    );
+    assert!(
+        !scoped("one-too-many".into())
+            .check(&ip("10.0.0.1"))
+            .await
+            .unwrap()
+            .is_locked(),
+        "a full store still answers checks"
+    );
+
+    let policy = root.policy();
+    let retention = policy
+        .access_log
+        .map_or(Duration::ZERO, |log| log.retention);
+    clock.advance(policy.cooloff.max(retention) + Duration::from_secs(1));
+    let report = scoped("after-expiry".into()).fail(&ip("10.0.0.1")).await;
+    assert_eq!(
+        report.unwrap().failures[0].count,
+        1,
+        "the slots of scopes whose failures expired are taken again"
     );
 }
 

@@ -410,3 +410,74 @@ async fn a_request_policy_equal_to_the_configured_one_keeps_the_lock_cache() {
         "answered from the lock cache"
     );
 }
+
+/// A request may set the policy keys docs/api.md lists (the Django integration sends six of
+/// them), not those that would weaken the service for its requests, and may lower the
+/// access-log bounds, not raise them.
+#[tokio::test]
+async fn a_request_policy_sets_only_the_documented_keys_within_the_configured_bounds() {
+    let redis = RedisServer::start();
+    let service = start(&redis).await;
+    let client = http_client();
+    let django = json!({
+        "failure_limit": 2,
+        "cooloff": "1h",
+        "lockout_parameters": [["ip", "username"]],
+        "lock_out_at_failure": true,
+        "reset_on_success": true,
+        "reset_cooloff_on_failure_during_lockout": false,
+        "deny": ["192.0.2.0/24"],
+        "access_log_retention": "1d",
+        "access_log_max_entries": 10,
+    });
+    for _ in 0..2 {
+        let failure = json!({"ip": "10.2.0.1", "username": "bob", "policy": django});
+        let (status, _) = post(&client, service.at("/v1/failure"), failure).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let check = json!({"ip": "10.2.0.1", "username": "bob", "policy": django});
+    assert_eq!(
+        post(&client, service.at("/v1/check"), check).await.1["locked"],
+        true
+    );
+
+    let keys = redis.keys().len();
+    for (key, value) in [
+        ("never_lockout", json!(["0.0.0.0/0"])),
+        ("access_log", json!(false)),
+        ("events", json!(false)),
+        ("ipv6_prefix_length", json!(128)),
+        ("lockout_memory", json!("1d")),
+    ] {
+        let mut policy = serde_json::Map::new();
+        policy.insert(key.into(), value);
+        let failure = json!({"ip": "10.2.0.2", "policy": policy});
+        let (status, bad) = post(&client, service.at("/v1/failure"), failure).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{key}");
+        let error = bad["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(&format!("policy.{key}: not accepted in a request")),
+            "{bad}"
+        );
+    }
+    for (key, value, bound) in [
+        (
+            "access_log_max_entries",
+            json!(u64::MAX),
+            "policy.access_log_max_entries: at most",
+        ),
+        (
+            "access_log_retention",
+            json!("360d"),
+            "policy.access_log_retention: at most",
+        ),
+    ] {
+        let mut policy = serde_json::Map::new();
+        policy.insert(key.into(), value);
+        let failure = json!({"ip": "10.2.0.2", "policy": policy});
+        let (status, bad) = post(&client, service.at("/v1/failure"), failure).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{key}");
+        assert!(bad["error"].as_str().unwrap().starts_with(bound), "{bad}");
+    }
+    assert_eq!(redis.keys().len(), keys, "a refused request writes nothing");
+}

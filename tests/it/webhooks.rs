@@ -570,3 +570,65 @@ async fn a_consumer_group_gives_each_event_once_and_takes_over_what_a_gone_one_h
         assert_eq!(left.events, [], "{consumer}: acknowledged events are done");
     }
 }
+
+/// A lock in a scope that runs out is told in that scope's events, once, however many
+/// instances sweep: every instance sweeps every scope that has lock ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_lock_that_runs_out_is_told_once() {
+    let redis = RedisServer::start();
+    let configure = |config: &mut lockout::config::Config| {
+        config.policy = lockout::Policy {
+            lockout_duration: Duration::from_secs(1),
+            ..policy(2, &[&["ip"]])
+        };
+        config.policy.events = lockout::Policy::default().events;
+        config.admin.password = "s3cret".into();
+    };
+    let on_redis = [
+        TestService::start(&redis, configure).await,
+        TestService::start(&redis, configure).await,
+    ];
+    let in_process = [TestService::start_with(configure).await];
+    let client = http_client();
+    for services in [&on_redis[..], &in_process[..]] {
+        for _ in 0..2 {
+            let failure = json!({"ip": "203.0.113.7", "scope": "site-a"});
+            let answer = client.post(services[0].at("/v1/failure")).json(&failure);
+            assert!(answer.send().await.unwrap().status().is_success());
+        }
+        let expired = async || {
+            let events = json_of(
+                client
+                    .get(services[0].at("/v1/events?scope=site-a"))
+                    .basic_auth("admin", Some("s3cret")),
+            )
+            .await;
+            events["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|event| event["kind"] == "lockout_expired")
+                .map(|event| event["subject"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        eventually(
+            Duration::from_secs(10),
+            "the scoped lock's end told",
+            async || !expired().await.is_empty(),
+        )
+        .await;
+        assert_eq!(expired().await, ["ip=203.0.113.7"]);
+    }
+    // Taken from its schedule: no instance can tell it again.
+    let keys = redis.keys();
+    assert!(
+        !keys
+            .iter()
+            .any(|key| key.starts_with("lockout:scope:site-a:lock_ends:")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&"lockout:lock_end_scopes".to_string()),
+        "{keys:?}"
+    );
+}

@@ -20,6 +20,7 @@ impl State {
         now: Instant,
         wall: SystemTime,
     ) {
+        self.spaces[space].keep_until(now + log.bounds.retention);
         let attempt = log.attempt;
         let entries = &mut self.spaces[space].log;
         entries.push_back((
@@ -54,6 +55,7 @@ impl State {
         bounds: AccessLog,
         (now, wall): (Instant, SystemTime),
     ) {
+        self.spaces[space].keep_until(now + bounds.retention);
         let ms = wall
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as u64);
@@ -86,8 +88,7 @@ impl State {
     pub(super) fn drop_oldest_entry(&mut self) -> bool {
         let oldest = self
             .spaces
-            .iter()
-            .enumerate()
+            .with_ids()
             .flat_map(|(id, space)| {
                 [
                     space.log.front().map(|(time, _)| (*time, id, false)),

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 
 use bytes::Accounted;
+use spaces::Spaces;
 
 use super::{
     Claim, Claimed, FailureRule, ImportedRecord, LogAppend, Page, Progress, Refusals, ResetNotice,
@@ -60,7 +61,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 #[derive(Clone)]
 pub struct MemoryStore {
     shared: Arc<Shared>,
-    space: SpaceId,
     keys: Keyspace,
 }
 
@@ -69,8 +69,8 @@ struct Shared {
     state: Mutex<State>,
 }
 
-/// A keyspace's index in `State::spaces`.
-type SpaceId = usize;
+/// A keyspace's ID in `State::spaces` (never reused).
+type SpaceId = u64;
 
 /// An identity's tag (`Identity::tag`), shared by its space's map and the order of ends.
 type Tag = Arc<str>;
@@ -106,7 +106,9 @@ struct State {
     /// Lockout counts (repeat offenders) by the end of their memory, then space and tag; as
     /// many as `max_identities`, the one nearest its end evicted first.
     lockout_ends: BTreeSet<(Instant, SpaceId, Tag)>,
-    spaces: Vec<Space>,
+    spaces: Spaces,
+    /// The next space's ID.
+    next_space: SpaceId,
     /// By keyspace prefix.
     space_ids: HashMap<String, SpaceId>,
 }
@@ -125,6 +127,9 @@ struct Space {
     log: VecDeque<(Instant, LogEntry)>,
     /// Oldest first.
     events: VecDeque<(Instant, StoredEvent)>,
+    /// When the newest log entry or event runs past its retention: after it, they are
+    /// entries no one may read (see `Store::logs`), and the space may be dropped.
+    kept_until: Option<Instant>,
     /// Locks told as started, by their end (see `Store::end_lockouts`), and each tag's end.
     lock_ends: BTreeSet<(Instant, Tag)>,
     lock_end_of: HashMap<Tag, Instant>,
@@ -179,7 +184,7 @@ impl MemoryStore {
 
     pub fn with_clock(max_identities: usize, clock: Arc<dyn Clock>) -> Self {
         let max_identities = max_identities.max(1);
-        let mut state = State {
+        let state = State {
             max_identities,
             max_log_entries: usize::MAX,
             max_bytes: usize::MAX,
@@ -191,17 +196,16 @@ impl MemoryStore {
             locked: BTreeSet::new(),
             marker_ends: VecDeque::new(),
             lockout_ends: BTreeSet::new(),
-            spaces: Vec::new(),
+            spaces: Spaces::default(),
+            next_space: 0,
             space_ids: HashMap::new(),
         };
         let keys = Keyspace::new("lockout").expect("a valid prefix");
-        let space = state.space(&keys).expect("the first space");
         MemoryStore {
             shared: Arc::new(Shared {
                 clock,
                 state: Mutex::new(state),
             }),
-            space,
             keys,
         }
     }
@@ -228,14 +232,13 @@ impl MemoryStore {
         self.lock().bytes
     }
 
-    /// The same store, on the records of `keys` (another prefix, or a scope). Fails when the
-    /// store already holds `MAX_SPACES` keyspaces.
-    pub fn with_keys(&self, keys: Keyspace) -> Result<Self> {
-        Ok(MemoryStore {
-            space: self.lock().space(&keys)?,
+    /// The same store, on the records of `keys` (another prefix, or a scope). Its space is made
+    /// at its first write (see `spaces`).
+    pub fn with_keys(&self, keys: Keyspace) -> Self {
+        MemoryStore {
             shared: self.shared.clone(),
             keys,
-        })
+        }
     }
 
     pub fn keys(&self) -> &Keyspace {
@@ -272,8 +275,11 @@ impl MemoryStore {
     /// reset notice (their failures were moved elsewhere, see `leftovers`).
     pub fn forget(&self, identities: &[Identity]) {
         let (mut state, _) = self.state();
+        let Some(space) = state.space_of(&self.keys) else {
+            return;
+        };
         for identity in identities {
-            state.unlink(self.space, identity.tag());
+            state.unlink(space, identity.tag());
         }
     }
 
@@ -296,7 +302,7 @@ impl MemoryStore {
         locked.clear();
         marker_ends.clear();
         lockout_ends.clear();
-        for space in spaces {
+        for space in spaces.iter_mut() {
             space.records.clear();
             space.markers.clear();
             space.lockouts.clear();
@@ -325,23 +331,26 @@ impl MemoryStore {
         &self,
         failures: impl Iterator<Item = (&'a Identity, Failure<'a>)>,
         logs: &[LogAppend<'_>],
-    ) -> Vec<IdentityState> {
+    ) -> Result<Vec<IdentityState>> {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
+        let space = state.space(&self.keys, now)?;
         let states = failures
-            .map(|(identity, failure)| state.fail(self.space, identity, failure, (now, wall)))
+            .map(|(identity, failure)| state.fail(space, identity, failure, (now, wall)))
             .collect();
         for log in logs {
-            state.append(self.space, log, now, wall);
+            state.append(space, log, now, wall);
         }
-        states
+        Ok(states)
     }
 
     /// Tells this keyspace's listeners that `tags` were reset.
     fn announce(&self, state: &State, tags: Vec<String>) {
         if !tags.is_empty() {
             // No receiver: no lock cache listens; nothing to tell.
-            let _ = state.spaces[self.space].notices.send(tags);
+            if let Some(space) = state.space_of(&self.keys) {
+                let _ = state.spaces[space].notices.send(tags);
+            }
         }
     }
 }
@@ -354,21 +363,19 @@ fn identity_of(tag: &str) -> Identity {
 impl Store for MemoryStore {
     async fn lock_states(&self, identities: &[Identity]) -> Result<Vec<Option<Duration>>> {
         let (state, now) = self.state();
+        let space = state.space_of(&self.keys);
         Ok(identities
             .iter()
-            .map(|identity| {
-                state
-                    .state_of(self.space, identity.tag(), now)
-                    .lock_remaining
-            })
+            .map(|identity| state.state_of(space, identity.tag(), now).lock_remaining)
             .collect())
     }
 
     async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
         let (state, now) = self.state();
+        let space = state.space_of(&self.keys);
         Ok(identities
             .iter()
-            .map(|identity| state.state_of(self.space, identity.tag(), now))
+            .map(|identity| state.state_of(space, identity.tag(), now))
             .collect())
     }
 
@@ -390,7 +397,7 @@ impl Store for MemoryStore {
             };
             (identity, failure)
         });
-        Ok(self.record(failures, log.as_slice()))
+        self.record(failures, log.as_slice())
     }
 
     async fn record_refusals(
@@ -408,11 +415,15 @@ impl Store for MemoryStore {
             };
             (&refusal.identity, failure)
         });
-        Ok(self.record(failures, logs))
+        self.record(failures, logs)
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
-        let mut notices = self.lock().spaces[self.space].notices.subscribe();
+        let mut notices = {
+            let (mut state, now) = self.state();
+            let space = state.space(&self.keys, now)?;
+            state.spaces[space].notices.subscribe()
+        };
         on_notice(ResetNotice::Listening);
         loop {
             match notices.recv().await {
@@ -430,16 +441,17 @@ impl Store for MemoryStore {
     async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
+        let space = state.space(&self.keys, now)?;
         let mut removed = 0;
         for identity in identities {
-            state.mark_reset(self.space, identity.tag(), now);
-            state.forget_lock_end(self.space, identity.tag());
-            let record = state.unlink(self.space, identity.tag()).is_some();
-            let lockouts = state.forget_lockouts(self.space, identity.tag());
+            state.mark_reset(space, identity.tag(), now);
+            state.forget_lock_end(space, identity.tag());
+            let record = state.unlink(space, identity.tag()).is_some();
+            let lockouts = state.forget_lockouts(space, identity.tag());
             removed += u64::from(record || lockouts);
         }
         if let Some(log) = log {
-            state.append(self.space, &log, now, wall);
+            state.append(space, &log, now, wall);
         }
         let tags = identities.iter().map(|i| i.tag().to_string()).collect();
         self.announce(&state, tags);
@@ -449,24 +461,29 @@ impl Store for MemoryStore {
     async fn append_log(&self, log: LogAppend<'_>) -> Result<()> {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
-        state.append(self.space, &log, now, wall);
+        let space = state.space(&self.keys, now)?;
+        state.append(space, &log, now, wall);
         Ok(())
     }
 
     async fn import_records(&self, records: &[ImportedRecord]) -> Result<Vec<IdentityState>> {
         let (mut state, now) = self.state();
+        let space = state.space(&self.keys, now)?;
         Ok(records
             .iter()
-            .map(|record| state.import(self.space, record, now))
+            .map(|record| state.import(space, record, now))
             .collect())
     }
 
     async fn list(&self, target: &Target) -> Result<Vec<AttemptRecord>> {
         let (state, now) = self.state();
+        let Some(space) = state.space_of(&self.keys) else {
+            return Ok(Default::default());
+        };
         let mut records: Vec<AttemptRecord> = state
-            .selected(self.space, target)
+            .selected(space, target)
             .iter()
-            .filter_map(|tag| state.record(self.space, tag, now))
+            .filter_map(|tag| state.record(space, tag, now))
             .collect();
         records.sort_by_key(|record| std::cmp::Reverse(record.last_failure));
         Ok(records)
@@ -474,16 +491,22 @@ impl Store for MemoryStore {
 
     async fn records(&self, identities: &[Identity]) -> Result<Vec<AttemptRecord>> {
         let (state, now) = self.state();
+        let Some(space) = state.space_of(&self.keys) else {
+            return Ok(Default::default());
+        };
         Ok(identities
             .iter()
-            .filter_map(|identity| state.record(self.space, identity.tag(), now))
+            .filter_map(|identity| state.record(space, identity.tag(), now))
             .collect())
     }
 
     async fn page(&self, target: &Target, cursor: Option<&str>, size: usize) -> Result<Page> {
         let (state, now) = self.state();
+        let Some(space) = state.space_of(&self.keys) else {
+            return Ok(Default::default());
+        };
         let mut tags: Vec<String> = state
-            .selected(self.space, target)
+            .selected(space, target)
             .into_iter()
             .filter(|tag| cursor.is_none_or(|after| tag.as_str() > after))
             .collect();
@@ -493,7 +516,7 @@ impl Store for MemoryStore {
         let next = if more { tags.last().cloned() } else { None };
         let mut records: Vec<AttemptRecord> = tags
             .iter()
-            .filter_map(|tag| state.record(self.space, tag, now))
+            .filter_map(|tag| state.record(space, tag, now))
             .collect();
         records.sort_by_key(|record| std::cmp::Reverse(record.last_failure));
         Ok(Page { records, next })
@@ -501,16 +524,20 @@ impl Store for MemoryStore {
 
     async fn remove(&self, target: &Target, dry_run: bool, progress: Progress<'_>) -> Result<u64> {
         let (mut state, now) = self.state();
-        let tags = state.selected_for_removal(self.space, target);
+        let Some(space) = state.space_of(&self.keys) else {
+            progress(0);
+            return Ok(0);
+        };
+        let tags = state.selected_for_removal(space, target);
         progress(tags.len() as u64);
         if dry_run {
             return Ok(tags.len() as u64);
         }
         for tag in &tags {
-            state.mark_reset(self.space, tag, now);
-            state.forget_lock_end(self.space, tag);
-            state.unlink(self.space, tag);
-            state.forget_lockouts(self.space, tag);
+            state.mark_reset(space, tag, now);
+            state.forget_lock_end(space, tag);
+            state.unlink(space, tag);
+            state.forget_lockouts(space, tag);
         }
         let removed = tags.len() as u64;
         self.announce(&state, tags);
@@ -524,8 +551,11 @@ impl Store for MemoryStore {
         max_age: Option<Duration>,
     ) -> Result<Vec<LogEntry>> {
         let (state, now) = self.state();
+        let Some(space) = state.space_of(&self.keys) else {
+            return Ok(Default::default());
+        };
         let oldest = max_age.and_then(|age| now.checked_sub(age));
-        Ok(state.spaces[self.space]
+        Ok(state.spaces[space]
             .log
             .iter()
             .rev()
@@ -540,10 +570,11 @@ impl Store for MemoryStore {
     async fn append_events(&self, events: &[Event], bounds: AccessLog) -> Result<()> {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
+        let space = state.space(&self.keys, now)?;
         for event in events {
-            state.append_event(self.space, event, bounds, (now, wall));
+            state.append_event(space, event, bounds, (now, wall));
             if let (EventKind::LockoutStarted, Some(lockout)) = (event.kind, event.lockout) {
-                state.schedule_lock_end(self.space, &event.subject, now + lockout);
+                state.schedule_lock_end(space, &event.subject, now + lockout);
             }
         }
         Ok(())
@@ -552,22 +583,36 @@ impl Store for MemoryStore {
     async fn end_lockouts(&self, bounds: AccessLog, limit: usize) -> Result<u64> {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
-        let ended = state.take_lock_ends(self.space, now, limit);
+        let Some(space) = state.space_of(&self.keys) else {
+            return Ok(Default::default());
+        };
+        let ended = state.take_lock_ends(space, now, limit);
         for tag in &ended {
-            state.append_event(
-                self.space,
-                &Event::expired(tag.clone()),
-                bounds,
-                (now, wall),
-            );
+            state.append_event(space, &Event::expired(tag.clone()), bounds, (now, wall));
         }
         Ok(ended.len() as u64)
     }
 
+    async fn lock_end_scopes(&self, offset: usize, limit: usize) -> Result<Vec<String>> {
+        let (state, _) = self.state();
+        let mut scopes: Vec<String> = state
+            .spaces
+            .iter()
+            .filter(|space| !space.lock_ends.is_empty())
+            .filter(|space| space.keys.lock_end_scopes_key() == self.keys.lock_end_scopes_key())
+            .filter_map(|space| space.keys.scope().map(String::from))
+            .collect();
+        scopes.sort();
+        Ok(scopes.into_iter().skip(offset).take(limit).collect())
+    }
+
     async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>> {
         let (state, _) = self.state();
+        let Some(space) = state.space_of(&self.keys) else {
+            return Ok(Default::default());
+        };
         // Kept in ID order, each shard's too (one sequence for them all).
-        Ok(state.spaces[self.space]
+        Ok(state.spaces[space]
             .events
             .iter()
             .map(|(_, stored)| stored)
@@ -579,8 +624,11 @@ impl Store for MemoryStore {
 
     async fn claim_events(&self, claim: Claim<'_>) -> Result<Claimed> {
         let (mut state, _) = self.state();
+        let Some(space) = state.space_of(&self.keys) else {
+            return Ok(Default::default());
+        };
         let newest = state.last_event;
-        let space = &mut state.spaces[self.space];
+        let space = &mut state.spaces[space];
         let after = *space
             .claimed_up_to
             .entry(claim.group.to_string())
@@ -608,7 +656,10 @@ impl Store for MemoryStore {
 
     async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         let (state, _) = self.state();
-        Ok(state.spaces[self.space]
+        let Some(space) = state.space_of(&self.keys) else {
+            return Ok(Default::default());
+        };
+        Ok(state.spaces[space]
             .events
             .iter()
             .rev()
@@ -619,7 +670,10 @@ impl Store for MemoryStore {
 
     async fn trim_logs(&self, age: Duration) -> Result<u64> {
         let (mut state, now) = self.state();
-        let log = &mut state.spaces[self.space].log;
+        let Some(space) = state.space_of(&self.keys) else {
+            return Ok(Default::default());
+        };
+        let log = &mut state.spaces[space].log;
         let (mut removed, mut freed) = (0, 0);
         // Entries at least `age` old; none when the store is younger than `age`.
         if let Some(newest_removed) = now.checked_sub(age) {

@@ -10,8 +10,14 @@ use crate::record::{AttemptRecord, IdentityState};
 use crate::store::{FailureRule, ImportedRecord};
 
 impl State {
-    pub(super) fn state_of(&self, space: SpaceId, tag: &str, now: Instant) -> IdentityState {
-        match self.spaces[space].records.get(tag) {
+    /// The identity's state; clean in a space that holds none (`None`).
+    pub(super) fn state_of(
+        &self,
+        space: Option<SpaceId>,
+        tag: &str,
+        now: Instant,
+    ) -> IdentityState {
+        match space.and_then(|space| self.spaces[space].records.get(tag)) {
             Some(record) => IdentityState {
                 failures: record.failures,
                 lock_remaining: record.lock_ends.map(|ends| ends - now),

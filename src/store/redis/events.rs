@@ -85,6 +85,14 @@ pub(super) async fn append_events(
             ));
         }
     }
+    let longest = events
+        .iter()
+        .filter(|event| event.kind == EventKind::LockoutStarted)
+        .filter_map(|event| event.lockout)
+        .max();
+    if let Some(longest) = longest {
+        requests.extend(super::lock_ends::register_scope(store, now + longest));
+    }
     if requests.is_empty() {
         return Ok(());
     }

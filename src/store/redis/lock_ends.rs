@@ -1,5 +1,6 @@
 //! Lock ends: the `lockout_expired` events of locks that ran out unreset, taken once however
-//! many processes ask.
+//! many processes ask; and the scopes that have lock ends to tell (`register_scope`,
+//! `lock_end_scopes`), so that every instance sweeps every scope's.
 //!
 //! A sweep reads, in one round trip, at most `limit / SHARDS_PER_SWEEP` due ends of every
 //! shard, and takes them shard after shard from where the last sweep of this process stopped
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use redis::{Cmd, Value};
 
@@ -23,7 +25,47 @@ use crate::event::Event;
 use crate::identity::Identity;
 use crate::keys::{KeyKind, EVENT_SHARDS};
 use crate::policy::AccessLog;
-use crate::store::scripts::END_LOCKOUTS;
+use crate::store::scripts::{END_LOCKOUTS, REGISTER_LOCK_END_SCOPE};
+
+/// How long after its latest lock end a scope is still swept: ends a sweep missed for as long
+/// (every instance down, or Redis away) are then left untold.
+const SCOPE_GRACE: Duration = Duration::from_secs(3600);
+
+/// For a scope's store, the request that notes it has a lock ending at `ends` (since the
+/// epoch); none for the unscoped keys, always swept.
+pub(super) fn register_scope(store: &RedisStore, ends: Duration) -> Option<Cmd> {
+    let scope = store.keys.scope()?;
+    Some(REGISTER_LOCK_END_SCOPE.evalsha(
+        &[store.keys.lock_end_scopes_key()],
+        (
+            millis(ends),
+            scope,
+            millis(ends.saturating_sub(since_epoch()) + SCOPE_GRACE),
+            millis(since_epoch().saturating_sub(SCOPE_GRACE)),
+        ),
+    ))
+}
+
+/// Scopes with lock ends to tell, after the first `offset`, at most `limit`: those whose latest
+/// end is within `SCOPE_GRACE` (`register_scope` drops the others).
+pub(super) async fn lock_end_scopes(
+    store: &RedisStore,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<String>> {
+    let key = store.keys.lock_end_scopes_key();
+    let forgotten = millis(since_epoch().saturating_sub(SCOPE_GRACE));
+    let scopes = redis::cmd("ZRANGEBYSCORE")
+        .arg(&key)
+        .arg(forgotten)
+        .arg("+inf")
+        .arg("LIMIT")
+        .arg(offset)
+        .arg(limit)
+        .clone();
+    let reply = store.round_trip(&[scopes]).await?;
+    store.parse(reply.into_iter().next().unwrap_or(Value::Nil))
+}
 
 /// A sweep's `limit` is shared by this many shards at least: each shard gives at most
 /// `limit / SHARDS_PER_SWEEP` ends a sweep.
@@ -124,6 +166,10 @@ pub(super) async fn end_lockouts(
                     .arg(&tag)
                     .clone(),
             );
+            requests.extend(register_scope(
+                store,
+                Duration::from_millis(now + ttl as u64),
+            ));
         } else {
             ended.entry(shard).or_default().push((tag, end));
         }

@@ -325,6 +325,10 @@ impl Store for RedisStore {
         lock_ends::end_lockouts(self, bounds, limit).await
     }
 
+    async fn lock_end_scopes(&self, offset: usize, limit: usize) -> Result<Vec<String>> {
+        lock_ends::lock_end_scopes(self, offset, limit).await
+    }
+
     async fn claim_events(&self, claim: Claim<'_>) -> Result<Claimed> {
         events::claim_events(self, claim).await
     }
