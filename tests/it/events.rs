@@ -6,14 +6,15 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use lockout::event::{Event, EventCursor, EventKind};
+use lockout::event::{EventCursor, EventKind};
 use lockout::store::Store;
 use lockout::{Attempt, Target};
 use serde_json::Value;
 
 use crate::support::http_client;
 use crate::support::{
-    eventually, json_of, lockout_command, policy, text_of, Backend, RedisServer, TestService,
+    eventually, json_of, lockout_command, lockouts_started, policy, text_of, Backend, RedisServer,
+    TestService,
 };
 
 crate::on_all!(lockouts_started_and_resets_are_events_once_each);
@@ -110,20 +111,7 @@ async fn events_through_the_api_and_lockout_events_follow() {
         config.policy = policy(2, &[&["ip"]]);
     })
     .await;
-    let mut follower = lockout_command(&[("LOCKOUT_REDIS_URL", &redis.url())])
-        .args(["--json", "events", "--follow"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, received) = mpsc::channel();
-    let stdout = follower.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if lines.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut follower, received) = follow_events(&redis);
 
     let client = http_client();
     service.fail(&client, "198.51.100.66", 2).await;
@@ -209,35 +197,9 @@ async fn a_burst_across_shards_is_paged_and_followed_once_each() {
     .await;
     let engine = redis.engine(policy(3, &[&["ip"]])).await;
     let bounds = engine.policy().events.unwrap();
-    let mut follower = lockout_command(&[("LOCKOUT_REDIS_URL", &redis.url())])
-        .args(["--json", "events", "--follow"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, received) = mpsc::channel();
-    let stdout = follower.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if lines.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut follower, received) = follow_events(&redis);
 
-    let started: Vec<Event> = (0..BURST)
-        .map(|n| {
-            let ip: std::net::IpAddr = format!("10.0.{}.{}", n / 250, n % 250).parse().unwrap();
-            Event {
-                kind: EventKind::LockoutStarted,
-                ip: Some(ip),
-                subject: format!("ip={ip}"),
-                lockout: Some(Duration::from_millis(1)),
-                lockouts: None,
-                by: None,
-                removed: None,
-            }
-        })
-        .collect();
+    let started = lockouts_started(BURST);
     engine
         .store()
         .append_events(&started, bounds)
@@ -368,4 +330,23 @@ async fn the_admin_page_shows_the_events_and_an_identitys_history() {
     let history = page("events?subject=ip%3D198.51.100.66").await;
     assert!(history.contains("ip=198.51.100.66"), "{history}");
     assert!(!history.contains("ip=198.51.100.67"), "{history}");
+}
+
+/// `lockout --json events --follow` on `redis`, and its lines as they come.
+fn follow_events(redis: &RedisServer) -> (std::process::Child, mpsc::Receiver<String>) {
+    let mut follower = lockout_command(&[("LOCKOUT_REDIS_URL", &redis.url())])
+        .args(["--json", "events", "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (follower, received)
 }

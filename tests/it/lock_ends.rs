@@ -4,11 +4,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lockout::event::{Event, EventKind};
 use lockout::store::Store;
 use lockout::Engine;
 
-use crate::support::{eventually, policy, RedisServer};
+use crate::support::{eventually, lockouts_started, policy, RedisServer};
 
 /// Ends told per sweep (the service's `LOCK_ENDS_PER_LOOK`).
 const LIMIT: usize = 1000;
@@ -19,20 +18,7 @@ const BACKLOG: usize = 20_000;
 /// Schedules `BACKLOG` lock ends through `engine`'s store and waits until all are due.
 async fn backlog<S: Store>(redis: &RedisServer, engine: &Engine<S>) {
     let bounds = engine.policy().events.unwrap();
-    let started: Vec<Event> = (0..BACKLOG)
-        .map(|n| {
-            let ip: std::net::IpAddr = format!("10.0.{}.{}", n / 256, n % 256).parse().unwrap();
-            Event {
-                kind: EventKind::LockoutStarted,
-                ip: Some(ip),
-                subject: format!("ip={ip}"),
-                lockout: Some(Duration::from_millis(1)),
-                lockouts: None,
-                by: None,
-                removed: None,
-            }
-        })
-        .collect();
+    let started = lockouts_started(BACKLOG);
     for chunk in started.chunks(2000) {
         engine.store().append_events(chunk, bounds).await.unwrap();
     }

@@ -804,3 +804,22 @@ pub fn key_of(prefix: &str, kind: lockout::keys::KeyKind, tag: &str) -> String {
         .unwrap()
         .key(kind, &lockout::Identity::from_tag(tag).unwrap())
 }
+
+/// `count` `lockout_started` events of IPs `10.0.x.y`, each locking for 1 ms: as many lock ends
+/// due at once, spread over the shards.
+pub fn lockouts_started(count: usize) -> Vec<lockout::event::Event> {
+    (0..count)
+        .map(|n| {
+            let ip: std::net::IpAddr = format!("10.0.{}.{}", n / 256, n % 256).parse().unwrap();
+            lockout::event::Event {
+                kind: lockout::event::EventKind::LockoutStarted,
+                ip: Some(ip),
+                subject: format!("ip={ip}"),
+                lockout: Some(Duration::from_millis(1)),
+                lockouts: None,
+                by: None,
+                removed: None,
+            }
+        })
+        .collect()
+}
