@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from axes.signals import user_locked_out
 from django.conf import settings
 from django.test import override_settings
 
@@ -78,3 +79,16 @@ def cleared_records(lockout_settings):
 def fresh_outage_log(monkeypatch):
     """Each test starts as a new process would: no outage cause told yet."""
     monkeypatch.setattr(client, "_state", client._ProcessState())
+
+
+@pytest.fixture
+def lockout_signals():
+    """The usernames of the ``user_locked_out`` signals sent during the test."""
+    received = []
+
+    def receive(sender, username, **kwargs):
+        received.append(username)
+
+    user_locked_out.connect(receive)
+    yield received
+    user_locked_out.disconnect(receive)

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from asgiref.sync import async_to_sync
 from axes.handlers.proxy import AxesProxyHandler
-from axes.signals import user_locked_out
 from django.urls import reverse
 
 from lockout_axes.client import ServiceUnavailable
@@ -83,18 +82,6 @@ def timed_login(django_client, password):
     started = time.monotonic()
     response = login(django_client, password)
     return response.status_code, time.monotonic() - started
-
-
-@pytest.fixture
-def lockout_signals():
-    received = []
-
-    def receive(sender, username, **kwargs):
-        received.append(username)
-
-    user_locked_out.connect(receive)
-    yield received
-    user_locked_out.disconnect(receive)
 
 
 @pytest.mark.django_db

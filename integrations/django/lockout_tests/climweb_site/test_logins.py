@@ -4,25 +4,12 @@ lockout_axes/unavailable.html (LOCKOUT_ON_ERROR = "deny") or the password's own 
 ("allow")."""
 
 import pytest
-from axes.signals import user_locked_out
 
 from lockout_axes import client
 from lockout_tests.climweb_site.conftest import PASSWORD, USERNAME
 from lockout_tests.climweb_site.support import LOGIN_PAGES
 
 pages = pytest.mark.parametrize("page", LOGIN_PAGES, ids=lambda page: page.name)
-
-
-@pytest.fixture
-def lockout_signals():
-    received = []
-
-    def receive(sender, username, **kwargs):
-        received.append(username)
-
-    user_locked_out.connect(receive)
-    yield received
-    user_locked_out.disconnect(receive)
 
 
 @pytest.mark.django_db
