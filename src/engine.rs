@@ -70,6 +70,8 @@ pub struct FailureReport {
     pub failures: Vec<FailureCount>,
     /// The combinations whose lock this failure started.
     pub started: Vec<Combination>,
+    /// The combinations whose identity is locked.
+    pub locked_by: Vec<Combination>,
 }
 
 /// An attempt's standing, read without recording anything: the verdict and each identity's
@@ -258,6 +260,7 @@ impl<S: Store> Engine<S> {
                 retry_after: None,
                 failures: Vec::new(),
                 started: Vec::new(),
+                locked_by: Vec::new(),
             });
         }
         let Formed {
@@ -576,6 +579,18 @@ impl<S: Store> Engine<S> {
         formed
     }
 
+    /// The identities the attempt forms for `combinations` (an answer's `locked_by`).
+    pub fn identities_of(&self, attempt: &Attempt, combinations: &[Combination]) -> Vec<Identity> {
+        let formed = self.identities(attempt);
+        formed
+            .combinations
+            .iter()
+            .zip(formed.identities)
+            .filter(|(combination, _)| combinations.contains(combination))
+            .map(|(_, identity)| identity)
+            .collect()
+    }
+
     /// With the lock cache on and every identity of the attempt known locked: the refusal,
     /// answered without Redis, its recording queued for the cache's next flush.
     fn refuse_from_cache(
@@ -699,6 +714,9 @@ fn report(combinations: Vec<Combination>, states: Vec<IdentityState>) -> Failure
         locked: states.iter().any(|state| state.lock_remaining.is_some()),
         retry_after: latest_lock_end(&states),
         started: select(&combinations, &states, |state| state.lock_started),
+        locked_by: select(&combinations, &states, |state| {
+            state.lock_remaining.is_some()
+        }),
         failures: counts(combinations, &states),
     }
 }

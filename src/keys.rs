@@ -109,7 +109,7 @@ impl KeyKind {
 }
 
 /// The keys of one deployment, under its prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Keyspace {
     prefix: String,
     /// For a scope's keyspace: the unscoped prefix.

@@ -387,6 +387,7 @@ mod tests {
             retry_after: None,
             failures: counts.clone(),
             started: Vec::new(),
+            locked_by: Vec::new(),
         };
         let read = Standing {
             verdict: locked.clone(),

@@ -10,19 +10,25 @@
 //! so that an identity locked during the outage is locked there, for a full lockout from the
 //! recovery), empties the local store and lets logins go to Redis again. The local access log
 //! is not written through: the service's log lines name every lockout started meanwhile.
+//!
+//! The locks that Redis' answers told of (`known_locks`) seed the local store when an outage
+//! starts, so that an identity locked in Redis stays locked through the outage.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::RwLock;
 use tokio::task::AbortHandle;
 
+use super::known_locks::{KnownLock, KnownLocks};
 use super::login_call::LoginCall;
 use crate::engine::Engine;
 use crate::error::Result;
+use crate::keys::Keyspace;
 use crate::store::any::AnyStore;
 use crate::store::memory::MemoryStore;
-use crate::store::Store;
+use crate::store::{ImportedRecord, Store};
 
 /// How often Redis is asked whether it answers again during an outage.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -34,6 +40,8 @@ const WRITE_THROUGH_BATCH: usize = 500;
 pub struct Insurance {
     shared: Arc<Shared>,
     recovery: Mutex<Option<AbortHandle>>,
+    /// The locks seen in Redis' answers, for the next outage.
+    known: Mutex<KnownLocks>,
 }
 
 struct Shared {
@@ -55,7 +63,24 @@ impl Insurance {
                 away: RwLock::new(false),
             }),
             recovery: Mutex::new(None),
+            known: Mutex::default(),
         }
+    }
+
+    /// Redis answered `call` with `output`: remembers the locks it tells of.
+    pub fn redis_answered<C: LoginCall>(
+        &self,
+        engine: &Engine<AnyStore>,
+        call: &C,
+        output: &C::Output,
+    ) {
+        let Some((locked_by, remaining)) = C::locks(output) else {
+            return;
+        };
+        let identities = engine.identities_of(call.attempt(), locked_by);
+        let ends = Instant::now() + remaining;
+        let mut known = self.known.lock().expect("not poisoned");
+        known.remember(engine.store().keys(), identities, ends);
     }
 
     /// During an outage, runs `call` on `engine`'s local twin (its policy, on the local store
@@ -88,6 +113,7 @@ impl Insurance {
             tracing::warn!(
                 "Redis is away: logins are counted by this instance alone until it answers"
             );
+            self.seed().await;
             let shared = self.shared.clone();
             let task = tokio::spawn(async move { shared.recover().await });
             let mut recovery = self.recovery.lock().expect("not poisoned");
@@ -101,6 +127,42 @@ impl Insurance {
             return call.answer_unrecorded(&twin).await;
         }
         call.run(&twin).await
+    }
+
+    /// Sets the locks known in force in the local store, each for what remains of it (with no
+    /// failure count: at recovery, only what the outage counted is written to Redis).
+    async fn seed(&self) {
+        let now = Instant::now();
+        let locks = self.known.lock().expect("not poisoned").in_force(now);
+        let mut by_keys: HashMap<Keyspace, Vec<ImportedRecord>> = HashMap::new();
+        for KnownLock {
+            keys,
+            identity,
+            remaining,
+        } in locks
+        {
+            by_keys.entry(keys).or_default().push(ImportedRecord {
+                identity,
+                failures: 0,
+                first_failure: SystemTime::now(),
+                last_failure: SystemTime::now(),
+                user_agent: None,
+                path: None,
+                expires_in: remaining,
+                locked_for: Some(remaining),
+            });
+        }
+        for (keys, records) in by_keys {
+            if let Err(err) = self
+                .shared
+                .local
+                .with_keys(keys)
+                .import_records(&records)
+                .await
+            {
+                tracing::warn!(%err, "the locks known in force could not all be kept locally");
+            }
+        }
     }
 
     /// `engine`'s policy on the local store, in its keyspace.
@@ -154,7 +216,13 @@ impl Shared {
         for leftover in self.local.leftovers() {
             let redis = self.redis.with_keys(leftover.keys.clone());
             let local = self.local.with_keys(leftover.keys.clone());
-            for batch in leftover.refusals.chunks(WRITE_THROUGH_BATCH) {
+            // A lock seeded at the outage's start, and not failed since, has nothing to add.
+            let counted: Vec<_> = leftover
+                .refusals
+                .into_iter()
+                .filter(|r| r.count > 0)
+                .collect();
+            for batch in counted.chunks(WRITE_THROUGH_BATCH) {
                 redis.record_refusals(batch, &[]).await?;
                 let identities: Vec<_> = batch.iter().map(|r| r.identity.clone()).collect();
                 local.forget(&identities);

@@ -2,10 +2,12 @@
 //! during an outage with `on_store_error = "local"`, on the local store (see `insurance`).
 
 use std::future::Future;
+use std::time::Duration;
 
 use crate::attempt::Attempt;
-use crate::engine::{Engine, FailureReport, Standing, Verdict};
+use crate::engine::{Engine, FailureReport, LockReason, Standing, Verdict};
 use crate::error::Result;
+use crate::policy::Combination;
 use crate::store::any::AnyStore;
 
 /// One login's engine call, runnable on any engine.
@@ -23,6 +25,12 @@ pub trait LoginCall: Sync {
         &'e self,
         engine: &'e Engine<AnyStore>,
     ) -> impl Future<Output = Result<Self::Output>> + Send + 'e;
+
+    /// The attempt the call runs on.
+    fn attempt(&self) -> &Attempt;
+
+    /// The locks `output` tells of: the combinations locked, and when the last of them ends.
+    fn locks(output: &Self::Output) -> Option<(&[Combination], Duration)>;
 }
 
 /// A `LoginCall` struct per engine method, each holding the attempt it runs on, and how its
@@ -30,7 +38,7 @@ pub trait LoginCall: Sync {
 /// when it records nothing that a second run would add to).
 macro_rules! login_calls {
     ($($(#[$doc:meta])* $name:ident => $method:ident -> $output:ty,
-        unrecorded: $unrecorded:path;)*) => {$(
+        unrecorded: $unrecorded:path, locks: $locks:path;)*) => {$(
         $(#[$doc])*
         pub struct $name<'a>(pub &'a Attempt);
 
@@ -50,6 +58,14 @@ macro_rules! login_calls {
             ) -> impl Future<Output = Result<$output>> + Send + 'e {
                 $unrecorded(engine, self.0)
             }
+
+            fn attempt(&self) -> &Attempt {
+                self.0
+            }
+
+            fn locks(output: &$output) -> Option<(&[Combination], Duration)> {
+                $locks(output)
+            }
         }
     )*};
 }
@@ -57,16 +73,16 @@ macro_rules! login_calls {
 login_calls! {
     /// `Engine::check`.
     Check => check -> Verdict,
-        unrecorded: unrecorded_check;
+        unrecorded: unrecorded_check, locks: verdict_locks;
     /// `Engine::inspect`.
     Inspect => inspect -> Standing,
-        unrecorded: Engine::inspect;
+        unrecorded: Engine::inspect, locks: standing_locks;
     /// `Engine::fail`.
     Fail => fail -> FailureReport,
-        unrecorded: unrecorded_failure;
+        unrecorded: unrecorded_failure, locks: failure_locks;
     /// `Engine::succeed`: clearing twice clears nothing more.
     Succeed => succeed -> bool,
-        unrecorded: Engine::succeed;
+        unrecorded: Engine::succeed, locks: no_locks;
 }
 
 /// A check's verdict, with no refused attempt recorded.
@@ -77,14 +93,38 @@ async fn unrecorded_check(engine: &Engine<AnyStore>, attempt: &Attempt) -> Resul
 /// The report of a failure that was not counted here: the standing before it.
 async fn unrecorded_failure(engine: &Engine<AnyStore>, attempt: &Attempt) -> Result<FailureReport> {
     let standing = engine.inspect(attempt).await?;
-    let retry_after = match &standing.verdict {
-        Verdict::Locked(lockout) => lockout.retry_after,
-        Verdict::Allowed => None,
+    let locked = standing.verdict.is_locked();
+    let (retry_after, locked_by) = match standing.verdict {
+        Verdict::Locked(lockout) => (lockout.retry_after, lockout.locked_by),
+        Verdict::Allowed => (None, Vec::new()),
     };
     Ok(FailureReport {
-        locked: standing.verdict.is_locked(),
+        locked,
         retry_after,
         failures: standing.failures,
         started: Vec::new(),
+        locked_by,
     })
+}
+
+/// A verdict's locks (a deny-listed IP has none).
+fn verdict_locks(verdict: &Verdict) -> Option<(&[Combination], Duration)> {
+    match verdict {
+        Verdict::Locked(lockout) if lockout.reason == LockReason::Lockout => {
+            Some((&lockout.locked_by, lockout.retry_after?))
+        }
+        _ => None,
+    }
+}
+
+fn standing_locks(standing: &Standing) -> Option<(&[Combination], Duration)> {
+    verdict_locks(&standing.verdict)
+}
+
+fn failure_locks(report: &FailureReport) -> Option<(&[Combination], Duration)> {
+    Some((&report.locked_by, report.retry_after?))
+}
+
+fn no_locks(_: &bool) -> Option<(&[Combination], Duration)> {
+    None
 }

@@ -13,6 +13,7 @@ mod forwarded;
 mod import;
 mod input;
 mod insurance;
+mod known_locks;
 mod listener;
 
 pub use listener::Listener;
@@ -267,7 +268,12 @@ impl Service {
                         .redis_failed(engine, &call, err.reply_lost())
                         .await
                 }
-                answered => return answered.map(Answered::stored),
+                answered => {
+                    if let Ok(output) = &answered {
+                        insurance.redis_answered(engine, &call, output);
+                    }
+                    return answered.map(Answered::stored);
+                }
             },
         };
         self.metrics.degraded(operation);

@@ -274,3 +274,73 @@ async fn with_local_insurance_a_failure_whose_reply_was_lost_is_counted_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn with_local_insurance_a_lock_seen_in_redis_stays_in_force_while_redis_stalls() {
+    let redis = RedisServer::start();
+    let service = TestService::start(&redis, |config| {
+        config.on_store_error = OnStoreError::Local;
+        config.command_timeout = Duration::from_millis(250);
+        config.policy = policy(10, &[&["ip"]]);
+    })
+    .await;
+    let client = http_client();
+    // As Django sends every request: its Axes settings, and its site's scope (so the service's
+    // lock cache never answers it).
+    let django = |ip: &str| {
+        json!({
+            "ip": ip,
+            "scope": "site-a",
+            "policy": {
+                "failure_limit": 2,
+                "cooloff": "1h",
+                "lockout_parameters": [["ip"]],
+                "reset_cooloff_on_failure_during_lockout": false,
+            },
+        })
+    };
+    let attacker = django("198.51.100.23");
+    for _ in 0..2 {
+        post(&client, &service.at("/v1/failure"), attacker.clone()).await;
+    }
+    let (_, locked) = post(&client, &service.at("/v1/check"), attacker.clone()).await;
+    assert_eq!(locked["locked"], true, "{locked}");
+    assert_eq!(locked.get("store"), None, "answered by Redis: {locked}");
+
+    let mut blocker = redis.connection();
+    let busy = std::thread::spawn(move || {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("5")
+            .query::<()>(&mut blocker)
+    });
+    eventually(
+        Duration::from_secs(15),
+        "an answer from the local store",
+        async || {
+            let (_, answer) = post(&client, &service.at("/v1/check"), django("192.0.2.60")).await;
+            answer.get("store").is_some()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let (_, refused) = post(&client, &service.at("/v1/check"), attacker.clone()).await;
+        assert_eq!(
+            (&refused["locked"], &refused["reason"], &refused["store"]),
+            (&json!(true), &json!("lockout"), &json!("local")),
+            "the lock seen in Redis stays in force: {refused}"
+        );
+        let retry_after = refused["retry_after_secs"].as_u64().unwrap();
+        assert!(
+            (1..=3600).contains(&retry_after),
+            "what remains of the hour: {refused}"
+        );
+    }
+    let (_, newcomer) = post(&client, &service.at("/v1/check"), django("192.0.2.61")).await;
+    assert_eq!(
+        (&newcomer["locked"], &newcomer["store"]),
+        (&json!(false), &json!("local")),
+        "{newcomer}"
+    );
+    busy.join().unwrap().unwrap();
+}
