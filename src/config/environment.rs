@@ -135,5 +135,55 @@ pub(super) fn describe(errors: figment::Error) -> Error {
         ),
         None => String::new(),
     };
-    Error::Config(format!("{key}: {}{origin}", error.kind))
+    let kind = if SECRET_KEYS.iter().any(|secret| key.starts_with(secret)) {
+        without_value(&error.kind)
+    } else {
+        error.kind.to_string()
+    };
+    Error::Config(format!("{key}: {kind}{origin}"))
+}
+
+/// Keys whose values (or parts of them) are secrets, which an error never shows.
+const SECRET_KEYS: [&str; 5] = [
+    "api_token",
+    "api_tokens",
+    "admin.password",
+    "admin.token",
+    "webhooks",
+];
+
+/// What is wrong with a secret's value, without the value.
+fn without_value(kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    match kind {
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            format!("invalid {}, expected {expected}", actual_type(actual))
+        }
+        Kind::Unsupported(actual) => format!("unsupported {}", actual_type(actual)),
+        Kind::Message(_) => "invalid value".into(),
+        kind => kind.to_string(),
+    }
+}
+
+/// A value's type, as figment names it, without the value (`a string`, not `string "x"`).
+fn actual_type(actual: &figment::error::Actual) -> &'static str {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(_) => "boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "integer",
+        Actual::Float(_) => "float",
+        Actual::Char(_) | Actual::Str(_) => "string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Unit => "unit value",
+        Actual::Option => "option",
+        Actual::NewtypeStruct => "newtype struct",
+        Actual::Seq => "sequence",
+        Actual::Map => "map",
+        Actual::Enum => "enum",
+        Actual::UnitVariant => "unit variant",
+        Actual::NewtypeVariant => "newtype variant",
+        Actual::TupleVariant => "tuple variant",
+        Actual::StructVariant => "struct variant",
+        Actual::Other(_) => "value",
+    }
 }

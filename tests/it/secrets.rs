@@ -178,3 +178,43 @@ fn one_env_file_serves_the_django_site_and_the_service() {
         );
     }
 }
+
+#[test]
+fn a_secret_of_the_wrong_type_is_named_without_its_value() {
+    for (variable, value, says, secret) in [
+        (
+            "LOCKOUT_WEBHOOKS",
+            r#"[{"url": "http://hooks.example", "secret": "hunter2"#,
+            "webhooks: invalid string, expected a sequence",
+            "hunter2",
+        ),
+        (
+            "LOCKOUT_WEBHOOKS",
+            r#"[{"url": "http://hooks.example", "secret": 1234567890123456}]"#,
+            "webhooks.0.secret: invalid integer, expected a string",
+            "1234567890123456",
+        ),
+    ] {
+        let output = lockout_command(&[(variable, value)])
+            .arg("list")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lockout.toml");
+    std::fs::write(&file, "[admin]\npassword = 1234567\n").unwrap();
+    let output = lockout_command(&[])
+        .args(["--config", file.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("admin.password: invalid integer, expected a string"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("1234567"), "{stderr}");
+}
