@@ -142,8 +142,7 @@ impl Keyspace {
 
     /// The keyspace of scope `name` (1 to 64 of `A-Z a-z 0-9 _ . -`), a caller-given value.
     pub fn scoped(&self, name: &str) -> Result<Keyspace> {
-        let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
-        if name.is_empty() || name.len() > MAX_SCOPE_CHARS || !name.chars().all(allowed) {
+        if !Self::is_scope_name(name) {
             return Err(Error::invalid(format!(
                 "scope: {name:?} must be 1 to {MAX_SCOPE_CHARS} letters, digits, _ . or -"
             )));
@@ -152,6 +151,12 @@ impl Keyspace {
             prefix: format!("{}:scope:{name}", self.prefix),
             root: Some(self.prefix.clone()),
         })
+    }
+
+    /// Whether `name` is 1 to 64 of `A-Z a-z 0-9 _ . -`, as a scope's name must be.
+    pub fn is_scope_name(name: &str) -> bool {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        !name.is_empty() && name.len() <= MAX_SCOPE_CHARS && name.chars().all(allowed)
     }
 
     /// The scope's name, for a scope's keyspace (see `scoped`).

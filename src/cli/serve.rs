@@ -29,7 +29,8 @@ over the file, which wins over the defaults):
   bulk_timeout = LOCKOUT_BULK_TIMEOUT         10m: longest admin work, on its own connection
   view_scan_limit = LOCKOUT_VIEW_SCAN_LIMIT   20000 records read at most by a sorted or searched listing
   api_token = LOCKOUT_API_TOKEN               empty; else check/failure/success need it as a bearer token
-  open_login_api = LOCKOUT_OPEN_LOGIN_API     false: listening beyond loopback needs api_token
+  api_tokens = LOCKOUT_API_TOKENS             [] (JSON: [{\"token\": ..., \"scopes\": [\"site-a\"]}]: its scopes only)
+  open_login_api = LOCKOUT_OPEN_LOGIN_API     false: listening beyond loopback needs api_token(s)
   trusted_proxies = LOCKOUT_TRUSTED_PROXIES   [] (IPs, CIDRs whose X-Forwarded-For names an admin's client)
   max_connections = LOCKOUT_MAX_CONNECTIONS   10000 (more at once: 503)
   header_read_timeout = LOCKOUT_HEADER_READ_TIMEOUT  10s (also an idle kept-alive connection's)

@@ -102,7 +102,7 @@ pub(super) fn json_environment() -> Serialized<Map<String, Value>> {
 }
 
 /// Keys whose environment values may be JSON (see `json_environment`).
-const JSON_KEYS: [&str; 2] = ["policy.lockout_parameters", "webhooks"];
+const JSON_KEYS: [&str; 3] = ["policy.lockout_parameters", "webhooks", "api_tokens"];
 
 /// `policy_failure_limit` is `policy.failure_limit`.
 fn config_path(key: &str) -> String {

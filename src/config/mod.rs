@@ -4,10 +4,11 @@
 //! the key.
 //!
 //! Here: `Config` and the raw configuration as written; `environment` (the `LOCKOUT_*`
-//! variables), `policy`, `webhooks`, `redis` (which Redis), `admin`, `listen`, and `validate`
-//! (the raw configuration into a `Config`).
+//! variables), `policy`, `api_tokens`, `webhooks`, `redis` (which Redis), `admin`, `listen`,
+//! and `validate` (the raw configuration into a `Config`).
 
 mod admin;
+mod api_tokens;
 mod environment;
 mod listen;
 mod policy;
@@ -33,9 +34,11 @@ use crate::store::redis::RedisEndpoint;
 use crate::webhook::Webhook;
 
 pub use admin::AdminConfig;
+pub use api_tokens::ApiToken;
 pub use listen::Listen;
 pub use policy::RequestPolicies;
 
+use api_tokens::RawApiToken;
 use environment::{describe, environment, json_environment, text_environment};
 use policy::{OneOrMany, RawPolicy};
 use webhooks::RawWebhook;
@@ -101,7 +104,9 @@ pub struct Config {
     pub view_scan_limit: usize,
     /// When set, check/failure/success require `Authorization: Bearer <api_token>`.
     pub api_token: Option<Secret>,
-    /// Whether `serve` may listen beyond this host without an `api_token` (the operator says
+    /// Tokens that open check/failure/success for their scopes only (see `api_tokens`).
+    pub api_tokens: Vec<ApiToken>,
+    /// Whether `serve` may listen beyond this host without an API token (the operator says
     /// that something in front restricts who may call the login endpoints).
     pub open_login_api: bool,
     pub log_format: LogFormat,
@@ -202,12 +207,14 @@ impl Config {
     /// `serve` refuses to offer the login endpoints beyond this host to anyone: whoever reaches
     /// them could lock out any user, or clear failures.
     pub fn check_exposure(&self) -> Result<()> {
-        if self.listen.is_local() || self.api_token.is_some() || self.open_login_api {
+        let token = self.api_token.is_some() || !self.api_tokens.is_empty();
+        if self.listen.is_local() || token || self.open_login_api {
             return Ok(());
         }
         Err(Error::Config(format!(
-            "listen: {} is reachable beyond this host and api_token is empty, so anyone who \
-             reaches it could lock out any user; set api_token (LOCKOUT_API_TOKEN), or \
+            "listen: {} is reachable beyond this host and api_token and api_tokens are empty, \
+             so anyone who reaches it could lock out any user; set api_token \
+             (LOCKOUT_API_TOKEN) or api_tokens (LOCKOUT_API_TOKENS), or \
              open_login_api = true (LOCKOUT_OPEN_LOGIN_API) when a proxy or network policy \
              in front decides who may call it",
             self.listen
@@ -238,6 +245,7 @@ struct RawConfig {
     bulk_timeout: Duration,
     view_scan_limit: usize,
     api_token: Secret,
+    api_tokens: Vec<RawApiToken>,
     open_login_api: bool,
     log_format: LogFormat,
     lock_cache: bool,
@@ -274,6 +282,7 @@ impl Default for RawConfig {
             bulk_timeout: Duration::from_secs(600),
             view_scan_limit: 20_000,
             api_token: Secret::default(),
+            api_tokens: Vec::new(),
             open_login_api: false,
             log_format: LogFormat::Text,
             lock_cache: true,

@@ -1,6 +1,6 @@
 //! The configuration as written, validated into a `Config`.
 
-use super::{bounded, Config, Listen, OnStoreError, RawConfig, MIN_MEMORY_MAX_BYTES};
+use super::{api_tokens, bounded, Config, Listen, OnStoreError, RawConfig, MIN_MEMORY_MAX_BYTES};
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
 use crate::policy::IpList;
@@ -72,6 +72,7 @@ impl RawConfig {
             }
             webhooks.push(webhook);
         }
+        let api_tokens = api_tokens::validate(self.api_tokens, &self.api_token, &self.admin.token)?;
         Ok(Config {
             redis,
             memory_max_identities: self.memory_max_identities,
@@ -84,6 +85,7 @@ impl RawConfig {
             bulk_timeout: self.bulk_timeout,
             view_scan_limit: self.view_scan_limit,
             api_token: Some(self.api_token).filter(|token| !token.is_empty()),
+            api_tokens,
             open_login_api: self.open_login_api,
             log_format: self.log_format,
             lock_cache: self.lock_cache,

@@ -90,9 +90,10 @@ impl FailureRequest {
 /// `POST /v1/check`
 pub async fn check(
     State(service): State<Arc<Service>>,
-    _: ApiClient,
+    client: ApiClient,
     ApiJson(request): ApiJson<CheckRequest>,
 ) -> Result<Response, ApiError> {
+    client.may_use(request.scope.as_deref())?;
     let attempt = Attempt::parse(
         &request.ip,
         request.username.as_deref(),
@@ -139,9 +140,10 @@ fn degraded_check(service: &Service) -> Value {
 /// `POST /v1/failure`
 pub async fn failure(
     State(service): State<Arc<Service>>,
-    _: ApiClient,
+    client: ApiClient,
     ApiJson(request): ApiJson<FailureRequest>,
 ) -> Result<Response, ApiError> {
+    client.may_use(request.scope.as_deref())?;
     let attempt = request.attempt()?;
     let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     service.metrics.failure();
@@ -169,9 +171,10 @@ pub async fn failure(
 /// `POST /v1/success`
 pub async fn success(
     State(service): State<Arc<Service>>,
-    _: ApiClient,
+    client: ApiClient,
     ApiJson(request): ApiJson<SuccessRequest>,
 ) -> Result<Response, ApiError> {
+    client.may_use(request.scope.as_deref())?;
     let attempt = request.attempt()?;
     let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     service.metrics.success();

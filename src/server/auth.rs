@@ -1,4 +1,5 @@
-//! Who may call what. Login endpoints: anyone, or holders of `api_token` when one is set.
+//! Who may call what. Login endpoints: anyone, or when tokens are set, holders of `api_token`
+//! (every scope) or of an `api_tokens` token (its scopes only: `ApiClient::may_use`).
 //! Admin endpoints: HTTP Basic with the admin credentials (when `admin.password` is set) or
 //! the admin bearer token (when `admin.token` is: either enables the admin API), compared in
 //! constant time; a wrong guess is a failed admin login, counted per client
@@ -25,8 +26,34 @@ use crate::engine::Verdict;
 use crate::policy::IpList;
 use crate::wire;
 
-/// A caller allowed to use the login endpoints.
-pub struct ApiClient;
+/// A caller allowed to use the login endpoints, and the scopes it may name: every scope
+/// (`None`) without tokens or with `api_token`, the entry's with an `api_tokens` token.
+pub struct ApiClient {
+    scopes: Option<Arc<[String]>>,
+}
+
+impl ApiClient {
+    /// Whether this caller may log in on `scope` (`None`: the unscoped records); a bound
+    /// token names only its own scopes. The answer names the scope, never the token.
+    pub fn may_use(&self, scope: Option<&str>) -> Result<(), ApiError> {
+        let Some(scopes) = &self.scopes else {
+            return Ok(());
+        };
+        let message = match scope {
+            Some(scope) if scopes.iter().any(|own| own == scope) => return Ok(()),
+            Some(scope) => format!(
+                "scope: this API token is not for scope {scope:?}; it is for {}",
+                scopes.join(", ")
+            ),
+            None => format!(
+                "scope: missing; this API token is for {} only: name one in \"scope\"",
+                scopes.join(", ")
+            ),
+        };
+        tracing::warn!(scope = ?scope, "login call refused: the API token is not for this scope");
+        Err(ApiError::new(StatusCode::FORBIDDEN, message))
+    }
+}
 
 impl FromRequestParts<Arc<Service>> for ApiClient {
     type Rejection = ApiError;
@@ -35,17 +62,33 @@ impl FromRequestParts<Arc<Service>> for ApiClient {
         parts: &mut Parts,
         service: &Arc<Service>,
     ) -> Result<Self, ApiError> {
-        let Some(token) = &service.api_token else {
-            return Ok(ApiClient);
-        };
-        match parts.headers.typed_get::<Authorization<Bearer>>() {
-            Some(given) if same(given.token(), token.expose()) => Ok(ApiClient),
-            _ => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "this endpoint needs Authorization: Bearer <api_token>",
-            )
-            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))),
+        if service.api_token.is_none() && service.api_tokens.is_empty() {
+            return Ok(ApiClient { scopes: None });
         }
+        let bearer = parts.headers.typed_get::<Authorization<Bearer>>();
+        let mut client = None;
+        if let Some(given) = bearer.as_ref().map(|b| b.token()) {
+            // Every token compared, always: the time taken says nothing about which matched.
+            if let Some(token) = &service.api_token {
+                if same(given, token.expose()) {
+                    client = Some(ApiClient { scopes: None });
+                }
+            }
+            for bound in &service.api_tokens {
+                if same(given, bound.token.expose()) {
+                    client = Some(ApiClient {
+                        scopes: Some(bound.scopes.clone()),
+                    });
+                }
+            }
+        }
+        client.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this endpoint needs Authorization: Bearer <api_token, or an api_tokens token>",
+            )
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+        })
     }
 }
 

@@ -84,6 +84,7 @@ pub struct Service {
     /// With `on_store_error = "local"`: the local store that answers logins during an outage.
     insurance: Option<Insurance>,
     api_token: Option<crate::secret::Secret>,
+    api_tokens: Vec<crate::config::ApiToken>,
     admin: AdminConfig,
     metrics: Metrics,
     outage: outage::OutageLog,
@@ -143,6 +144,7 @@ impl Service {
             bulk_store: tokio::sync::OnceCell::new(),
             insurance,
             api_token: config.api_token.clone(),
+            api_tokens: config.api_tokens.clone(),
             admin: config.admin.clone(),
             metrics,
             outage: outage::OutageLog::default(),

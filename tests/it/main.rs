@@ -3,6 +3,7 @@
 mod acl;
 mod admin_logins;
 mod admin_page;
+mod api_tokens;
 mod cli;
 mod cluster;
 mod compose;

@@ -194,6 +194,12 @@ fn a_secret_of_the_wrong_type_is_named_without_its_value() {
             "webhooks.0.secret: invalid integer, expected a string",
             "1234567890123456",
         ),
+        (
+            "LOCKOUT_API_TOKENS",
+            r#"{"token": "hunter2", "scopes": ["site-a"]}"#,
+            "api_tokens: invalid map, expected a sequence",
+            "hunter2",
+        ),
     ] {
         let output = lockout_command(&[(variable, value)])
             .arg("list")

@@ -974,6 +974,10 @@ fn serve_refuses_to_open_the_login_endpoints_beyond_this_host_without_a_token() 
     );
     for env in [
         &[("LOCKOUT_API_TOKEN", "k3y")][..],
+        &[(
+            "LOCKOUT_API_TOKENS",
+            r#"[{"token": "k3y", "scopes": ["site-a"]}]"#,
+        )],
         &[("LOCKOUT_OPEN_LOGIN_API", "true")],
     ] {
         let serving = ServeProcess::start(&args, env, port);
