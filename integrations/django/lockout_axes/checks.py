@@ -141,7 +141,12 @@ def _probe_login():
 
 
 def _hint(error):
-    if error.status in (401, 403):
+    if error.status == 403:
+        return (
+            "the service binds LOCKOUT_API_TOKEN to other scopes: give the site the token of "
+            "its LOCKOUT_SCOPE (the service's api_tokens), or the service's api_token"
+        )
+    if error.status == 401:
         return "the login calls carry LOCKOUT_API_TOKEN: set it to the service's api_token"
     if error.status in (404, 405):
         return "LOCKOUT_URL is the service's base URL, such as http://lockout:8080"

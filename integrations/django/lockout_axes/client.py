@@ -235,6 +235,11 @@ def _answer_of(status, data, request, base_url, token_setting):
 
 def _fix(status, base_url, token_setting):
     """What fixes the setting behind a 4xx."""
+    if status == 403 and token_setting == "LOCKOUT_API_TOKEN":
+        return (
+            "the service binds this LOCKOUT_API_TOKEN to other scopes (its api_tokens): set "
+            "LOCKOUT_API_TOKEN to the token of LOCKOUT_SCOPE's, or LOCKOUT_SCOPE to one it names"
+        )
     if status in (401, 403):
         service_key = SERVICE_TOKEN_KEYS[token_setting]
         if not _setting(token_setting):

@@ -2,6 +2,7 @@
 redis-server, ``lockout serve`` (the binary named by LOCKOUT_BIN) and small WSGI sites.
 """
 
+import json
 import os
 import secrets
 import socket
@@ -59,9 +60,12 @@ def shut_down_redis(url):
 
 
 @contextmanager
-def lockout_serve(binary, redis_url, workdir, *, api_token=None, on_store_error=None, port=None):
+def lockout_serve(
+    binary, redis_url, workdir, *, api_token=None, api_tokens=None, on_store_error=None, port=None
+):
     """``lockout serve`` on its own prefix (that of its port: a free one unless given), with a
-    fresh admin token; yields a Service."""
+    fresh admin token (and ``api_tokens``, tokens bound to scopes, when given); yields a
+    Service."""
     port = port or free_port()
     admin_token = secrets.token_urlsafe(24)
     prefix = f"lockout-django-{port}"
@@ -75,6 +79,8 @@ def lockout_serve(binary, redis_url, workdir, *, api_token=None, on_store_error=
     }
     if api_token:
         env["LOCKOUT_API_TOKEN"] = api_token
+    if api_tokens:
+        env["LOCKOUT_API_TOKENS"] = json.dumps(api_tokens)
     if on_store_error:
         env["LOCKOUT_ON_STORE_ERROR"] = on_store_error
     url = f"http://127.0.0.1:{port}"

@@ -8,6 +8,8 @@ from lockout_tests import services
 
 PASSWORD = "correct-horse-battery"
 USERNAME = "operator"
+# A login token the service binds to another site's scope.
+OTHER_SITES_TOKEN = "other-site-login-token"
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +26,11 @@ def operator(django_user_model):
 @pytest.fixture(scope="session")
 def api_token_service(lockout_binary, redis_url, workdir):
     with services.lockout_serve(
-        lockout_binary, redis_url, workdir, api_token="climweb-login-token"
+        lockout_binary,
+        redis_url,
+        workdir,
+        api_token="climweb-login-token",
+        api_tokens=[{"token": OTHER_SITES_TOKEN, "scopes": ["other-site"]}],
     ) as service:
         yield service
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.core import checks
 
-from lockout_tests.climweb_site.conftest import PASSWORD, USERNAME
+from lockout_tests.climweb_site.conftest import OTHER_SITES_TOKEN, PASSWORD, USERNAME
 from lockout_tests.climweb_site.support import LOGIN_PAGES
 
 
@@ -21,6 +21,11 @@ def missing_api_token(settings, service, api_token_service, closed_port):
 def wrong_api_token(settings, service, api_token_service, closed_port):
     missing_api_token(settings, service, api_token_service, closed_port)
     settings.LOCKOUT_API_TOKEN = "not-the-login-token"
+
+
+def other_sites_api_token(settings, service, api_token_service, closed_port):
+    missing_api_token(settings, service, api_token_service, closed_port)
+    settings.LOCKOUT_API_TOKEN = OTHER_SITES_TOKEN
 
 
 def refused_scope(settings, service, api_token_service, closed_port):
@@ -52,6 +57,7 @@ def unreachable(settings, service, api_token_service, closed_port):
 MISCONFIGURATIONS = {
     missing_api_token: (["lockout_axes.E004"], "LOCKOUT_API_TOKEN is not set", True),
     wrong_api_token: (["lockout_axes.E004"], "set LOCKOUT_API_TOKEN", True),
+    other_sites_api_token: (["lockout_axes.E004"], "binds this LOCKOUT_API_TOKEN", True),
     refused_scope: (["lockout_axes.E006"], "scope", True),
     refused_policy: (["lockout_axes.E006"], "policy.cooloff", True),
     wrong_path: (["lockout_axes.E005"], "LOCKOUT_URL", True),
