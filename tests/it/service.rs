@@ -12,28 +12,14 @@ use serde_json::{json, Value};
 
 use crate::support::http_client;
 use crate::support::{
-    eventually, free_port, lockout_command, policy, RedisServer, ServeProcess, TestService,
+    admin, eventually, free_port, lockout_command, policy, with_admin, RedisServer, ServeProcess,
+    TestService,
 };
 
 async fn post(client: &Client, url: String, body: Value) -> (StatusCode, Value) {
     let response = client.post(url).json(&body).send().await.unwrap();
     let status = response.status();
     (status, response.json().await.unwrap())
-}
-
-async fn admin(client: &Client, method: Method, url: String) -> (StatusCode, Value) {
-    let response = client
-        .request(method, url)
-        .basic_auth("admin", Some("s3cret"))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
-
-fn with_admin(config: &mut lockout::Config) {
-    config.admin.password = "s3cret".into();
 }
 
 #[tokio::test]

@@ -823,3 +823,24 @@ pub fn lockouts_started(count: usize) -> Vec<lockout::event::Event> {
         })
         .collect()
 }
+
+/// An admin API call with the admin password `with_admin` sets: its status and JSON body.
+pub async fn admin(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = client
+        .request(method, url)
+        .basic_auth("admin", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// The admin password `admin` calls with.
+pub fn with_admin(config: &mut lockout::Config) {
+    config.admin.password = "s3cret".into();
+}

@@ -12,10 +12,12 @@ use lockout::record::{LogFilter, Outcome};
 use lockout::view::{Order, Period, RecordView, Search};
 use lockout::{AnyStore, Attempt, Engine, Identity, Target};
 use rand::{Rng, SeedableRng};
-use reqwest::{Client, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{http_client, key_of, policy, Backend, RedisServer, TestService};
+use crate::support::{
+    admin, http_client, key_of, policy, with_admin, Backend, RedisServer, TestService,
+};
 
 /// An attempt record to make: `failures` failures, the latest `minutes_ago` before the `now`
 /// that `seed` answers.
@@ -517,21 +519,6 @@ async fn logs_filter_by_outcomes_text_and_time(backend: Backend) {
     assert!(!after.is_empty(), "the entry split at");
 }
 
-async fn admin(client: &Client, url: String) -> (StatusCode, Value) {
-    let response = client
-        .get(url)
-        .basic_auth("admin", Some("s3cret"))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
-
-fn with_admin(config: &mut lockout::Config) {
-    config.admin.password = "s3cret".into();
-}
-
 /// A value as a query string carries it.
 fn percent(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
@@ -566,6 +553,7 @@ async fn views_through_http(service: TestService) {
     loop {
         let (status, page) = admin(
             &client,
+            Method::GET,
             service.at(&format!(
                 "/v1/attempts?order=-last_failure&offset={offset}&limit=10"
             )),
@@ -589,12 +577,14 @@ async fn views_through_http(service: TestService) {
     assert_eq!(seen.len(), 23);
     let (_, found) = admin(
         &client,
+        Method::GET,
         service.at("/v1/attempts?q=10.5.0.1&order=failures"),
     )
     .await;
     assert_eq!(found["total"], 11, "10.5.0.1 and 10.5.0.10 to 19: {found}");
     let (_, later) = admin(
         &client,
+        Method::GET,
         service.at("/v1/attempts?last_failure_from=2999-01-01T00:00:00%2B01:00"),
     )
     .await;
@@ -602,13 +592,18 @@ async fn views_through_http(service: TestService) {
         (later["total"].as_u64(), &later["attempts"]),
         (Some(0), &json!([]))
     );
-    let (_, legacy) = admin(&client, service.at("/v1/attempts?limit=5")).await;
+    let (_, legacy) = admin(&client, Method::GET, service.at("/v1/attempts?limit=5")).await;
     assert!(
         legacy.get("next").is_some() && legacy.get("total").is_none(),
         "{legacy}"
     );
 
-    let (status, one) = admin(&client, service.at("/v1/attempts/record?ip=10.5.0.3")).await;
+    let (status, one) = admin(
+        &client,
+        Method::GET,
+        service.at("/v1/attempts/record?ip=10.5.0.3"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{one}");
     let record = &one["attempt"];
     assert_eq!(
@@ -621,6 +616,7 @@ async fn views_through_http(service: TestService) {
     );
     let (status, none) = admin(
         &client,
+        Method::GET,
         service.at("/v1/attempts/record?ip=10.5.0.3&username=victim"),
     )
     .await;
@@ -631,6 +627,7 @@ async fn views_through_http(service: TestService) {
 
     let (status, events) = admin(
         &client,
+        Method::GET,
         service.at(&format!("/v1/events?subject={}", percent("ip=10.5.0.3"))),
     )
     .await;
@@ -643,6 +640,7 @@ async fn views_through_http(service: TestService) {
     loop {
         let (status, page) = admin(
             &client,
+            Method::GET,
             service.at(&format!(
                 "/v1/logs?outcome=failure,refused&q=bot/&offset={offset}&limit=10"
             )),
@@ -682,6 +680,7 @@ async fn view_scan_limit_bounds_a_view_through_http() {
     }
     let (_, cut) = admin(
         &client,
+        Method::GET,
         service.at("/v1/attempts?order=-failures&limit=100"),
     )
     .await;
@@ -693,6 +692,7 @@ async fn view_scan_limit_bounds_a_view_through_http() {
     assert_eq!(cut["attempts"].as_array().unwrap().len(), 5);
     let (_, one) = admin(
         &client,
+        Method::GET,
         service.at("/v1/attempts?order=-failures&ip=10.6.0.11"),
     )
     .await;
@@ -783,7 +783,8 @@ async fn random_view_queries_get_an_answer_or_a_400_naming_the_parameter() {
             })
             .collect();
         let query = query.join("&");
-        let (status, answer) = admin(&client, service.at(&format!("{path}?{query}"))).await;
+        let (status, answer) =
+            admin(&client, Method::GET, service.at(&format!("{path}?{query}"))).await;
         *statuses.entry(status.as_u16()).or_insert(0) += 1;
         match status {
             StatusCode::OK => {}
