@@ -9,9 +9,11 @@
 --            many lockouts it started within the lockout memory (repeat offenders)
 --                                                   lockout:lockouts:{31.71}ip=10.0.0.1
 --   marker   only when these are refused attempts: the identity's reset marker
---            (lockout:reset:{31.71}ip=10.0.0.1); while it exists the identity was just reset,
---            and refused attempts (refused on a lock read before, or coalesced by a lock
---            cache) are dropped instead of counting against it (or locking it again)
+--            (lockout:reset:{31.71}ip=10.0.0.1), whose value is the lifetime it was set with
+--            (ms), so that its age is that value minus its PTTL; refused attempts (refused on
+--            a lock read before, coalesced by a lock cache, or counted by another instance
+--            during an outage) counted before the reset are dropped instead of counting
+--            against it (or locking it again)
 --   last     the access log (stream)                 lockout:log:{31.71}
 -- Keys and arguments a call does not need are not sent: Redis pays for each one it receives
 -- (docs/performance.md).
@@ -29,6 +31,8 @@
 --     next two are not sent
 --   backoff: each remembered lockout multiplies the next one's duration by this
 --   the longest lockout, ms
+--   only when these are refused attempts: since, ms: how long ago the latest of them was
+--     counted; a reset marker at most this old drops them
 --   m, then m metadata values as field/value pairs, each only when given: 'ua' user agent,
 --     'p' path
 -- then, with the access log: the oldest entry ID to keep (now - retention, ms since the
@@ -54,8 +58,8 @@
 -- what only a lock needs (its durations, backoff) is read again when it locks.
 --
 -- Returns {failures, lock_ms, started, lockouts} for each identity, one after the other:
--- lock_ms is the lock's duration, or -2 when not locked ({0, -2, 0, 0} when the reset marker
--- dropped the refusals); started is 1 when this call started a lockout (no lock flag was
+-- lock_ms is the lock's duration, or -2 when not locked ({0, -2, 0, 0} when a reset since
+-- they were counted dropped the refusals); started is 1 when this call started a lockout (no lock flag was
 -- there), else 0; lockouts is the lockout's number within the memory when it locks with repeat
 -- offenders, else 0.
 -- Example, limit 3, third failure of an IP and of its pair with a username, logged:
@@ -80,7 +84,8 @@ end
 
 -- Every identity's arguments, checked before anything is written: where each identity's keys
 -- and arguments start, its numbers, then, after them, the log's.
-local key_at, arg_at, counts, limits, metadata_counts = {}, {}, {}, {}, {}
+local key_at, arg_at, counts, limits, since = {}, {}, {}, {}, {}
+local metadata_at, metadata_counts = {}, {}
 local k, at = 1, 4
 for i = 1, n do
   local cooloff_ms, lockout_ms = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
@@ -102,13 +107,18 @@ for i = 1, n do
     at = at + 2
   end
   if refused then
+    since[i] = tonumber(ARGV[at])
+    if not since[i] or since[i] < 0 then
+      return redis.error_reply('fail.lua: refused attempts need how long ago they were counted, in ms')
+    end
     k = k + 1
+    at = at + 1
   end
   local metadata = tonumber(ARGV[at])
   if not limit or not count or not metadata or metadata % 2 ~= 0 or at + metadata > #ARGV then
     return redis.error_reply('fail.lua: expected a limit, a count and field/value metadata')
   end
-  counts[i], limits[i], metadata_counts[i] = count, limit, metadata
+  counts[i], limits[i], metadata_at[i], metadata_counts[i] = count, limit, at, metadata
   at = at + 1 + metadata
 end
 if #KEYS ~= k - 1 and #KEYS ~= k then
@@ -131,10 +141,16 @@ for i = 1, n do
   local a = arg_at[i]
   local cooloff, lockout, memory = ARGV[a], ARGV[a + 1], ARGV[a + 4]
   local repeats = memory ~= '0'
-  local meta_at = repeats and a + 7 or a + 5
+  local meta_at = metadata_at[i]
   local failures, lock_ms, started, lockouts_count = 0, -2, 0, 0
-  local marker = refused and KEYS[key_at[i] + (repeats and 3 or 2)]
-  if not (marker and redis.call('EXISTS', marker) == 1) then
+  -- Reset since these refusals were counted: a marker no older than `since`.
+  local reset_after = false
+  if refused then
+    local marker = KEYS[key_at[i] + (repeats and 3 or 2)]
+    local life = redis.call('GET', marker)
+    reset_after = life and (tonumber(life) or 0) - redis.call('PTTL', marker) <= since[i]
+  end
+  if not reset_after then
     -- The record's fields are short on purpose (docs/keys.md): a record is paid for once per
     -- tracked identity, and these names keep an IP's record in Redis' smallest allocation.
     failures = redis.call('HINCRBY', record, 'n', ARGV[a + 3])

@@ -303,9 +303,9 @@ impl<S: Store> Engine<S> {
         if self.policy.deny.contains(attempt.ip) || self.policy.never_lockout.contains(attempt.ip) {
             return Ok(false);
         }
-        let identities = self.identities(attempt).identities;
+        let identities = self.cleared_on_success(attempt);
         let log = self.log(attempt, Outcome::Success);
-        if self.policy.reset_on_success && !identities.is_empty() {
+        if !identities.is_empty() {
             let removed = self.store.clear(&identities, log).await?;
             self.reset_event(Some(attempt.ip), || named(&identities), removed, "success")
                 .await;
@@ -577,6 +577,14 @@ impl<S: Store> Engine<S> {
             }
         }
         formed
+    }
+
+    /// The identities a successful login of `attempt` clears (none unless `reset_on_success`).
+    pub fn cleared_on_success(&self, attempt: &Attempt) -> Vec<Identity> {
+        if !self.policy.reset_on_success {
+            return Vec::new();
+        }
+        self.identities(attempt).identities
     }
 
     /// The identities the attempt forms for `combinations` (an answer's `locked_by`).

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use crate::attempt::Attempt;
 use crate::identity::Identity;
+use crate::keys::RESET_GUARD;
 use crate::policy::AccessLog;
 use crate::store::{FailureRule, LogAppend, Refusals, ResetNotice, Store};
 
@@ -79,6 +80,7 @@ impl State {
                         identity: identity.clone(),
                         rule: *rule,
                         count: 0,
+                        counted_ago: RESET_GUARD,
                         user_agent: None,
                         path: None,
                     });

@@ -239,6 +239,25 @@ impl Policy {
         }
     }
 
+    /// The longest a record may live under this policy: the longest of its combinations'
+    /// cool-offs and lockouts (with repeat offenders, the longest lockout).
+    pub fn longest_record_life(&self) -> Duration {
+        let longest_lockout = |own: Option<Duration>| {
+            let first = own.unwrap_or(self.lockout_duration);
+            self.repeat
+                .map_or(first, |repeat| repeat.max_lockout.max(first))
+        };
+        self.combinations
+            .iter()
+            .map(Combination::limits)
+            .map(|own| {
+                own.cooloff
+                    .unwrap_or(self.cooloff)
+                    .max(longest_lockout(own.lockout_duration))
+            })
+            .fold(self.cooloff.max(longest_lockout(None)), Duration::max)
+    }
+
     /// One line for start-up logs and `--help`-style summaries.
     pub fn summary(&self) -> String {
         let combinations: Vec<String> = self.combinations.iter().map(|c| c.to_string()).collect();

@@ -312,7 +312,11 @@ async fn run(cli: Cli) -> Result<()> {
         let remote = Remote::new(server, &config.admin, cli.scope, config.bulk_timeout)?;
         return operate(&remote, command, output).await;
     }
-    let store = RedisStore::connect(redis_of(&config)?, keys, RedisOptions::default()).await?;
+    let options = RedisOptions {
+        reset_memory: config.policy.longest_record_life(),
+        ..RedisOptions::default()
+    };
+    let store = RedisStore::connect(redis_of(&config)?, keys, options).await?;
     let engine = Engine::new(store, config.policy);
     match command {
         StoreCommand::Check(args) => login::check(&engine, args, output).await,

@@ -43,6 +43,13 @@ impl KnownLocks {
         }
     }
 
+    /// Forgets the locks of `identities` of `keys` (they were cleared).
+    pub fn forget(&mut self, keys: &Keyspace, identities: &[Identity]) {
+        for identity in identities {
+            self.ends.remove(&(keys.clone(), identity.clone()));
+        }
+    }
+
     /// The locks still in force at `now`; those ended are forgotten.
     pub fn in_force(&mut self, now: Instant) -> Vec<KnownLock> {
         self.ends.retain(|_, ends| *ends > now);

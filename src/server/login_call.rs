@@ -14,6 +14,9 @@ use crate::store::any::AnyStore;
 pub trait LoginCall: Sync {
     type Output: Send;
 
+    /// Whether the call clears the attempt's identities under `reset_on_success`.
+    const CLEARS: bool;
+
     fn run<'e>(
         &'e self,
         engine: &'e Engine<AnyStore>,
@@ -38,12 +41,13 @@ pub trait LoginCall: Sync {
 /// when it records nothing that a second run would add to).
 macro_rules! login_calls {
     ($($(#[$doc:meta])* $name:ident => $method:ident -> $output:ty,
-        unrecorded: $unrecorded:path, locks: $locks:path;)*) => {$(
+        unrecorded: $unrecorded:path, locks: $locks:path, clears: $clears:literal;)*) => {$(
         $(#[$doc])*
         pub struct $name<'a>(pub &'a Attempt);
 
         impl LoginCall for $name<'_> {
             type Output = $output;
+            const CLEARS: bool = $clears;
 
             fn run<'e>(
                 &'e self,
@@ -73,16 +77,16 @@ macro_rules! login_calls {
 login_calls! {
     /// `Engine::check`.
     Check => check -> Verdict,
-        unrecorded: unrecorded_check, locks: verdict_locks;
+        unrecorded: unrecorded_check, locks: verdict_locks, clears: false;
     /// `Engine::inspect`.
     Inspect => inspect -> Standing,
-        unrecorded: Engine::inspect, locks: standing_locks;
+        unrecorded: Engine::inspect, locks: standing_locks, clears: false;
     /// `Engine::fail`.
     Fail => fail -> FailureReport,
-        unrecorded: unrecorded_failure, locks: failure_locks;
+        unrecorded: unrecorded_failure, locks: failure_locks, clears: false;
     /// `Engine::succeed`: clearing twice clears nothing more.
     Succeed => succeed -> bool,
-        unrecorded: Engine::succeed, locks: no_locks;
+        unrecorded: Engine::succeed, locks: no_locks, clears: true;
 }
 
 /// A check's verdict, with no refused attempt recorded.

@@ -233,6 +233,7 @@ impl Service {
                 let options = RedisOptions {
                     connect_timeout: self.command_timeout.max(Duration::from_secs(1)),
                     command_timeout: BULK_COMMAND_TIMEOUT.min(self.bulk_timeout),
+                    reset_memory: self.engine.policy().longest_record_life(),
                 };
                 self.engine.store().reopen(options)
             })
@@ -431,6 +432,7 @@ pub async fn open_store(config: &Config) -> crate::Result<AnyStore> {
             let options = RedisOptions {
                 connect_timeout: config.login_redis_timeout(),
                 command_timeout: config.login_redis_timeout(),
+                reset_memory: config.policy.longest_record_life(),
             };
             RedisStore::open(endpoint, config.keys.clone(), options)
                 .await?

@@ -1,7 +1,7 @@
 //! A store chosen when the process starts: Redis, or the in-process store, behind one type, so
 //! that whoever holds an engine need not be generic over its store.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::memory::MemoryStore;
 use super::redis::{RedisOptions, RedisStore};
@@ -74,6 +74,15 @@ impl AnyStore {
         match self {
             AnyStore::Redis(store) => store.ping().await,
             AnyStore::Memory(_) => Ok(()),
+        }
+    }
+
+    /// See `RedisStore::reset_before`. The in-process store, which no other process writes
+    /// to, clears the identities.
+    pub async fn reset_before(&self, identities: &[Identity], at: SystemTime) -> Result<u64> {
+        match self {
+            AnyStore::Redis(store) => store.reset_before(identities, at).await,
+            AnyStore::Memory(store) => store.clear(identities, None).await,
         }
     }
 

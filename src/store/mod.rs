@@ -63,13 +63,18 @@ pub struct LogAppend<'a> {
     pub count: u64,
 }
 
-/// Refused attempts of one identity, coalesced by a lock cache, to be recorded as failures
-/// under `rule` (its combination's).
+/// Refused attempts of one identity, coalesced by a lock cache (or failures counted by an
+/// instance alone during an outage), to be recorded as failures under `rule` (its
+/// combination's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusals {
     pub identity: Identity,
     pub rule: FailureRule,
     pub count: u64,
+    /// How long ago the latest of them was counted: a reset of the identity since then drops
+    /// them (Redis remembers a reset for `RedisOptions::reset_memory`; the in-process store,
+    /// which no other instance writes to, for `RESET_GUARD`).
+    pub counted_ago: Duration,
     pub user_agent: Option<String>,
     pub path: Option<String>,
 }

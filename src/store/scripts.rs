@@ -45,6 +45,8 @@ pub(crate) static FAIL: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../../scripts/fail.lua")));
 pub(crate) static IMPORT: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../../scripts/import.lua")));
+pub(crate) static RESET_BEFORE: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("../../scripts/reset_before.lua")));
 pub(crate) static LOG: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../../scripts/log.lua")));
 pub(crate) static TRIM_LOG: LazyLock<LuaScript> =
@@ -61,10 +63,11 @@ pub(crate) static CLAIM_EVENTS: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../../scripts/claim_events.lua")));
 
 /// Every script, for loading after NOSCRIPT.
-pub(crate) fn all() -> [&'static LuaScript; 8] {
+pub(crate) fn all() -> [&'static LuaScript; 9] {
     [
         &FAIL,
         &IMPORT,
+        &RESET_BEFORE,
         &LOG,
         &TRIM_LOG,
         &SCHEDULE_LOCK_ENDS,

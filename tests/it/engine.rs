@@ -603,8 +603,8 @@ async fn resets_by_ip_pair_and_all_with_dry_run(server: Backend) {
     for marker in left.iter().filter(|key| key.starts_with("lockout:reset:")) {
         let pttl = server.pttl(marker);
         assert!(
-            (1..=2000).contains(&pttl),
-            "{marker} expires within 2 s: {pttl}"
+            (1..=1_800_000).contains(&pttl),
+            "{marker} expires within the policy's longest record life (30 minutes): {pttl}"
         );
     }
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use lockout::keys::RESET_GUARD;
 use lockout::record::{LogFilter, Outcome};
 use lockout::store::{FailureRule, Refusals};
 use lockout::{AnyStore, Attempt, Engine, Identity, Store, Target, Verdict};
@@ -152,6 +153,7 @@ async fn refusals_counted_before_a_reset_are_dropped_after_it(redis: Backend) {
             repeat: None,
         },
         count: 40,
+        counted_ago: RESET_GUARD,
         user_agent: None,
         path: None,
     }];

@@ -14,6 +14,7 @@ mod events;
 mod failover;
 mod import;
 mod instances;
+mod insurance;
 mod lock_cache;
 mod lock_ends;
 mod memory;

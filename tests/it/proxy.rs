@@ -1,12 +1,14 @@
 //! A TCP proxy in front of a Redis, for what a network does to connections: it can cut a
 //! connection right after Redis answered a command (the command ran, its client never hears of
-//! it), and send new connections to another server (a DNS name moved by a failover).
+//! it), send new connections to another server (a DNS name moved by a failover), and cut its
+//! clients off from Redis altogether for a while (a network partition).
 
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// A TCP proxy to a Redis on loopback. Connections stay on the server they were made to.
@@ -15,6 +17,8 @@ pub struct Proxy {
     upstream: Arc<AtomicU16>,
     marker: Arc<Mutex<Option<Vec<u8>>>>,
     cuts: Arc<AtomicUsize>,
+    /// True while clients are cut off (see `sever`).
+    severed: watch::Sender<bool>,
     accepting: JoinHandle<()>,
 }
 
@@ -26,15 +30,27 @@ impl Proxy {
         let upstream = Arc::new(AtomicU16::new(upstream));
         let marker: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
         let cuts: Arc<AtomicUsize> = Arc::default();
+        let severed = watch::Sender::new(false);
         let accepting = tokio::spawn({
             let (upstream, marker, cuts) = (upstream.clone(), marker.clone(), cuts.clone());
+            let severed = severed.clone();
             async move {
                 while let Ok((client, _)) = listener.accept().await {
+                    if *severed.borrow() {
+                        continue;
+                    }
                     let port = upstream.load(Ordering::SeqCst);
                     let Ok(server) = TcpStream::connect(("127.0.0.1", port)).await else {
                         continue;
                     };
-                    tokio::spawn(relay(client, server, marker.clone(), cuts.clone()));
+                    let relay = relay(client, server, marker.clone(), cuts.clone());
+                    let mut cut_off = severed.subscribe();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            _ = relay => {}
+                            _ = cut_off.wait_for(|severed| *severed) => {}
+                        }
+                    });
                 }
             }
         });
@@ -43,6 +59,7 @@ impl Proxy {
             upstream,
             marker,
             cuts,
+            severed,
             accepting,
         }
     }
@@ -56,6 +73,16 @@ impl Proxy {
     /// contains `marker`.
     pub fn cut_reply_to(&self, marker: &str) {
         *self.marker.lock().unwrap() = Some(marker.as_bytes().to_vec());
+    }
+
+    /// Closes every connection, and each new one at once, until `mend`.
+    pub fn sever(&self) {
+        self.severed.send_replace(true);
+    }
+
+    /// Lets connections through again.
+    pub fn mend(&self) {
+        self.severed.send_replace(false);
     }
 
     /// How many replies were cut.

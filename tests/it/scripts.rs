@@ -7,6 +7,7 @@ use crate::support::RedisServer;
 const FAIL: &str = include_str!("../../scripts/fail.lua");
 const LOG: &str = include_str!("../../scripts/log.lua");
 const IMPORT: &str = include_str!("../../scripts/import.lua");
+const RESET_BEFORE: &str = include_str!("../../scripts/reset_before.lua");
 
 fn eval(
     redis: &RedisServer,
@@ -213,4 +214,66 @@ fn import_lua_refuses_unusable_arguments_before_writing_and_shortens_nothing() {
         .query(&mut redis.connection())
         .unwrap();
     assert_eq!(fields, ["4", "10", "20", "curl"]);
+}
+
+#[test]
+fn reset_before_lua_refuses_unusable_arguments_and_spares_a_record_failed_after_the_reset() {
+    let redis = RedisServer::start();
+    let mut connection = redis.connection();
+    let [record, lock, lockouts, marker] = PAIR;
+    let keys = [record, lock, lockouts, marker];
+    redis::cmd("HSET")
+        .arg(record)
+        .arg("n")
+        .arg(2)
+        .arg("l")
+        .arg(1_764_380_100)
+        .exec(&mut connection)
+        .unwrap();
+    for args in [
+        ["x", "60000", "0"],
+        ["1764380000", "0", "0"],
+        ["1764380000", "60000", "-1"],
+        ["1764380000", "60000", "1.5"],
+    ] {
+        let err = eval(&redis, RESET_BEFORE, &keys, &args).unwrap_err();
+        assert!(err.to_string().contains("reset_before.lua"), "{err}");
+    }
+    assert_eq!(redis.keys(), [record.to_string()], "nothing written");
+
+    // The record's latest failure (second ...100) came after the reset (...000): it stays, and
+    // the marker dates the reset 90 seconds back.
+    let kept = eval(
+        &redis,
+        RESET_BEFORE,
+        &keys,
+        &["1764380000", "600000", "90000"],
+    )
+    .unwrap();
+    assert_eq!(kept, redis::Value::Int(0));
+    let life: u64 = redis::cmd("GET")
+        .arg(marker)
+        .query(&mut connection)
+        .unwrap();
+    let left: u64 = redis::cmd("PTTL")
+        .arg(marker)
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(life, 600_000);
+    assert!((500_000..=510_000).contains(&left), "{left}");
+    // A reset after it deletes it; an older reset does not age the marker.
+    let deleted = eval(
+        &redis,
+        RESET_BEFORE,
+        &keys,
+        &["1764380200", "600000", "95000"],
+    )
+    .unwrap();
+    assert_eq!(deleted, redis::Value::Int(1));
+    let left: u64 = redis::cmd("PTTL")
+        .arg(marker)
+        .query(&mut connection)
+        .unwrap();
+    assert!((500_000..=510_000).contains(&left), "{left}");
+    assert_eq!(redis.keys(), [marker.to_string()]);
 }

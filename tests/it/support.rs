@@ -708,6 +708,17 @@ impl TestService {
     }
 }
 
+/// `POST url` with `body`: the status and JSON body of the answer.
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: serde_json::Value,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = client.post(url).json(&body).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
 /// The body of the answer to `request`, whatever its status.
 pub async fn text_of(request: reqwest::RequestBuilder) -> String {
     request.send().await.unwrap().text().await.unwrap()

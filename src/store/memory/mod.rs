@@ -155,6 +155,8 @@ struct Record {
     /// The rule of its last failure.
     rule: FailureRule,
     failures: u64,
+    /// Of `failures`, those already written elsewhere (see `MemoryStore::leftovers`).
+    written: u64,
     first_failure: SystemTime,
     last_failure: SystemTime,
     user_agent: Option<Box<str>>,
@@ -245,41 +247,47 @@ impl MemoryStore {
         &self.keys
     }
 
-    /// The failures of every keyspace that holds any, each under the rule of its latest,
-    /// without removing them: what an instance counted alone while Redis was away, to be
-    /// written there (see `forget`).
+    /// The failures not yet written elsewhere of every keyspace that holds any, each
+    /// identity's under the rule of its latest: what an instance counted alone while Redis was
+    /// away, to be written there (see `written`). The records stay, locks and all.
     pub fn leftovers(&self) -> Vec<Leftover> {
         let (state, _) = self.state();
+        let wall = self.shared.clock.wall();
         state
             .spaces
             .iter()
-            .filter(|space| !space.records.is_empty())
             .map(|space| Leftover {
                 keys: space.keys.clone(),
                 refusals: space
                     .records
                     .iter()
+                    .filter(|(_, record)| record.failures > record.written)
                     .map(|(tag, record)| Refusals {
                         identity: identity_of(tag),
                         rule: record.rule,
-                        count: record.failures,
+                        count: record.failures - record.written,
+                        counted_ago: wall.duration_since(record.last_failure).unwrap_or_default(),
                         user_agent: record.user_agent.as_deref().map(String::from),
                         path: record.path.as_deref().map(String::from),
                     })
                     .collect(),
             })
+            .filter(|leftover| !leftover.refusals.is_empty())
             .collect()
     }
 
-    /// Drops the records of `identities`, as if they had never failed: no reset marker, no
-    /// reset notice (their failures were moved elsewhere, see `leftovers`).
-    pub fn forget(&self, identities: &[Identity]) {
+    /// Takes these leftovers (see `leftovers`) as written elsewhere: the records keep their
+    /// counts and locks, and only failures counted after them are left over.
+    pub fn written(&self, refusals: &[Refusals]) {
         let (mut state, _) = self.state();
         let Some(space) = state.space_of(&self.keys) else {
             return;
         };
-        for identity in identities {
-            state.unlink(space, identity.tag());
+        for refusal in refusals {
+            if let Some(record) = state.spaces[space].records.get_mut(refusal.identity.tag()) {
+                // At most its count: a record that ended and began again meanwhile is new.
+                record.written = (record.written + refusal.count).min(record.failures);
+            }
         }
     }
 

@@ -62,6 +62,7 @@ impl State {
                     last_failure: wall,
                     user_agent: None,
                     path: None,
+                    written: 0,
                     ends: now,
                     lock_ends: None,
                 });
@@ -181,6 +182,7 @@ impl State {
                     last_failure: imported.last_failure,
                     user_agent: imported.user_agent.as_deref().map(Into::into),
                     path: imported.path.as_deref().map(Into::into),
+                    written: 0,
                     ends: now + lives,
                     lock_ends: None,
                 });

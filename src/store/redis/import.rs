@@ -1,11 +1,9 @@
 //! Imports: records counted elsewhere (Django Axes' rows) merged into identities' records and
 //! locks by `import.lua`, one call per record, all in one round trip.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use redis::Cmd;
 
-use super::{millis, remaining, RedisStore};
+use super::{epoch_secs, millis, remaining, RedisStore};
 use crate::error::{Error, Result};
 use crate::keys::{record_field, KeyKind};
 use crate::record::IdentityState;
@@ -69,9 +67,4 @@ impl RedisStore {
         }
         command
     }
-}
-
-fn epoch_secs(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
 }

@@ -9,7 +9,7 @@ use super::{millis, remaining, since_epoch, RedisStore};
 use crate::attempt::Attempt;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
-use crate::keys::{record_field, KeyKind, Keyspace, SHARDS};
+use crate::keys::{record_field, KeyKind, Keyspace, RESET_GUARD, SHARDS};
 use crate::policy::Repeat;
 use crate::record::IdentityState;
 use crate::store::scripts::{FAIL, LOG};
@@ -54,8 +54,8 @@ impl RedisStore {
 
     /// One `fail.lua` call on `failures`, identities of one shard, appending `log` (whose
     /// stream is that shard's) when given; `refused` attempts (decided on locks read before,
-    /// or coalesced by a lock cache) are dropped for an identity whose reset marker lives (see
-    /// `Keyspace::reset_marker`).
+    /// coalesced by a lock cache, or counted during an outage) are dropped for an identity
+    /// reset since they were counted (see `Keyspace::reset_marker`).
     fn fail_request(
         &self,
         failures: &[Failure<'_>],
@@ -99,6 +99,9 @@ impl RedisStore {
                     .arg(millis(repeat.max_lockout)),
                 None => command.arg(0),
             };
+            if refused {
+                command.arg(millis(failure.counted_ago));
+            }
             let metadata: Vec<(&str, &str)> = [
                 (record_field::USER_AGENT, failure.user_agent),
                 (record_field::PATH, failure.path),
@@ -188,6 +191,8 @@ struct Failure<'a> {
     identity: &'a Identity,
     rule: &'a FailureRule,
     count: u64,
+    /// For refused attempts: how long ago they were counted (see `Refusals::counted_ago`).
+    counted_ago: Duration,
     user_agent: Option<&'a str>,
     path: Option<&'a str>,
 }
@@ -260,6 +265,8 @@ pub(super) async fn record_failures(
             identity,
             rule,
             count: 1,
+            // Refused on locks read just before.
+            counted_ago: RESET_GUARD,
             user_agent: attempt.user_agent.as_deref(),
             path: attempt.path.as_deref(),
         })
@@ -278,6 +285,7 @@ pub(super) async fn record_refusals(
             identity: &refusal.identity,
             rule: &refusal.rule,
             count: refusal.count,
+            counted_ago: refusal.counted_ago,
             user_agent: refusal.user_agent.as_deref(),
             path: refusal.path.as_deref(),
         })

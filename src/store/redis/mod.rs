@@ -35,7 +35,7 @@ use crate::error::{Error, RedisTarget, Result};
 use crate::event::{Event, EventCursor, StoredEvent};
 use crate::identity::Identity;
 use crate::keys::{KeyKind, Keyspace};
-use crate::policy::AccessLog;
+use crate::policy::{AccessLog, Policy};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter};
 use crate::target::Target;
 
@@ -46,6 +46,12 @@ pub struct RedisOptions {
     pub connect_timeout: Duration,
     /// For each round trip once connected.
     pub command_timeout: Duration,
+    /// How long a reset is remembered (its identities' reset markers live, at least
+    /// `RESET_GUARD`): failures that an instance counted alone during an outage before a reset
+    /// this recent are dropped when it writes them here (see `Refusals::counted_ago`). The
+    /// service sets it to its policy's longest record life (`Policy::longest_record_life`),
+    /// beyond which such failures are forgotten anyway.
+    pub reset_memory: Duration,
 }
 
 impl Default for RedisOptions {
@@ -53,6 +59,7 @@ impl Default for RedisOptions {
         RedisOptions {
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(5),
+            reset_memory: Policy::default().longest_record_life(),
         }
     }
 }
@@ -113,6 +120,14 @@ impl RedisStore {
     /// nor delays them.
     pub async fn reopen(&self, options: RedisOptions) -> Result<Self> {
         Self::open(&self.endpoint, self.keys.clone(), options).await
+    }
+
+    /// Resets `identities` as of `at`, a reset that could not reach Redis then (made during an
+    /// outage): each one's record, lock and lockout count are deleted unless it failed after
+    /// `at` (by the seconds of the failures' clocks), and failures counted before `at` and
+    /// written later are dropped (see `Refusals::counted_ago`). Answers how many were deleted.
+    pub async fn reset_before(&self, identities: &[Identity], at: SystemTime) -> Result<u64> {
+        resets::reset_before(self, identities, at).await
     }
 
     /// The same Redis connection with another keyspace (a scope's, see `Keyspace::scoped`).
@@ -359,6 +374,11 @@ fn since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
+}
+
+fn epoch_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -3,14 +3,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::time::SystemTime;
 
 use redis::{Cmd, RedisError};
 
 use super::listing::SCAN_BATCH;
-use super::{millis, RedisStore};
+use super::{epoch_secs, millis, RedisStore};
 use crate::error::Result;
 use crate::identity::Identity;
 use crate::keys::{Keyspace, RESET_GUARD};
+use crate::store::scripts::RESET_BEFORE;
 use crate::store::{LogAppend, Progress, ResetNotice};
 use crate::target::Target;
 
@@ -61,14 +63,16 @@ impl RedisStore {
             .collect()
     }
 
-    /// `SET <reset marker> 1 PX <RESET_GUARD>`.
+    /// `SET <reset marker> <life> PX <life>`, the life in ms: the reset's age is the value
+    /// minus the marker's PTTL (see `scripts/fail.lua`).
     fn reset_marker_request(&self, tag: &str) -> Cmd {
         let marker = self.keys.reset_marker(tag);
+        let life = millis(self.options.reset_memory.max(RESET_GUARD));
         let command = redis::cmd("SET")
             .arg(&marker)
-            .arg("1")
+            .arg(life)
             .arg("PX")
-            .arg(millis(RESET_GUARD))
+            .arg(life)
             .clone();
         command
     }
@@ -174,6 +178,43 @@ pub(super) async fn clear(
         removed += u64::from(store.parse::<u64>(reply)? > 0);
     }
     Ok(removed)
+}
+
+/// A reset made `ago` (at `at` on this instance's clock) that could not reach Redis then:
+/// each identity's keys are deleted unless it failed since (see `scripts/reset_before.lua`),
+/// and its marker drops what was counted before it. Tells the reset channel of those deleted;
+/// answers how many.
+pub(super) async fn reset_before(
+    store: &RedisStore,
+    identities: &[Identity],
+    at: SystemTime,
+) -> Result<u64> {
+    let ago = SystemTime::now().duration_since(at).unwrap_or_default();
+    let life = millis(store.options.reset_memory.max(RESET_GUARD));
+    let requests: Vec<Cmd> = identities
+        .iter()
+        .map(|identity| {
+            let [record, lock, lockouts] = store.identity_keys(identity);
+            let marker = store.keys.reset_marker(identity.tag());
+            RESET_BEFORE.evalsha(
+                &[record, lock, lockouts, marker],
+                (epoch_secs(at), life, millis(ago)),
+            )
+        })
+        .collect();
+    let replies = store.round_trip(&requests).await?;
+    let mut removed = Vec::new();
+    for (identity, reply) in identities.iter().zip(replies) {
+        if store.parse::<u64>(reply)? > 0 {
+            removed.push(identity.tag().to_string());
+        }
+    }
+    let forget = store.forget_lock_ends_requests(&removed);
+    if !forget.is_empty() {
+        store.round_trip(&forget).await?;
+    }
+    store.announce_resets(&removed).await?;
+    Ok(removed.len() as u64)
 }
 
 pub(super) async fn remove(
