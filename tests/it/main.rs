@@ -17,6 +17,7 @@ mod instances;
 mod lock_cache;
 mod lock_ends;
 mod memory;
+mod observe;
 mod policies;
 mod proxy;
 mod request_policy;

@@ -249,6 +249,10 @@ impl Store for RedisStore {
         logins::peek(self, identities).await
     }
 
+    async fn peek_observed(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
+        logins::peek_observed(self, identities).await
+    }
+
     async fn record_failures(
         &self,
         identities: &[Identity],

@@ -10,7 +10,7 @@ use super::listing::SCAN_BATCH;
 use super::{millis, RedisStore};
 use crate::error::Result;
 use crate::identity::Identity;
-use crate::keys::{Keyspace, RESET_GUARD};
+use crate::keys::{KeyKind, Keyspace, RESET_GUARD};
 use crate::store::{LogAppend, Progress, ResetNotice};
 use crate::target::Target;
 
@@ -153,7 +153,12 @@ pub(super) async fn clear(
     requests.extend(identities.iter().flat_map(|identity| {
         [
             store.reset_marker_request(identity.tag()),
-            store.on_identity(identity, |keys| redis::cmd("UNLINK").arg(&keys).clone()),
+            store.on_identity(identity, |keys| {
+                redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .arg(store.keys.key(KeyKind::WouldLock, identity))
+                    .clone()
+            }),
         ]
     }));
     requests.extend(log.map(|log| store.log_request(log)));
