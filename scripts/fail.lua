@@ -5,6 +5,8 @@
 -- KEYS, per identity (two, three or four), then optionally the shard's access log:
 --   record   the identity's attempt record (hash)   lockout:attempt:{31.71}ip=10.0.0.1
 --   lock     the identity's lock flag (string)      lockout:lock:{31.71}ip=10.0.0.1
+--            (in observe mode its would-be lock, lockout:would_lock:{31.71}ip=10.0.0.1: the
+--            script sets the flag it is given, by the same rule)
 --   lockouts only when the identity's lockout memory is not 0: its lockout count (string), how
 --            many lockouts it started within the lockout memory (repeat offenders)
 --                                                   lockout:lockouts:{31.71}ip=10.0.0.1

@@ -1,11 +1,12 @@
 -- reset_before.lua: a reset of one identity made while its instance could not reach Redis (a
 -- successful login with reset_on_success during an outage, see src/server/insurance.rs),
--- applied when Redis answers again: the identity's record, lock and lockout count are deleted
+-- applied when Redis answers again: the identity's record, lock, would-be lock (observe mode) and
+-- lockout count are deleted
 -- unless the record holds a failure counted after the reset, and its reset marker tells of the
 -- reset (unless it tells of a later one), so that failures counted before it are dropped when
 -- they are written (see fail.lua).
 --
--- KEYS: the identity's record, lock, lockout count and reset marker (one slot)
+-- KEYS: the identity's record, lock, lockout count, would-be lock and reset marker (one slot)
 -- ARGV[1]  the reset's time, seconds since the Unix epoch (the resetting instance's clock; a
 --          record's latest failure 'l' is in the same unit)
 -- ARGV[2]  the marker's life, ms (a marker's value is its life, and its age that value minus
@@ -13,16 +14,17 @@
 -- ARGV[3]  how long ago the reset was, ms
 -- Returns 1 when it deleted anything, else 0.
 -- Example, a reset 90 s ago:
---   EVALSHA <sha> 4 lockout:attempt:{31.71}username=alice lockout:lock:{31.71}username=alice
---     lockout:lockouts:{31.71}username=alice lockout:reset:{31.71}username=alice
+--   EVALSHA <sha> 5 lockout:attempt:{31.71}username=alice lockout:lock:{31.71}username=alice
+--     lockout:lockouts:{31.71}username=alice lockout:would_lock:{31.71}username=alice
+--     lockout:reset:{31.71}username=alice
 --     1764380000 1800000 90000
 --   -> 1
 local at, life, ago = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if #KEYS ~= 4 or not at or not life or life < 1 or life % 1 ~= 0
+if #KEYS ~= 5 or not at or not life or life < 1 or life % 1 ~= 0
     or not ago or ago < 0 or ago % 1 ~= 0 then
-  return redis.error_reply('reset_before.lua: expected 4 keys, a time, a marker life and an age in ms')
+  return redis.error_reply('reset_before.lua: expected 5 keys, a time, a marker life and an age in ms')
 end
-local record, lock, lockouts, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local record, lock, lockouts, would_lock, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 if ago < life then
   local known = redis.call('GET', marker)
@@ -36,4 +38,4 @@ local last = tonumber(redis.call('HGET', record, 'l'))
 if last and last > at then
   return 0
 end
-return math.min(redis.call('UNLINK', record, lock, lockouts), 1)
+return math.min(redis.call('UNLINK', record, lock, lockouts, would_lock), 1)

@@ -23,6 +23,8 @@ use crate::view::{RecordView, Viewed};
 pub enum Verdict {
     Allowed,
     Locked(Lockout),
+    /// Allowed by a policy in observe mode, which would have refused it with this lockout.
+    WouldLock(Lockout),
 }
 
 impl Verdict {
@@ -72,6 +74,10 @@ pub struct FailureReport {
     pub started: Vec<Combination>,
     /// The combinations whose identity is locked.
     pub locked_by: Vec<Combination>,
+    /// In observe mode, the lockout the policy would be in now (nothing is refused, so
+    /// `locked` is false and the fields above tell of no lock): how long, by which
+    /// combinations, and those whose would-be lock this failure started.
+    pub would_lock: Option<Lockout>,
 }
 
 /// An attempt's standing, read without recording anything: the verdict and each identity's
@@ -175,6 +181,12 @@ impl<S: Store> Engine<S> {
         if identities.is_empty() {
             return Ok(Verdict::Allowed);
         }
+        if self.policy.observe {
+            // The attempt goes on to its password check, whose failure is counted then: a
+            // would-be refusal records nothing (it would count each such failure twice).
+            let states = self.store.peek_observed(&identities).await?;
+            return Ok(self.verdict(&combinations, &states));
+        }
         if let Some(lockout) = self.refuse_from_cache(attempt, &combinations, &identities, &rules) {
             return Ok(Verdict::Locked(lockout));
         }
@@ -238,14 +250,9 @@ impl<S: Store> Engine<S> {
         if identities.is_empty() {
             return Ok(unrecorded(Verdict::Allowed));
         }
-        let states = self.store.peek(&identities).await?;
-        let verdict = if states.iter().any(|state| state.lock_remaining.is_some()) {
-            Verdict::Locked(Lockout::of(&combinations, &states, Vec::new()))
-        } else {
-            Verdict::Allowed
-        };
+        let states = self.peek(&identities).await?;
         Ok(Standing {
-            verdict,
+            verdict: self.verdict(&combinations, &states),
             failures: counts(combinations, &states),
         })
     }
@@ -261,6 +268,7 @@ impl<S: Store> Engine<S> {
                 failures: Vec::new(),
                 started: Vec::new(),
                 locked_by: Vec::new(),
+                would_lock: None,
             });
         }
         let Formed {
@@ -273,16 +281,14 @@ impl<S: Store> Engine<S> {
             if let Some(log) = log {
                 self.store.append_log(log).await?;
             }
-            return Ok(report(combinations, Vec::new()));
+            return Ok(self.report(combinations, Vec::new()));
         }
         if !self.policy.reset_cooloff_on_failure_during_lockout {
             // As in Axes: a failure during a lockout records nothing, so the lock ends on time.
-            let states = self.store.peek(&identities).await?;
+            // Nothing is recorded, so the states read start nothing.
+            let states = self.peek(&identities).await?;
             if states.iter().any(|state| state.lock_remaining.is_some()) {
-                return Ok(FailureReport {
-                    started: Vec::new(), // nothing was recorded, so nothing started
-                    ..report(combinations, states)
-                });
+                return Ok(self.report(combinations, states));
             }
         }
         let generation = self.cache_generation();
@@ -294,7 +300,7 @@ impl<S: Store> Engine<S> {
         let locks = states.iter().map(|state| state.lock_remaining);
         self.remember(&identities, locks, generation);
         self.lockouts_started(attempt, &identities, &states).await;
-        Ok(report(combinations, states))
+        Ok(self.report(combinations, states))
     }
 
     /// After a successful login: clears the attempt's identities when `reset_on_success` is
@@ -315,6 +321,52 @@ impl<S: Store> Engine<S> {
             self.store.append_log(log).await?;
         }
         Ok(false)
+    }
+
+    /// Each identity's count and lock: in observe mode, the longer of its lock and its
+    /// would-be lock (every lock enforcing would refuse on).
+    async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
+        if self.policy.observe {
+            self.store.peek_observed(identities).await
+        } else {
+            self.store.peek(identities).await
+        }
+    }
+
+    /// The verdict on an attempt whose identities are in `states`, read without recording:
+    /// in observe mode a lockout would have refused it, and it is allowed.
+    fn verdict(&self, combinations: &[Combination], states: &[IdentityState]) -> Verdict {
+        if states.iter().all(|state| state.lock_remaining.is_none()) {
+            return Verdict::Allowed;
+        }
+        let lockout = Lockout::of(combinations, states, Vec::new());
+        if self.policy.observe {
+            Verdict::WouldLock(lockout)
+        } else {
+            Verdict::Locked(lockout)
+        }
+    }
+
+    /// The report of a failure that left the identities in `states`: in observe mode, a lock
+    /// among them is what would have been (`FailureReport::would_lock`), and none is told.
+    fn report(&self, combinations: Vec<Combination>, states: Vec<IdentityState>) -> FailureReport {
+        let report = report(combinations, states);
+        if !self.policy.observe || !report.locked {
+            return report;
+        }
+        FailureReport {
+            locked: false,
+            retry_after: None,
+            started: Vec::new(),
+            locked_by: Vec::new(),
+            would_lock: Some(Lockout {
+                reason: LockReason::Lockout,
+                retry_after: report.retry_after,
+                locked_by: report.locked_by,
+                started: report.started,
+            }),
+            failures: report.failures,
+        }
     }
 
     /// The attempt records `target` selects (only locked ones with `locked_only`).
@@ -483,8 +535,9 @@ impl<S: Store> Engine<S> {
         self.store.recent_events(limit).await
     }
 
-    /// Appends an event for each lockout this write started. An event that cannot be written
-    /// does not undo the login it tells of: it is logged, and lost.
+    /// Appends an event for each lockout (in observe mode, would-be lockout) this write
+    /// started. An event that cannot be written does not undo the login it tells of: it is
+    /// logged, and lost.
     async fn lockouts_started(
         &self,
         attempt: &Attempt,
@@ -496,7 +549,11 @@ impl<S: Store> Engine<S> {
             .zip(states)
             .filter(|(_, state)| state.lock_started)
             .map(|(identity, state)| Event {
-                kind: EventKind::LockoutStarted,
+                kind: if self.policy.observe {
+                    EventKind::WouldLockoutStarted
+                } else {
+                    EventKind::LockoutStarted
+                },
                 ip: Some(attempt.ip),
                 subject: identity.tag().to_string(),
                 lockout: state.lock_remaining,
@@ -631,7 +688,8 @@ impl<S: Store> Engine<S> {
         locks: impl Iterator<Item = Option<Duration>>,
         generation: u64,
     ) {
-        if let Some(cache) = &self.cache {
+        // Would-be locks refuse nothing: never cached.
+        if let Some(cache) = self.cache.as_ref().filter(|_| !self.policy.observe) {
             cache.remember(identities, locks, generation);
         }
     }
@@ -714,6 +772,7 @@ fn rule_of(policy: &Policy, combination: &Combination) -> FailureRule {
         failure_limit: own.failure_limit.unwrap_or(policy.failure_limit).get(),
         lock_out_at_failure: policy.lock_out_at_failure,
         repeat: policy.repeat,
+        observe: policy.observe,
     }
 }
 
@@ -726,6 +785,7 @@ fn report(combinations: Vec<Combination>, states: Vec<IdentityState>) -> Failure
             state.lock_remaining.is_some()
         }),
         failures: counts(combinations, &states),
+        would_lock: None,
     }
 }
 

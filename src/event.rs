@@ -17,13 +17,17 @@ pub enum EventKind {
     LockoutReset,
     /// An identity's lock ran out (it was not reset).
     LockoutExpired,
+    /// In observe mode, an identity's would-be lock was set where none was: the lockout that
+    /// enforcing would have started (it refuses nothing, and its end is not told).
+    WouldLockoutStarted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [
+    pub const ALL: [EventKind; 4] = [
         EventKind::LockoutStarted,
         EventKind::LockoutReset,
         EventKind::LockoutExpired,
+        EventKind::WouldLockoutStarted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -31,6 +35,7 @@ impl EventKind {
             EventKind::LockoutStarted => "lockout_started",
             EventKind::LockoutReset => "lockout_reset",
             EventKind::LockoutExpired => "lockout_expired",
+            EventKind::WouldLockoutStarted => "would_lockout_started",
         }
     }
 
@@ -231,15 +236,16 @@ impl Event {
     }
 
     /// What the event says beyond its kind and subject, lengths written by `length`:
-    /// `locked out for 30 min (lockout 2)`, `locked out for 25 min by import (admin token)`,
+    /// `locked out for 30 min (lockout 2)`, `would be locked out (observe mode) for 30 min`, `locked out for 25 min by import (admin token)`,
     /// `3 removed by api (admin)`.
     pub fn detail(&self, length: impl Fn(Duration) -> String) -> String {
         match self.kind {
-            EventKind::LockoutStarted => {
-                let mut detail = format!(
-                    "locked out for {}",
-                    length(self.lockout.unwrap_or_default())
-                );
+            EventKind::LockoutStarted | EventKind::WouldLockoutStarted => {
+                let verb = match self.kind {
+                    EventKind::LockoutStarted => "locked out",
+                    _ => "would be locked out (observe mode)",
+                };
+                let mut detail = format!("{verb} for {}", length(self.lockout.unwrap_or_default()));
                 if let Some(number) = self.lockouts {
                     detail.push_str(&format!(" (lockout {number})"));
                 }

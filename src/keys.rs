@@ -6,6 +6,8 @@
 //!   duration;
 //! - `<prefix>:lockouts:{<shard>}<identity>`: how many lockouts the identity started, alive for
 //!   the lockout memory (repeat offenders; absent when off);
+//! - `<prefix>:would_lock:{<shard>}<identity>`: the identity's would-be lock in observe mode,
+//!   alive for the lockout duration, refusing nothing;
 //! - `<prefix>:log:{<shard>}`: the access log, a stream per shard;
 //! - `<prefix>:events:<n>`: the events, in `EVENT_SHARDS` streams by IP;
 //! - `<prefix>:lock_ends:<n>`: when each lock told as started will run out, in `EVENT_SHARDS`
@@ -96,14 +98,24 @@ pub enum KeyKind {
     Attempt,
     Lock,
     Lockouts,
+    /// A lock set in observe mode (see `FailureRule::observe`).
+    WouldLock,
 }
 
 impl KeyKind {
+    const ALL: [KeyKind; 4] = [
+        KeyKind::Attempt,
+        KeyKind::Lock,
+        KeyKind::Lockouts,
+        KeyKind::WouldLock,
+    ];
+
     fn segment(self) -> &'static str {
         match self {
             KeyKind::Attempt => "attempt",
             KeyKind::Lock => "lock",
             KeyKind::Lockouts => "lockouts",
+            KeyKind::WouldLock => "would_lock",
         }
     }
 }
@@ -247,12 +259,12 @@ impl Keyspace {
         fnv1a(tag) as usize % EVENT_SHARDS
     }
 
-    /// Recognises an attempt, lock or lockout-count key of this keyspace; anything else is
-    /// `None`.
+    /// Recognises an attempt, lock, lockout-count or would-be lock key of this keyspace;
+    /// anything else is `None`.
     pub fn parse(&self, key: &str) -> Option<(KeyKind, Identity)> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix(':')?;
         let (segment, braced) = rest.split_once(':')?;
-        let kind = [KeyKind::Attempt, KeyKind::Lock, KeyKind::Lockouts]
+        let kind = KeyKind::ALL
             .into_iter()
             .find(|kind| kind.segment() == segment)?;
         let (shard, tag) = braced.strip_prefix('{')?.split_once('}')?;
@@ -348,7 +360,13 @@ mod tests {
             key,
             "lockout:lock:{38.13}ip=2001%3Adb8%3A%3A1&username=a%2A%3F%5B%5D%5C%7B%7D%26%3D%3A%20%25%C3%A9"
         );
-        assert_eq!(keys.parse(&key), Some((KeyKind::Lock, id)));
+        assert_eq!(keys.parse(&key), Some((KeyKind::Lock, id.clone())));
+        let would_lock = keys.key(KeyKind::WouldLock, &id);
+        assert_eq!(
+            would_lock,
+            key.replacen("lockout:lock:", "lockout:would_lock:", 1)
+        );
+        assert_eq!(keys.parse(&would_lock), Some((KeyKind::WouldLock, id)));
     }
 
     #[test]

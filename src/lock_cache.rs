@@ -336,6 +336,7 @@ mod tests {
             failure_limit: 1,
             lock_out_at_failure: true,
             repeat: None,
+            observe: false,
         }];
         assert_eq!(cache.refuse(identities, &rules, &attempt, true, true), None);
         // A read after the reset is remembered.

@@ -152,6 +152,9 @@ pub struct Policy {
     /// Repeat offenders: each lockout an identity starts within the memory lasts longer than
     /// the one before. `None` (the default): every lockout lasts `lockout_duration`, as in Axes.
     pub repeat: Option<Repeat>,
+    /// Observe mode: failures are counted and would-be locks kept apart from locks (see
+    /// `FailureRule::observe`), and nothing is refused but by `deny`.
+    pub observe: bool,
 }
 
 /// How lockouts lengthen (`[policy] lockout_memory`, `lockout_backoff`,
@@ -211,6 +214,7 @@ impl Default for Policy {
             }),
             ipv6_prefix_length: 64,
             repeat: None,
+            observe: false,
         }
     }
 }
@@ -261,13 +265,18 @@ impl Policy {
     /// One line for start-up logs and `--help`-style summaries.
     pub fn summary(&self) -> String {
         let combinations: Vec<String> = self.combinations.iter().map(|c| c.to_string()).collect();
-        format!(
+        let summary = format!(
             "lock after {} failures of any of [{}], cool-off {}, lockout {}",
             self.failure_limit,
             combinations.join(", "),
             humantime::format_duration(self.cooloff),
             humantime::format_duration(self.lockout_duration),
-        )
+        );
+        if self.observe {
+            format!("observe mode, nothing refused but by deny: would {summary}")
+        } else {
+            summary
+        }
     }
 }
 

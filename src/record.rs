@@ -39,6 +39,9 @@ pub struct AttemptRecord {
     pub user_agent: Option<String>,
     pub path: Option<String>,
     pub lock_remaining: Option<Duration>,
+    /// Remaining time of the would-be lock observe mode set (it refuses nothing); `None`
+    /// when there is none.
+    pub would_lock_remaining: Option<Duration>,
     /// Lockouts the identity started within the policy's `lockout_memory` (0 without repeat
     /// offenders).
     pub lockouts: u64,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::attempt::parse_ip;
-use crate::engine::{FailureCount, FailureReport, Standing, Verdict};
+use crate::engine::{FailureCount, FailureReport, Lockout, Standing, Verdict};
 use crate::event::{Event, EventCursor, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::record::{AttemptRecord, LogEntry, Outcome};
@@ -24,17 +24,47 @@ pub struct LoginAnswer {
     locked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     locked_by: Option<Vec<Vec<&'static str>>>,
+    /// In observe mode, the refusal that was withheld (with `would_lock`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observed: Option<Observed>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
     /// Absent from a verdict that allows; `null` for a lock without an end (deny list).
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after_secs: Option<Option<u64>>,
+    /// `true` when observe mode withheld a refusal; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_lock: Option<bool>,
+}
+
+/// What an answer in observe mode would have said, had the policy refused:
+/// `{"locked_by":[...],"reason":"lockout","retry_after_secs":N}`.
+#[derive(Debug, Serialize)]
+pub struct Observed {
+    locked_by: Vec<Vec<&'static str>>,
+    reason: &'static str,
+    retry_after_secs: Option<u64>,
+}
+
+impl LoginAnswer {
+    /// This answer, telling of `lockout` as the refusal observe mode withheld.
+    fn withholding(self, lockout: &Lockout) -> Self {
+        LoginAnswer {
+            observed: Some(Observed {
+                locked_by: lockout.locked_by.iter().map(|c| c.names()).collect(),
+                reason: lockout.reason.name(),
+                retry_after_secs: lockout.retry_after.map(seconds),
+            }),
+            would_lock: Some(true),
+            ..self
+        }
+    }
 }
 
 /// A login endpoint's answer, marked `"degraded": true, "store": "local"` when the local store
 /// answered it (see the service's insurance): a verdict with the policy's numbers, counted by
-/// one instance. The answer's own keys all sort between those two, so the object's keys stay
-/// in alphabetical order.
+/// one instance. The answer's own keys sort between those two, so the object's keys stay in
+/// alphabetical order (all but observe mode's `would_lock`, which comes before `store`).
 #[derive(Debug, Serialize)]
 pub struct Marked<T> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -61,20 +91,27 @@ struct FailureCountAnswer {
     parameters: Vec<&'static str>,
 }
 
-/// `{"locked":false}` or `{"locked":true,"reason":...,"retry_after_secs":...,"locked_by":[...]}`.
+/// `{"locked":false}` or `{"locked":true,"reason":...,"retry_after_secs":...,"locked_by":[...]}`;
+/// in observe mode `{"locked":false,"would_lock":true,"observed":{...}}` for a refusal withheld.
 pub fn verdict(verdict: &Verdict) -> LoginAnswer {
     let mut answer = LoginAnswer {
         failures: None,
         locked: false,
         locked_by: None,
+        observed: None,
         reason: None,
         retry_after_secs: None,
+        would_lock: None,
     };
-    if let Verdict::Locked(lockout) = verdict {
-        answer.locked = true;
-        answer.reason = Some(lockout.reason.name());
-        answer.retry_after_secs = Some(lockout.retry_after.map(seconds));
-        answer.locked_by = Some(lockout.locked_by.iter().map(|c| c.names()).collect());
+    match verdict {
+        Verdict::Allowed => {}
+        Verdict::Locked(lockout) => {
+            answer.locked = true;
+            answer.reason = Some(lockout.reason.name());
+            answer.retry_after_secs = Some(lockout.retry_after.map(seconds));
+            answer.locked_by = Some(lockout.locked_by.iter().map(|c| c.names()).collect());
+        }
+        Verdict::WouldLock(lockout) => answer = answer.withholding(lockout),
     }
     answer
 }
@@ -87,13 +124,18 @@ pub fn standing(standing: &Standing) -> LoginAnswer {
     }
 }
 
-/// `{"locked":bool,"retry_after_secs":N|null,"failures":[{"parameters":[...],"count":N}]}`.
+/// `{"locked":bool,"retry_after_secs":N|null,"failures":[{"parameters":[...],"count":N}]}`,
+/// and in observe mode `"would_lock":true,"observed":{...}` for a lock withheld.
 pub fn failure(report: &FailureReport) -> LoginAnswer {
-    LoginAnswer {
+    let answer = LoginAnswer {
         locked: report.locked,
         retry_after_secs: Some(report.retry_after.map(seconds)),
         failures: Some(failure_counts(&report.failures)),
         ..verdict(&Verdict::Allowed)
+    };
+    match &report.would_lock {
+        Some(lockout) => answer.withholding(lockout),
+        None => answer,
     }
 }
 
@@ -132,6 +174,8 @@ pub fn attempt(record: &AttemptRecord) -> Value {
         "failures": record.failures,
         "locked": record.is_locked(),
         "retry_after_secs": record.lock_remaining.map(seconds),
+        "would_lock": record.would_lock_remaining.is_some(),
+        "would_lock_secs": record.would_lock_remaining.map(seconds),
         "first_failure": record.first_failure.map(rfc3339),
         "last_failure": record.last_failure.map(rfc3339),
         "user_agent": record.user_agent,
@@ -184,6 +228,8 @@ pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
         parameters: HashMap<String, String>,
         failures: u64,
         retry_after_secs: Option<u64>,
+        #[serde(default)]
+        would_lock_secs: Option<u64>,
         first_failure: Option<String>,
         last_failure: Option<String>,
         user_agent: Option<String>,
@@ -214,6 +260,7 @@ pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
                 path: attempt.path,
                 lockouts: attempt.lockouts,
                 lock_remaining: attempt.retry_after_secs.map(Duration::from_secs),
+                would_lock_remaining: attempt.would_lock_secs.map(Duration::from_secs),
             })
         })
         .collect()
@@ -388,6 +435,7 @@ mod tests {
             failures: counts.clone(),
             started: Vec::new(),
             locked_by: Vec::new(),
+            would_lock: None,
         };
         let read = Standing {
             verdict: locked.clone(),
@@ -447,5 +495,45 @@ mod tests {
         ] {
             assert_eq!(answer, old.to_string());
         }
+    }
+
+    /// Observe mode keeps an unaware client's answer the allowed one and adds what would have
+    /// been apart, locally counted or not.
+    #[test]
+    fn observe_answers_add_what_would_have_been() {
+        let by_ip = Combination::new([Field::Ip]).unwrap();
+        let withheld = Lockout {
+            reason: LockReason::Lockout,
+            retry_after: Some(Duration::from_secs(1800)),
+            locked_by: vec![by_ip.clone()],
+            started: vec![by_ip.clone()],
+        };
+        let report = FailureReport {
+            locked: false,
+            retry_after: None,
+            failures: vec![FailureCount {
+                combination: by_ip,
+                count: 3,
+            }],
+            started: Vec::new(),
+            locked_by: Vec::new(),
+            would_lock: Some(withheld.clone()),
+        };
+        let observed = json!({
+            "locked_by": [["ip"]],
+            "reason": "lockout",
+            "retry_after_secs": 1800,
+        });
+        assert_eq!(
+            written(verdict(&Verdict::WouldLock(withheld))),
+            json!({ "locked": false, "observed": observed, "would_lock": true }).to_string()
+        );
+        assert_eq!(
+            written(marked(failure(&report), true)),
+            r#"{"degraded":true,"failures":[{"count":3,"parameters":["ip"]}],"locked":false,"#
+                .to_string()
+                + &format!(r#""observed":{observed},"retry_after_secs":null,"would_lock":true,"#)
+                + r#""store":"local"}"#
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{AttemptArgs, Output, SuccessArgs};
 use crate::attempt::Attempt;
-use crate::engine::{Engine, Verdict};
+use crate::engine::{Engine, Lockout, Verdict};
 use crate::error::Result;
 use crate::store::Store;
 use crate::wire;
@@ -24,19 +24,28 @@ pub(super) async fn check<S: Store>(
     let verdict = engine.check(&attempt(&args)?).await?;
     output.print(wire::verdict(&verdict), || match &verdict {
         Verdict::Allowed => "allowed".to_string(),
-        Verdict::Locked(lockout) => {
-            let mut line = format!("locked ({})", lockout.reason.name());
-            if let Some(retry_after) = lockout.retry_after {
-                line += &format!(": retry after {} s", wire::seconds(retry_after));
-            }
-            if !lockout.locked_by.is_empty() {
-                let by: Vec<String> = lockout.locked_by.iter().map(|c| c.to_string()).collect();
-                line += &format!("; locked by {}", by.join(", "));
-            }
-            line
+        Verdict::Locked(lockout) => format!("locked {}", lockout_line(lockout)),
+        Verdict::WouldLock(lockout) => {
+            format!(
+                "allowed (observe mode); would be locked {}",
+                lockout_line(lockout)
+            )
         }
     });
     Ok(())
+}
+
+/// `(lockout): retry after 30 s; locked by ip`.
+fn lockout_line(lockout: &Lockout) -> String {
+    let mut line = format!("({})", lockout.reason.name());
+    if let Some(retry_after) = lockout.retry_after {
+        line += &format!(": retry after {} s", wire::seconds(retry_after));
+    }
+    if !lockout.locked_by.is_empty() {
+        let by: Vec<String> = lockout.locked_by.iter().map(|c| c.to_string()).collect();
+        line += &format!("; locked by {}", by.join(", "));
+    }
+    line
 }
 
 pub(super) async fn fail<S: Store>(
@@ -46,10 +55,16 @@ pub(super) async fn fail<S: Store>(
 ) -> Result<()> {
     let report = engine.fail(&attempt(&args)?).await?;
     output.print(wire::failure(&report), || {
-        let state = match report.retry_after {
-            Some(retry_after) => format!("locked: retry after {} s", wire::seconds(retry_after)),
-            None if report.locked => "locked".to_string(),
-            None => "not locked".to_string(),
+        let state = match (report.retry_after, &report.would_lock) {
+            (Some(retry_after), _) => {
+                format!("locked: retry after {} s", wire::seconds(retry_after))
+            }
+            (None, _) if report.locked => "locked".to_string(),
+            (None, Some(lockout)) => format!(
+                "not locked (observe mode); would be locked {}",
+                lockout_line(lockout)
+            ),
+            (None, None) => "not locked".to_string(),
         };
         let counts: Vec<String> = report
             .failures

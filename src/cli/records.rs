@@ -29,9 +29,13 @@ pub(super) async fn list(records: &impl Records, args: ListArgs, output: Output)
                 .iter()
                 .map(|(field, value)| format!("{}={}", field.name(), printable(value)))
                 .collect();
-            let mut lock = record.lock_remaining.map_or("-".to_string(), |remaining| {
-                format!("locked, {} s left", wire::seconds(remaining))
-            });
+            let mut lock = match (record.lock_remaining, record.would_lock_remaining) {
+                (Some(remaining), _) => format!("locked, {} s left", wire::seconds(remaining)),
+                (None, Some(remaining)) => {
+                    format!("would be locked, {} s left", wire::seconds(remaining))
+                }
+                (None, None) => "-".to_string(),
+            };
             if record.lockouts > 0 {
                 let plural = if record.lockouts == 1 { "" } else { "s" };
                 lock.push_str(&format!(

@@ -40,6 +40,7 @@ pub(super) struct RawPolicy {
     lockout_backoff: f64,
     #[serde(with = "humantime_serde")]
     max_lockout_duration: Duration,
+    observe: bool,
 }
 
 impl Default for RawPolicy {
@@ -65,6 +66,7 @@ impl Default for RawPolicy {
             lockout_memory: None,
             lockout_backoff: DEFAULT_BACKOFF,
             max_lockout_duration: DEFAULT_MAX_LOCKOUT,
+            observe: policy.observe,
         }
     }
 }
@@ -298,6 +300,7 @@ impl RawPolicy {
             }),
             ipv6_prefix_length: self.ipv6_prefix_length,
             repeat: self.repeat(lockout_duration)?,
+            observe: self.observe,
         })
     }
 }
@@ -343,6 +346,7 @@ impl From<&Policy> for RawPolicy {
             max_lockout_duration: policy
                 .repeat
                 .map_or(DEFAULT_MAX_LOCKOUT, |repeat| repeat.max_lockout),
+            observe: policy.observe,
         }
     }
 }
@@ -350,8 +354,9 @@ impl From<&Policy> for RawPolicy {
 /// The `[policy]` keys a request may set (docs/api.md). The others would let any holder of
 /// the API token weaken the service for its own requests: `never_lockout` switches lockout
 /// off, `access_log` and `events` hide its logins, `ipv6_prefix_length` lets it rotate
-/// addresses; they are the operator's, in the configuration file.
-const REQUEST_KEYS: [&str; 10] = [
+/// addresses; they are the operator's, in the configuration file. `observe` refuses nothing,
+/// but only for the requests that send it, as a looser `failure_limit` would.
+const REQUEST_KEYS: [&str; 11] = [
     "failure_limit",
     "cooloff",
     "lockout_duration",
@@ -362,6 +367,7 @@ const REQUEST_KEYS: [&str; 10] = [
     "deny",
     "access_log_retention",
     "access_log_max_entries",
+    "observe",
 ];
 
 /// Policies given with requests (the `[policy]` keys as a JSON object), over a base policy

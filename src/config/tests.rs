@@ -112,7 +112,7 @@ fn webhooks_are_read_from_toml_and_checked_each_with_its_place() {
         .iter()
         .map(|w| (w.name.as_str(), w.events.len()))
         .collect();
-    assert_eq!(names, [("hooks.example", 3), ("pager", 1)]);
+    assert_eq!(names, [("hooks.example", 4), ("pager", 1)]);
     assert!(!format!("{config:?}").contains("t0k"));
     assert!(!format!("{config:?}").contains("0123456789abcdef"));
     let entry = |body: &str| format!("[[webhooks]]\n{body}\n");

@@ -210,15 +210,21 @@ struct Row {
     first_failure: String,
     last_failure: String,
     locked: bool,
+    /// Not locked, but would be were the policy not observing.
+    would_lock: bool,
     status: String,
 }
 
 impl Row {
     fn new(record: &AttemptRecord, policy: &Policy) -> Self {
         let field = |field| record.identity.value(field).unwrap_or("—").to_string();
-        let mut status = match record.lock_remaining {
-            Some(remaining) => format!("Locked out, {} left", human(remaining)),
-            None => {
+        let mut status = match (record.lock_remaining, record.would_lock_remaining) {
+            (Some(remaining), _) => format!("Locked out, {} left", human(remaining)),
+            (None, Some(remaining)) => format!(
+                "Would be locked out (observe mode), {} left",
+                human(remaining)
+            ),
+            (None, None) => {
                 let fields: Vec<Field> = record
                     .identity
                     .values()
@@ -254,6 +260,7 @@ impl Row {
             first_failure: record.first_failure.map(timestamp).unwrap_or_default(),
             last_failure: record.last_failure.map(timestamp).unwrap_or_default(),
             locked: record.is_locked(),
+            would_lock: record.would_lock_remaining.is_some(),
             status,
         }
     }

@@ -124,9 +124,15 @@ pub async fn check(
     Ok(Json(answer).into_response())
 }
 
+/// Counts a check by its verdict; one that observe mode kept from refusing is allowed, and a
+/// would-be refusal too.
 fn count_check(service: &Service, verdict: &Verdict) {
     service.metrics.check(match verdict {
         Verdict::Allowed => "allowed",
+        Verdict::WouldLock(_) => {
+            service.metrics.would_refuse("check");
+            "allowed"
+        }
         Verdict::Locked(lockout) => lockout.reason.name(),
     });
 }
@@ -164,6 +170,10 @@ pub async fn failure(
         &report.value.started,
         report.value.retry_after,
     );
+    if let Some(lockout) = &report.value.would_lock {
+        service.metrics.would_refuse("failure");
+        log_would_lockouts(&attempt, &lockout.started, lockout.retry_after);
+    }
     let answer = wire::marked(wire::failure(&report.value), report.local);
     Ok(Json(answer).into_response())
 }
@@ -218,6 +228,23 @@ fn log_lockouts(
             by = %combination,
             retry_after_secs = retry_after.map(wire::seconds),
             "lockout started"
+        );
+    }
+}
+
+/// One log line per identity whose would-be lock this attempt started (observe mode).
+fn log_would_lockouts(
+    attempt: &Attempt,
+    started: &[crate::policy::Combination],
+    retry_after: Option<Duration>,
+) {
+    for combination in started {
+        tracing::info!(
+            ip = %attempt.ip,
+            username = attempt.username.as_deref().unwrap_or("-"),
+            by = %combination,
+            retry_after_secs = retry_after.map(wire::seconds),
+            "lockout would start (observe mode: nothing refused)"
         );
     }
 }

@@ -98,9 +98,10 @@ async fn unrecorded_check(engine: &Engine<AnyStore>, attempt: &Attempt) -> Resul
 async fn unrecorded_failure(engine: &Engine<AnyStore>, attempt: &Attempt) -> Result<FailureReport> {
     let standing = engine.inspect(attempt).await?;
     let locked = standing.verdict.is_locked();
-    let (retry_after, locked_by) = match standing.verdict {
-        Verdict::Locked(lockout) => (lockout.retry_after, lockout.locked_by),
-        Verdict::Allowed => (None, Vec::new()),
+    let (retry_after, locked_by, would_lock) = match standing.verdict {
+        Verdict::Locked(lockout) => (lockout.retry_after, lockout.locked_by, None),
+        Verdict::WouldLock(lockout) => (None, Vec::new(), Some(lockout)),
+        Verdict::Allowed => (None, Vec::new(), None),
     };
     Ok(FailureReport {
         locked,
@@ -108,6 +109,7 @@ async fn unrecorded_failure(engine: &Engine<AnyStore>, attempt: &Attempt) -> Res
         failures: standing.failures,
         started: Vec::new(),
         locked_by,
+        would_lock,
     })
 }
 

@@ -1,5 +1,5 @@
 //! Prometheus metrics: what the engine decided (checks by verdict, failures, lockouts started,
-//! successes, resets), what went wrong (store errors, degraded answers), and how long requests
+//! would-be refusals in observe mode, successes, resets), what went wrong (store errors, degraded answers), and how long requests
 //! and store calls took. Served at `/metrics` in the OpenMetrics text format.
 
 use std::sync::Arc;
@@ -32,6 +32,7 @@ pub struct Metrics {
     checks: Family<Label, Counter>,
     failures: Counter,
     lockouts_started: Counter,
+    would_refusals: Family<Label, Counter>,
     successes: Counter,
     resets: Counter,
     store_errors: Family<Label, Counter>,
@@ -55,6 +56,7 @@ impl Metrics {
             checks: Family::default(),
             failures: Counter::default(),
             lockouts_started: Counter::default(),
+            would_refusals: Family::default(),
             successes: Counter::default(),
             resets: Counter::default(),
             store_errors: Family::default(),
@@ -75,6 +77,11 @@ impl Metrics {
             "lockouts_started",
             "Identities locked (one per combination that reached the limit)",
             metrics.lockouts_started.clone(),
+        );
+        r.register(
+            "would_refusals",
+            "Answers in observe mode that would have refused (would_lock), by endpoint",
+            metrics.would_refusals.clone(),
         );
         r.register(
             "successes",
@@ -134,6 +141,13 @@ impl Metrics {
     /// `verdict`: `allowed`, `lockout`, `deny_list` or `degraded`.
     pub fn check(&self, verdict: &'static str) {
         self.checks.get_or_create(&[("verdict", verdict)]).inc();
+    }
+
+    /// An answer of `endpoint` (`check`, `failure`) that observe mode kept from refusing.
+    pub fn would_refuse(&self, endpoint: &'static str) {
+        self.would_refusals
+            .get_or_create(&[("endpoint", endpoint)])
+            .inc();
     }
 
     pub fn failure(&self) {

@@ -100,6 +100,10 @@ impl Store for AnyStore {
         on_the_store!(self, store => store.peek(identities).await)
     }
 
+    async fn peek_observed(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
+        on_the_store!(self, store => store.peek_observed(identities).await)
+    }
+
     async fn record_failures(
         &self,
         identities: &[Identity],

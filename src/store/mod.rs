@@ -34,6 +34,10 @@ pub struct FailureRule {
     pub lock_out_at_failure: bool,
     /// Repeat offenders: longer lockouts for identities locked out before.
     pub repeat: Option<Repeat>,
+    /// Observe mode: the lock this failure sets or renews is a would-be lock
+    /// (`KeyKind::WouldLock`), which refuses nothing, not the identity's lock; the count and
+    /// the lockout count are the identity's own, as without it.
+    pub observe: bool,
 }
 
 impl FailureRule {
@@ -154,6 +158,14 @@ pub trait Store: Send + Sync {
 
     /// Failures and lock of each identity, in order. Reads only.
     fn peek(
+        &self,
+        identities: &[Identity],
+    ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
+
+    /// Failures of each identity, in order, and as its lock the longer of its lock and its
+    /// would-be lock (see `FailureRule::observe`): what a policy in observe mode reads, every
+    /// lock that enforcing would refuse on. Reads only.
+    fn peek_observed(
         &self,
         identities: &[Identity],
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;

@@ -1,7 +1,8 @@
 //! The in-process store answers as Redis does: random policies (some combinations with limits of
-//! their own, some with repeat offenders) and random sequences of checks, inspections, failures,
-//! successes, resets (all, by IP, username, pair, either, prefixes; dry runs too), listings,
-//! access-log reads and log resets, over a few IPs and usernames so that identities collide, run
+//! their own, some with repeat offenders, some in observe mode) and random sequences of checks,
+//! inspections, failures, successes, resets (all, by IP, username, pair, either, prefixes; dry
+//! runs too), listings, access-log reads, log resets and switches between observing and
+//! enforcing, over a few IPs and usernames so that identities collide, run
 //! side by side on a real Redis and on a fresh `MemoryStore`, with the same answer required at
 //! every step. Time moves through `Backend::advance`, never by waiting.
 //!
@@ -25,7 +26,9 @@ use std::time::{Duration, Instant};
 use lockout::attempt::parse_ip;
 use lockout::policy::{Backoff, Limits, Repeat};
 use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome};
-use lockout::{AnyStore, Attempt, Engine, FailureReport, Policy, Standing, Target, Verdict};
+use lockout::{
+    AnyStore, Attempt, Engine, FailureReport, Lockout, Policy, Standing, Target, Verdict,
+};
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
@@ -60,11 +63,22 @@ enum Op {
     Inspect(Attempt),
     Fail(Attempt),
     Succeed(Attempt),
-    Reset { target: Target, dry_run: bool },
-    List { target: Target, locked_only: bool },
-    Logs { filter: LogFilter, limit: usize },
+    Reset {
+        target: Target,
+        dry_run: bool,
+    },
+    List {
+        target: Target,
+        locked_only: bool,
+    },
+    Logs {
+        filter: LogFilter,
+        limit: usize,
+    },
     ResetLogs(Duration),
     Advance(Duration),
+    /// The same policy, observing if it enforced and enforcing if it observed, from now on.
+    Switch,
 }
 
 /// An answer with what cannot be compared taken out (see the module's doc).
@@ -78,6 +92,7 @@ enum Answer {
     Records(Vec<AttemptRecord>),
     Logs(Vec<LogEntry>),
     Advanced,
+    Switched,
 }
 
 #[test]
@@ -114,11 +129,23 @@ async fn run_case(
     flush_all(redis);
     let started = Instant::now();
     let memory = Backend::memory();
-    let on_redis = Engine::new(store.clone(), policy.clone());
-    let in_memory = memory.engine(policy).await;
+    // The policy as drawn, and the same in the other mode, on the same keyspace.
+    let switched = Policy {
+        observe: !policy.observe,
+        ..policy.clone()
+    };
+    let on_redis = [
+        Engine::new(store.clone(), policy.clone()),
+        Engine::new(store.clone(), switched.clone()),
+    ];
+    let in_memory = [memory.engine(policy).await, memory.engine(switched).await];
+    let mut mode = 0;
     for (n, op) in ops.iter().enumerate() {
-        let redis_answer = step(redis, &on_redis, op).await;
-        let memory_answer = step(&memory, &in_memory, op).await;
+        if let Op::Switch = op {
+            mode = 1 - mode;
+        }
+        let redis_answer = step(redis, &on_redis[mode], op).await;
+        let memory_answer = step(&memory, &in_memory[mode], op).await;
         if redis_answer != memory_answer && started.elapsed() >= Duration::from_secs(1) {
             return Err(TestCaseError::reject("Redis ran a second or more ahead"));
         }
@@ -156,6 +183,7 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
             let report = engine.fail(attempt).await.unwrap();
             Answer::Failure(FailureReport {
                 retry_after: whole(report.retry_after),
+                would_lock: report.would_lock.map(whole_lockout),
                 ..report
             })
         }
@@ -179,6 +207,7 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
                     first_failure: None,
                     last_failure: None,
                     lock_remaining: whole(record.lock_remaining),
+                    would_lock_remaining: whole(record.would_lock_remaining),
                     ..record
                 })
                 .collect();
@@ -205,6 +234,7 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
             backend.advance(*by);
             Answer::Advanced
         }
+        Op::Switch => Answer::Switched,
     }
 }
 
@@ -215,11 +245,16 @@ fn whole(remaining: Option<Duration>) -> Option<Duration> {
 
 fn whole_verdict(verdict: Verdict) -> Verdict {
     match verdict {
-        Verdict::Locked(lockout) => Verdict::Locked(lockout::Lockout {
-            retry_after: whole(lockout.retry_after),
-            ..lockout
-        }),
+        Verdict::Locked(lockout) => Verdict::Locked(whole_lockout(lockout)),
+        Verdict::WouldLock(lockout) => Verdict::WouldLock(whole_lockout(lockout)),
         Verdict::Allowed => Verdict::Allowed,
+    }
+}
+
+fn whole_lockout(lockout: Lockout) -> Lockout {
+    Lockout {
+        retry_after: whole(lockout.retry_after),
+        ..lockout
     }
 }
 
@@ -249,6 +284,7 @@ fn policy() -> impl Strategy<Value = Policy> {
             select(&[1.0, 1.5, 2.0, 3.0][..]),
             0..=60u64,
         )),
+        prop::bool::weighted(0.3),
     )
         .prop_map(
             |(
@@ -260,6 +296,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                 [on_success, extend],
                 own,
                 repeat,
+                observe,
             )| {
                 let lockout_duration = lockout.unwrap_or(cooloff);
                 let mut policy = Policy {
@@ -273,6 +310,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                         backoff: Backoff(backoff),
                         max_lockout: lockout_duration + Duration::from_secs(beyond),
                     }),
+                    observe,
                     ..support::policy(limit, combinations)
                 };
                 for (combination, own) in policy.combinations.iter_mut().zip(own) {
@@ -304,6 +342,7 @@ fn op() -> impl Strategy<Value = Op> {
         // Half of them 1 or 2 s: within, or just at, the end of the 2 s a reset's marker lives.
         3 => prop_oneof![1..=2u64, 1..=35u64]
             .prop_map(|secs| Op::Advance(Duration::from_secs(secs))),
+        1 => Just(Op::Switch),
     ]
 }
 

@@ -151,6 +151,7 @@ async fn refusals_counted_before_a_reset_are_dropped_after_it(redis: Backend) {
             failure_limit: 3,
             lock_out_at_failure: true,
             repeat: None,
+            observe: false,
         },
         count: 40,
         counted_ago: RESET_GUARD,

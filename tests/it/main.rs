@@ -18,6 +18,7 @@ mod insurance;
 mod lock_cache;
 mod lock_ends;
 mod memory;
+mod observe;
 mod policies;
 mod proxy;
 mod request_policy;

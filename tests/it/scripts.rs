@@ -221,7 +221,8 @@ fn reset_before_lua_refuses_unusable_arguments_and_spares_a_record_failed_after_
     let redis = RedisServer::start();
     let mut connection = redis.connection();
     let [record, lock, lockouts, marker] = PAIR;
-    let keys = [record, lock, lockouts, marker];
+    let would_lock = "lockout:would_lock:{0.178}ip=10.0.0.1&username=a";
+    let keys = [record, lock, lockouts, would_lock, marker];
     redis::cmd("HSET")
         .arg(record)
         .arg("n")

@@ -164,6 +164,10 @@ struct Record {
     /// When the record goes, unless a lock keeps it.
     ends: Instant,
     lock_ends: Option<Instant>,
+    /// When the would-be lock observe mode set ends (see `FailureRule::observe`): it refuses
+    /// nothing, and the record lives until then unless a later failure's cool-off ends it
+    /// sooner. Past, it is none.
+    would_lock_ends: Option<Instant>,
 }
 
 impl Record {
@@ -173,6 +177,13 @@ impl Record {
             Some(lock_ends) => (true, (lock_ends, space, tag.clone())),
             None => (false, (self.ends, space, tag.clone())),
         }
+    }
+
+    /// What is left of its would-be lock at `now`, if anything.
+    fn would_lock_remaining(&self, now: Instant) -> Option<Duration> {
+        self.would_lock_ends
+            .filter(|ends| *ends > now)
+            .map(|ends| ends - now)
     }
 }
 
@@ -384,6 +395,15 @@ impl Store for MemoryStore {
         Ok(identities
             .iter()
             .map(|identity| state.state_of(space, identity.tag(), now))
+            .collect())
+    }
+
+    async fn peek_observed(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
+        let (state, now) = self.state();
+        let space = state.space_of(&self.keys);
+        Ok(identities
+            .iter()
+            .map(|identity| state.observed_state_of(space, identity.tag(), now))
             .collect())
     }
 

@@ -27,6 +27,24 @@ impl State {
         }
     }
 
+    /// The identity's state with, as its lock, the longer of its lock and its would-be lock
+    /// (see `Store::peek_observed`).
+    pub(super) fn observed_state_of(
+        &self,
+        space: Option<SpaceId>,
+        tag: &str,
+        now: Instant,
+    ) -> IdentityState {
+        let state = self.state_of(space, tag, now);
+        let would_lock = space
+            .and_then(|space| self.spaces[space].records.get(tag))
+            .and_then(|record| record.would_lock_remaining(now));
+        IdentityState {
+            lock_remaining: state.lock_remaining.max(would_lock),
+            ..state
+        }
+    }
+
     /// `fail.lua`: `failure` of `identity` at `now` (`wall` on the wall clock).
     pub(super) fn fail(
         &mut self,
@@ -65,6 +83,7 @@ impl State {
                     written: 0,
                     ends: now,
                     lock_ends: None,
+                    would_lock_ends: None,
                 });
                 (Tag::from(tag), record)
             }
@@ -83,8 +102,13 @@ impl State {
         };
         let (mut lock_started, mut lockouts) = (false, 0);
         if limit > 0 && record.failures >= limit {
-            // A lock that has ended is gone (see `expire`): none there starts a lockout.
-            lock_started = record.lock_ends.is_none();
+            // A lock that has ended is gone (see `expire`), a would-be lock is past: none
+            // there starts a lockout.
+            lock_started = if rule.observe {
+                record.would_lock_remaining(now).is_none()
+            } else {
+                record.lock_ends.is_none()
+            };
             let duration = match rule.repeat {
                 None => rule.lockout_duration,
                 Some(repeat) => {
@@ -97,12 +121,21 @@ impl State {
                     rule.lockout_for(lockouts)
                 }
             };
-            record.lock_ends = Some(now + duration);
+            if rule.observe {
+                record.would_lock_ends = Some(now + duration);
+            } else {
+                record.lock_ends = Some(now + duration);
+            }
             record.ends = record.ends.max(now + duration);
         }
+        let lock_remaining = if rule.observe {
+            record.would_lock_remaining(now)
+        } else {
+            record.lock_ends.map(|ends| ends - now)
+        };
         let state = IdentityState {
             failures: record.failures,
-            lock_remaining: record.lock_ends.map(|ends| ends - now),
+            lock_remaining,
             lock_started,
             lockouts,
         };
@@ -185,6 +218,7 @@ impl State {
                     written: 0,
                     ends: now + lives,
                     lock_ends: None,
+                    would_lock_ends: None,
                 });
                 (Tag::from(imported.identity.tag()), record)
             }
@@ -287,6 +321,7 @@ impl State {
             user_agent: record.user_agent.as_deref().map(String::from),
             path: record.path.as_deref().map(String::from),
             lock_remaining: record.lock_ends.map(|ends| ends - now),
+            would_lock_remaining: record.would_lock_remaining(now),
             lockouts: self.spaces[space]
                 .lockouts
                 .get(tag)
@@ -306,5 +341,6 @@ fn counted_elsewhere(imported: &ImportedRecord) -> FailureRule {
         failure_limit: u32::MAX,
         lock_out_at_failure: false,
         repeat: None,
+        observe: false,
     }
 }

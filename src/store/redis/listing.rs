@@ -102,21 +102,28 @@ impl RedisStore {
                     self.on_identity(identity, |[_, _, lockouts]| {
                         redis::cmd("GET").arg(lockouts).clone()
                     }),
+                    redis::cmd("PTTL")
+                        .arg(self.keys.key(KeyKind::WouldLock, identity))
+                        .clone(),
                 ]
             })
             .collect();
         let mut replies = self.round_trip(&requests).await?.into_iter();
         let mut records = Vec::with_capacity(identities.len());
         for identity in identities {
-            let (Some(fields), Some(pttl), Some(lockouts)) =
-                (replies.next(), replies.next(), replies.next())
-            else {
+            let (Some(fields), Some(pttl), Some(lockouts), Some(would_lock)) = (
+                replies.next(),
+                replies.next(),
+                replies.next(),
+                replies.next(),
+            ) else {
                 break;
             };
             let lockouts: Option<u64> = self.parse(lockouts)?;
             let mut fields: HashMap<String, String> = self.parse(fields)?;
             let lock_remaining = remaining(self.parse(pttl)?);
-            if fields.is_empty() && lock_remaining.is_none() {
+            let would_lock_remaining = remaining(self.parse(would_lock)?);
+            if fields.is_empty() && lock_remaining.is_none() && would_lock_remaining.is_none() {
                 continue; // expired between the scan and now
             }
             let time = |secs: Option<String>| {
@@ -138,6 +145,7 @@ impl RedisStore {
                     .filter(|v| !v.is_empty()),
                 path: fields.remove(record_field::PATH).filter(|v| !v.is_empty()),
                 lock_remaining,
+                would_lock_remaining,
                 lockouts: lockouts.unwrap_or(0),
             });
         }

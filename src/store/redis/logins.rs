@@ -67,7 +67,7 @@ impl RedisStore {
         for failure in failures {
             let identity = failure.identity;
             keys.push(self.keys.key(KeyKind::Attempt, identity));
-            keys.push(self.keys.key(KeyKind::Lock, identity));
+            keys.push(self.keys.key(lock_kind(failure.rule), identity));
             if repeats(failure.rule).is_some() {
                 keys.push(self.keys.key(KeyKind::Lockouts, identity));
             }
@@ -185,6 +185,15 @@ fn repeats(rule: &FailureRule) -> Option<(u64, Repeat)> {
     Some((millis(repeat.memory), repeat)).filter(|(memory, _)| *memory != 0)
 }
 
+/// The lock flag a failure under `rule` sets: `fail.lua` sets the one it is given.
+fn lock_kind(rule: &FailureRule) -> KeyKind {
+    if rule.observe {
+        KeyKind::WouldLock
+    } else {
+        KeyKind::Lock
+    }
+}
+
 /// Failures to add to one identity, as `fail.lua` takes them.
 #[derive(Debug, Clone, Copy)]
 struct Failure<'a> {
@@ -221,29 +230,56 @@ pub(super) async fn peek(
     store: &RedisStore,
     identities: &[Identity],
 ) -> Result<Vec<IdentityState>> {
+    read_states(store, identities, false).await
+}
+
+pub(super) async fn peek_observed(
+    store: &RedisStore,
+    identities: &[Identity],
+) -> Result<Vec<IdentityState>> {
+    read_states(store, identities, true).await
+}
+
+/// Each identity's count and lock, and with `observed` the longer of its lock and its
+/// would-be lock, in one round trip.
+async fn read_states(
+    store: &RedisStore,
+    identities: &[Identity],
+    observed: bool,
+) -> Result<Vec<IdentityState>> {
+    let kinds: &[KeyKind] = if observed {
+        &[KeyKind::Lock, KeyKind::WouldLock]
+    } else {
+        &[KeyKind::Lock]
+    };
     let requests: Vec<Cmd> = identities
         .iter()
         .flat_map(|identity| {
-            [
-                store.on_identity(identity, |[record, _, _]| {
-                    redis::cmd("HGET")
-                        .arg(record)
-                        .arg(record_field::FAILURES)
-                        .clone()
-                }),
-                store.on_identity(identity, |[_, lock, _]| {
-                    redis::cmd("PTTL").arg(lock).clone()
-                }),
-            ]
+            let count = store.on_identity(identity, |[record, _, _]| {
+                redis::cmd("HGET")
+                    .arg(record)
+                    .arg(record_field::FAILURES)
+                    .clone()
+            });
+            let locks = kinds.iter().map(|kind| {
+                redis::cmd("PTTL")
+                    .arg(store.keys.key(*kind, identity))
+                    .clone()
+            });
+            std::iter::once(count).chain(locks)
         })
         .collect();
     let mut replies = store.round_trip(&requests).await?.into_iter();
     let mut states = Vec::with_capacity(identities.len());
-    while let (Some(failures), Some(pttl)) = (replies.next(), replies.next()) {
+    while let Some(failures) = replies.next() {
         let failures: Option<u64> = store.parse(failures)?;
+        let mut lock_remaining = None;
+        for pttl in replies.by_ref().take(kinds.len()) {
+            lock_remaining = lock_remaining.max(remaining(store.parse(pttl)?));
+        }
         states.push(IdentityState {
             failures: failures.unwrap_or(0),
-            lock_remaining: remaining(store.parse(pttl)?),
+            lock_remaining,
             ..IdentityState::CLEAN
         });
     }

@@ -123,7 +123,7 @@ impl RedisStore {
     }
 
     /// Resets `identities` as of `at`, a reset that could not reach Redis then (made during an
-    /// outage): each one's record, lock and lockout count are deleted unless it failed after
+    /// outage): each one's record, locks and lockout count are deleted unless it failed after
     /// `at` (by the seconds of the failures' clocks), and failures counted before `at` and
     /// written later are dropped (see `Refusals::counted_ago`). Answers how many were deleted.
     pub async fn reset_before(&self, identities: &[Identity], at: SystemTime) -> Result<u64> {
@@ -262,6 +262,10 @@ impl Store for RedisStore {
 
     async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
         logins::peek(self, identities).await
+    }
+
+    async fn peek_observed(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
+        logins::peek_observed(self, identities).await
     }
 
     async fn record_failures(

@@ -11,7 +11,7 @@ use super::listing::SCAN_BATCH;
 use super::{epoch_secs, millis, RedisStore};
 use crate::error::Result;
 use crate::identity::Identity;
-use crate::keys::{Keyspace, RESET_GUARD};
+use crate::keys::{KeyKind, Keyspace, RESET_GUARD};
 use crate::store::scripts::RESET_BEFORE;
 use crate::store::{LogAppend, Progress, ResetNotice};
 use crate::target::Target;
@@ -157,7 +157,12 @@ pub(super) async fn clear(
     requests.extend(identities.iter().flat_map(|identity| {
         [
             store.reset_marker_request(identity.tag()),
-            store.on_identity(identity, |keys| redis::cmd("UNLINK").arg(&keys).clone()),
+            store.on_identity(identity, |keys| {
+                redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .arg(store.keys.key(KeyKind::WouldLock, identity))
+                    .clone()
+            }),
         ]
     }));
     requests.extend(log.map(|log| store.log_request(log)));
@@ -195,9 +200,10 @@ pub(super) async fn reset_before(
         .iter()
         .map(|identity| {
             let [record, lock, lockouts] = store.identity_keys(identity);
+            let would_lock = store.keys.key(KeyKind::WouldLock, identity);
             let marker = store.keys.reset_marker(identity.tag());
             RESET_BEFORE.evalsha(
-                &[record, lock, lockouts, marker],
+                &[record, lock, lockouts, would_lock, marker],
                 (epoch_secs(at), life, millis(ago)),
             )
         })
