@@ -1,6 +1,7 @@
 //! The in-process store answers as Redis does: random policies (some combinations with limits of
 //! their own, some with repeat offenders) and random sequences of checks, inspections, failures,
-//! successes, resets (all, by IP, username, pair, either, prefixes; dry runs too), listings,
+//! successes (some attempts with a device, issued before or after any revocation), resets (all,
+//! by IP, username, pair, either, prefixes; dry runs too), device revocations, listings,
 //! access-log reads and log resets, over a few IPs and usernames so that identities collide, run
 //! side by side on a real Redis and on a fresh `MemoryStore`, with the same answer required at
 //! every step. Time moves through `Backend::advance`, never by waiting.
@@ -23,6 +24,7 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use lockout::attempt::parse_ip;
+use lockout::devices::{Device, Devices};
 use lockout::policy::{Backoff, Limits, Repeat};
 use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome};
 use lockout::{AnyStore, Attempt, Engine, FailureReport, Policy, Standing, Target, Verdict};
@@ -53,6 +55,10 @@ const COMBINATIONS: &[&[&[&str]]] = &[
 ];
 /// Longer than all the advances of a case: a log reset of this age removes nothing.
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// Device IDs, and when their tokens were issued: long before any revocation, or after every
+/// one of a case.
+const DEVICES: &[&str] = &["d1", "d2"];
+const ISSUED: &[u64] = &[1, u64::MAX / 2];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -61,6 +67,7 @@ enum Op {
     Fail(Attempt),
     Succeed(Attempt),
     Reset { target: Target, dry_run: bool },
+    RevokeDevices(Vec<String>),
     List { target: Target, locked_only: bool },
     Logs { filter: LogFilter, limit: usize },
     ResetLogs(Duration),
@@ -77,6 +84,7 @@ enum Answer {
     Count(u64),
     Records(Vec<AttemptRecord>),
     Logs(Vec<LogEntry>),
+    Revoked,
     Advanced,
 }
 
@@ -114,8 +122,13 @@ async fn run_case(
     flush_all(redis);
     let started = Instant::now();
     let memory = Backend::memory();
-    let on_redis = Engine::new(store.clone(), policy.clone());
-    let in_memory = memory.engine(policy).await;
+    // Revocations kept for 30 s: advances outlive some.
+    let devices = Devices {
+        secret: "differential-secret".into(),
+        token_ttl: Duration::from_secs(30),
+    };
+    let on_redis = Engine::new(store.clone(), policy.clone()).with_devices(Some(&devices));
+    let in_memory = memory.engine(policy).await.with_devices(Some(&devices));
     for (n, op) in ops.iter().enumerate() {
         let redis_answer = step(redis, &on_redis, op).await;
         let memory_answer = step(&memory, &in_memory, op).await;
@@ -201,6 +214,10 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
             Answer::Logs(entries)
         }
         Op::ResetLogs(age) => Answer::Count(engine.reset_logs(*age).await.unwrap()),
+        Op::RevokeDevices(usernames) => {
+            engine.revoke_devices(usernames).await.unwrap();
+            Answer::Revoked
+        }
         Op::Advance(by) => {
             backend.advance(*by);
             Answer::Advanced
@@ -297,6 +314,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => attempt().prop_map(Op::Succeed),
         3 => (target(), any::<bool>())
             .prop_map(|(target, dry_run)| Op::Reset { target, dry_run }),
+        1 => vec(username(), 1..=2).prop_map(Op::RevokeDevices),
         2 => (target(), any::<bool>())
             .prop_map(|(target, locked_only)| Op::List { target, locked_only }),
         2 => logs(),
@@ -313,9 +331,16 @@ fn attempt() -> impl Strategy<Value = Attempt> {
         option::weighted(0.8, select(USERNAMES)),
         option::of(select(USER_AGENTS)),
         option::of(select(PATHS)),
+        option::weighted(0.3, (select(DEVICES), select(ISSUED))),
     )
-        .prop_map(|(ip, username, user_agent, path)| {
-            Attempt::parse(ip, username, user_agent, path).unwrap()
+        .prop_map(|(ip, username, user_agent, path, device)| {
+            let device = device.map(|(id, issued)| Device {
+                id: id.to_string(),
+                issued,
+            });
+            Attempt::parse(ip, username, user_agent, path)
+                .unwrap()
+                .with_device(device)
         })
 }
 
