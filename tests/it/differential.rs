@@ -1,7 +1,8 @@
 //! The in-process store answers as Redis does: random policies (some combinations with limits of
 //! their own, some with repeat offenders) and random sequences of checks, inspections, failures,
 //! successes (some attempts with a device, issued before or after any revocation), resets (all,
-//! by IP, username, pair, either, prefixes; dry runs too), device revocations, listings,
+//! by IP, username, pair, either, prefixes; dry runs too), device revocations, unlock tokens
+//! redeemed (some twice, some after their use has expired), listings,
 //! access-log reads and log resets, over a few IPs and usernames so that identities collide, run
 //! side by side on a real Redis and on a fresh `MemoryStore`, with the same answer required at
 //! every step. Time moves through `Backend::advance`, never by waiting.
@@ -21,12 +22,13 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use lockout::attempt::parse_ip;
-use lockout::devices::{Device, Devices};
+use lockout::devices::{epoch_millis, Device, Devices};
 use lockout::policy::{Backoff, Limits, Repeat};
 use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome};
+use lockout::unlock::Unlock;
 use lockout::{AnyStore, Attempt, Engine, FailureReport, Policy, Standing, Target, Verdict};
 use proptest::collection::vec;
 use proptest::option;
@@ -68,6 +70,7 @@ enum Op {
     Succeed(Attempt),
     Reset { target: Target, dry_run: bool },
     RevokeDevices(Vec<String>),
+    Unlock { username: String, id: &'static str },
     List { target: Target, locked_only: bool },
     Logs { filter: LogFilter, limit: usize },
     ResetLogs(Duration),
@@ -85,6 +88,7 @@ enum Answer {
     Records(Vec<AttemptRecord>),
     Logs(Vec<LogEntry>),
     Revoked,
+    Unlocked(Option<u64>),
     Advanced,
 }
 
@@ -124,8 +128,8 @@ async fn run_case(
     let memory = Backend::memory();
     // Revocations kept for 30 s: advances outlive some.
     let devices = Devices {
-        secret: "differential-secret".into(),
         token_ttl: Duration::from_secs(30),
+        ..Devices::new("differential-secret".into())
     };
     let on_redis = Engine::new(store.clone(), policy.clone()).with_devices(Some(&devices));
     let in_memory = memory.engine(policy).await.with_devices(Some(&devices));
@@ -217,6 +221,16 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
         Op::RevokeDevices(usernames) => {
             engine.revoke_devices(usernames).await.unwrap();
             Answer::Revoked
+        }
+        Op::Unlock { username, id } => {
+            // Valid for 20 s: within a case's advances, or past them.
+            let unlock = Unlock {
+                username: username.clone(),
+                scope: None,
+                id: id.to_string(),
+                expires: epoch_millis(SystemTime::now() + Duration::from_secs(20)),
+            };
+            Answer::Unlocked(engine.unlock(&unlock).await.unwrap())
         }
         Op::Advance(by) => {
             backend.advance(*by);
@@ -315,6 +329,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (target(), any::<bool>())
             .prop_map(|(target, dry_run)| Op::Reset { target, dry_run }),
         1 => vec(username(), 1..=2).prop_map(Op::RevokeDevices),
+        1 => (username(), select(&["u1", "u2"][..]))
+            .prop_map(|(username, id)| Op::Unlock { username, id }),
         2 => (target(), any::<bool>())
             .prop_map(|(target, locked_only)| Op::List { target, locked_only }),
         2 => logs(),

@@ -27,5 +27,6 @@ mod secrets;
 mod service;
 mod support;
 mod tls;
+mod unlock;
 mod views;
 mod webhooks;
