@@ -1,8 +1,10 @@
 //! The in-process store answers as Redis does: random policies (some combinations with limits of
 //! their own, some with repeat offenders, some in observe mode) and random sequences of checks,
-//! inspections, failures, successes, resets (all, by IP, username, pair, either, prefixes; dry
-//! runs too), listings, access-log reads, log resets and switches between observing and
-//! enforcing, over a few IPs and usernames so that identities collide, run
+//! inspections, failures, successes (some attempts with a device, issued before or after any
+//! revocation), resets (all, by IP, username, pair, either, prefixes; dry runs too), device
+//! revocations, unlock tokens redeemed (some twice, some after their use has expired),
+//! listings, access-log reads, log resets and switches between observing and enforcing, over a
+//! few IPs and usernames so that identities collide, run
 //! side by side on a real Redis and on a fresh `MemoryStore`, with the same answer required at
 //! every step. Time moves through `Backend::advance`, never by waiting.
 //!
@@ -21,11 +23,13 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use lockout::attempt::parse_ip;
+use lockout::devices::{epoch_millis, Device, Devices};
 use lockout::policy::{Backoff, Limits, Repeat};
 use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome};
+use lockout::unlock::Unlock;
 use lockout::{
     AnyStore, Attempt, Engine, FailureReport, Lockout, Policy, Standing, Target, Verdict,
 };
@@ -56,6 +60,10 @@ const COMBINATIONS: &[&[&[&str]]] = &[
 ];
 /// Longer than all the advances of a case: a log reset of this age removes nothing.
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// Device IDs, and when their tokens were issued: long before any revocation, or after every
+/// one of a case.
+const DEVICES: &[&str] = &["d1", "d2"];
+const ISSUED: &[u64] = &[1, u64::MAX / 2];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -66,6 +74,11 @@ enum Op {
     Reset {
         target: Target,
         dry_run: bool,
+    },
+    RevokeDevices(Vec<String>),
+    Unlock {
+        username: String,
+        id: &'static str,
     },
     List {
         target: Target,
@@ -91,6 +104,8 @@ enum Answer {
     Count(u64),
     Records(Vec<AttemptRecord>),
     Logs(Vec<LogEntry>),
+    Revoked,
+    Unlocked(Option<u64>),
     Advanced,
     Switched,
 }
@@ -129,16 +144,24 @@ async fn run_case(
     flush_all(redis);
     let started = Instant::now();
     let memory = Backend::memory();
+    // Revocations kept for 30 s: advances outlive some.
+    let devices = Devices {
+        token_ttl: Duration::from_secs(30),
+        ..Devices::new("differential-secret".into())
+    };
     // The policy as drawn, and the same in the other mode, on the same keyspace.
     let switched = Policy {
         observe: !policy.observe,
         ..policy.clone()
     };
     let on_redis = [
-        Engine::new(store.clone(), policy.clone()),
-        Engine::new(store.clone(), switched.clone()),
+        Engine::new(store.clone(), policy.clone()).with_devices(Some(&devices)),
+        Engine::new(store.clone(), switched.clone()).with_devices(Some(&devices)),
     ];
-    let in_memory = [memory.engine(policy).await, memory.engine(switched).await];
+    let in_memory = [
+        memory.engine(policy).await.with_devices(Some(&devices)),
+        memory.engine(switched).await.with_devices(Some(&devices)),
+    ];
     let mut mode = 0;
     for (n, op) in ops.iter().enumerate() {
         if let Op::Switch = op {
@@ -230,6 +253,20 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
             Answer::Logs(entries)
         }
         Op::ResetLogs(age) => Answer::Count(engine.reset_logs(*age).await.unwrap()),
+        Op::RevokeDevices(usernames) => {
+            engine.revoke_devices(usernames).await.unwrap();
+            Answer::Revoked
+        }
+        Op::Unlock { username, id } => {
+            // Valid for 20 s: within a case's advances, or past them.
+            let unlock = Unlock {
+                username: username.clone(),
+                scope: None,
+                id: id.to_string(),
+                expires: epoch_millis(SystemTime::now() + Duration::from_secs(20)),
+            };
+            Answer::Unlocked(engine.unlock(&unlock).await.unwrap())
+        }
         Op::Advance(by) => {
             backend.advance(*by);
             Answer::Advanced
@@ -335,6 +372,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => attempt().prop_map(Op::Succeed),
         3 => (target(), any::<bool>())
             .prop_map(|(target, dry_run)| Op::Reset { target, dry_run }),
+        1 => vec(username(), 1..=2).prop_map(Op::RevokeDevices),
+        1 => (username(), select(&["u1", "u2"][..]))
+            .prop_map(|(username, id)| Op::Unlock { username, id }),
         2 => (target(), any::<bool>())
             .prop_map(|(target, locked_only)| Op::List { target, locked_only }),
         2 => logs(),
@@ -352,9 +392,16 @@ fn attempt() -> impl Strategy<Value = Attempt> {
         option::weighted(0.8, select(USERNAMES)),
         option::of(select(USER_AGENTS)),
         option::of(select(PATHS)),
+        option::weighted(0.3, (select(DEVICES), select(ISSUED))),
     )
-        .prop_map(|(ip, username, user_agent, path)| {
-            Attempt::parse(ip, username, user_agent, path).unwrap()
+        .prop_map(|(ip, username, user_agent, path, device)| {
+            let device = device.map(|(id, issued)| Device {
+                id: id.to_string(),
+                issued,
+            });
+            Attempt::parse(ip, username, user_agent, path)
+                .unwrap()
+                .with_device(device)
         })
 }
 
