@@ -1,5 +1,6 @@
 //! The policy applied to a store: allow and deny lists, identities per combination, the
-//! Axes decisions (what is locked, what is recorded) and the verdicts. No Redis in here.
+//! Axes decisions (what is locked, what is recorded), an IP's password spraying, and the
+//! verdicts. No Redis in here.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,7 +15,8 @@ use crate::identity::Identity;
 use crate::lock_cache::{self, LockCache, LockCacheTasks};
 use crate::policy::{Combination, Policy};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
-use crate::store::{FailureRule, ImportedRecord, LogAppend, Page, Progress, Store};
+use crate::spraying;
+use crate::store::{FailureRule, ImportedRecord, LogAppend, Page, Progress, SprayingCount, Store};
 use crate::target::Target;
 use crate::view::{RecordView, Viewed};
 
@@ -42,6 +44,8 @@ pub struct Lockout {
     /// The combinations whose lock this very attempt started (recording a refused attempt can
     /// lock another identity of it).
     pub started: Vec<Combination>,
+    /// This very attempt locked its IP for password spraying.
+    pub spraying_started: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +54,8 @@ pub enum LockReason {
     Lockout,
     /// The IP is in the deny-list.
     DenyList,
+    /// The IP named too many usernames (and no combination of the attempt is locked).
+    Spraying,
 }
 
 impl LockReason {
@@ -57,6 +63,7 @@ impl LockReason {
         match self {
             LockReason::Lockout => "lockout",
             LockReason::DenyList => "deny_list",
+            LockReason::Spraying => "spraying",
         }
     }
 }
@@ -72,6 +79,8 @@ pub struct FailureReport {
     pub started: Vec<Combination>,
     /// The combinations whose identity is locked.
     pub locked_by: Vec<Combination>,
+    /// This failure locked its IP for password spraying.
+    pub spraying_started: bool,
 }
 
 /// An attempt's standing, read without recording anything: the verdict and each identity's
@@ -94,16 +103,20 @@ pub struct Engine<S> {
     policy: Policy,
     /// Each combination's rule, in the policy's order.
     rules: Vec<FailureRule>,
+    /// The rule an IP's spraying count locks under, when spraying is counted.
+    spraying: Option<FailureRule>,
     cache: Option<Arc<LockCache>>,
     /// Told whenever this engine appends events (see `with_events_signal`).
     events_signal: Option<watch::Sender<()>>,
 }
 
-/// The identities an attempt forms, each with its combination and the rule it counts under.
+/// The identities an attempt forms, each with its combination and the rule it counts under,
+/// and its IP alone (`spraying::identity`) when its spraying is counted.
 struct Formed {
     combinations: Vec<Combination>,
     identities: Vec<Identity>,
     rules: Vec<FailureRule>,
+    spraying: Option<Identity>,
 }
 
 impl<S: Store> Engine<S> {
@@ -115,6 +128,7 @@ impl<S: Store> Engine<S> {
             .collect();
         Engine {
             store,
+            spraying: spraying_rule_of(&policy),
             policy,
             rules,
             cache: None,
@@ -171,48 +185,63 @@ impl<S: Store> Engine<S> {
             combinations,
             identities,
             rules,
+            spraying,
         } = self.identities(attempt);
-        if identities.is_empty() {
+        if identities.is_empty() && spraying.is_none() {
             return Ok(Verdict::Allowed);
         }
         if let Some(lockout) = self.refuse_from_cache(attempt, &combinations, &identities, &rules) {
             return Ok(Verdict::Locked(lockout));
         }
         let generation = self.cache_generation();
-        let locks = self.store.lock_states(&identities).await?;
+        let mut locks = self
+            .store
+            .lock_states(&identities, spraying.as_ref())
+            .await?;
+        let spraying_lock = spraying.as_ref().and_then(|_| locks.pop().flatten());
         self.remember(&identities, locks.iter().copied(), generation);
-        if locks.iter().all(Option::is_none) {
+        if locks.iter().all(Option::is_none) && spraying_lock.is_none() {
             return Ok(Verdict::Allowed);
         }
         let log = self.log(attempt, Outcome::Refused);
-        let states: Vec<IdentityState> = if self.policy.reset_cooloff_on_failure_during_lockout {
+        let (states, spraying_state) = if self.policy.reset_cooloff_on_failure_during_lockout {
             let generation = self.cache_generation();
-            let states = self
+            let count = self.spraying_count(spraying.as_ref(), attempt);
+            let mut states = self
                 .store
-                .record_failures(&identities, &rules, attempt, true, log)
+                .record_failures(&identities, &rules, attempt, true, log, count)
                 .await
                 .map_err(Error::of_write)?;
+            let spraying_state = spraying.as_ref().and_then(|_| states.pop());
             let locks = states.iter().map(|state| state.lock_remaining);
             self.remember(&identities, locks, generation);
-            self.lockouts_started(attempt, &identities, &states).await;
-            states
+            let sprayed = spraying.as_ref().zip(spraying_state);
+            self.lockouts_started(attempt, &identities, &states, sprayed)
+                .await;
+            (states, spraying_state)
         } else {
             if let Some(log) = log {
                 self.store.append_log(log).await?;
             }
-            locks
+            let states = locks
                 .into_iter()
                 .map(|lock_remaining| IdentityState {
                     lock_remaining,
                     ..IdentityState::CLEAN
                 })
-                .collect()
+                .collect();
+            let spraying_state = spraying_lock.map(|lock_remaining| IdentityState {
+                lock_remaining: Some(lock_remaining),
+                ..IdentityState::CLEAN
+            });
+            (states, spraying_state)
         };
         let started = select(&combinations, &states, |state| state.lock_started);
         Ok(Verdict::Locked(Lockout::of(
             &combinations,
             &states,
             started,
+            spraying_state,
         )))
     }
 
@@ -233,14 +262,22 @@ impl<S: Store> Engine<S> {
         let Formed {
             combinations,
             identities,
+            spraying,
             ..
         } = self.identities(attempt);
-        if identities.is_empty() {
+        if identities.is_empty() && spraying.is_none() {
             return Ok(unrecorded(Verdict::Allowed));
         }
-        let states = self.store.peek(&identities).await?;
-        let verdict = if states.iter().any(|state| state.lock_remaining.is_some()) {
-            Verdict::Locked(Lockout::of(&combinations, &states, Vec::new()))
+        let mut states = self.store.peek(&identities, spraying.as_ref()).await?;
+        let spraying_state = spraying.as_ref().and_then(|_| states.pop());
+        let locked = states.iter().chain(&spraying_state).any(is_locked);
+        let verdict = if locked {
+            Verdict::Locked(Lockout::of(
+                &combinations,
+                &states,
+                Vec::new(),
+                spraying_state,
+            ))
         } else {
             Verdict::Allowed
         };
@@ -261,40 +298,49 @@ impl<S: Store> Engine<S> {
                 failures: Vec::new(),
                 started: Vec::new(),
                 locked_by: Vec::new(),
+                spraying_started: false,
             });
         }
         let Formed {
             combinations,
             identities,
             rules,
+            spraying,
         } = self.identities(attempt);
         let log = self.log(attempt, Outcome::Failure);
-        if identities.is_empty() {
+        if identities.is_empty() && spraying.is_none() {
             if let Some(log) = log {
                 self.store.append_log(log).await?;
             }
-            return Ok(report(combinations, Vec::new()));
+            return Ok(report(combinations, Vec::new(), None));
         }
         if !self.policy.reset_cooloff_on_failure_during_lockout {
             // As in Axes: a failure during a lockout records nothing, so the lock ends on time.
-            let states = self.store.peek(&identities).await?;
-            if states.iter().any(|state| state.lock_remaining.is_some()) {
+            let mut states = self.store.peek(&identities, spraying.as_ref()).await?;
+            let spraying_state = spraying.as_ref().and_then(|_| states.pop());
+            if states.iter().chain(&spraying_state).any(is_locked) {
                 return Ok(FailureReport {
-                    started: Vec::new(), // nothing was recorded, so nothing started
-                    ..report(combinations, states)
+                    // nothing was recorded, so nothing started
+                    started: Vec::new(),
+                    spraying_started: false,
+                    ..report(combinations, states, spraying_state)
                 });
             }
         }
         let generation = self.cache_generation();
-        let states = self
+        let count = self.spraying_count(spraying.as_ref(), attempt);
+        let mut states = self
             .store
-            .record_failures(&identities, &rules, attempt, false, log)
+            .record_failures(&identities, &rules, attempt, false, log, count)
             .await
             .map_err(Error::of_write)?;
+        let spraying_state = spraying.as_ref().and_then(|_| states.pop());
         let locks = states.iter().map(|state| state.lock_remaining);
         self.remember(&identities, locks, generation);
-        self.lockouts_started(attempt, &identities, &states).await;
-        Ok(report(combinations, states))
+        let sprayed = spraying.as_ref().zip(spraying_state);
+        self.lockouts_started(attempt, &identities, &states, sprayed)
+            .await;
+        Ok(report(combinations, states, spraying_state))
     }
 
     /// After a successful login: clears the attempt's identities when `reset_on_success` is
@@ -306,7 +352,8 @@ impl<S: Store> Engine<S> {
         let identities = self.identities(attempt).identities;
         let log = self.log(attempt, Outcome::Success);
         if self.policy.reset_on_success && !identities.is_empty() {
-            let removed = self.store.clear(&identities, log).await?;
+            // Not the IP's spraying: a login of its own would let a sprayer start over.
+            let removed = self.store.clear(&identities, false, log).await?;
             self.reset_event(Some(attempt.ip), || named(&identities), removed, "success")
                 .await;
             return Ok(removed > 0);
@@ -375,10 +422,10 @@ impl<S: Store> Engine<S> {
         Ok(records.into_iter().next())
     }
 
-    /// Deletes these identities' records and locks, a reset `by` someone (see `Event::by`);
-    /// answers how many had any.
+    /// Deletes these identities' records and locks (an IP's, its spraying count and lock too),
+    /// a reset `by` someone (see `Event::by`); answers how many had any.
     pub async fn remove(&self, identities: &[Identity], by: &str) -> Result<u64> {
-        let removed = self.store.clear(identities, None).await?;
+        let removed = self.store.clear(identities, true, None).await?;
         self.reset_event(None, || named(identities), removed, by)
             .await;
         Ok(removed)
@@ -405,6 +452,7 @@ impl<S: Store> Engine<S> {
                 lockouts: None,
                 by: Some(by.to_string()),
                 removed: None,
+                reason: Some(LockReason::Lockout.name().to_string()),
             })
             .collect();
         self.append_events(&events).await;
@@ -483,28 +531,37 @@ impl<S: Store> Engine<S> {
         self.store.recent_events(limit).await
     }
 
-    /// Appends an event for each lockout this write started. An event that cannot be written
-    /// does not undo the login it tells of: it is logged, and lost.
+    /// Appends an event for each lockout this write started, of its identities and of the
+    /// IP's `spraying` count (its identity and state). An event that cannot be written does
+    /// not undo the login it tells of: it is logged, and lost.
     async fn lockouts_started(
         &self,
         attempt: &Attempt,
         identities: &[Identity],
         states: &[IdentityState],
+        spraying: Option<(&Identity, IdentityState)>,
     ) {
-        let events: Vec<Event> = identities
+        let started = |subject: String, state: &IdentityState, reason: LockReason| Event {
+            kind: EventKind::LockoutStarted,
+            ip: Some(attempt.ip),
+            subject,
+            lockout: state.lock_remaining,
+            lockouts: Some(state.lockouts).filter(|&n| n > 0),
+            by: None,
+            removed: None,
+            reason: Some(reason.name().to_string()),
+        };
+        let mut events: Vec<Event> = identities
             .iter()
             .zip(states)
             .filter(|(_, state)| state.lock_started)
-            .map(|(identity, state)| Event {
-                kind: EventKind::LockoutStarted,
-                ip: Some(attempt.ip),
-                subject: identity.tag().to_string(),
-                lockout: state.lock_remaining,
-                lockouts: Some(state.lockouts).filter(|&n| n > 0),
-                by: None,
-                removed: None,
+            .map(|(identity, state)| {
+                started(identity.tag().to_string(), state, LockReason::Lockout)
             })
             .collect();
+        if let Some((ip, state)) = spraying.filter(|(_, state)| state.lock_started) {
+            events.push(started(spraying::subject(ip), &state, LockReason::Spraying));
+        }
         self.append_events(&events).await;
     }
 
@@ -527,6 +584,7 @@ impl<S: Store> Engine<S> {
             lockouts: None,
             by: Some(by.to_string()),
             removed: Some(removed),
+            reason: None,
         };
         self.append_events(&[event]).await;
     }
@@ -568,6 +626,7 @@ impl<S: Store> Engine<S> {
             combinations: Vec::new(),
             identities: Vec::new(),
             rules: Vec::new(),
+            spraying: self.spraying.map(|_| spraying::identity(&ip)),
         };
         for (combination, rule) in self.policy.combinations.iter().zip(&self.rules) {
             if let Some(identity) = Identity::counted_as(attempt, &ip, combination) {
@@ -591,8 +650,9 @@ impl<S: Store> Engine<S> {
             .collect()
     }
 
-    /// With the lock cache on and every identity of the attempt known locked: the refusal,
-    /// answered without Redis, its recording queued for the cache's next flush.
+    /// With the lock cache on and every identity of the attempt (at least one) known locked:
+    /// the refusal, answered without Redis, its recording queued for the cache's next flush.
+    /// (The IP's spraying lock is not cached: an attempt its combinations do not lock reads it.)
     fn refuse_from_cache(
         &self,
         attempt: &Attempt,
@@ -600,6 +660,9 @@ impl<S: Store> Engine<S> {
         identities: &[Identity],
         rules: &[FailureRule],
     ) -> Option<Lockout> {
+        if identities.is_empty() {
+            return None;
+        }
         let retry_after = self.cache.as_ref()?.refuse(
             identities,
             rules,
@@ -612,6 +675,20 @@ impl<S: Store> Engine<S> {
             retry_after: Some(retry_after),
             locked_by: combinations.to_vec(),
             started: Vec::new(),
+            spraying_started: false,
+        })
+    }
+
+    /// The attempt's part in its IP's spraying count (`ip`, when counted).
+    fn spraying_count<'a>(
+        &self,
+        ip: Option<&'a Identity>,
+        attempt: &Attempt,
+    ) -> Option<SprayingCount<'a>> {
+        Some(SprayingCount {
+            ip: ip?,
+            member: attempt.username.as_deref().map(spraying::member),
+            rule: self.spraying?,
         })
     }
 
@@ -650,18 +727,27 @@ impl<S: Store> Engine<S> {
 }
 
 impl Lockout {
-    /// The lockout of an attempt whose identities are in `states`: until the last lock ends,
-    /// by the combinations locked.
+    /// The lockout of an attempt whose identities are in `states` (and its IP's spraying
+    /// count in `spraying`): until the last lock ends, by the combinations locked; for
+    /// spraying when none is.
     fn of(
         combinations: &[Combination],
         states: &[IdentityState],
         started: Vec<Combination>,
+        spraying: Option<IdentityState>,
     ) -> Self {
+        let locked_by = select(combinations, states, is_locked);
+        let sprayed = spraying.is_some_and(|state| is_locked(&state));
         Lockout {
-            reason: LockReason::Lockout,
-            retry_after: latest_lock_end(states),
-            locked_by: select(combinations, states, |state| state.lock_remaining.is_some()),
+            reason: if locked_by.is_empty() && sprayed {
+                LockReason::Spraying
+            } else {
+                LockReason::Lockout
+            },
+            retry_after: latest_lock_end(states.iter().chain(&spraying)),
+            locked_by,
             started,
+            spraying_started: spraying.is_some_and(|state| state.lock_started),
         }
     }
 
@@ -672,6 +758,7 @@ impl Lockout {
             retry_after: None,
             locked_by: Vec::new(),
             started: Vec::new(),
+            spraying_started: false,
         }
     }
 }
@@ -709,16 +796,38 @@ fn rule_of(policy: &Policy, combination: &Combination) -> FailureRule {
     }
 }
 
-fn report(combinations: Vec<Combination>, states: Vec<IdentityState>) -> FailureReport {
+/// The rule an IP's spraying count locks under (see `SprayingCount::rule`), when the policy
+/// counts spraying and locks at all.
+fn spraying_rule_of(policy: &Policy) -> Option<FailureRule> {
+    let spraying = policy.spraying.filter(|_| policy.lock_out_at_failure)?;
+    Some(FailureRule {
+        cooloff: spraying.window,
+        lockout_duration: policy.lockout_duration,
+        failure_limit: spraying.limit.get(),
+        lock_out_at_failure: true,
+        repeat: policy.repeat,
+    })
+}
+
+/// The report of a failure whose identities are in `states` (and its IP's spraying count in
+/// `spraying`).
+fn report(
+    combinations: Vec<Combination>,
+    states: Vec<IdentityState>,
+    spraying: Option<IdentityState>,
+) -> FailureReport {
     FailureReport {
-        locked: states.iter().any(|state| state.lock_remaining.is_some()),
-        retry_after: latest_lock_end(&states),
+        locked: states.iter().chain(&spraying).any(is_locked),
+        retry_after: latest_lock_end(states.iter().chain(&spraying)),
         started: select(&combinations, &states, |state| state.lock_started),
-        locked_by: select(&combinations, &states, |state| {
-            state.lock_remaining.is_some()
-        }),
+        locked_by: select(&combinations, &states, is_locked),
         failures: counts(combinations, &states),
+        spraying_started: spraying.is_some_and(|state| state.lock_started),
     }
+}
+
+fn is_locked(state: &IdentityState) -> bool {
+    state.lock_remaining.is_some()
 }
 
 /// Each combination's identity with its failure count.
@@ -748,6 +857,6 @@ fn select(
 }
 
 /// When the last of the locks ends: the attempt's retry-after.
-fn latest_lock_end(states: &[IdentityState]) -> Option<Duration> {
-    states.iter().filter_map(|state| state.lock_remaining).max()
+fn latest_lock_end<'a>(states: impl Iterator<Item = &'a IdentityState>) -> Option<Duration> {
+    states.filter_map(|state| state.lock_remaining).max()
 }

@@ -6,6 +6,10 @@
 //!   duration;
 //! - `<prefix>:lockouts:{<shard>}<identity>`: how many lockouts the identity started, alive for
 //!   the lockout memory (repeat offenders; absent when off);
+//! - `<prefix>:spraying:{<shard>}ip=<ip>`, `<prefix>:spraying_lock:{<shard>}ip=<ip>` and
+//!   `<prefix>:spraying_lockouts:{<shard>}ip=<ip>`: an IP's password spraying (see
+//!   `spraying`): the usernames its failures named, its lock and its lockout count, in the
+//!   IP's shard;
 //! - `<prefix>:log:{<shard>}`: the access log, a stream per shard;
 //! - `<prefix>:events:<n>`: the events, in `EVENT_SHARDS` streams by IP;
 //! - `<prefix>:lock_ends:<n>`: when each lock told as started will run out, in `EVENT_SHARDS`
@@ -96,15 +100,41 @@ pub enum KeyKind {
     Attempt,
     Lock,
     Lockouts,
+    /// An IP's spraying count: a set of its usernames' members (see `spraying`).
+    Spraying,
+    /// An IP's spraying lock flag.
+    SprayingLock,
+    /// How many spraying lockouts an IP started (repeat offenders).
+    SprayingLockouts,
 }
 
 impl KeyKind {
+    const ALL: [KeyKind; 6] = [
+        KeyKind::Attempt,
+        KeyKind::Lock,
+        KeyKind::Lockouts,
+        KeyKind::Spraying,
+        KeyKind::SprayingLock,
+        KeyKind::SprayingLockouts,
+    ];
+
     fn segment(self) -> &'static str {
         match self {
             KeyKind::Attempt => "attempt",
             KeyKind::Lock => "lock",
             KeyKind::Lockouts => "lockouts",
+            KeyKind::Spraying => "spraying",
+            KeyKind::SprayingLock => "spraying_lock",
+            KeyKind::SprayingLockouts => "spraying_lockouts",
         }
+    }
+
+    /// Whether a key of this kind belongs to an IP's spraying rather than to its record.
+    pub fn is_spraying(self) -> bool {
+        matches!(
+            self,
+            KeyKind::Spraying | KeyKind::SprayingLock | KeyKind::SprayingLockouts
+        )
     }
 }
 
@@ -247,12 +277,12 @@ impl Keyspace {
         fnv1a(tag) as usize % EVENT_SHARDS
     }
 
-    /// Recognises an attempt, lock or lockout-count key of this keyspace; anything else is
-    /// `None`.
+    /// Recognises an attempt, lock or lockout-count key of this keyspace, or an IP's spraying
+    /// key; anything else is `None`.
     pub fn parse(&self, key: &str) -> Option<(KeyKind, Identity)> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix(':')?;
         let (segment, braced) = rest.split_once(':')?;
-        let kind = [KeyKind::Attempt, KeyKind::Lock, KeyKind::Lockouts]
+        let kind = KeyKind::ALL
             .into_iter()
             .find(|kind| kind.segment() == segment)?;
         let (shard, tag) = braced.strip_prefix('{')?.split_once('}')?;

@@ -7,7 +7,7 @@
 //!   keeps passwords and tokens out of logs and `Debug`);
 //! - [`attempt`]: one login attempt; [`identity`]: the identities it forms and their tags;
 //! - [`engine`]: the Axes decisions, over a [`store::Store`]; [`lock_cache`] spares Redis
-//!   the checks of identities known to be locked;
+//!   the checks of identities known to be locked; [`spraying`]: an IP naming many usernames;
 //! - [`store`]: the Redis store, its Lua scripts (`scripts/`) and key layout ([`keys`]);
 //! - [`target`] and [`record`]: what operators list and reset; [`event`]: what happened to
 //!   lockouts, and [`webhook`]: where events are sent;
@@ -28,6 +28,7 @@ pub mod policy;
 pub mod record;
 pub mod secret;
 pub mod server;
+pub mod spraying;
 pub mod store;
 pub mod target;
 pub mod tls;

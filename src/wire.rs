@@ -12,7 +12,7 @@ use crate::attempt::parse_ip;
 use crate::engine::{FailureCount, FailureReport, Standing, Verdict};
 use crate::event::{Event, EventCursor, EventKind, StoredEvent};
 use crate::identity::Identity;
-use crate::record::{AttemptRecord, LogEntry, Outcome};
+use crate::record::{AttemptRecord, LogEntry, Outcome, SprayingRecord};
 
 /// A `check` or `failure` answer, written straight from the engine's values: a login builds
 /// no `Value` tree. The fields are in alphabetical order, the order in which a `Value` object
@@ -137,6 +137,12 @@ pub fn attempt(record: &AttemptRecord) -> Value {
         "user_agent": record.user_agent,
         "path": record.path,
         "lockouts": record.lockouts,
+        "spraying": record.spraying.map(|spraying| json!({
+            "usernames": spraying.usernames,
+            "locked": spraying.lock_remaining.is_some(),
+            "retry_after_secs": spraying.lock_remaining.map(seconds),
+            "lockouts": spraying.lockouts,
+        })),
     })
 }
 
@@ -190,6 +196,14 @@ pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
         path: Option<String>,
         #[serde(default)]
         lockouts: u64,
+        #[serde(default)]
+        spraying: Option<Spraying>,
+    }
+    #[derive(Deserialize)]
+    struct Spraying {
+        usernames: u64,
+        retry_after_secs: Option<u64>,
+        lockouts: u64,
     }
     let Attempts { attempts } = serde_json::from_value(answer).map_err(|err| err.to_string())?;
     attempts
@@ -214,6 +228,11 @@ pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
                 path: attempt.path,
                 lockouts: attempt.lockouts,
                 lock_remaining: attempt.retry_after_secs.map(Duration::from_secs),
+                spraying: attempt.spraying.map(|spraying| SprayingRecord {
+                    usernames: spraying.usernames,
+                    lock_remaining: spraying.retry_after_secs.map(Duration::from_secs),
+                    lockouts: spraying.lockouts,
+                }),
             })
         })
         .collect()
@@ -267,7 +286,8 @@ fn parse_time(text: &str) -> Result<SystemTime, String> {
     humantime::parse_rfc3339(text).map_err(|err| format!("{text:?}: {err}"))
 }
 
-/// `{"events":[{"id","time","kind","subject","ip"?,"lockout_secs"?,"lockouts"?,"by"?,"removed"?}],
+/// `{"events":[{"id","time","kind","subject","ip"?,"lockout_secs"?,"lockouts"?,"by"?,"removed"?,
+/// "reason"?}],
 /// "next":cursor}`, oldest first; `next` is where the following page starts.
 pub fn events(events: &[StoredEvent], next: &EventCursor) -> Value {
     json!({
@@ -294,6 +314,7 @@ pub fn event(stored: &StoredEvent) -> Value {
         ("lockouts", event.lockouts.map(Value::from)),
         ("by", event.by.clone().map(Value::from)),
         ("removed", event.removed.map(Value::from)),
+        ("reason", event.reason.clone().map(Value::from)),
     ];
     for (name, field) in optional {
         if let Some(field) = field {
@@ -320,6 +341,7 @@ pub fn parse_events(answer: Value) -> Result<Vec<StoredEvent>, String> {
         lockouts: Option<u64>,
         by: Option<String>,
         removed: Option<u64>,
+        reason: Option<String>,
     }
     let Events { events } = serde_json::from_value(answer).map_err(|err| err.to_string())?;
     events
@@ -336,6 +358,7 @@ pub fn parse_events(answer: Value) -> Result<Vec<StoredEvent>, String> {
                     lockouts: stored.lockouts,
                     by: stored.by,
                     removed: stored.removed,
+                    reason: stored.reason,
                 },
                 id: stored.id,
             })
@@ -365,12 +388,14 @@ mod tests {
             retry_after: Some(Duration::from_millis(1500)),
             locked_by: vec![by_pair.clone()],
             started: Vec::new(),
+            spraying_started: false,
         });
         let deny_listed = Verdict::Locked(Lockout {
             reason: LockReason::DenyList,
             retry_after: None,
             locked_by: Vec::new(),
             started: Vec::new(),
+            spraying_started: false,
         });
         let counts = vec![
             FailureCount {
@@ -388,6 +413,7 @@ mod tests {
             failures: counts.clone(),
             started: Vec::new(),
             locked_by: Vec::new(),
+            spraying_started: false,
         };
         let read = Standing {
             verdict: locked.clone(),

@@ -240,6 +240,19 @@ impl Row {
                 if record.lockouts == 1 { "" } else { "s" }
             ));
         }
+        if let Some(spraying) = record.spraying {
+            status.push_str(&match spraying.lock_remaining {
+                Some(remaining) => format!(
+                    "; locked out for password spraying, {} left",
+                    human(remaining)
+                ),
+                None => format!(
+                    "; {} username{} within the spraying window",
+                    spraying.usernames,
+                    if spraying.usernames == 1 { "" } else { "s" }
+                ),
+            });
+        }
         Row {
             tag: record.identity.tag().to_string(),
             ip: field(Field::Ip),

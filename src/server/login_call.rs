@@ -104,6 +104,7 @@ async fn unrecorded_failure(engine: &Engine<AnyStore>, attempt: &Attempt) -> Res
         failures: standing.failures,
         started: Vec::new(),
         locked_by,
+        spraying_started: false,
     })
 }
 

@@ -1,5 +1,5 @@
 //! Prometheus metrics: what the engine decided (checks by verdict, failures, lockouts started,
-//! successes, resets), what went wrong (store errors, degraded answers), and how long requests
+//! IPs locked for spraying, successes, resets), what went wrong (store errors, degraded answers), and how long requests
 //! and store calls took. Served at `/metrics` in the OpenMetrics text format.
 
 use std::sync::Arc;
@@ -32,6 +32,7 @@ pub struct Metrics {
     checks: Family<Label, Counter>,
     failures: Counter,
     lockouts_started: Counter,
+    spraying_lockouts_started: Counter,
     successes: Counter,
     resets: Counter,
     store_errors: Family<Label, Counter>,
@@ -55,6 +56,7 @@ impl Metrics {
             checks: Family::default(),
             failures: Counter::default(),
             lockouts_started: Counter::default(),
+            spraying_lockouts_started: Counter::default(),
             successes: Counter::default(),
             resets: Counter::default(),
             store_errors: Family::default(),
@@ -75,6 +77,11 @@ impl Metrics {
             "lockouts_started",
             "Identities locked (one per combination that reached the limit)",
             metrics.lockouts_started.clone(),
+        );
+        r.register(
+            "spraying_lockouts_started",
+            "IPs locked for password spraying (too many usernames within the spraying window)",
+            metrics.spraying_lockouts_started.clone(),
         );
         r.register(
             "successes",
@@ -131,7 +138,7 @@ impl Metrics {
         self.lockouts_expired.clone()
     }
 
-    /// `verdict`: `allowed`, `lockout`, `deny_list` or `degraded`.
+    /// `verdict`: `allowed`, `lockout`, `deny_list`, `spraying` or `degraded`.
     pub fn check(&self, verdict: &'static str) {
         self.checks.get_or_create(&[("verdict", verdict)]).inc();
     }
@@ -142,6 +149,10 @@ impl Metrics {
 
     pub fn lockouts_started(&self, count: usize) {
         self.lockouts_started.inc_by(count as u64);
+    }
+
+    pub fn spraying_lockout_started(&self) {
+        self.spraying_lockouts_started.inc();
     }
 
     pub fn success(&self) {

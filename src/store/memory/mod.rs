@@ -15,8 +15,9 @@
 //! over all of them, and at most `MAX_SPACES` exist.
 //!
 //! Here: the store, its state's shape and the `Store` impl; the state's work by idea in
-//! `spaces` (keyspaces, expiry), `records` (counting, imports, locks, eviction), `lock_ends`, `logs`
-//! (access log and events), `bytes` (what each costs) and `selection`; `clock`.
+//! `spaces` (keyspaces, expiry), `records` (counting, imports, locks, eviction), `spray_counts`
+//! (IPs' password spraying), `lock_ends`, `logs` (access log and events), `bytes` (what each
+//! costs) and `selection`; `clock`.
 
 mod bytes;
 mod clock;
@@ -25,6 +26,7 @@ mod logs;
 mod records;
 mod selection;
 mod spaces;
+mod spray_counts;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,7 +39,7 @@ use spaces::Spaces;
 
 use super::{
     Claim, Claimed, FailureRule, ImportedRecord, LogAppend, Page, Progress, Refusals, ResetNotice,
-    Store,
+    SprayingCount, Store,
 };
 use crate::attempt::Attempt;
 use crate::error::{Error, Result};
@@ -46,6 +48,7 @@ use crate::identity::Identity;
 use crate::keys::Keyspace;
 use crate::policy::AccessLog;
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter};
+use crate::spraying;
 use crate::target::Target;
 
 /// Reset notices a slow listener may fall behind by before it must start over.
@@ -106,6 +109,9 @@ struct State {
     /// Lockout counts (repeat offenders) by the end of their memory, then space and tag; as
     /// many as `max_identities`, the one nearest its end evicted first.
     lockout_ends: BTreeSet<(Instant, SpaceId, Tag)>,
+    /// IPs' spraying counts by the end of their last part, then space and tag; as many as
+    /// `max_identities`, the one nearest its end evicted first.
+    spraying_ends: BTreeSet<(Instant, SpaceId, Tag)>,
     spaces: Spaces,
     /// The next space's ID.
     next_space: SpaceId,
@@ -123,6 +129,8 @@ struct Space {
     markers: HashMap<Tag, Instant>,
     /// Lockouts started within the lockout memory (repeat offenders): tag to count and end.
     lockouts: HashMap<Tag, (u64, Instant)>,
+    /// IPs' password spraying, by the tag of the IP's identity.
+    sprayings: HashMap<Tag, spray_counts::Spraying>,
     /// Oldest first.
     log: VecDeque<(Instant, LogEntry)>,
     /// Oldest first.
@@ -196,6 +204,7 @@ impl MemoryStore {
             locked: BTreeSet::new(),
             marker_ends: VecDeque::new(),
             lockout_ends: BTreeSet::new(),
+            spraying_ends: BTreeSet::new(),
             spaces: Spaces::default(),
             next_space: 0,
             space_ids: HashMap::new(),
@@ -283,7 +292,8 @@ impl MemoryStore {
         }
     }
 
-    /// Empties every keyspace: records, reset markers, lockout counts and access logs.
+    /// Empties every keyspace: records, reset markers, lockout counts, spraying counts and
+    /// access logs.
     pub fn forget_all(&self) {
         let mut state = self.lock();
         let State {
@@ -294,6 +304,7 @@ impl MemoryStore {
             locked,
             marker_ends,
             lockout_ends,
+            spraying_ends,
             spaces,
             ..
         } = &mut *state;
@@ -302,10 +313,12 @@ impl MemoryStore {
         locked.clear();
         marker_ends.clear();
         lockout_ends.clear();
+        spraying_ends.clear();
         for space in spaces.iter_mut() {
             space.records.clear();
             space.markers.clear();
             space.lockouts.clear();
+            space.sprayings.clear();
             space.log.clear();
             space.events.clear();
             space.lock_ends.clear();
@@ -326,18 +339,23 @@ impl MemoryStore {
         (state, now)
     }
 
-    /// `failures` at one moment, then `logs`; each identity's new state.
+    /// `failures` and `spraying` (of `refused` attempts or not) at one moment, then `logs`;
+    /// each identity's new state, then the spraying count's.
     fn record<'a>(
         &self,
         failures: impl Iterator<Item = (&'a Identity, Failure<'a>)>,
+        spraying: Option<(SprayingCount<'_>, bool)>,
         logs: &[LogAppend<'_>],
     ) -> Result<Vec<IdentityState>> {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
         let space = state.space(&self.keys, now)?;
-        let states = failures
+        let mut states: Vec<IdentityState> = failures
             .map(|(identity, failure)| state.fail(space, identity, failure, (now, wall)))
             .collect();
+        if let Some((count, refused)) = spraying {
+            states.push(state.spray(space, count, refused, now));
+        }
         for log in logs {
             state.append(space, log, now, wall);
         }
@@ -361,22 +379,27 @@ fn identity_of(tag: &str) -> Identity {
 }
 
 impl Store for MemoryStore {
-    async fn lock_states(&self, identities: &[Identity]) -> Result<Vec<Option<Duration>>> {
-        let (state, now) = self.state();
-        let space = state.space_of(&self.keys);
-        Ok(identities
-            .iter()
-            .map(|identity| state.state_of(space, identity.tag(), now).lock_remaining)
-            .collect())
+    async fn lock_states(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<Option<Duration>>> {
+        let states = self.peek(identities, spraying).await?;
+        Ok(states.iter().map(|state| state.lock_remaining).collect())
     }
 
-    async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
+    async fn peek(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<IdentityState>> {
         let (state, now) = self.state();
         let space = state.space_of(&self.keys);
-        Ok(identities
+        let states = identities
             .iter()
-            .map(|identity| state.state_of(space, identity.tag(), now))
-            .collect())
+            .map(|identity| state.state_of(space, identity.tag(), now));
+        let spraying = spraying.map(|ip| state.spraying_state(space, ip.tag(), now));
+        Ok(states.chain(spraying).collect())
     }
 
     async fn record_failures(
@@ -386,6 +409,7 @@ impl Store for MemoryStore {
         attempt: &Attempt,
         refused: bool,
         log: Option<LogAppend<'_>>,
+        spraying: Option<SprayingCount<'_>>,
     ) -> Result<Vec<IdentityState>> {
         let failures = identities.iter().zip(rules).map(|(identity, rule)| {
             let failure = Failure {
@@ -397,7 +421,8 @@ impl Store for MemoryStore {
             };
             (identity, failure)
         });
-        self.record(failures, log.as_slice())
+        let spraying = spraying.map(|count| (count, refused));
+        self.record(failures, spraying, log.as_slice())
     }
 
     async fn record_refusals(
@@ -415,7 +440,7 @@ impl Store for MemoryStore {
             };
             (&refusal.identity, failure)
         });
-        self.record(failures, logs)
+        self.record(failures, None, logs)
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
@@ -438,7 +463,12 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
+    async fn clear(
+        &self,
+        identities: &[Identity],
+        with_spraying: bool,
+        log: Option<LogAppend<'_>>,
+    ) -> Result<u64> {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
         let space = state.space(&self.keys, now)?;
@@ -448,7 +478,11 @@ impl Store for MemoryStore {
             state.forget_lock_end(space, identity.tag());
             let record = state.unlink(space, identity.tag()).is_some();
             let lockouts = state.forget_lockouts(space, identity.tag());
-            removed += u64::from(record || lockouts);
+            let sprayed = with_spraying && spraying::is_counted(identity) && {
+                state.forget_lock_end(space, &spraying::subject(identity));
+                state.forget_spraying(space, identity.tag())
+            };
+            removed += u64::from(record || lockouts || sprayed);
         }
         if let Some(log) = log {
             state.append(space, &log, now, wall);
@@ -538,6 +572,9 @@ impl Store for MemoryStore {
             state.forget_lock_end(space, tag);
             state.unlink(space, tag);
             state.forget_lockouts(space, tag);
+            if state.forget_spraying(space, tag) {
+                state.forget_lock_end(space, &spraying::subject(&identity_of(tag)));
+            }
         }
         let removed = tags.len() as u64;
         self.announce(&state, tags);
