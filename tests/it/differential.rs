@@ -1,5 +1,5 @@
 //! The in-process store answers as Redis does: random policies (some combinations with limits of
-//! their own, some with repeat offenders) and random sequences of checks, inspections, failures,
+//! their own, some with repeat offenders, some counting password spraying) and random sequences of checks, inspections, failures,
 //! successes, resets (all, by IP, username, pair, either, prefixes; dry runs too), listings,
 //! access-log reads and log resets, over a few IPs and usernames so that identities collide, run
 //! side by side on a real Redis and on a fresh `MemoryStore`, with the same answer required at
@@ -23,8 +23,8 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use lockout::attempt::parse_ip;
-use lockout::policy::{Backoff, Limits, Repeat};
-use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome};
+use lockout::policy::{Backoff, Limits, Repeat, Spraying};
+use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome, SprayingRecord};
 use lockout::{AnyStore, Attempt, Engine, FailureReport, Policy, Standing, Target, Verdict};
 use proptest::collection::vec;
 use proptest::option;
@@ -179,6 +179,10 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
                     first_failure: None,
                     last_failure: None,
                     lock_remaining: whole(record.lock_remaining),
+                    spraying: record.spraying.map(|spraying| SprayingRecord {
+                        lock_remaining: whole(spraying.lock_remaining),
+                        ..spraying
+                    }),
                     ..record
                 })
                 .collect();
@@ -249,6 +253,8 @@ fn policy() -> impl Strategy<Value = Policy> {
             select(&[1.0, 1.5, 2.0, 3.0][..]),
             0..=60u64,
         )),
+        // Password spraying: 2 or 3 of the usernames within a window, or off.
+        option::of((2..=3u32, seconds())),
     )
         .prop_map(
             |(
@@ -260,6 +266,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                 [on_success, extend],
                 own,
                 repeat,
+                spraying,
             )| {
                 let lockout_duration = lockout.unwrap_or(cooloff);
                 let mut policy = Policy {
@@ -272,6 +279,10 @@ fn policy() -> impl Strategy<Value = Policy> {
                         memory,
                         backoff: Backoff(backoff),
                         max_lockout: lockout_duration + Duration::from_secs(beyond),
+                    }),
+                    spraying: spraying.map(|(limit, window)| Spraying {
+                        limit: NonZeroU32::new(limit).unwrap(),
+                        window,
                     }),
                     ..support::policy(limit, combinations)
                 };
