@@ -216,9 +216,14 @@ struct Row {
 impl Row {
     fn new(record: &AttemptRecord, policy: &Policy) -> Self {
         let field = |field| record.identity.value(field).unwrap_or("—").to_string();
-        let mut status = match record.lock_remaining {
-            Some(remaining) => format!("Locked out, {} left", human(remaining)),
-            None => {
+        let sprayed = record.spraying.and_then(|spraying| spraying.lock_remaining);
+        let mut status = match (record.lock_remaining, sprayed) {
+            (Some(remaining), _) => format!("Locked out, {} left", human(remaining)),
+            (None, Some(remaining)) => format!(
+                "Locked out for password spraying, {} left",
+                human(remaining)
+            ),
+            (None, None) => {
                 let fields: Vec<Field> = record
                     .identity
                     .values()
@@ -241,12 +246,13 @@ impl Row {
             ));
         }
         if let Some(spraying) = record.spraying {
-            status.push_str(&match spraying.lock_remaining {
-                Some(remaining) => format!(
+            status.push_str(&match (record.lock_remaining, spraying.lock_remaining) {
+                (Some(_), Some(remaining)) => format!(
                     "; locked out for password spraying, {} left",
                     human(remaining)
                 ),
-                None => format!(
+                (None, Some(_)) => format!("; {} usernames", spraying.usernames),
+                (_, None) => format!(
                     "; {} username{} within the spraying window",
                     spraying.usernames,
                     if spraying.usernames == 1 { "" } else { "s" }

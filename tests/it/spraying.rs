@@ -16,7 +16,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::support::{
-    admin, eventually, http_client, json_of, policy, with_admin, Backend, RedisServer, TestService,
+    admin, eventually, http_client, json_of, lockout_command, policy, text_of, with_admin, Backend,
+    RedisServer, TestService,
 };
 
 crate::on_all!(
@@ -355,8 +356,8 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> (StatusCode
 }
 
 /// Through the service, as Django sends its policy per request: locked at the 10th username
-/// with `"reason": "spraying"`, counted by a metric, listed, and reset by the admin API's
-/// reset of the IP.
+/// with `"reason": "spraying"`, counted by a metric, an event with its reason, listed by the
+/// API, the admin page and `lockout list`, and ended by `lockout reset --ip`.
 #[tokio::test]
 async fn the_service_answers_spraying_and_resets_it() {
     let redis = RedisServer::start();
@@ -438,16 +439,35 @@ async fn the_service_answers_spraying_and_resets_it() {
     assert_eq!(started["reason"], "spraying");
     assert_eq!(started["subject"], "spraying:ip=203.0.113.7");
 
-    // The 10 pairs, the pair of the refused check (counted, as Axes counts refusals), the IP.
-    let (status, removed) = admin(
-        &client,
-        Method::DELETE,
-        service.at("/v1/attempts?ip=203.0.113.7"),
+    let page = text_of(
+        client
+            .get(service.at("/dj-ad-admin/?ip=203.0.113.7"))
+            .basic_auth("admin", Some("s3cret")),
     )
     .await;
+    assert!(
+        page.contains("Locked out for password spraying, 30 min left"),
+        "{page}"
+    );
+    let cli = |args: &[&str]| {
+        let output = lockout_command(&[("LOCKOUT_REDIS_URL", &redis.url())])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let listed = cli(&["list", "--ip", "203.0.113.7", "--locked"]);
+    assert!(
+        listed.contains("locked for spraying, 1800 s left (10 usernames)")
+            || listed.contains("locked for spraying, 1799 s left (10 usernames)"),
+        "{listed}"
+    );
+    // `lockout reset --ip`: the 10 pairs, the pair of the refused check (counted, as Axes
+    // counts refusals), and the IP's spraying.
     assert_eq!(
-        (status, removed["removed"].as_u64()),
-        (StatusCode::OK, Some(12))
+        cli(&["reset", "--ip", "203.0.113.7"]).trim(),
+        "12 attempt records removed."
     );
     let (_, answer) = post(&client, service.at("/v1/check"), login("new".into())).await;
     assert_eq!(answer["locked"], false, "{answer}");
