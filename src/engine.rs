@@ -1,5 +1,6 @@
 //! The policy applied to a store: allow and deny lists, identities per combination, the
-//! Axes decisions (what is locked, what is recorded) and the verdicts. No Redis in here.
+//! Axes decisions (what is locked, what is recorded), an IP's password spraying, and the
+//! verdicts. No Redis in here.
 
 mod devices;
 mod unlock;
@@ -21,7 +22,8 @@ use crate::identity::Identity;
 use crate::lock_cache::{self, LockCache, LockCacheTasks};
 use crate::policy::{Combination, Policy};
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
-use crate::store::{FailureRule, ImportedRecord, LogAppend, Page, Progress, Store};
+use crate::spraying;
+use crate::store::{FailureRule, ImportedRecord, LogAppend, Page, Progress, SprayingCount, Store};
 use crate::target::Target;
 use crate::view::{RecordView, Viewed};
 
@@ -51,6 +53,8 @@ pub struct Lockout {
     /// The combinations whose lock this very attempt started (recording a refused attempt can
     /// lock another identity of it).
     pub started: Vec<Combination>,
+    /// This very attempt locked its IP for password spraying.
+    pub spraying_started: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +63,8 @@ pub enum LockReason {
     Lockout,
     /// The IP is in the deny-list.
     DenyList,
+    /// The IP named too many usernames (and no combination of the attempt is locked).
+    Spraying,
 }
 
 impl LockReason {
@@ -66,6 +72,7 @@ impl LockReason {
         match self {
             LockReason::Lockout => "lockout",
             LockReason::DenyList => "deny_list",
+            LockReason::Spraying => "spraying",
         }
     }
 }
@@ -85,6 +92,8 @@ pub struct FailureReport {
     /// `locked` is false and the fields above tell of no lock): how long, by which
     /// combinations, and those whose would-be lock this failure started.
     pub would_lock: Option<Lockout>,
+    /// This failure locked its IP for password spraying.
+    pub spraying_started: bool,
 }
 
 /// An attempt's standing, read without recording anything: the verdict and each identity's
@@ -107,6 +116,8 @@ pub struct Engine<S> {
     policy: Policy,
     /// Each combination's rule, in the policy's order.
     rules: Vec<FailureRule>,
+    /// The rule an IP's spraying count locks under, when spraying is counted.
+    spraying: Option<FailureRule>,
     cache: Option<Arc<LockCache>>,
     /// Told whenever this engine appends events (see `with_events_signal`).
     events_signal: Option<watch::Sender<()>>,
@@ -117,11 +128,13 @@ pub struct Engine<S> {
     device_token_ttl: Option<Duration>,
 }
 
-/// The identities an attempt forms, each with its combination and the rule it counts under.
+/// The identities an attempt forms, each with its combination and the rule it counts under,
+/// and its IP alone (`spraying::identity`) when its spraying is counted.
 struct Formed {
     combinations: Vec<Combination>,
     identities: Vec<Identity>,
     rules: Vec<FailureRule>,
+    spraying: Option<Identity>,
 }
 
 impl<S: Store> Engine<S> {
@@ -134,6 +147,7 @@ impl<S: Store> Engine<S> {
         let device = device_identity(&policy);
         Engine {
             store,
+            spraying: spraying_rule_of(&policy),
             policy,
             rules,
             cache: None,
@@ -196,14 +210,14 @@ impl<S: Store> Engine<S> {
             return Ok(Verdict::Allowed);
         }
         let formed = self.identities(attempt);
-        if formed.identities.is_empty() {
+        if formed.identities.is_empty() && formed.spraying.is_none() {
             return Ok(Verdict::Allowed);
         }
         if self.policy.observe {
             // The attempt goes on to its password check, whose failure is counted then: a
             // would-be refusal records nothing (it would count each such failure twice).
-            let (_, formed, states) = self.standing_of(attempt, formed, true).await?;
-            return Ok(self.verdict(&formed.combinations, &states));
+            let (_, formed, states, spraying) = self.standing_of(attempt, formed, true).await?;
+            return Ok(self.verdict(&formed.combinations, &states, spraying));
         }
         // An attempt with a device is answered from Redis: its revocation is read there.
         if self.device_of(attempt).is_none() {
@@ -212,48 +226,61 @@ impl<S: Store> Engine<S> {
             }
         }
         let generation = self.cache_generation();
-        let (attempt, formed, states) = self.standing_of(attempt, formed, false).await?;
+        let (attempt, formed, states, spraying_state) =
+            self.standing_of(attempt, formed, false).await?;
         let attempt = &*attempt;
         let Formed {
             combinations,
             identities,
             rules,
+            spraying,
         } = formed;
         let locks: Vec<Option<Duration>> =
             states.iter().map(|state| state.lock_remaining).collect();
+        let spraying_lock = spraying_state.and_then(|state| state.lock_remaining);
         self.remember(&identities, locks.iter().copied(), generation);
-        if locks.iter().all(Option::is_none) {
+        if locks.iter().all(Option::is_none) && spraying_lock.is_none() {
             return Ok(Verdict::Allowed);
         }
         let log = self.log(attempt, Outcome::Refused);
-        let states: Vec<IdentityState> = if self.policy.reset_cooloff_on_failure_during_lockout {
+        let (states, spraying_state) = if self.policy.reset_cooloff_on_failure_during_lockout {
             let generation = self.cache_generation();
-            let states = self
+            let count = self.spraying_count(spraying.as_ref(), attempt);
+            let mut states = self
                 .store
-                .record_failures(&identities, &rules, attempt, true, log)
+                .record_failures(&identities, &rules, attempt, true, log, count)
                 .await
                 .map_err(Error::of_write)?;
+            let spraying_state = spraying.as_ref().and_then(|_| states.pop());
             let locks = states.iter().map(|state| state.lock_remaining);
             self.remember(&identities, locks, generation);
-            self.lockouts_started(attempt, &identities, &states).await;
-            states
+            let sprayed = spraying.as_ref().zip(spraying_state);
+            self.lockouts_started(attempt, &identities, &states, sprayed)
+                .await;
+            (states, spraying_state)
         } else {
             if let Some(log) = log {
                 self.store.append_log(log).await?;
             }
-            locks
+            let states = locks
                 .into_iter()
                 .map(|lock_remaining| IdentityState {
                     lock_remaining,
                     ..IdentityState::CLEAN
                 })
-                .collect()
+                .collect();
+            let spraying_state = spraying_lock.map(|lock_remaining| IdentityState {
+                lock_remaining: Some(lock_remaining),
+                ..IdentityState::CLEAN
+            });
+            (states, spraying_state)
         };
         let started = select(&combinations, &states, |state| state.lock_started);
         Ok(Verdict::Locked(Lockout::of(
             &combinations,
             &states,
             started,
+            spraying_state,
         )))
     }
 
@@ -272,13 +299,13 @@ impl<S: Store> Engine<S> {
             return Ok(unrecorded(Verdict::Allowed));
         }
         let formed = self.identities(attempt);
-        if formed.identities.is_empty() {
+        if formed.identities.is_empty() && formed.spraying.is_none() {
             return Ok(unrecorded(Verdict::Allowed));
         }
-        let (_, Formed { combinations, .. }, states) =
+        let (_, Formed { combinations, .. }, states, spraying) =
             self.standing_of(attempt, formed, true).await?;
         Ok(Standing {
-            verdict: self.verdict(&combinations, &states),
+            verdict: self.verdict(&combinations, &states, spraying),
             failures: counts(combinations, &states),
         })
     }
@@ -295,14 +322,15 @@ impl<S: Store> Engine<S> {
                 started: Vec::new(),
                 locked_by: Vec::new(),
                 would_lock: None,
+                spraying_started: false,
             });
         }
         let formed = self.identities(attempt);
-        if formed.identities.is_empty() {
+        if formed.identities.is_empty() && formed.spraying.is_none() {
             if let Some(log) = self.log(attempt, Outcome::Failure) {
                 self.store.append_log(log).await?;
             }
-            return Ok(self.report(formed.combinations, Vec::new()));
+            return Ok(self.report(formed.combinations, Vec::new(), None));
         }
         let (attempt, formed) = if self.policy.reset_cooloff_on_failure_during_lockout {
             let counted = self.counted_attempt(attempt).await?;
@@ -313,10 +341,11 @@ impl<S: Store> Engine<S> {
             (counted, formed)
         } else {
             // As in Axes: a failure during a lockout records nothing, so the lock ends on time.
-            let (counted, formed, states) = self.standing_of(attempt, formed, true).await?;
+            let (counted, formed, states, spraying) =
+                self.standing_of(attempt, formed, true).await?;
             // Nothing is recorded, so the states read start nothing.
-            if states.iter().any(|state| state.lock_remaining.is_some()) {
-                return Ok(self.report(formed.combinations, states));
+            if states.iter().chain(&spraying).any(is_locked) {
+                return Ok(self.report(formed.combinations, states, spraying));
             }
             (counted, formed)
         };
@@ -325,18 +354,23 @@ impl<S: Store> Engine<S> {
             combinations,
             identities,
             rules,
+            spraying,
         } = formed;
         let log = self.log(attempt, Outcome::Failure);
         let generation = self.cache_generation();
-        let states = self
+        let count = self.spraying_count(spraying.as_ref(), attempt);
+        let mut states = self
             .store
-            .record_failures(&identities, &rules, attempt, false, log)
+            .record_failures(&identities, &rules, attempt, false, log, count)
             .await
             .map_err(Error::of_write)?;
+        let spraying_state = spraying.as_ref().and_then(|_| states.pop());
         let locks = states.iter().map(|state| state.lock_remaining);
         self.remember(&identities, locks, generation);
-        self.lockouts_started(attempt, &identities, &states).await;
-        Ok(self.report(combinations, states))
+        let sprayed = spraying.as_ref().zip(spraying_state);
+        self.lockouts_started(attempt, &identities, &states, sprayed)
+            .await;
+        Ok(self.report(combinations, states, spraying_state))
     }
 
     /// After a successful login: clears the attempt's identities when `reset_on_success` is
@@ -348,7 +382,8 @@ impl<S: Store> Engine<S> {
         let identities = self.cleared_on_success(attempt);
         let log = self.log(attempt, Outcome::Success);
         if !identities.is_empty() {
-            let removed = self.store.clear(&identities, log).await?;
+            // Not the IP's spraying: a login of its own would let a sprayer start over.
+            let removed = self.store.clear(&identities, false, log).await?;
             self.reset_event(Some(attempt.ip), || named(&identities), removed, "success")
                 .await;
             return Ok(removed > 0);
@@ -361,21 +396,31 @@ impl<S: Store> Engine<S> {
 
     /// Each identity's count and lock: in observe mode, the longer of its lock and its
     /// would-be lock (every lock enforcing would refuse on).
-    async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
+    /// (No spraying is counted in observe mode: see `spraying_rule_of`.)
+    async fn peek(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<IdentityState>> {
         if self.policy.observe {
             self.store.peek_observed(identities).await
         } else {
-            self.store.peek(identities).await
+            self.store.peek(identities, spraying).await
         }
     }
 
     /// The verdict on an attempt whose identities are in `states`, read without recording:
     /// in observe mode a lockout would have refused it, and it is allowed.
-    fn verdict(&self, combinations: &[Combination], states: &[IdentityState]) -> Verdict {
-        if states.iter().all(|state| state.lock_remaining.is_none()) {
+    fn verdict(
+        &self,
+        combinations: &[Combination],
+        states: &[IdentityState],
+        spraying: Option<IdentityState>,
+    ) -> Verdict {
+        if !states.iter().chain(&spraying).any(is_locked) {
             return Verdict::Allowed;
         }
-        let lockout = Lockout::of(combinations, states, Vec::new());
+        let lockout = Lockout::of(combinations, states, Vec::new(), spraying);
         if self.policy.observe {
             Verdict::WouldLock(lockout)
         } else {
@@ -385,8 +430,13 @@ impl<S: Store> Engine<S> {
 
     /// The report of a failure that left the identities in `states`: in observe mode, a lock
     /// among them is what would have been (`FailureReport::would_lock`), and none is told.
-    fn report(&self, combinations: Vec<Combination>, states: Vec<IdentityState>) -> FailureReport {
-        let report = report(combinations, states);
+    fn report(
+        &self,
+        combinations: Vec<Combination>,
+        states: Vec<IdentityState>,
+        spraying: Option<IdentityState>,
+    ) -> FailureReport {
+        let report = report(combinations, states, spraying);
         if !self.policy.observe || !report.locked {
             return report;
         }
@@ -400,8 +450,10 @@ impl<S: Store> Engine<S> {
                 retry_after: report.retry_after,
                 locked_by: report.locked_by,
                 started: report.started,
+                spraying_started: false,
             }),
             failures: report.failures,
+            spraying_started: false,
         }
     }
 
@@ -463,10 +515,10 @@ impl<S: Store> Engine<S> {
         Ok(records.into_iter().next())
     }
 
-    /// Deletes these identities' records and locks, a reset `by` someone (see `Event::by`);
-    /// answers how many had any.
+    /// Deletes these identities' records and locks (an IP's, its spraying count and lock too),
+    /// a reset `by` someone (see `Event::by`); answers how many had any.
     pub async fn remove(&self, identities: &[Identity], by: &str) -> Result<u64> {
-        let removed = self.store.clear(identities, None).await?;
+        let removed = self.store.clear(identities, true, None).await?;
         self.reset_event(None, || named(identities), removed, by)
             .await;
         Ok(removed)
@@ -493,6 +545,7 @@ impl<S: Store> Engine<S> {
                 lockouts: None,
                 by: Some(by.to_string()),
                 removed: None,
+                reason: Some(LockReason::Lockout.name().to_string()),
             })
             .collect();
         self.append_events(&events).await;
@@ -587,32 +640,42 @@ impl<S: Store> Engine<S> {
     }
 
     /// Appends an event for each lockout (in observe mode, would-be lockout) this write
-    /// started. An event that cannot be written does not undo the login it tells of: it is
-    /// logged, and lost.
+    /// started, of its identities and of the IP's `spraying` count (its identity and state).
+    /// An event that cannot be written does not undo the login it tells of: it is logged, and
+    /// lost.
     async fn lockouts_started(
         &self,
         attempt: &Attempt,
         identities: &[Identity],
         states: &[IdentityState],
+        spraying: Option<(&Identity, IdentityState)>,
     ) {
-        let events: Vec<Event> = identities
+        let kind = if self.policy.observe {
+            EventKind::WouldLockoutStarted
+        } else {
+            EventKind::LockoutStarted
+        };
+        let started = |subject: String, state: &IdentityState, reason: LockReason| Event {
+            kind,
+            ip: Some(attempt.ip),
+            subject,
+            lockout: state.lock_remaining,
+            lockouts: Some(state.lockouts).filter(|&n| n > 0),
+            by: None,
+            removed: None,
+            reason: Some(reason.name().to_string()),
+        };
+        let mut events: Vec<Event> = identities
             .iter()
             .zip(states)
             .filter(|(_, state)| state.lock_started)
-            .map(|(identity, state)| Event {
-                kind: if self.policy.observe {
-                    EventKind::WouldLockoutStarted
-                } else {
-                    EventKind::LockoutStarted
-                },
-                ip: Some(attempt.ip),
-                subject: identity.tag().to_string(),
-                lockout: state.lock_remaining,
-                lockouts: Some(state.lockouts).filter(|&n| n > 0),
-                by: None,
-                removed: None,
+            .map(|(identity, state)| {
+                started(identity.tag().to_string(), state, LockReason::Lockout)
             })
             .collect();
+        if let Some((ip, state)) = spraying.filter(|(_, state)| state.lock_started) {
+            events.push(started(spraying::subject(ip), &state, LockReason::Spraying));
+        }
         self.append_events(&events).await;
     }
 
@@ -635,6 +698,7 @@ impl<S: Store> Engine<S> {
             lockouts: None,
             by: Some(by.to_string()),
             removed: Some(removed),
+            reason: None,
         };
         self.append_events(&[event]).await;
     }
@@ -678,6 +742,7 @@ impl<S: Store> Engine<S> {
             combinations: Vec::new(),
             identities: Vec::new(),
             rules: Vec::new(),
+            spraying: self.spraying.map(|_| spraying::identity(&ip)),
         };
         let device = self.device.as_ref().filter(|_| attempt.device.is_some());
         let combinations = self.policy.combinations.iter().zip(&self.rules);
@@ -720,9 +785,13 @@ impl<S: Store> Engine<S> {
         identities
     }
 
-    /// With the lock cache on and every identity of the attempt known locked: the refusal,
-    /// answered without Redis, its recording queued for the cache's next flush.
+    /// With the lock cache on and every identity of the attempt (at least one) known locked:
+    /// the refusal, answered without Redis, its recording queued for the cache's next flush.
+    /// (The IP's spraying lock is not cached: an attempt its combinations do not lock reads it.)
     fn refuse_from_cache(&self, attempt: &Attempt, formed: &Formed) -> Option<Lockout> {
+        if formed.identities.is_empty() {
+            return None;
+        }
         let retry_after = self.cache.as_ref()?.refuse(
             &formed.identities,
             &formed.rules,
@@ -735,6 +804,20 @@ impl<S: Store> Engine<S> {
             retry_after: Some(retry_after),
             locked_by: formed.combinations.clone(),
             started: Vec::new(),
+            spraying_started: false,
+        })
+    }
+
+    /// The attempt's part in its IP's spraying count (`ip`, when counted).
+    fn spraying_count<'a>(
+        &self,
+        ip: Option<&'a Identity>,
+        attempt: &Attempt,
+    ) -> Option<SprayingCount<'a>> {
+        Some(SprayingCount {
+            ip: ip?,
+            member: attempt.username.as_deref().map(spraying::member),
+            rule: self.spraying?,
         })
     }
 
@@ -774,18 +857,27 @@ impl<S: Store> Engine<S> {
 }
 
 impl Lockout {
-    /// The lockout of an attempt whose identities are in `states`: until the last lock ends,
-    /// by the combinations locked.
+    /// The lockout of an attempt whose identities are in `states` (and its IP's spraying
+    /// count in `spraying`): until the last lock ends, by the combinations locked; for
+    /// spraying when none is.
     fn of(
         combinations: &[Combination],
         states: &[IdentityState],
         started: Vec<Combination>,
+        spraying: Option<IdentityState>,
     ) -> Self {
+        let locked_by = select(combinations, states, is_locked);
+        let sprayed = spraying.is_some_and(|state| is_locked(&state));
         Lockout {
-            reason: LockReason::Lockout,
-            retry_after: latest_lock_end(states),
-            locked_by: select(combinations, states, |state| state.lock_remaining.is_some()),
+            reason: if locked_by.is_empty() && sprayed {
+                LockReason::Spraying
+            } else {
+                LockReason::Lockout
+            },
+            retry_after: latest_lock_end(states.iter().chain(&spraying)),
+            locked_by,
             started,
+            spraying_started: spraying.is_some_and(|state| state.lock_started),
         }
     }
 
@@ -796,6 +888,7 @@ impl Lockout {
             retry_after: None,
             locked_by: Vec::new(),
             started: Vec::new(),
+            spraying_started: false,
         }
     }
 }
@@ -834,17 +927,43 @@ fn rule_of(policy: &Policy, combination: &Combination) -> FailureRule {
     }
 }
 
-fn report(combinations: Vec<Combination>, states: Vec<IdentityState>) -> FailureReport {
+/// The rule an IP's spraying count locks under (see `SprayingCount::rule`), when the policy
+/// counts spraying and locks at all.
+fn spraying_rule_of(policy: &Policy) -> Option<FailureRule> {
+    // Observe mode does not count spraying yet: its lock would be a real one (docs/design.md).
+    let spraying = policy
+        .spraying
+        .filter(|_| policy.lock_out_at_failure && !policy.observe)?;
+    Some(FailureRule {
+        cooloff: spraying.window,
+        lockout_duration: policy.lockout_duration,
+        failure_limit: spraying.limit.get(),
+        lock_out_at_failure: true,
+        repeat: policy.repeat,
+        observe: false,
+    })
+}
+
+/// The report of a failure whose identities are in `states` (and its IP's spraying count in
+/// `spraying`).
+fn report(
+    combinations: Vec<Combination>,
+    states: Vec<IdentityState>,
+    spraying: Option<IdentityState>,
+) -> FailureReport {
     FailureReport {
-        locked: states.iter().any(|state| state.lock_remaining.is_some()),
-        retry_after: latest_lock_end(&states),
+        locked: states.iter().chain(&spraying).any(is_locked),
+        retry_after: latest_lock_end(states.iter().chain(&spraying)),
         started: select(&combinations, &states, |state| state.lock_started),
-        locked_by: select(&combinations, &states, |state| {
-            state.lock_remaining.is_some()
-        }),
+        locked_by: select(&combinations, &states, is_locked),
         failures: counts(combinations, &states),
         would_lock: None,
+        spraying_started: spraying.is_some_and(|state| state.lock_started),
     }
+}
+
+fn is_locked(state: &IdentityState) -> bool {
+    state.lock_remaining.is_some()
 }
 
 /// Each combination's identity with its failure count.
@@ -874,6 +993,6 @@ fn select(
 }
 
 /// When the last of the locks ends: the attempt's retry-after.
-fn latest_lock_end(states: &[IdentityState]) -> Option<Duration> {
-    states.iter().filter_map(|state| state.lock_remaining).max()
+fn latest_lock_end<'a>(states: impl Iterator<Item = &'a IdentityState>) -> Option<Duration> {
+    states.filter_map(|state| state.lock_remaining).max()
 }

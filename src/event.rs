@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::attempt::Field;
 use crate::identity::Identity;
 use crate::keys::{Keyspace, EVENT_SHARDS};
+use crate::spraying;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -50,7 +51,8 @@ pub struct Event {
     pub kind: EventKind,
     /// The attempt's IP (a lockout), or the one IP a reset named.
     pub ip: Option<IpAddr>,
-    /// The identity locked (its tag), or what a reset selected (`ip=10.0.0.1`, `all`, ...).
+    /// The identity locked (its tag; an IP locked for spraying: `spraying:ip=10.0.0.1`), or
+    /// what a reset selected (`ip=10.0.0.1`, `all`, ...).
     pub subject: String,
     /// A lockout's length.
     pub lockout: Option<Duration>,
@@ -62,6 +64,9 @@ pub struct Event {
     pub by: Option<String>,
     /// How many records a reset removed.
     pub removed: Option<u64>,
+    /// Why a lockout started: `lockout` (a combination's failures) or `spraying` (the IP named
+    /// too many usernames); absent from other events, and from lockouts told before it was.
+    pub reason: Option<String>,
 }
 
 /// An event as the store keeps it: with its ID (see `EventId`) and time.
@@ -208,10 +213,13 @@ impl std::fmt::Display for EventCursor {
 }
 
 impl Event {
-    /// Whether the event names the identity whose tag is `tag`: a lockout of it, or a reset
-    /// listing it among others (`ip=10.0.0.1 ip=10.0.0.2 and 3 more`).
+    /// Whether the event names the identity whose tag is `tag`: a lockout of it (an IP's: of
+    /// its spraying too), or a reset listing it among others (`ip=10.0.0.1 ip=10.0.0.2 and 3
+    /// more`).
     pub fn names(&self, tag: &str) -> bool {
-        self.subject == tag || self.subject.split(' ').any(|word| word == tag)
+        self.subject == tag
+            || self.subject.split(' ').any(|word| word == tag)
+            || spraying::of_subject(&self.subject).is_some_and(|ip| ip.tag() == tag)
     }
 
     /// The events shard it is kept in: its IP's (see `Keyspace::event_shard`); 0 for a reset
@@ -220,9 +228,11 @@ impl Event {
         self.ip.map_or(0, Keyspace::event_shard)
     }
 
-    /// The end of the lock of the identity whose tag is `subject`, run out.
+    /// The end of the lock of the identity whose tag is `subject` (or of an IP's spraying
+    /// lock, see `spraying::subject`), run out.
     pub fn expired(subject: String) -> Self {
-        let ip = Identity::from_tag(&subject)
+        let ip = spraying::of_subject(&subject)
+            .or_else(|| Identity::from_tag(&subject))
             .and_then(|identity| identity.value(Field::Ip)?.parse().ok());
         Event {
             kind: EventKind::LockoutExpired,
@@ -232,6 +242,7 @@ impl Event {
             lockouts: None,
             by: None,
             removed: None,
+            reason: None,
         }
     }
 
@@ -246,6 +257,9 @@ impl Event {
                     _ => "would be locked out (observe mode)",
                 };
                 let mut detail = format!("{verb} for {}", length(self.lockout.unwrap_or_default()));
+                if self.reason.as_deref() == Some("spraying") {
+                    detail.push_str(" for password spraying");
+                }
                 if let Some(number) = self.lockouts {
                     detail.push_str(&format!(" (lockout {number})"));
                 }
@@ -278,6 +292,7 @@ impl Event {
             ("lockouts", self.lockouts.map(|n| n.to_string())),
             ("by", self.by.clone()),
             ("removed", self.removed.map(|n| n.to_string())),
+            ("reason", self.reason.clone()),
         ];
         fields.extend(
             optional
@@ -305,6 +320,7 @@ impl Event {
             lockouts: number("lockouts")?,
             by: fields.get("by").cloned(),
             removed: number("removed")?,
+            reason: fields.get("reason").cloned(),
         })
     }
 }
@@ -323,6 +339,7 @@ mod tests {
             lockouts: Some(2),
             by: None,
             removed: None,
+            reason: Some("spraying".into()),
         };
         let fields: std::collections::HashMap<String, String> = event
             .fields()

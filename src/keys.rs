@@ -8,6 +8,10 @@
 //!   the lockout memory (repeat offenders; absent when off);
 //! - `<prefix>:would_lock:{<shard>}<identity>`: the identity's would-be lock in observe mode,
 //!   alive for the lockout duration, refusing nothing;
+//! - `<prefix>:spraying:{<shard>}ip=<ip>`, `<prefix>:spraying_lock:{<shard>}ip=<ip>` and
+//!   `<prefix>:spraying_lockouts:{<shard>}ip=<ip>`: an IP's password spraying (see
+//!   `spraying`): the usernames its failures named, its lock and its lockout count, in the
+//!   IP's shard;
 //! - `<prefix>:log:{<shard>}`: the access log, a stream per shard;
 //! - `<prefix>:events:<n>`: the events, in `EVENT_SHARDS` streams by IP;
 //! - `<prefix>:lock_ends:<n>`: when each lock told as started will run out, in `EVENT_SHARDS`
@@ -103,14 +107,23 @@ pub enum KeyKind {
     Lockouts,
     /// A lock set in observe mode (see `FailureRule::observe`).
     WouldLock,
+    /// An IP's spraying count: a set of its usernames' members (see `spraying`).
+    Spraying,
+    /// An IP's spraying lock flag.
+    SprayingLock,
+    /// How many spraying lockouts an IP started (repeat offenders).
+    SprayingLockouts,
 }
 
 impl KeyKind {
-    const ALL: [KeyKind; 4] = [
+    const ALL: [KeyKind; 7] = [
         KeyKind::Attempt,
         KeyKind::Lock,
         KeyKind::Lockouts,
         KeyKind::WouldLock,
+        KeyKind::Spraying,
+        KeyKind::SprayingLock,
+        KeyKind::SprayingLockouts,
     ];
 
     fn segment(self) -> &'static str {
@@ -119,7 +132,18 @@ impl KeyKind {
             KeyKind::Lock => "lock",
             KeyKind::Lockouts => "lockouts",
             KeyKind::WouldLock => "would_lock",
+            KeyKind::Spraying => "spraying",
+            KeyKind::SprayingLock => "spraying_lock",
+            KeyKind::SprayingLockouts => "spraying_lockouts",
         }
+    }
+
+    /// Whether a key of this kind belongs to an IP's spraying rather than to its record.
+    pub fn is_spraying(self) -> bool {
+        matches!(
+            self,
+            KeyKind::Spraying | KeyKind::SprayingLock | KeyKind::SprayingLockouts
+        )
     }
 }
 
@@ -278,8 +302,8 @@ impl Keyspace {
         fnv1a(tag) as usize % EVENT_SHARDS
     }
 
-    /// Recognises an attempt, lock, lockout-count or would-be lock key of this keyspace;
-    /// anything else is `None`.
+    /// Recognises an attempt, lock, lockout-count or would-be lock key of this keyspace, or an
+    /// IP's spraying key; anything else is `None`.
     pub fn parse(&self, key: &str) -> Option<(KeyKind, Identity)> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix(':')?;
         let (segment, braced) = rest.split_once(':')?;

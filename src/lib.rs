@@ -9,7 +9,7 @@
 //!   [`devices`]: the device tokens that count a user's own device apart; [`unlock`]: the
 //!   tokens that let a user unlock their own username once;
 //! - [`engine`]: the Axes decisions, over a [`store::Store`]; [`lock_cache`] spares Redis
-//!   the checks of identities known to be locked;
+//!   the checks of identities known to be locked; [`spraying`]: an IP naming many usernames;
 //! - [`store`]: the Redis store, its Lua scripts (`scripts/`) and key layout ([`keys`]);
 //! - [`target`] and [`record`]: what operators list and reset; [`event`]: what happened to
 //!   lockouts, and [`webhook`]: where events are sent;
@@ -32,6 +32,7 @@ pub mod record;
 pub mod secret;
 pub mod server;
 mod signed;
+pub mod spraying;
 pub mod store;
 pub mod target;
 pub mod tls;

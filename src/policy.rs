@@ -155,6 +155,18 @@ pub struct Policy {
     /// Observe mode: failures are counted and would-be locks kept apart from locks (see
     /// `FailureRule::observe`), and nothing is refused but by `deny`.
     pub observe: bool,
+    /// Password spraying: an IP locked for naming too many usernames. `None` (the default): off.
+    pub spraying: Option<Spraying>,
+}
+
+/// Password spraying (`[policy] spraying_limit`, `spraying_window`): an IP (an IPv6 network, as
+/// `ipv6_prefix_length` counts it) whose failures name `limit` distinct usernames within
+/// `window` of the first is locked for `lockout_duration` (repeat offenders apply), whatever
+/// username it names next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spraying {
+    pub limit: NonZeroU32,
+    pub window: Duration,
 }
 
 /// How lockouts lengthen (`[policy] lockout_memory`, `lockout_backoff`,
@@ -215,6 +227,7 @@ impl Default for Policy {
             ipv6_prefix_length: 64,
             repeat: None,
             observe: false,
+            spraying: None,
         }
     }
 }
@@ -265,13 +278,20 @@ impl Policy {
     /// One line for start-up logs and `--help`-style summaries.
     pub fn summary(&self) -> String {
         let combinations: Vec<String> = self.combinations.iter().map(|c| c.to_string()).collect();
-        let summary = format!(
+        let mut summary = format!(
             "lock after {} failures of any of [{}], cool-off {}, lockout {}",
             self.failure_limit,
             combinations.join(", "),
             humantime::format_duration(self.cooloff),
             humantime::format_duration(self.lockout_duration),
         );
+        if let Some(spraying) = self.spraying {
+            summary.push_str(&format!(
+                "; an IP naming {} usernames within {} locked for spraying",
+                spraying.limit,
+                humantime::format_duration(spraying.window)
+            ));
+        }
         if self.observe {
             format!("observe mode, nothing refused but by deny: would {summary}")
         } else {

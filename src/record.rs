@@ -45,12 +45,26 @@ pub struct AttemptRecord {
     /// Lockouts the identity started within the policy's `lockout_memory` (0 without repeat
     /// offenders).
     pub lockouts: u64,
+    /// An IP's password spraying (only on the record of an IP alone, `ip=...`, when it has
+    /// any): a record may hold it and nothing else.
+    pub spraying: Option<SprayingRecord>,
 }
 
 impl AttemptRecord {
+    /// Locked out, by its own lock or, an IP's, for spraying.
     pub fn is_locked(&self) -> bool {
-        self.lock_remaining.is_some()
+        self.lock_remaining.is_some() || self.spraying.is_some_and(|s| s.lock_remaining.is_some())
     }
+}
+
+/// An IP's password spraying (see `spraying`): the distinct usernames its failures named
+/// within the window, its spraying lock, and its spraying lockouts remembered (repeat
+/// offenders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SprayingRecord {
+    pub usernames: u64,
+    pub lock_remaining: Option<Duration>,
+    pub lockouts: u64,
 }
 
 /// What became of a logged attempt.

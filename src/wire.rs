@@ -12,7 +12,7 @@ use crate::attempt::parse_ip;
 use crate::engine::{FailureCount, FailureReport, Lockout, Standing, Verdict};
 use crate::event::{Event, EventCursor, EventKind, StoredEvent};
 use crate::identity::Identity;
-use crate::record::{AttemptRecord, LogEntry, Outcome};
+use crate::record::{AttemptRecord, LogEntry, Outcome, SprayingRecord};
 
 /// A `check` or `failure` answer, written straight from the engine's values: a login builds
 /// no `Value` tree. The fields are in alphabetical order, the order in which a `Value` object
@@ -185,6 +185,12 @@ pub fn attempt(record: &AttemptRecord) -> Value {
         "user_agent": record.user_agent,
         "path": record.path,
         "lockouts": record.lockouts,
+        "spraying": record.spraying.map(|spraying| json!({
+            "usernames": spraying.usernames,
+            "locked": spraying.lock_remaining.is_some(),
+            "retry_after_secs": spraying.lock_remaining.map(seconds),
+            "lockouts": spraying.lockouts,
+        })),
     })
 }
 
@@ -245,6 +251,14 @@ pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
         path: Option<String>,
         #[serde(default)]
         lockouts: u64,
+        #[serde(default)]
+        spraying: Option<Spraying>,
+    }
+    #[derive(Deserialize)]
+    struct Spraying {
+        usernames: u64,
+        retry_after_secs: Option<u64>,
+        lockouts: u64,
     }
     let Attempts { attempts } = serde_json::from_value(answer).map_err(|err| err.to_string())?;
     attempts
@@ -271,6 +285,11 @@ pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
                 lockouts: attempt.lockouts,
                 lock_remaining: attempt.retry_after_secs.map(Duration::from_secs),
                 would_lock_remaining: attempt.would_lock_secs.map(Duration::from_secs),
+                spraying: attempt.spraying.map(|spraying| SprayingRecord {
+                    usernames: spraying.usernames,
+                    lock_remaining: spraying.retry_after_secs.map(Duration::from_secs),
+                    lockouts: spraying.lockouts,
+                }),
             })
         })
         .collect()
@@ -324,7 +343,8 @@ fn parse_time(text: &str) -> Result<SystemTime, String> {
     humantime::parse_rfc3339(text).map_err(|err| format!("{text:?}: {err}"))
 }
 
-/// `{"events":[{"id","time","kind","subject","ip"?,"lockout_secs"?,"lockouts"?,"by"?,"removed"?}],
+/// `{"events":[{"id","time","kind","subject","ip"?,"lockout_secs"?,"lockouts"?,"by"?,"removed"?,
+/// "reason"?}],
 /// "next":cursor}`, oldest first; `next` is where the following page starts.
 pub fn events(events: &[StoredEvent], next: &EventCursor) -> Value {
     json!({
@@ -351,6 +371,7 @@ pub fn event(stored: &StoredEvent) -> Value {
         ("lockouts", event.lockouts.map(Value::from)),
         ("by", event.by.clone().map(Value::from)),
         ("removed", event.removed.map(Value::from)),
+        ("reason", event.reason.clone().map(Value::from)),
     ];
     for (name, field) in optional {
         if let Some(field) = field {
@@ -377,6 +398,7 @@ pub fn parse_events(answer: Value) -> Result<Vec<StoredEvent>, String> {
         lockouts: Option<u64>,
         by: Option<String>,
         removed: Option<u64>,
+        reason: Option<String>,
     }
     let Events { events } = serde_json::from_value(answer).map_err(|err| err.to_string())?;
     events
@@ -393,6 +415,7 @@ pub fn parse_events(answer: Value) -> Result<Vec<StoredEvent>, String> {
                     lockouts: stored.lockouts,
                     by: stored.by,
                     removed: stored.removed,
+                    reason: stored.reason,
                 },
                 id: stored.id,
             })
@@ -422,12 +445,14 @@ mod tests {
             retry_after: Some(Duration::from_millis(1500)),
             locked_by: vec![by_pair.clone()],
             started: Vec::new(),
+            spraying_started: false,
         });
         let deny_listed = Verdict::Locked(Lockout {
             reason: LockReason::DenyList,
             retry_after: None,
             locked_by: Vec::new(),
             started: Vec::new(),
+            spraying_started: false,
         });
         let counts = vec![
             FailureCount {
@@ -446,6 +471,7 @@ mod tests {
             started: Vec::new(),
             locked_by: Vec::new(),
             would_lock: None,
+            spraying_started: false,
         };
         let read = Standing {
             verdict: locked.clone(),
@@ -517,6 +543,7 @@ mod tests {
             retry_after: Some(Duration::from_secs(1800)),
             locked_by: vec![by_ip.clone()],
             started: vec![by_ip.clone()],
+            spraying_started: false,
         };
         let report = FailureReport {
             locked: false,
@@ -528,6 +555,7 @@ mod tests {
             started: Vec::new(),
             locked_by: Vec::new(),
             would_lock: Some(withheld.clone()),
+            spraying_started: false,
         };
         let observed = json!({
             "locked_by": [["ip"]],

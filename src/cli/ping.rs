@@ -14,7 +14,7 @@ use crate::attempt::Attempt;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::policy::{AccessLog, Policy};
+use crate::policy::{AccessLog, Policy, Spraying};
 use crate::record::LogFilter;
 use crate::store::endpoint::Topology;
 use crate::store::redis::{RedisOptions, RedisStore};
@@ -147,6 +147,11 @@ async fn probe(store: RedisStore) -> Vec<Step> {
         lockout_duration: PROBE_TTL,
         access_log: Some(probe_log),
         events: Some(probe_log),
+        // Its username counted too, as password spraying counts it.
+        spraying: Some(Spraying {
+            limit: NonZeroU32::MIN.saturating_add(1),
+            window: PROBE_TTL,
+        }),
         ..Policy::default()
     };
     let engine = Engine::new(store, policy);

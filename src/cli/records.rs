@@ -43,6 +43,24 @@ pub(super) async fn list(records: &impl Records, args: ListArgs, output: Output)
                     record.lockouts
                 ));
             }
+            if let Some(spraying) = record.spraying {
+                let sprayed = match spraying.lock_remaining {
+                    Some(remaining) => format!(
+                        "locked for spraying, {} s left ({} usernames)",
+                        wire::seconds(remaining),
+                        spraying.usernames
+                    ),
+                    None => format!(
+                        "{} usernames within the spraying window",
+                        spraying.usernames
+                    ),
+                };
+                lock = if lock == "-" {
+                    sprayed
+                } else {
+                    format!("{lock}; {sprayed}")
+                };
+            }
             format!(
                 "{}\t{}\t{lock}\t{}\t{}\t{}",
                 identity.join(" "),

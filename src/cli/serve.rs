@@ -57,6 +57,8 @@ over the file, which wins over the defaults):
            lockout_memory = LOCKOUT_POLICY_LOCKOUT_MEMORY                     unset; set: repeat offenders
            lockout_backoff = LOCKOUT_POLICY_LOCKOUT_BACKOFF                   2.0 (each lockout that much longer)
            max_lockout_duration = LOCKOUT_POLICY_MAX_LOCKOUT_DURATION         1d
+           spraying_limit = LOCKOUT_POLICY_SPRAYING_LIMIT                     0 (off); 2-100: usernames that lock an IP
+           spraying_window = LOCKOUT_POLICY_SPRAYING_WINDOW                   1h (from the IP's first username)
   [admin]  path = LOCKOUT_ADMIN_PATH            /dj-ad-admin/
            username = LOCKOUT_ADMIN_USERNAME    admin
            password = LOCKOUT_ADMIN_PASSWORD    empty: admin API and page disabled

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::bounded;
 use crate::attempt::Field;
 use crate::error::{Error, Result};
-use crate::policy::{AccessLog, Backoff, Combination, IpList, Limits, Policy, Repeat};
+use crate::policy::{AccessLog, Backoff, Combination, IpList, Limits, Policy, Repeat, Spraying};
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,6 +41,9 @@ pub(super) struct RawPolicy {
     #[serde(with = "humantime_serde")]
     max_lockout_duration: Duration,
     observe: bool,
+    spraying_limit: u32,
+    #[serde(with = "humantime_serde")]
+    spraying_window: Duration,
 }
 
 impl Default for RawPolicy {
@@ -67,6 +70,8 @@ impl Default for RawPolicy {
             lockout_backoff: DEFAULT_BACKOFF,
             max_lockout_duration: DEFAULT_MAX_LOCKOUT,
             observe: policy.observe,
+            spraying_limit: 0,
+            spraying_window: DEFAULT_SPRAYING_WINDOW,
         }
     }
 }
@@ -74,6 +79,13 @@ impl Default for RawPolicy {
 /// Repeat offenders' defaults: each lockout twice as long as the one before, at most a day.
 const DEFAULT_BACKOFF: f64 = 2.0;
 const DEFAULT_MAX_LOCKOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Password spraying's window when only its limit is set.
+const DEFAULT_SPRAYING_WINDOW: Duration = Duration::from_secs(3600);
+
+/// The most distinct usernames a spraying limit counts: each IP's count keeps that many 8-byte
+/// members (docs/design.md, "Password spraying": 944 bytes of Redis at 100).
+const MAX_SPRAYING_LIMIT: u32 = 100;
 
 /// A string or a list of strings: a lockout combination (`"ip"` or `["ip","username"]`), or an
 /// IP list (a list, or one comma-separated string as environment variables give it).
@@ -239,6 +251,21 @@ impl RawPolicy {
         }))
     }
 
+    /// Password spraying, when `spraying_limit` is not 0: from 2 to `MAX_SPRAYING_LIMIT`
+    /// usernames within a window of at most 365 days (checked even while off).
+    fn spraying(&self) -> Result<Option<Spraying>> {
+        let window = bounded("policy.spraying_window", self.spraying_window)?;
+        let Some(limit) = NonZeroU32::new(self.spraying_limit) else {
+            return Ok(None);
+        };
+        if !(2..=MAX_SPRAYING_LIMIT).contains(&limit.get()) {
+            return Err(Error::Config(format!(
+                "policy.spraying_limit: {limit} is not 0 (off) or from 2 to {MAX_SPRAYING_LIMIT}"
+            )));
+        }
+        Ok(Some(Spraying { limit, window }))
+    }
+
     pub(super) fn validate(self) -> Result<Policy> {
         let cooloff = bounded("policy.cooloff", self.cooloff)?;
         let lockout_duration = bounded(
@@ -301,6 +328,7 @@ impl RawPolicy {
             ipv6_prefix_length: self.ipv6_prefix_length,
             repeat: self.repeat(lockout_duration)?,
             observe: self.observe,
+            spraying: self.spraying()?,
         })
     }
 }
@@ -347,6 +375,10 @@ impl From<&Policy> for RawPolicy {
                 .repeat
                 .map_or(DEFAULT_MAX_LOCKOUT, |repeat| repeat.max_lockout),
             observe: policy.observe,
+            spraying_limit: policy.spraying.map_or(0, |spraying| spraying.limit.get()),
+            spraying_window: policy
+                .spraying
+                .map_or(DEFAULT_SPRAYING_WINDOW, |spraying| spraying.window),
         }
     }
 }
@@ -355,8 +387,10 @@ impl From<&Policy> for RawPolicy {
 /// the API token weaken the service for its own requests: `never_lockout` switches lockout
 /// off, `access_log` and `events` hide its logins, `ipv6_prefix_length` lets it rotate
 /// addresses; they are the operator's, in the configuration file. `observe` refuses nothing,
-/// but only for the requests that send it, as a looser `failure_limit` would.
-const REQUEST_KEYS: [&str; 11] = [
+/// but only for the requests that send it, as a looser `failure_limit` would. A site's Django
+/// sends its spraying keys with each request (its `LOCKOUT_POLICY`), within the
+/// configuration's bounds.
+const REQUEST_KEYS: [&str; 13] = [
     "failure_limit",
     "cooloff",
     "lockout_duration",
@@ -368,6 +402,8 @@ const REQUEST_KEYS: [&str; 11] = [
     "access_log_retention",
     "access_log_max_entries",
     "observe",
+    "spraying_limit",
+    "spraying_window",
 ];
 
 /// Policies given with requests (the `[policy]` keys as a JSON object), over a base policy

@@ -9,10 +9,18 @@ use super::{rule_of, Engine, Formed};
 use crate::attempt::{Attempt, Field};
 use crate::devices::{epoch_millis, Device};
 use crate::error::{Error, Result};
-use crate::identity::Identity;
 use crate::policy::{Combination, Policy};
 use crate::record::IdentityState;
 use crate::store::{FailureRule, Store};
+
+/// What `Engine::standing_of` reads: the attempt as it is counted, its identities, their
+/// states and its IP's spraying count's.
+pub(super) type Standings<'a> = (
+    Cow<'a, Attempt>,
+    Formed,
+    Vec<IdentityState>,
+    Option<IdentityState>,
+);
 
 impl<S: Store> Engine<S> {
     /// The attempt's username and device, when the device changes how the attempt is counted
@@ -40,50 +48,54 @@ impl<S: Store> Engine<S> {
     }
 
     /// The attempt as it is counted (see `counted_attempt`), its identities and their standing
-    /// (failure counts too `with_counts`, else locks only), in one round trip: an attempt with
-    /// a device reads its revocation at once with `formed`'s standing, and only when revoked
-    /// reads again, as the attempt without its device.
+    /// (failure counts too `with_counts`, else locks only), then its IP's spraying count's, in
+    /// one round trip: an attempt with a device reads its revocation at once with `formed`'s
+    /// standing, and only when revoked reads again, as the attempt without its device.
     pub(super) async fn standing_of<'a>(
         &self,
         attempt: &'a Attempt,
         formed: Formed,
         with_counts: bool,
-    ) -> Result<(Cow<'a, Attempt>, Formed, Vec<IdentityState>)> {
+    ) -> Result<Standings<'a>> {
         let Some((username, device)) = self.device_of(attempt) else {
-            let states = self.standing(&formed.identities, with_counts).await?;
-            return Ok((Cow::Borrowed(attempt), formed, states));
+            let (states, spraying) = self.standing(&formed, with_counts).await?;
+            return Ok((Cow::Borrowed(attempt), formed, states, spraying));
         };
-        let (states, revoked) = tokio::try_join!(
-            self.standing(&formed.identities, with_counts),
+        let ((states, spraying), revoked) = tokio::try_join!(
+            self.standing(&formed, with_counts),
             self.store.devices_revoked(username)
         )?;
         if !device.revoked_by(revoked) {
-            return Ok((Cow::Borrowed(attempt), formed, states));
+            return Ok((Cow::Borrowed(attempt), formed, states, spraying));
         }
         let plain = attempt.clone().with_device(None);
         let formed = self.identities(&plain);
-        let states = self.standing(&formed.identities, with_counts).await?;
-        Ok((Cow::Owned(plain), formed, states))
+        let (states, spraying) = self.standing(&formed, with_counts).await?;
+        Ok((Cow::Owned(plain), formed, states, spraying))
     }
 
     /// The identities' failures (`with_counts`) and locks (in observe mode, would-be locks
-    /// too: see `Engine::peek`), or their locks alone.
+    /// too: see `Engine::peek`), or their locks alone; then the IP's spraying count's.
     async fn standing(
         &self,
-        identities: &[Identity],
+        formed: &Formed,
         with_counts: bool,
-    ) -> Result<Vec<IdentityState>> {
-        if with_counts {
-            return self.peek(identities).await;
-        }
-        let locks = self.store.lock_states(identities).await?;
-        Ok(locks
-            .into_iter()
-            .map(|lock_remaining| IdentityState {
-                lock_remaining,
-                ..IdentityState::CLEAN
-            })
-            .collect())
+    ) -> Result<(Vec<IdentityState>, Option<IdentityState>)> {
+        let spraying = formed.spraying.as_ref();
+        let mut states = if with_counts {
+            self.peek(&formed.identities, spraying).await?
+        } else {
+            let locks = self.store.lock_states(&formed.identities, spraying).await?;
+            locks
+                .into_iter()
+                .map(|lock_remaining| IdentityState {
+                    lock_remaining,
+                    ..IdentityState::CLEAN
+                })
+                .collect()
+        };
+        let spraying = spraying.and_then(|_| states.pop());
+        Ok((states, spraying))
     }
 
     /// Voids the device tokens of `usernames` issued until now (an operator's "revoke

@@ -218,13 +218,18 @@ struct Row {
 impl Row {
     fn new(record: &AttemptRecord, policy: &Policy) -> Self {
         let field = |field| record.identity.value(field).unwrap_or("—").to_string();
-        let mut status = match (record.lock_remaining, record.would_lock_remaining) {
-            (Some(remaining), _) => format!("Locked out, {} left", human(remaining)),
-            (None, Some(remaining)) => format!(
+        let sprayed = record.spraying.and_then(|spraying| spraying.lock_remaining);
+        let mut status = match (record.lock_remaining, sprayed, record.would_lock_remaining) {
+            (Some(remaining), _, _) => format!("Locked out, {} left", human(remaining)),
+            (None, Some(remaining), _) => format!(
+                "Locked out for password spraying, {} left",
+                human(remaining)
+            ),
+            (None, None, Some(remaining)) => format!(
                 "Would be locked out (observe mode), {} left",
                 human(remaining)
             ),
-            (None, None) => {
+            (None, None, None) => {
                 let fields: Vec<Field> = record
                     .identity
                     .values()
@@ -245,6 +250,20 @@ impl Row {
                 record.lockouts,
                 if record.lockouts == 1 { "" } else { "s" }
             ));
+        }
+        if let Some(spraying) = record.spraying {
+            status.push_str(&match (record.lock_remaining, spraying.lock_remaining) {
+                (Some(_), Some(remaining)) => format!(
+                    "; locked out for password spraying, {} left",
+                    human(remaining)
+                ),
+                (None, Some(_)) => format!("; {} usernames", spraying.usernames),
+                (_, None) => format!(
+                    "; {} username{} within the spraying window",
+                    spraying.usernames,
+                    if spraying.usernames == 1 { "" } else { "s" }
+                ),
+            });
         }
         Row {
             tag: record.identity.tag().to_string(),

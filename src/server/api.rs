@@ -157,7 +157,13 @@ pub async fn check(
     };
     count_check(&service, &verdict.value);
     if let Verdict::Locked(lockout) = &verdict.value {
-        log_lockouts(&service, &attempt, &lockout.started, lockout.retry_after);
+        log_lockouts(
+            &service,
+            &attempt,
+            &lockout.started,
+            lockout.spraying_started,
+            lockout.retry_after,
+        );
     }
     let answer = wire::marked(wire::verdict(&verdict.value), verdict.local);
     Ok(Json(answer).into_response())
@@ -207,6 +213,7 @@ pub async fn failure(
         &service,
         &attempt,
         &report.value.started,
+        report.value.spraying_started,
         report.value.retry_after,
     );
     if let Some(lockout) = &report.value.would_lock {
@@ -274,19 +281,26 @@ fn degraded_verdict(on_store_error: OnStoreError) -> Value {
     }
 }
 
-/// One log line and one count per identity this attempt locked.
+/// One log line and one count per identity this attempt locked, and for its IP's spraying
+/// lock when it started one.
 fn log_lockouts(
     service: &Service,
     attempt: &Attempt,
     started: &[crate::policy::Combination],
+    spraying_started: bool,
     retry_after: Option<Duration>,
 ) {
     service.metrics.lockouts_started(started.len());
-    for combination in started {
+    let by = started.iter().map(ToString::to_string);
+    let spraying = spraying_started.then(|| "spraying".to_string());
+    if spraying_started {
+        service.metrics.spraying_lockout_started();
+    }
+    for by in by.chain(spraying) {
         tracing::warn!(
             ip = %attempt.ip,
             username = attempt.username.as_deref().unwrap_or("-"),
-            by = %combination,
+            by,
             retry_after_secs = retry_after.map(wire::seconds),
             "lockout started"
         );

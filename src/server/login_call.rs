@@ -110,6 +110,7 @@ async fn unrecorded_failure(engine: &Engine<AnyStore>, attempt: &Attempt) -> Res
         started: Vec::new(),
         locked_by,
         would_lock,
+        spraying_started: false,
     })
 }
 

@@ -1,5 +1,5 @@
 //! Prometheus metrics: what the engine decided (checks by verdict, failures, lockouts started,
-//! would-be refusals in observe mode, successes, resets), what went wrong (store errors, degraded answers), and how long requests
+//! would-be refusals in observe mode, IPs locked for spraying, successes, resets), what went wrong (store errors, degraded answers), and how long requests
 //! and store calls took. Served at `/metrics` in the OpenMetrics text format.
 
 use std::sync::Arc;
@@ -33,6 +33,7 @@ pub struct Metrics {
     failures: Counter,
     lockouts_started: Counter,
     would_refusals: Family<Label, Counter>,
+    spraying_lockouts_started: Counter,
     successes: Counter,
     resets: Counter,
     store_errors: Family<Label, Counter>,
@@ -58,6 +59,7 @@ impl Metrics {
             failures: Counter::default(),
             lockouts_started: Counter::default(),
             would_refusals: Family::default(),
+            spraying_lockouts_started: Counter::default(),
             successes: Counter::default(),
             resets: Counter::default(),
             store_errors: Family::default(),
@@ -84,6 +86,11 @@ impl Metrics {
             "would_refusals",
             "Answers in observe mode that would have refused (would_lock), by endpoint",
             metrics.would_refusals.clone(),
+        );
+        r.register(
+            "spraying_lockouts_started",
+            "IPs locked for password spraying (too many usernames within the spraying window)",
+            metrics.spraying_lockouts_started.clone(),
         );
         r.register(
             "successes",
@@ -151,7 +158,7 @@ impl Metrics {
         self.lockouts_expired.clone()
     }
 
-    /// `verdict`: `allowed`, `lockout`, `deny_list` or `degraded`.
+    /// `verdict`: `allowed`, `lockout`, `deny_list`, `spraying` or `degraded`.
     pub fn check(&self, verdict: &'static str) {
         self.checks.get_or_create(&[("verdict", verdict)]).inc();
     }
@@ -169,6 +176,10 @@ impl Metrics {
 
     pub fn lockouts_started(&self, count: usize) {
         self.lockouts_started.inc_by(count as u64);
+    }
+
+    pub fn spraying_lockout_started(&self) {
+        self.spraying_lockouts_started.inc();
     }
 
     pub fn success(&self) {

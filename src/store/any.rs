@@ -7,7 +7,7 @@ use super::memory::MemoryStore;
 use super::redis::{RedisOptions, RedisStore};
 use super::{
     Claim, Claimed, FailureRule, ImportedRecord, LogAppend, Page, Progress, Refusals, ResetNotice,
-    Store,
+    SprayingCount, Store,
 };
 use crate::attempt::Attempt;
 use crate::error::Result;
@@ -82,7 +82,7 @@ impl AnyStore {
     pub async fn reset_before(&self, identities: &[Identity], at: SystemTime) -> Result<u64> {
         match self {
             AnyStore::Redis(store) => store.reset_before(identities, at).await,
-            AnyStore::Memory(store) => store.clear(identities, None).await,
+            AnyStore::Memory(store) => store.clear(identities, false, None).await,
         }
     }
 
@@ -92,12 +92,20 @@ impl AnyStore {
 }
 
 impl Store for AnyStore {
-    async fn lock_states(&self, identities: &[Identity]) -> Result<Vec<Option<Duration>>> {
-        on_the_store!(self, store => store.lock_states(identities).await)
+    async fn lock_states(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<Option<Duration>>> {
+        on_the_store!(self, store => store.lock_states(identities, spraying).await)
     }
 
-    async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
-        on_the_store!(self, store => store.peek(identities).await)
+    async fn peek(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<IdentityState>> {
+        on_the_store!(self, store => store.peek(identities, spraying).await)
     }
 
     async fn peek_observed(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
@@ -111,9 +119,10 @@ impl Store for AnyStore {
         attempt: &Attempt,
         refused: bool,
         log: Option<LogAppend<'_>>,
+        spraying: Option<SprayingCount<'_>>,
     ) -> Result<Vec<IdentityState>> {
         on_the_store!(self, store => {
-            store.record_failures(identities, rules, attempt, refused, log).await
+            store.record_failures(identities, rules, attempt, refused, log, spraying).await
         })
     }
 
@@ -129,8 +138,13 @@ impl Store for AnyStore {
         on_the_store!(self, store => store.watch_resets(on_notice).await)
     }
 
-    async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
-        on_the_store!(self, store => store.clear(identities, log).await)
+    async fn clear(
+        &self,
+        identities: &[Identity],
+        spraying: bool,
+        log: Option<LogAppend<'_>>,
+    ) -> Result<u64> {
+        on_the_store!(self, store => store.clear(identities, spraying, log).await)
     }
 
     async fn append_log(&self, log: LogAppend<'_>) -> Result<()> {

@@ -3,7 +3,9 @@
 //!
 //! Every method that serves a login (`lock_states`, `peek`, `record_failures`,
 //! `record_refusals`, `clear`, `append_log`, `devices_revoked`) is one round trip, whatever
-//! the number of identities.
+//! the number of identities. The login methods also read or count the attempt's IP's password
+//! spraying (see `spraying`) when given it, in the same round trip: its state comes after the
+//! identities'.
 
 pub mod any;
 mod connection;
@@ -55,6 +57,21 @@ impl FailureRule {
             }
         }
     }
+}
+
+/// An attempt's part in its IP's password spraying count (see `spraying`), recorded with its
+/// failures.
+#[derive(Debug, Clone, Copy)]
+pub struct SprayingCount<'a> {
+    /// The IP alone (`spraying::identity`): the spraying keys are that identity's, in its slot.
+    pub ip: &'a Identity,
+    /// The username's member (`spraying::member`); `None`: the attempt names none, and adds
+    /// none (a refusal still renews the lock).
+    pub member: Option<i64>,
+    /// The limit of distinct usernames as `failure_limit`, the window as `cooloff` (counted from
+    /// the first username, not renewed by later ones), the policy's lockout duration and repeat
+    /// offenders.
+    pub rule: FailureRule,
 }
 
 /// An access-log entry to append along with a write.
@@ -150,16 +167,20 @@ pub type Progress<'a> = &'a mut (dyn FnMut(u64) + Send);
 
 /// Failure counters, lock flags and the access log.
 pub trait Store: Send + Sync {
-    /// The remaining lock time of each identity (`None`: not locked), in order. Reads only.
+    /// The remaining lock time of each identity (`None`: not locked), in order, then of the
+    /// spraying lock of `spraying` (an IP's identity) when given. Reads only.
     fn lock_states(
         &self,
         identities: &[Identity],
+        spraying: Option<&Identity>,
     ) -> impl Future<Output = Result<Vec<Option<Duration>>>> + Send;
 
-    /// Failures and lock of each identity, in order. Reads only.
+    /// Failures and lock of each identity, in order, then the distinct usernames and the lock
+    /// of the spraying of `spraying` (an IP's identity) when given. Reads only.
     fn peek(
         &self,
         identities: &[Identity],
+        spraying: Option<&Identity>,
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 
     /// Failures of each identity, in order, and as its lock the longer of its lock and its
@@ -171,9 +192,10 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 
     /// Adds one failure to each identity under its rule (`rules`, in order: locking at the
-    /// limit, renewing present locks) and appends `log`; answers each identity's new state. A
-    /// `refused` attempt was refused on locks read before: an identity reset since (see
-    /// `Keyspace::reset_marker`) does not count it.
+    /// limit, renewing present locks), counts `spraying` (its member, then its lock as an
+    /// identity's at its limit) and appends `log`; answers each identity's new state, then the
+    /// spraying count's. A `refused` attempt was refused on locks read before: an identity (or
+    /// IP) reset since (see `Keyspace::reset_marker`) does not count it.
     fn record_failures(
         &self,
         identities: &[Identity],
@@ -181,6 +203,7 @@ pub trait Store: Send + Sync {
         attempt: &Attempt,
         refused: bool,
         log: Option<LogAppend<'_>>,
+        spraying: Option<SprayingCount<'_>>,
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 
     /// Records coalesced refusals (`fail.lua` with a count per identity) and appends `logs`;
@@ -198,11 +221,13 @@ pub trait Store: Send + Sync {
         on_notice: &(dyn Fn(ResetNotice) + Send + Sync),
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Deletes the identities' records and locks and appends `log`; answers how many of the
-    /// identities had anything to delete. Tells the reset channel.
+    /// Deletes the identities' records and locks (with `spraying`, an IP's identity's spraying
+    /// count and lock too) and appends `log`; answers how many of the identities had anything
+    /// to delete. Tells the reset channel.
     fn clear(
         &self,
         identities: &[Identity],
+        spraying: bool,
         log: Option<LogAppend<'_>>,
     ) -> impl Future<Output = Result<u64>> + Send;
 
@@ -239,7 +264,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Page>> + Send;
 
     /// Deletes (or with `dry_run` only counts) the attempt records `target` selects, locks
-    /// included; answers how many records. Tells the reset channel.
+    /// included, and the spraying counts and locks of the IPs it selects; answers how many
+    /// records (an IP's spraying is its record's). Tells the reset channel.
     fn remove(
         &self,
         target: &Target,

@@ -61,6 +61,7 @@ fn serve(redis: &RedisServer, receiver: &Receiver) -> (ServeProcess, String) {
             ("LOCKOUT_REDIS_URL", url.as_str()),
             ("LOCKOUT_ADMIN_PASSWORD", "admin-pw"),
             ("LOCKOUT_POLICY_LOCKOUT_DURATION", "1s"),
+            ("LOCKOUT_POLICY_SPRAYING_LIMIT", "2"),
             ("LOCKOUT_WEBHOOKS", &webhooks),
         ],
         port,

@@ -1,10 +1,10 @@
 //! The in-process store answers as Redis does: random policies (some combinations with limits of
-//! their own, some with repeat offenders, some in observe mode) and random sequences of checks,
-//! inspections, failures, successes (some attempts with a device, issued before or after any
-//! revocation), resets (all, by IP, username, pair, either, prefixes; dry runs too), device
-//! revocations, unlock tokens redeemed (some twice, some after their use has expired),
-//! listings, access-log reads, log resets and switches between observing and enforcing, over a
-//! few IPs and usernames so that identities collide, run
+//! their own, some with repeat offenders, some in observe mode, some counting password
+//! spraying) and random sequences of checks, inspections, failures, successes (some attempts
+//! with a device, issued before or after any revocation), resets (all, by IP, username, pair,
+//! either, prefixes; dry runs too), device revocations, unlock tokens redeemed (some twice, some
+//! after their use has expired), listings, access-log reads, log resets and switches between
+//! observing and enforcing, over a few IPs and usernames so that identities collide, run
 //! side by side on a real Redis and on a fresh `MemoryStore`, with the same answer required at
 //! every step. Time moves through `Backend::advance`, never by waiting.
 //!
@@ -27,8 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lockout::attempt::parse_ip;
 use lockout::devices::{epoch_millis, Device, Devices};
-use lockout::policy::{Backoff, Limits, Repeat};
-use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome};
+use lockout::policy::{Backoff, Limits, Repeat, Spraying};
+use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome, SprayingRecord};
 use lockout::unlock::Unlock;
 use lockout::{
     AnyStore, Attempt, Engine, FailureReport, Lockout, Policy, Standing, Target, Verdict,
@@ -231,6 +231,10 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
                     last_failure: None,
                     lock_remaining: whole(record.lock_remaining),
                     would_lock_remaining: whole(record.would_lock_remaining),
+                    spraying: record.spraying.map(|spraying| SprayingRecord {
+                        lock_remaining: whole(spraying.lock_remaining),
+                        ..spraying
+                    }),
                     ..record
                 })
                 .collect();
@@ -322,6 +326,8 @@ fn policy() -> impl Strategy<Value = Policy> {
             0..=60u64,
         )),
         prop::bool::weighted(0.3),
+        // Password spraying: 2 or 3 of the usernames within a window, or off.
+        option::of((2..=3u32, seconds())),
     )
         .prop_map(
             |(
@@ -334,6 +340,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                 own,
                 repeat,
                 observe,
+                spraying,
             )| {
                 let lockout_duration = lockout.unwrap_or(cooloff);
                 let mut policy = Policy {
@@ -348,6 +355,10 @@ fn policy() -> impl Strategy<Value = Policy> {
                         max_lockout: lockout_duration + Duration::from_secs(beyond),
                     }),
                     observe,
+                    spraying: spraying.map(|(limit, window)| Spraying {
+                        limit: NonZeroU32::new(limit).unwrap(),
+                        window,
+                    }),
                     ..support::policy(limit, combinations)
                 };
                 for (combination, own) in policy.combinations.iter_mut().zip(own) {

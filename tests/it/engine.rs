@@ -637,7 +637,7 @@ async fn list_filters_and_locked_only(server: Backend) {
 
 /// What the server counted while `action` ran: commands, socket reads (one per request the
 /// client wrote, a pipeline being one write), and the `cmdstat_*` lines of INFO.
-async fn server_work<F: std::future::Future>(
+pub(crate) async fn server_work<F: std::future::Future>(
     server: &RedisServer,
     action: F,
 ) -> (u64, u64, String) {

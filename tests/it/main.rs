@@ -27,6 +27,7 @@ mod resends;
 mod scripts;
 mod secrets;
 mod service;
+mod spraying;
 mod support;
 mod tls;
 mod unlock;

@@ -278,3 +278,106 @@ fn reset_before_lua_refuses_unusable_arguments_and_spares_a_record_failed_after_
     assert!((500_000..=510_000).contains(&left), "{left}");
     assert_eq!(redis.keys(), [marker.to_string()]);
 }
+
+const SPRAYING: [&str; 4] = [
+    "lockout:spraying:{0.178}ip=10.0.0.1",
+    "lockout:spraying_lock:{0.178}ip=10.0.0.1",
+    "lockout:spraying_lockouts:{0.178}ip=10.0.0.1",
+    "lockout:reset:{0.178}ip=10.0.0.1",
+];
+
+#[test]
+fn fail_lua_refuses_unusable_spraying_arguments_before_writing() {
+    let redis = RedisServer::start();
+    let now = "1764380000";
+    // After a good identity: its writes would come first, so a refusal proves the order.
+    let good = identity_args("1000", "1000", ["0", "1", "1000"]);
+    // member, limit, window, lockout, lockout memory (and backoff, longest lockout)
+    for (spraying, error) in [
+        (
+            &["x", "10", "1000", "1000", "0"][..],
+            "spraying needs a member",
+        ),
+        (
+            &["1.5", "10", "1000", "1000", "0"],
+            "spraying needs a member",
+        ),
+        (
+            &["123456789012345678901", "10", "1000", "1000", "0"],
+            "spraying needs a member",
+        ),
+        (&["7", "0", "1000", "1000", "0"], "spraying needs a member"),
+        (
+            &["7", "2.5", "1000", "1000", "0"],
+            "spraying needs a member",
+        ),
+        (&["7", "10", "0", "1000", "0"], "durations must be"),
+        (
+            &["7", "10", "1000", "31536000001", "0"],
+            "durations must be",
+        ),
+        (
+            &["7", "10", "1000", "1000", "1000", "0.5", "1000"],
+            "durations must be",
+        ),
+        (&["7", "10", "1000", "1000"], "durations must be"),
+    ] {
+        let mut argv = vec!["1", now, "0"];
+        argv.extend(&good);
+        argv.push("spraying");
+        argv.extend(spraying);
+        let mut keys = vec![RECORD, LOCK, SPRAYING[0], SPRAYING[1]];
+        if spraying.len() == 7 {
+            keys.push(SPRAYING[2]);
+        }
+        let err = eval(&redis, FAIL, &keys, &argv).expect_err("refused");
+        assert!(err.to_string().contains(error), "{spraying:?}: {err}");
+        assert_eq!(redis.keys(), Vec::<String>::new(), "{spraying:?}");
+    }
+    // No identity and no spraying count: nothing to do.
+    let err = eval(&redis, FAIL, &[], &["0", now, "0"]).expect_err("refused");
+    assert!(err.to_string().contains("expected n"), "{err}");
+
+    // A spraying count alone (n = 0), refused attempts, repeat offenders, the log: the limit
+    // of 2 reached at the second username; every key written has a TTL.
+    let spray = |member: &str| -> Vec<i64> {
+        let argv = [
+            "0", now, "1", "spraying", member, "2", "60000", "30000", "600000", "2", "120000",
+            "2000", "0", "60000", "100", "ip", "10.0.0.1", "outcome", "refused",
+        ];
+        let mut keys = SPRAYING.to_vec();
+        keys.push(LOG_KEY);
+        redis::cmd("EVAL")
+            .arg(FAIL)
+            .arg(keys.len())
+            .arg(&keys)
+            .arg(&argv[..])
+            .query(&mut redis.connection())
+            .unwrap()
+    };
+    assert_eq!(spray("7"), [1, -2, 0, 0]);
+    assert_eq!(spray("7"), [1, -2, 0, 0], "the same username again");
+    assert_eq!(spray(""), [1, -2, 0, 0], "no username");
+    assert_eq!(spray("-8"), [2, 30000, 1, 1]);
+    assert_eq!(
+        spray("9"),
+        [2, 30000, 0, 1],
+        "renewed; the set holds the limit at most"
+    );
+    for key in [SPRAYING[0], SPRAYING[1], SPRAYING[2], LOG_KEY] {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query(&mut redis.connection())
+            .unwrap();
+        assert!(pttl > 0, "{key}: {pttl}");
+    }
+    // A reset's marker drops refusals: nothing counted, nothing renewed.
+    let () = redis::cmd("SET")
+        .arg(SPRAYING[3])
+        .arg("1")
+        .arg("PX")
+        .arg(2000)
+        .query(&mut redis.connection())
+        .unwrap();
+    assert_eq!(spray("10"), [0, -2, 0, 0]);
+}

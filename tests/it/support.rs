@@ -830,6 +830,7 @@ pub fn lockouts_started(count: usize) -> Vec<lockout::event::Event> {
                 lockouts: None,
                 by: None,
                 removed: None,
+                reason: None,
             }
         })
         .collect()

@@ -331,6 +331,7 @@ async fn a_burst_across_shards_is_delivered_with_an_id_per_event() {
                 lockouts: None,
                 by: None,
                 removed: None,
+                reason: None,
             }
         })
         .collect();

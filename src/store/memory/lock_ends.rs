@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::{SpaceId, State, Tag};
+use crate::spraying;
 
 impl State {
     /// Schedules the end of the identity's lock at `ends` (the new end of one scheduled
@@ -35,8 +36,8 @@ impl State {
         }
     }
 
-    /// Takes up to `limit` scheduled lock ends due by `now` whose lock is gone (rescheduling
-    /// those locked again); answers their tags.
+    /// Takes up to `limit` scheduled lock ends due by `now` whose lock (an identity's, or an
+    /// IP's spraying lock) is gone, rescheduling those locked again; answers their subjects.
     pub(super) fn take_lock_ends(
         &mut self,
         space: SpaceId,
@@ -51,10 +52,13 @@ impl State {
             if ends > now {
                 break;
             }
-            let lock_ends = self.spaces[space]
-                .records
-                .get(&tag)
-                .and_then(|record| record.lock_ends);
+            let lock_ends = match spraying::of_subject(&tag) {
+                Some(ip) => self.spraying_lock_end(space, ip.tag(), now),
+                None => self.spaces[space]
+                    .records
+                    .get(&tag)
+                    .and_then(|record| record.lock_ends),
+            };
             match lock_ends {
                 Some(lock_ends) => self.schedule_lock_end(space, &tag, lock_ends),
                 None => {

@@ -15,9 +15,9 @@
 //! over all of them, and at most `MAX_SPACES` exist.
 //!
 //! Here: the store, its state's shape and the `Store` impl; the state's work by idea in
-//! `spaces` (keyspaces, expiry), `records` (counting, imports, locks, eviction), `lock_ends`, `logs`
-//! (access log and events), `stamps` (device revocations, unlock tokens used), `bytes` (what
-//! each costs) and `selection`; `clock`.
+//! `spaces` (keyspaces, expiry), `records` (counting, imports, locks, eviction), `spray_counts`
+//! (IPs' password spraying), `lock_ends`, `logs` (access log and events), `stamps` (device
+//! revocations, unlock tokens used), `bytes` (what each costs) and `selection`; `clock`.
 
 mod bytes;
 mod clock;
@@ -26,6 +26,7 @@ mod logs;
 mod records;
 mod selection;
 mod spaces;
+mod spray_counts;
 mod stamps;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -39,7 +40,7 @@ use spaces::Spaces;
 
 use super::{
     Claim, Claimed, FailureRule, ImportedRecord, LogAppend, Page, Progress, Refusals, ResetNotice,
-    Store,
+    SprayingCount, Store,
 };
 use crate::attempt::Attempt;
 use crate::error::{Error, Result};
@@ -48,6 +49,7 @@ use crate::identity::Identity;
 use crate::keys::Keyspace;
 use crate::policy::AccessLog;
 use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter};
+use crate::spraying;
 use crate::target::Target;
 
 /// Reset notices a slow listener may fall behind by before it must start over.
@@ -110,6 +112,9 @@ struct State {
     lockout_ends: BTreeSet<(Instant, SpaceId, Tag)>,
     /// Stamps (see `stamps`) by their end, then space and key.
     stamp_ends: BTreeSet<(Instant, SpaceId, Tag)>,
+    /// IPs' spraying counts by the end of their last part, then space and tag; as many as
+    /// `max_identities`, the one nearest its end evicted first.
+    spraying_ends: BTreeSet<(Instant, SpaceId, Tag)>,
     spaces: Spaces,
     /// The next space's ID.
     next_space: SpaceId,
@@ -129,6 +134,8 @@ struct Space {
     lockouts: HashMap<Tag, (u64, Instant)>,
     /// Values with an end (see `stamps`): key to value and end.
     stamps: HashMap<Tag, (u64, Instant)>,
+    /// IPs' password spraying, by the tag of the IP's identity.
+    sprayings: HashMap<Tag, spray_counts::Spraying>,
     /// Oldest first.
     log: VecDeque<(Instant, LogEntry)>,
     /// Oldest first.
@@ -216,6 +223,7 @@ impl MemoryStore {
             marker_ends: VecDeque::new(),
             lockout_ends: BTreeSet::new(),
             stamp_ends: BTreeSet::new(),
+            spraying_ends: BTreeSet::new(),
             spaces: Spaces::default(),
             next_space: 0,
             space_ids: HashMap::new(),
@@ -309,7 +317,8 @@ impl MemoryStore {
         }
     }
 
-    /// Empties every keyspace: records, reset markers, lockout counts, stamps and access logs.
+    /// Empties every keyspace: records, reset markers, lockout counts, spraying counts, stamps
+    /// and access logs.
     pub fn forget_all(&self) {
         let mut state = self.lock();
         let State {
@@ -321,6 +330,7 @@ impl MemoryStore {
             marker_ends,
             lockout_ends,
             stamp_ends,
+            spraying_ends,
             spaces,
             ..
         } = &mut *state;
@@ -330,11 +340,13 @@ impl MemoryStore {
         marker_ends.clear();
         lockout_ends.clear();
         stamp_ends.clear();
+        spraying_ends.clear();
         for space in spaces.iter_mut() {
             space.records.clear();
             space.markers.clear();
             space.lockouts.clear();
             space.stamps.clear();
+            space.sprayings.clear();
             space.log.clear();
             space.events.clear();
             space.lock_ends.clear();
@@ -355,18 +367,23 @@ impl MemoryStore {
         (state, now)
     }
 
-    /// `failures` at one moment, then `logs`; each identity's new state.
+    /// `failures` and `spraying` (of `refused` attempts or not) at one moment, then `logs`;
+    /// each identity's new state, then the spraying count's.
     fn record<'a>(
         &self,
         failures: impl Iterator<Item = (&'a Identity, Failure<'a>)>,
+        spraying: Option<(SprayingCount<'_>, bool)>,
         logs: &[LogAppend<'_>],
     ) -> Result<Vec<IdentityState>> {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
         let space = state.space(&self.keys, now)?;
-        let states = failures
+        let mut states: Vec<IdentityState> = failures
             .map(|(identity, failure)| state.fail(space, identity, failure, (now, wall)))
             .collect();
+        if let Some((count, refused)) = spraying {
+            states.push(state.spray(space, count, refused, now));
+        }
         for log in logs {
             state.append(space, log, now, wall);
         }
@@ -390,22 +407,27 @@ fn identity_of(tag: &str) -> Identity {
 }
 
 impl Store for MemoryStore {
-    async fn lock_states(&self, identities: &[Identity]) -> Result<Vec<Option<Duration>>> {
-        let (state, now) = self.state();
-        let space = state.space_of(&self.keys);
-        Ok(identities
-            .iter()
-            .map(|identity| state.state_of(space, identity.tag(), now).lock_remaining)
-            .collect())
+    async fn lock_states(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<Option<Duration>>> {
+        let states = self.peek(identities, spraying).await?;
+        Ok(states.iter().map(|state| state.lock_remaining).collect())
     }
 
-    async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
+    async fn peek(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<IdentityState>> {
         let (state, now) = self.state();
         let space = state.space_of(&self.keys);
-        Ok(identities
+        let states = identities
             .iter()
-            .map(|identity| state.state_of(space, identity.tag(), now))
-            .collect())
+            .map(|identity| state.state_of(space, identity.tag(), now));
+        let spraying = spraying.map(|ip| state.spraying_state(space, ip.tag(), now));
+        Ok(states.chain(spraying).collect())
     }
 
     async fn peek_observed(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
@@ -424,6 +446,7 @@ impl Store for MemoryStore {
         attempt: &Attempt,
         refused: bool,
         log: Option<LogAppend<'_>>,
+        spraying: Option<SprayingCount<'_>>,
     ) -> Result<Vec<IdentityState>> {
         let failures = identities.iter().zip(rules).map(|(identity, rule)| {
             let failure = Failure {
@@ -435,7 +458,8 @@ impl Store for MemoryStore {
             };
             (identity, failure)
         });
-        self.record(failures, log.as_slice())
+        let spraying = spraying.map(|count| (count, refused));
+        self.record(failures, spraying, log.as_slice())
     }
 
     async fn record_refusals(
@@ -453,7 +477,7 @@ impl Store for MemoryStore {
             };
             (&refusal.identity, failure)
         });
-        self.record(failures, logs)
+        self.record(failures, None, logs)
     }
 
     async fn watch_resets(&self, on_notice: &(dyn Fn(ResetNotice) + Send + Sync)) -> Result<()> {
@@ -476,7 +500,12 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
+    async fn clear(
+        &self,
+        identities: &[Identity],
+        with_spraying: bool,
+        log: Option<LogAppend<'_>>,
+    ) -> Result<u64> {
         let wall = self.shared.clock.wall();
         let (mut state, now) = self.state();
         let space = state.space(&self.keys, now)?;
@@ -486,7 +515,11 @@ impl Store for MemoryStore {
             state.forget_lock_end(space, identity.tag());
             let record = state.unlink(space, identity.tag()).is_some();
             let lockouts = state.forget_lockouts(space, identity.tag());
-            removed += u64::from(record || lockouts);
+            let sprayed = with_spraying && spraying::is_counted(identity) && {
+                state.forget_lock_end(space, &spraying::subject(identity));
+                state.forget_spraying(space, identity.tag())
+            };
+            removed += u64::from(record || lockouts || sprayed);
         }
         if let Some(log) = log {
             state.append(space, &log, now, wall);
@@ -576,6 +609,9 @@ impl Store for MemoryStore {
             state.forget_lock_end(space, tag);
             state.unlink(space, tag);
             state.forget_lockouts(space, tag);
+            if state.forget_spraying(space, tag) {
+                state.forget_lock_end(space, &spraying::subject(&identity_of(tag)));
+            }
         }
         let removed = tags.len() as u64;
         self.announce(&state, tags);

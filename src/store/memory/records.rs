@@ -311,8 +311,27 @@ impl State {
         }
     }
 
+    /// The record of `tag` as listed: its counts, and an IP's spraying; `None` without either.
     pub(super) fn record(&self, space: SpaceId, tag: &str, now: Instant) -> Option<AttemptRecord> {
-        let record = self.spaces[space].records.get(tag)?;
+        let spraying = self.spraying_record(space, tag, now);
+        let lockouts = self.spaces[space]
+            .lockouts
+            .get(tag)
+            .map_or(0, |(count, _)| *count);
+        let Some(record) = self.spaces[space].records.get(tag) else {
+            return spraying.map(|spraying| AttemptRecord {
+                identity: identity_of(tag),
+                failures: 0,
+                first_failure: None,
+                last_failure: None,
+                user_agent: None,
+                path: None,
+                lock_remaining: None,
+                would_lock_remaining: None,
+                lockouts,
+                spraying: Some(spraying),
+            });
+        };
         Some(AttemptRecord {
             identity: identity_of(tag),
             failures: record.failures,
@@ -322,10 +341,8 @@ impl State {
             path: record.path.as_deref().map(String::from),
             lock_remaining: record.lock_ends.map(|ends| ends - now),
             would_lock_remaining: record.would_lock_remaining(now),
-            lockouts: self.spaces[space]
-                .lockouts
-                .get(tag)
-                .map_or(0, |(count, _)| *count),
+            lockouts,
+            spraying,
         })
     }
 }

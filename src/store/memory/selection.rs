@@ -4,20 +4,31 @@ use super::{identity_of, SpaceId, State, Tag};
 use crate::target::Target;
 
 impl State {
-    /// The tags of the records `target` selects (as a listing walks the record hashes).
+    /// The tags of the records `target` selects (as a listing walks the record hashes and
+    /// the IPs' spraying sets), each once.
     pub(super) fn selected(&self, space: SpaceId, target: &Target) -> Vec<String> {
-        selected(self.spaces[space].records.keys(), target)
-    }
-
-    /// The tags of the identities `target` selects that have a record or a lockout count (as
-    /// a reset scans every key of an identity).
-    pub(super) fn selected_for_removal(&self, space: SpaceId, target: &Target) -> Vec<String> {
         let space = &self.spaces[space];
         let mut tags = selected(space.records.keys(), target);
         tags.extend(
-            selected(space.lockouts.keys(), target)
+            selected(space.sprayings.keys(), target)
                 .into_iter()
                 .filter(|tag| !space.records.contains_key(tag.as_str())),
+        );
+        tags
+    }
+
+    /// The tags of the identities `target` selects that have a record, a lockout count or a
+    /// spraying count (as a reset scans every key of an identity), each once.
+    pub(super) fn selected_for_removal(&self, space: SpaceId, target: &Target) -> Vec<String> {
+        let mut tags = self.selected(space, target);
+        let space = &self.spaces[space];
+        tags.extend(
+            selected(space.lockouts.keys(), target)
+                .into_iter()
+                .filter(|tag| {
+                    !space.records.contains_key(tag.as_str())
+                        && !space.sprayings.contains_key(tag.as_str())
+                }),
         );
         tags
     }

@@ -71,6 +71,7 @@ impl Space {
             && self.markers.is_empty()
             && self.lockouts.is_empty()
             && self.stamps.is_empty()
+            && self.sprayings.is_empty()
             && self.kept_until.is_none_or(|until| until <= now)
             && self.lock_ends.is_empty()
             && self.notices.receiver_count() == 0
@@ -108,6 +109,7 @@ impl State {
                 markers: HashMap::new(),
                 lockouts: HashMap::new(),
                 stamps: HashMap::new(),
+                sprayings: HashMap::new(),
                 log: VecDeque::new(),
                 events: VecDeque::new(),
                 kept_until: None,
@@ -191,5 +193,6 @@ impl State {
             self.spaces[space].lockouts.remove(&tag);
         }
         self.expire_stamps(now);
+        self.expire_sprayings(now);
     }
 }

@@ -10,7 +10,8 @@ use super::{remaining, RedisStore};
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::keys::{record_field, KeyKind};
-use crate::record::AttemptRecord;
+use crate::record::{AttemptRecord, SprayingRecord};
+use crate::spraying;
 use crate::store::connection::Node;
 use crate::store::Page;
 use crate::target::Target;
@@ -50,14 +51,14 @@ impl RedisStore {
         })
     }
 
-    /// The next page of keys matching the scan, as (key, identity), asking SCAN to look at
-    /// about `count` keys; `None` when every walk is done.
+    /// The next page of keys matching the scan, as (key, kind, identity), asking SCAN to look
+    /// at about `count` keys; `None` when every walk is done.
     pub(super) async fn next_page(
         &self,
         scan: &mut Scan,
         target: &Target,
         count: usize,
-    ) -> Result<Option<Vec<(String, Identity)>>> {
+    ) -> Result<Option<Vec<(String, KeyKind, Identity)>>> {
         let Some((node, pattern)) = scan.walks.get(scan.walk) else {
             return Ok(None);
         };
@@ -81,49 +82,54 @@ impl RedisStore {
         Ok(Some(
             keys.into_iter()
                 .filter_map(|key| {
-                    let (_, identity) = self.keys.parse(&key)?;
-                    target.matches(&identity).then_some((key, identity))
+                    let (kind, identity) = self.keys.parse(&key)?;
+                    target.matches(&identity).then_some((key, kind, identity))
                 })
                 .collect(),
         ))
     }
 
     async fn fetch_records(&self, identities: &[Identity]) -> Result<Vec<AttemptRecord>> {
-        let requests: Vec<Cmd> = identities
-            .iter()
-            .flat_map(|identity| {
-                [
-                    self.on_identity(identity, |[record, _, _]| {
-                        redis::cmd("HGETALL").arg(record).clone()
-                    }),
-                    self.on_identity(identity, |[_, lock, _]| {
-                        redis::cmd("PTTL").arg(lock).clone()
-                    }),
-                    self.on_identity(identity, |[_, _, lockouts]| {
-                        redis::cmd("GET").arg(lockouts).clone()
-                    }),
-                    redis::cmd("PTTL")
-                        .arg(self.keys.key(KeyKind::WouldLock, identity))
-                        .clone(),
-                ]
-            })
-            .collect();
+        let mut requests: Vec<Cmd> = Vec::with_capacity(4 * identities.len());
+        for identity in identities {
+            let [record, lock, lockouts] = self.identity_keys(identity);
+            requests.push(redis::cmd("HGETALL").arg(record).clone());
+            requests.push(redis::cmd("PTTL").arg(lock).clone());
+            requests.push(redis::cmd("GET").arg(lockouts).clone());
+            let would_lock = self.keys.key(KeyKind::WouldLock, identity);
+            requests.push(redis::cmd("PTTL").arg(would_lock).clone());
+            if spraying::is_counted(identity) {
+                let [set, lock, lockouts] = self.spraying_keys(identity);
+                requests.push(redis::cmd("SCARD").arg(set).clone());
+                requests.push(redis::cmd("PTTL").arg(lock).clone());
+                requests.push(redis::cmd("GET").arg(lockouts).clone());
+            }
+        }
         let mut replies = self.round_trip(&requests).await?.into_iter();
+        let mut next = || replies.next().unwrap_or(redis::Value::Nil);
         let mut records = Vec::with_capacity(identities.len());
         for identity in identities {
-            let (Some(fields), Some(pttl), Some(lockouts), Some(would_lock)) = (
-                replies.next(),
-                replies.next(),
-                replies.next(),
-                replies.next(),
-            ) else {
-                break;
+            let mut fields: HashMap<String, String> = self.parse(next())?;
+            let lock_remaining = remaining(self.parse(next())?);
+            let lockouts: Option<u64> = self.parse(next())?;
+            let would_lock_remaining = remaining(self.parse(next())?);
+            let spraying = if spraying::is_counted(identity) {
+                let usernames: u64 = self.parse(next())?;
+                let lock_remaining = remaining(self.parse(next())?);
+                let lockouts: Option<u64> = self.parse(next())?;
+                (usernames > 0 || lock_remaining.is_some()).then_some(SprayingRecord {
+                    usernames,
+                    lock_remaining,
+                    lockouts: lockouts.unwrap_or(0),
+                })
+            } else {
+                None
             };
-            let lockouts: Option<u64> = self.parse(lockouts)?;
-            let mut fields: HashMap<String, String> = self.parse(fields)?;
-            let lock_remaining = remaining(self.parse(pttl)?);
-            let would_lock_remaining = remaining(self.parse(would_lock)?);
-            if fields.is_empty() && lock_remaining.is_none() && would_lock_remaining.is_none() {
+            if fields.is_empty()
+                && lock_remaining.is_none()
+                && would_lock_remaining.is_none()
+                && spraying.is_none()
+            {
                 continue; // expired between the scan and now
             }
             let time = |secs: Option<String>| {
@@ -147,6 +153,7 @@ impl RedisStore {
                 lock_remaining,
                 would_lock_remaining,
                 lockouts: lockouts.unwrap_or(0),
+                spraying,
             });
         }
         Ok(records)
@@ -232,13 +239,17 @@ pub(super) async fn page(
     cursor: Option<&str>,
     size: usize,
 ) -> Result<Page> {
-    // A record's hash outlives its lock flag (fail.lua gives it the longer TTL), so walking
-    // the hashes finds every record once.
-    let mut scan = store.scan(target, Some(KeyKind::Attempt)).await?;
+    // A record's hash outlives its lock flag, and an IP's spraying set its spraying lock
+    // (fail.lua gives each the longer TTL), so walking the hashes and the sets finds every
+    // record.
+    let mut scan = store.scan(target, None).await?;
     if let Some(cursor) = cursor {
         scan.resume(cursor)?;
     }
     let mut seen = HashSet::new();
+    // IPs this page found by their spraying set alone: one that also has a hash is listed by
+    // the page that finds the hash, so that it comes once.
+    let mut by_spraying = HashSet::new();
     let mut identities = Vec::new();
     let mut count = size.max(1);
     let mut examined = 0;
@@ -252,13 +263,26 @@ pub(super) async fn page(
         if keys.len() < size / 2 {
             count = (count * 4).min(SCAN_BATCH * 10);
         }
-        for (_, identity) in keys {
-            if seen.insert(identity.tag().to_string()) {
+        for (_, kind, identity) in keys {
+            let tag = identity.tag().to_string();
+            match kind {
+                KeyKind::Attempt => {
+                    by_spraying.remove(&tag);
+                }
+                KeyKind::Spraying if !seen.contains(&tag) => {
+                    by_spraying.insert(tag.clone());
+                }
+                _ => continue,
+            }
+            if seen.insert(tag) {
                 identities.push(identity);
             }
         }
     }
     let mut records = records(store, &identities).await?;
+    records.retain(|record| {
+        record.first_failure.is_none() || !by_spraying.contains(record.identity.tag())
+    });
     sort_newest_first(&mut records);
     Ok(Page {
         records,

@@ -25,6 +25,7 @@ use crate::event::Event;
 use crate::identity::Identity;
 use crate::keys::{KeyKind, EVENT_SHARDS};
 use crate::policy::AccessLog;
+use crate::spraying;
 use crate::store::scripts::{END_LOCKOUTS, REGISTER_LOCK_END_SCOPE};
 
 /// How long after its latest lock end a scope is still swept: ends a sweep missed for as long
@@ -131,11 +132,15 @@ pub(super) async fn end_lockouts(
     if due.is_empty() {
         return Ok(0);
     }
-    // Each tag's lock; a tag that is no identity's has none to wait for.
+    // Each tag's lock (an identity's, or an IP's spraying lock); a tag that is neither has
+    // none to wait for.
     let locks: Vec<Option<String>> = due
         .iter()
-        .map(|(_, tag, _)| {
-            Identity::from_tag(tag).map(|identity| store.keys.key(KeyKind::Lock, &identity))
+        .map(|(_, tag, _)| match spraying::of_subject(tag) {
+            Some(ip) => Some(store.keys.key(KeyKind::SprayingLock, &ip)),
+            None => {
+                Identity::from_tag(tag).map(|identity| store.keys.key(KeyKind::Lock, &identity))
+            }
         })
         .collect();
     let lock_ttls: Vec<Cmd> = locks

@@ -1,5 +1,5 @@
-//! The login path: `fail.lua` calls (one per shard of the identities), lock reads, and the
-//! access-log entries that go with them.
+//! The login path: `fail.lua` calls (one per shard of the identities, the IP's spraying count
+//! in its shard's), lock reads, and the access-log entries that go with them.
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use crate::keys::{record_field, KeyKind, Keyspace, RESET_GUARD, SHARDS};
 use crate::policy::Repeat;
 use crate::record::IdentityState;
 use crate::store::scripts::{FAIL, LOG};
-use crate::store::{FailureRule, LogAppend, Refusals};
+use crate::store::{FailureRule, LogAppend, Refusals, SprayingCount};
 
 impl RedisStore {
     pub(super) fn log_request(&self, log: LogAppend<'_>) -> Cmd {
@@ -52,18 +52,20 @@ impl RedisStore {
         }
     }
 
-    /// One `fail.lua` call on `failures`, identities of one shard, appending `log` (whose
-    /// stream is that shard's) when given; `refused` attempts (decided on locks read before,
-    /// coalesced by a lock cache, or counted during an outage) are dropped for an identity
-    /// reset since they were counted (see `Keyspace::reset_marker`).
+    /// One `fail.lua` call on `failures`, identities of one shard, counting `spraying` and
+    /// appending `log` (each when given, its keys in that shard); `refused` attempts (decided
+    /// on locks read before, coalesced by a lock cache, or counted during an outage) are
+    /// dropped for an identity (or IP) reset since they were counted (see
+    /// `Keyspace::reset_marker`).
     fn fail_request(
         &self,
         failures: &[Failure<'_>],
         refused: bool,
+        spraying: Option<SprayingCount<'_>>,
         log: Option<LogAppend<'_>>,
     ) -> Cmd {
         // Only the keys and arguments this call uses: Redis pays for each one it receives.
-        let mut keys: Vec<String> = Vec::with_capacity(4 * failures.len() + 1);
+        let mut keys: Vec<String> = Vec::with_capacity(4 * failures.len() + 5);
         for failure in failures {
             let identity = failure.identity;
             keys.push(self.keys.key(KeyKind::Attempt, identity));
@@ -73,6 +75,16 @@ impl RedisStore {
             }
             if refused {
                 keys.push(self.keys.reset_marker(identity.tag()));
+            }
+        }
+        if let Some(spraying) = spraying {
+            let [set, lock, lockouts] = self.spraying_keys(spraying.ip);
+            keys.extend([set, lock]);
+            if repeats(&spraying.rule).is_some() {
+                keys.push(lockouts);
+            }
+            if refused {
+                keys.push(self.keys.reset_marker(spraying.ip.tag()));
             }
         }
         keys.extend(log.map(|log| self.keys.log_key(Keyspace::log_shard(log.attempt.ip))));
@@ -92,13 +104,7 @@ impl RedisStore {
                 .arg(millis(rule.lockout_duration))
                 .arg(limit)
                 .arg(failure.count);
-            match repeats(rule) {
-                Some((memory, repeat)) => command
-                    .arg(memory)
-                    .arg(repeat.backoff.0)
-                    .arg(millis(repeat.max_lockout)),
-                None => command.arg(0),
-            };
+            repeat_args(rule, &mut command);
             if refused {
                 command.arg(millis(failure.counted_ago));
             }
@@ -114,28 +120,54 @@ impl RedisStore {
                 command.arg(field).arg(value);
             }
         }
+        if let Some(spraying) = spraying {
+            let rule = &spraying.rule;
+            command.arg("spraying");
+            match spraying.member {
+                Some(member) => command.arg(member),
+                None => command.arg(""),
+            };
+            command
+                .arg(rule.failure_limit)
+                .arg(millis(rule.cooloff))
+                .arg(millis(rule.lockout_duration));
+            repeat_args(rule, &mut command);
+            if refused {
+                // Refused on locks read just before.
+                command.arg(millis(RESET_GUARD));
+            }
+        }
         if let Some(log) = log {
             self.log_args(log, &mut command);
         }
         command
     }
 
-    /// `fail.lua` calls for `failures`, one per shard among them (`log` appended by the call of
-    /// its shard, or on its own), in one round trip; each identity's new state, in order.
+    /// `fail.lua` calls for `failures`, one per shard among them and `spraying`'s (`log`
+    /// appended by the call of its shard, or on its own), in one round trip; each identity's
+    /// new state, in order, then `spraying`'s.
     async fn record(
         &self,
         failures: &[Failure<'_>],
         refused: bool,
+        spraying: Option<SprayingCount<'_>>,
         log: Option<LogAppend<'_>>,
         more_logs: &[LogAppend<'_>],
     ) -> Result<Vec<IdentityState>> {
-        // Shards in the order their first identity comes, each with its identities' places.
+        // Shards in the order their first identity comes, each with its identities' places,
+        // then the spraying count's when none of them is its.
         let mut shards: Vec<(usize, Vec<usize>)> = Vec::new();
         for (place, failure) in failures.iter().enumerate() {
             let shard = Keyspace::shard_of_tag(failure.identity.tag());
             match shards.iter_mut().find(|(of, _)| *of == shard) {
                 Some((_, places)) => places.push(place),
                 None => shards.push((shard, vec![place])),
+            }
+        }
+        let spraying_shard = spraying.map(|spraying| Keyspace::shard_of_tag(spraying.ip.tag()));
+        if let Some(shard) = spraying_shard {
+            if !shards.iter().any(|(of, _)| *of == shard) {
+                shards.push((shard, Vec::new()));
             }
         }
         let log_shard = log.map(|log| Keyspace::log_shard(log.attempt.ip));
@@ -149,15 +181,23 @@ impl RedisStore {
                 } else {
                     None
                 };
-                self.fail_request(&group, refused, log)
+                let spraying = spraying.filter(|_| spraying_shard == Some(*shard));
+                self.fail_request(&group, refused, spraying, log)
             })
             .collect();
         requests.extend(log_left.map(|log| self.log_request(log)));
         requests.extend(more_logs.iter().map(|log| self.log_request(*log)));
         let replies = self.round_trip(&requests).await?;
-        let mut states = vec![IdentityState::CLEAN; failures.len()];
-        for ((_, places), reply) in shards.iter().zip(replies) {
+        let mut states =
+            vec![IdentityState::CLEAN; failures.len() + usize::from(spraying.is_some())];
+        for ((shard, places), reply) in shards.iter().zip(replies) {
             let values: Vec<i64> = self.parse(reply)?;
+            // The spraying count's state comes after the identities', in its shard's call.
+            let places = places
+                .iter()
+                .copied()
+                .chain((spraying_shard == Some(*shard)).then_some(failures.len()));
+            let places: Vec<usize> = places.collect();
             if values.len() != 4 * places.len() {
                 return Err(Error::UnexpectedReply {
                     target: self.target.clone(),
@@ -175,6 +215,18 @@ impl RedisStore {
         }
         Ok(states)
     }
+}
+
+/// A rule's repeat offenders as `fail.lua` takes them after its lockout duration: the lockout
+/// memory in ms, then, unless it is 0, the backoff and the longest lockout.
+fn repeat_args(rule: &FailureRule, command: &mut Cmd) {
+    match repeats(rule) {
+        Some((memory, repeat)) => command
+            .arg(memory)
+            .arg(repeat.backoff.0)
+            .arg(millis(repeat.max_lockout)),
+        None => command.arg(0),
+    };
 }
 
 /// A rule's repeat offenders as `fail.lua` takes them: the lockout memory in ms, which is 0
@@ -209,8 +261,9 @@ struct Failure<'a> {
 pub(super) async fn lock_states(
     store: &RedisStore,
     identities: &[Identity],
+    spraying: Option<&Identity>,
 ) -> Result<Vec<Option<Duration>>> {
-    let requests: Vec<Cmd> = identities
+    let mut requests: Vec<Cmd> = identities
         .iter()
         .map(|identity| {
             store.on_identity(identity, |[_, lock, _]| {
@@ -218,6 +271,10 @@ pub(super) async fn lock_states(
             })
         })
         .collect();
+    if let Some(ip) = spraying {
+        let [_, lock, _] = store.spraying_keys(ip);
+        requests.push(redis::cmd("PTTL").arg(lock).clone());
+    }
     store
         .round_trip(&requests)
         .await?
@@ -229,30 +286,32 @@ pub(super) async fn lock_states(
 pub(super) async fn peek(
     store: &RedisStore,
     identities: &[Identity],
+    spraying: Option<&Identity>,
 ) -> Result<Vec<IdentityState>> {
-    read_states(store, identities, false).await
+    read_states(store, identities, false, spraying).await
 }
 
 pub(super) async fn peek_observed(
     store: &RedisStore,
     identities: &[Identity],
 ) -> Result<Vec<IdentityState>> {
-    read_states(store, identities, true).await
+    read_states(store, identities, true, None).await
 }
 
 /// Each identity's count and lock, and with `observed` the longer of its lock and its
-/// would-be lock, in one round trip.
+/// would-be lock, then `spraying`'s distinct usernames and lock, in one round trip.
 async fn read_states(
     store: &RedisStore,
     identities: &[Identity],
     observed: bool,
+    spraying: Option<&Identity>,
 ) -> Result<Vec<IdentityState>> {
     let kinds: &[KeyKind] = if observed {
         &[KeyKind::Lock, KeyKind::WouldLock]
     } else {
         &[KeyKind::Lock]
     };
-    let requests: Vec<Cmd> = identities
+    let mut requests: Vec<Cmd> = identities
         .iter()
         .flat_map(|identity| {
             let count = store.on_identity(identity, |[record, _, _]| {
@@ -269,9 +328,17 @@ async fn read_states(
             std::iter::once(count).chain(locks)
         })
         .collect();
+    if let Some(ip) = spraying {
+        let [set, lock, _] = store.spraying_keys(ip);
+        requests.push(redis::cmd("SCARD").arg(set).clone());
+        requests.push(redis::cmd("PTTL").arg(lock).clone());
+    }
     let mut replies = store.round_trip(&requests).await?.into_iter();
-    let mut states = Vec::with_capacity(identities.len());
-    while let Some(failures) = replies.next() {
+    let mut states = Vec::with_capacity(identities.len() + 1);
+    for _ in identities {
+        let Some(failures) = replies.next() else {
+            break;
+        };
         let failures: Option<u64> = store.parse(failures)?;
         let mut lock_remaining = None;
         for pttl in replies.by_ref().take(kinds.len()) {
@@ -280,6 +347,13 @@ async fn read_states(
         states.push(IdentityState {
             failures: failures.unwrap_or(0),
             lock_remaining,
+            ..IdentityState::CLEAN
+        });
+    }
+    if let (Some(usernames), Some(pttl)) = (replies.next(), replies.next()) {
+        states.push(IdentityState {
+            failures: store.parse(usernames)?,
+            lock_remaining: remaining(store.parse(pttl)?),
             ..IdentityState::CLEAN
         });
     }
@@ -293,6 +367,7 @@ pub(super) async fn record_failures(
     attempt: &Attempt,
     refused: bool,
     log: Option<LogAppend<'_>>,
+    spraying: Option<SprayingCount<'_>>,
 ) -> Result<Vec<IdentityState>> {
     let failures: Vec<Failure<'_>> = identities
         .iter()
@@ -307,7 +382,7 @@ pub(super) async fn record_failures(
             path: attempt.path.as_deref(),
         })
         .collect();
-    store.record(&failures, refused, log, &[]).await
+    store.record(&failures, refused, spraying, log, &[]).await
 }
 
 pub(super) async fn record_refusals(
@@ -326,7 +401,7 @@ pub(super) async fn record_refusals(
             path: refusal.path.as_deref(),
         })
         .collect();
-    store.record(&failures, true, None, logs).await
+    store.record(&failures, true, None, None, logs).await
 }
 
 pub(super) async fn append_log(store: &RedisStore, log: LogAppend<'_>) -> Result<()> {

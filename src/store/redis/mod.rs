@@ -30,7 +30,7 @@ pub use super::endpoint::{RedisEndpoint, RedisTls, Topology};
 use super::scripts;
 use super::{
     Claim, Claimed, FailureRule, ImportedRecord, LogAppend, Page, Progress, Refusals, ResetNotice,
-    Store,
+    SprayingCount, Store,
 };
 use crate::attempt::Attempt;
 use crate::error::{Error, RedisTarget, Result};
@@ -255,15 +255,33 @@ impl RedisStore {
     fn on_identity(&self, identity: &Identity, command: impl FnOnce([String; 3]) -> Cmd) -> Cmd {
         command(self.identity_keys(identity))
     }
+
+    /// An IP's spraying keys (see `spraying`), in its identity's slot: the set of usernames'
+    /// members, the lock flag, the lockout count.
+    fn spraying_keys(&self, ip: &Identity) -> [String; 3] {
+        [
+            self.keys.key(KeyKind::Spraying, ip),
+            self.keys.key(KeyKind::SprayingLock, ip),
+            self.keys.key(KeyKind::SprayingLockouts, ip),
+        ]
+    }
 }
 
 impl Store for RedisStore {
-    async fn lock_states(&self, identities: &[Identity]) -> Result<Vec<Option<Duration>>> {
-        logins::lock_states(self, identities).await
+    async fn lock_states(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<Option<Duration>>> {
+        logins::lock_states(self, identities, spraying).await
     }
 
-    async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
-        logins::peek(self, identities).await
+    async fn peek(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<IdentityState>> {
+        logins::peek(self, identities, spraying).await
     }
 
     async fn peek_observed(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
@@ -277,8 +295,9 @@ impl Store for RedisStore {
         attempt: &Attempt,
         refused: bool,
         log: Option<LogAppend<'_>>,
+        spraying: Option<SprayingCount<'_>>,
     ) -> Result<Vec<IdentityState>> {
-        logins::record_failures(self, identities, rules, attempt, refused, log).await
+        logins::record_failures(self, identities, rules, attempt, refused, log, spraying).await
     }
 
     async fn record_refusals(
@@ -293,8 +312,13 @@ impl Store for RedisStore {
         resets::watch_resets(self, on_notice).await
     }
 
-    async fn clear(&self, identities: &[Identity], log: Option<LogAppend<'_>>) -> Result<u64> {
-        resets::clear(self, identities, log).await
+    async fn clear(
+        &self,
+        identities: &[Identity],
+        spraying: bool,
+        log: Option<LogAppend<'_>>,
+    ) -> Result<u64> {
+        resets::clear(self, identities, spraying, log).await
     }
 
     async fn append_log(&self, log: LogAppend<'_>) -> Result<()> {

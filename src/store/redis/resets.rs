@@ -12,6 +12,7 @@ use super::{epoch_secs, millis, RedisStore};
 use crate::error::Result;
 use crate::identity::Identity;
 use crate::keys::{KeyKind, Keyspace, RESET_GUARD};
+use crate::spraying;
 use crate::store::scripts::RESET_BEFORE;
 use crate::store::{LogAppend, Progress, ResetNotice};
 use crate::target::Target;
@@ -21,11 +22,18 @@ const UNLINK_BATCH: usize = 500;
 impl RedisStore {
     /// Leaves the reset markers of `tags`, deletes `keys` in batches, then tells the reset
     /// channel which identities went, in that order and to the end even if the caller stops
-    /// waiting (see `run_to_completion`).
-    async fn unlink(&self, keys: Vec<String>, tags: Vec<String>) -> Result<()> {
+    /// waiting (see `run_to_completion`). `sprayings`: the subjects of the spraying locks that
+    /// go, whose ends are dropped as the identities' are.
+    async fn unlink(
+        &self,
+        keys: Vec<String>,
+        tags: Vec<String>,
+        sprayings: Vec<String>,
+    ) -> Result<()> {
         let store = self.clone();
         run_to_completion(async move {
-            let mut markers = store.forget_lock_ends_requests(&tags);
+            let subjects: Vec<String> = tags.iter().cloned().chain(sprayings).collect();
+            let mut markers = store.forget_lock_ends_requests(&subjects);
             markers.extend(tags.iter().map(|tag| store.reset_marker_request(tag)));
             if !markers.is_empty() {
                 store.round_trip(&markers).await?;
@@ -43,7 +51,8 @@ impl RedisStore {
         .await
     }
 
-    /// ZREM of `tags` from their lock-end shards: a reset lock is not told as run out.
+    /// ZREM of `tags` (lock subjects: identities' tags, spraying subjects) from their lock-end
+    /// shards: a reset lock is not told as run out.
     fn forget_lock_ends_requests(&self, tags: &[String]) -> Vec<Cmd> {
         let mut by_shard: HashMap<usize, Vec<&str>> = HashMap::new();
         for tag in tags {
@@ -147,22 +156,31 @@ pub(super) async fn watch_resets(
 pub(super) async fn clear(
     store: &RedisStore,
     identities: &[Identity],
+    with_spraying: bool,
     log: Option<LogAppend<'_>>,
 ) -> Result<u64> {
     // Each identity's marker first, then its deletion, in one slot: no coalesced refusal can
     // land between them (see `Keyspace::reset_marker`).
     let tags: Vec<String> = identities.iter().map(|i| i.tag().to_string()).collect();
-    let mut requests = store.forget_lock_ends_requests(&tags);
+    let sprayings = identities
+        .iter()
+        .filter(|identity| with_spraying && spraying::is_counted(identity));
+    let subjects: Vec<String> = tags
+        .iter()
+        .cloned()
+        .chain(sprayings.map(spraying::subject))
+        .collect();
+    let mut requests = store.forget_lock_ends_requests(&subjects);
     let forgotten = requests.len();
     requests.extend(identities.iter().flat_map(|identity| {
+        let mut keys = store.identity_keys(identity).to_vec();
+        keys.push(store.keys.key(KeyKind::WouldLock, identity));
+        if with_spraying && spraying::is_counted(identity) {
+            keys.extend(store.spraying_keys(identity));
+        }
         [
             store.reset_marker_request(identity.tag()),
-            store.on_identity(identity, |keys| {
-                redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .arg(store.keys.key(KeyKind::WouldLock, identity))
-                    .clone()
-            }),
+            redis::cmd("UNLINK").arg(keys).clone(),
         ]
     }));
     requests.extend(log.map(|log| store.log_request(log)));
@@ -232,12 +250,16 @@ pub(super) async fn remove(
     let mut records = HashSet::new();
     let mut doomed: Vec<String> = Vec::new();
     let mut doomed_tags: HashSet<String> = HashSet::new();
+    let mut doomed_sprayings: HashSet<String> = HashSet::new();
     let mut scan = store.scan(target, None).await?;
     while let Some(page) = store.next_page(&mut scan, target, SCAN_BATCH).await? {
-        for (key, identity) in page {
+        for (key, kind, identity) in page {
             if !dry_run {
                 doomed.push(key);
                 doomed_tags.insert(identity.tag().to_string());
+                if kind.is_spraying() {
+                    doomed_sprayings.insert(spraying::subject(&identity));
+                }
             }
             records.insert(identity.tag().to_string());
         }
@@ -249,12 +271,17 @@ pub(super) async fn remove(
                 .unlink(
                     std::mem::take(&mut doomed),
                     std::mem::take(&mut doomed_tags).into_iter().collect(),
+                    std::mem::take(&mut doomed_sprayings).into_iter().collect(),
                 )
                 .await?;
         }
     }
     store
-        .unlink(doomed, doomed_tags.into_iter().collect())
+        .unlink(
+            doomed,
+            doomed_tags.into_iter().collect(),
+            doomed_sprayings.into_iter().collect(),
+        )
         .await?;
     Ok(records.len() as u64)
 }
