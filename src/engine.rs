@@ -251,9 +251,17 @@ impl<S: Store> Engine<S> {
                 .record_failures(&identities, &rules, attempt, true, log, count)
                 .await
                 .map_err(Error::of_write)?;
-            let spraying_state = spraying.as_ref().and_then(|_| states.pop());
-            let locks = states.iter().map(|state| state.lock_remaining);
-            self.remember(&identities, locks, generation);
+            let mut spraying_state = spraying.as_ref().and_then(|_| states.pop());
+            let recorded = states.iter().map(|state| state.lock_remaining);
+            self.remember(&identities, recorded, generation);
+            // A refusal that a reset since the read dropped (see `Keyspace::reset_marker`)
+            // answers the lock read: the attempt was refused on it.
+            for (state, read) in states.iter_mut().zip(&locks) {
+                state.lock_remaining = state.lock_remaining.or(*read);
+            }
+            if let Some(state) = spraying_state.as_mut() {
+                state.lock_remaining = state.lock_remaining.or(spraying_lock);
+            }
             let sprayed = spraying.as_ref().zip(spraying_state);
             self.lockouts_started(attempt, &identities, &states, sprayed)
                 .await;

@@ -164,6 +164,16 @@ async fn refusals_counted_before_a_reset_are_dropped_after_it(redis: Backend) {
     assert_eq!(failures(&engine, "ip=10.8.8.8").await, 0);
     // A failure after the reset counts as any other.
     assert_eq!(engine.fail(&attacker).await.unwrap().failures[0].count, 1);
+    // Locked again within the reset's guard: a check's refusal is dropped, and it is refused
+    // on the lock it read, by name.
+    for _ in 0..2 {
+        engine.fail(&attacker).await.unwrap();
+    }
+    let Verdict::Locked(lockout) = engine.check(&attacker).await.unwrap() else {
+        panic!("locked again");
+    };
+    assert_eq!(lockout.locked_by, engine.policy().combinations);
+    assert!(lockout.retry_after.is_some());
 }
 
 /// Two instances with lock caches under a flood of checks of one locked address while an
