@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::on_all;
 use crate::support::{
-    admin, http_client, json_of, lockout_command, policy, with_admin, Backend, RedisServer,
+    admin, http_client, json_of, lockout_command, metric, policy, with_admin, Backend, RedisServer,
     TestService,
 };
 
@@ -37,22 +37,6 @@ fn observed(answer: &Value) -> (Value, u64) {
         .and_then(|observed| observed.remove("retry_after_secs"))
         .and_then(|retry_after| retry_after.as_u64());
     (observed, retry_after.unwrap())
-}
-
-/// A metric's value, 0 when the service has not counted it.
-async fn metric(client: &Client, service: &TestService, line_start: &str) -> u64 {
-    let text = client
-        .get(service.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|line| line.starts_with(line_start))
-        .and_then(|line| line.rsplit(' ').next())
-        .map_or(0, |value| value.parse().unwrap())
 }
 
 /// Distributed guessing of one username from three IPs, three failures each, observed, on a
@@ -162,11 +146,11 @@ async fn observe_mode_refuses_nothing_and_reports_every_would_be_lock() {
     assert!(!keys.iter().any(|key| key.contains(":lock:")), "{keys:?}");
 
     for (line, value) in [
-        ("lockout_would_refusals_total{endpoint=\"failure\"}", 7),
-        ("lockout_would_refusals_total{endpoint=\"check\"}", 12),
-        ("lockout_checks_total{verdict=\"allowed\"}", 18),
-        ("lockout_checks_total{verdict=\"lockout\"}", 0),
-        ("lockout_lockouts_started_total", 0),
+        ("lockout_would_refusals_total{endpoint=\"failure\"}", 7.0),
+        ("lockout_would_refusals_total{endpoint=\"check\"}", 12.0),
+        ("lockout_checks_total{verdict=\"allowed\"}", 18.0),
+        ("lockout_checks_total{verdict=\"lockout\"}", 0.0),
+        ("lockout_lockouts_started_total", 0.0),
     ] {
         assert_eq!(metric(&client, &service, line).await, value, "{line}");
     }

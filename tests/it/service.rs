@@ -10,11 +10,11 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::http_client;
 use crate::support::{
     admin, eventually, free_port, lockout_command, policy, with_admin, RedisServer, ServeProcess,
     TestService,
 };
+use crate::support::{http_client, metric};
 
 async fn post(client: &Client, url: String, body: Value) -> (StatusCode, Value) {
     let response = client.post(url).json(&body).send().await.unwrap();
@@ -694,21 +694,6 @@ fn percent(value: &str) -> String {
             }
         })
         .collect()
-}
-
-async fn metric(client: &Client, service: &TestService, line_start: &str) -> f64 {
-    let text = client
-        .get(service.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|line| line.starts_with(line_start))
-        .and_then(|line| line.rsplit(' ').next())
-        .map_or(0.0, |value| value.parse().unwrap())
 }
 
 #[tokio::test]

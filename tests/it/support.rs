@@ -708,6 +708,16 @@ impl TestService {
     }
 }
 
+/// A metric's value from the service's `/metrics`: the first line that starts with
+/// `line_start`; 0 when the service has not counted it.
+pub async fn metric(client: &reqwest::Client, service: &TestService, line_start: &str) -> f64 {
+    let text = text_of(client.get(service.at("/metrics"))).await;
+    text.lines()
+        .find(|line| line.starts_with(line_start))
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or(0.0, |value| value.parse().unwrap())
+}
+
 /// `POST url` with `body`: the status and JSON body of the answer.
 pub async fn post(
     client: &reqwest::Client,
