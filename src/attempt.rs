@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use crate::devices::Device;
 use crate::error::{Error, Result};
 
 /// An attempt field that can identify who is counted. The declaration order is the order of the
@@ -11,6 +12,9 @@ pub enum Field {
     Ip,
     Username,
     UserAgent,
+    /// The device a valid device token names (see `devices`): never configured, formed only
+    /// with the username, in place of the combinations a device holder does not obey.
+    Device,
 }
 
 impl Field {
@@ -20,7 +24,15 @@ impl Field {
             Field::Ip => "ip",
             Field::Username => "username",
             Field::UserAgent => "user_agent",
+            Field::Device => "device",
         }
+    }
+
+    /// The field of a name as `name` writes it, `device` included (an identity's tag).
+    pub fn named(name: &str) -> Option<Self> {
+        [Field::Ip, Field::Username, Field::UserAgent, Field::Device]
+            .into_iter()
+            .find(|field| field.name() == name)
     }
 
     /// Parses a configured name; `ip_address` is Axes' name for `ip`.
@@ -42,13 +54,15 @@ pub const MAX_USERNAME_CHARS: usize = 255;
 /// User agents and paths are cut to this many characters, as Axes does.
 pub const MAX_METADATA_CHARS: usize = 255;
 
-/// A login attempt: who (`ip`, `username`, `user_agent`) and where (`path`).
+/// A login attempt: who (`ip`, `username`, `user_agent`, the `device` of a valid device
+/// token) and where (`path`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
     pub ip: IpAddr,
     pub username: Option<String>,
     pub user_agent: Option<String>,
     pub path: Option<String>,
+    pub device: Option<Device>,
 }
 
 impl Attempt {
@@ -59,6 +73,7 @@ impl Attempt {
             username: None,
             user_agent: None,
             path: None,
+            device: None,
         }
     }
 
@@ -88,12 +103,22 @@ impl Attempt {
         Attempt::new(parse_ip(ip)?, username, user_agent, path)
     }
 
+    /// The same attempt from `device` (a device token's, checked for its username: see
+    /// `Devices::verify`); an attempt without a username has none.
+    pub fn with_device(self, device: Option<Device>) -> Self {
+        Attempt {
+            device: device.filter(|_| self.username.is_some()),
+            ..self
+        }
+    }
+
     /// The attempt's value of `field`, if it has one.
     pub fn value(&self, field: Field) -> Option<String> {
         match field {
             Field::Ip => Some(self.ip.to_string()),
             Field::Username => self.username.clone(),
             Field::UserAgent => self.user_agent.clone(),
+            Field::Device => self.device.as_ref().map(|device| device.id.clone()),
         }
     }
 }

@@ -1,13 +1,19 @@
 //! The policy applied to a store: allow and deny lists, identities per combination, the
 //! Axes decisions (what is locked, what is recorded) and the verdicts. No Redis in here.
 
+mod devices;
+
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use devices::{device_identity, obeyed_with_a_device};
+
 use crate::attempt::{Attempt, Field};
+use crate::devices::Devices;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventCursor, EventId, EventKind, StoredEvent};
 use crate::identity::Identity;
@@ -103,6 +109,11 @@ pub struct Engine<S> {
     cache: Option<Arc<LockCache>>,
     /// Told whenever this engine appends events (see `with_events_signal`).
     events_signal: Option<watch::Sender<()>>,
+    /// The combination and rule of a device holder's own identity (see `device_identity`).
+    device: Option<(Combination, FailureRule)>,
+    /// With device tokens on, their `token_ttl`: how long a revocation is kept (resets of
+    /// usernames revoke their device tokens, see `with_devices`).
+    device_token_ttl: Option<Duration>,
 }
 
 /// The identities an attempt forms, each with its combination and the rule it counts under.
@@ -119,13 +130,23 @@ impl<S: Store> Engine<S> {
             .iter()
             .map(|combination| rule_of(&policy, combination))
             .collect();
+        let device = device_identity(&policy);
         Engine {
             store,
             policy,
             rules,
             cache: None,
             events_signal: None,
+            device,
+            device_token_ttl: None,
         }
+    }
+
+    /// With device tokens on (`devices` set): a reset of usernames also revokes their device
+    /// tokens (see `revoke_devices`).
+    pub fn with_devices(mut self, devices: Option<&Devices>) -> Self {
+        self.device_token_ttl = devices.map(|devices| devices.token_ttl);
+        self
     }
 
     /// Tells `signal` whenever events are appended here, so that their deliverers (webhooks)
@@ -173,25 +194,32 @@ impl<S: Store> Engine<S> {
         if self.policy.never_lockout.contains(attempt.ip) {
             return Ok(Verdict::Allowed);
         }
-        let Formed {
-            combinations,
-            identities,
-            rules,
-        } = self.identities(attempt);
-        if identities.is_empty() {
+        let formed = self.identities(attempt);
+        if formed.identities.is_empty() {
             return Ok(Verdict::Allowed);
         }
         if self.policy.observe {
             // The attempt goes on to its password check, whose failure is counted then: a
             // would-be refusal records nothing (it would count each such failure twice).
-            let states = self.store.peek_observed(&identities).await?;
-            return Ok(self.verdict(&combinations, &states));
+            let (_, formed, states) = self.standing_of(attempt, formed, false).await?;
+            return Ok(self.verdict(&formed.combinations, &states));
         }
-        if let Some(lockout) = self.refuse_from_cache(attempt, &combinations, &identities, &rules) {
-            return Ok(Verdict::Locked(lockout));
+        // An attempt with a device is answered from Redis: its revocation is read there.
+        if self.device_of(attempt).is_none() {
+            if let Some(lockout) = self.refuse_from_cache(attempt, &formed) {
+                return Ok(Verdict::Locked(lockout));
+            }
         }
         let generation = self.cache_generation();
-        let locks = self.store.lock_states(&identities).await?;
+        let (attempt, formed, states) = self.standing_of(attempt, formed, false).await?;
+        let attempt = &*attempt;
+        let Formed {
+            combinations,
+            identities,
+            rules,
+        } = formed;
+        let locks: Vec<Option<Duration>> =
+            states.iter().map(|state| state.lock_remaining).collect();
         self.remember(&identities, locks.iter().copied(), generation);
         if locks.iter().all(Option::is_none) {
             return Ok(Verdict::Allowed);
@@ -242,15 +270,12 @@ impl<S: Store> Engine<S> {
         if self.policy.never_lockout.contains(attempt.ip) {
             return Ok(unrecorded(Verdict::Allowed));
         }
-        let Formed {
-            combinations,
-            identities,
-            ..
-        } = self.identities(attempt);
-        if identities.is_empty() {
+        let formed = self.identities(attempt);
+        if formed.identities.is_empty() {
             return Ok(unrecorded(Verdict::Allowed));
         }
-        let states = self.peek(&identities).await?;
+        let (_, Formed { combinations, .. }, states) =
+            self.standing_of(attempt, formed, true).await?;
         Ok(Standing {
             verdict: self.verdict(&combinations, &states),
             failures: counts(combinations, &states),
@@ -271,26 +296,36 @@ impl<S: Store> Engine<S> {
                 would_lock: None,
             });
         }
+        let formed = self.identities(attempt);
+        if formed.identities.is_empty() {
+            if let Some(log) = self.log(attempt, Outcome::Failure) {
+                self.store.append_log(log).await?;
+            }
+            return Ok(self.report(formed.combinations, Vec::new()));
+        }
+        let (attempt, formed) = if self.policy.reset_cooloff_on_failure_during_lockout {
+            let counted = self.counted_attempt(attempt).await?;
+            let formed = match counted {
+                Cow::Borrowed(_) => formed,
+                Cow::Owned(ref plain) => self.identities(plain),
+            };
+            (counted, formed)
+        } else {
+            // As in Axes: a failure during a lockout records nothing, so the lock ends on time.
+            // Nothing is recorded, so the states read start nothing.
+            let (counted, formed, states) = self.standing_of(attempt, formed, true).await?;
+            if states.iter().any(|state| state.lock_remaining.is_some()) {
+                return Ok(self.report(formed.combinations, states));
+            }
+            (counted, formed)
+        };
+        let attempt = &*attempt;
         let Formed {
             combinations,
             identities,
             rules,
-        } = self.identities(attempt);
+        } = formed;
         let log = self.log(attempt, Outcome::Failure);
-        if identities.is_empty() {
-            if let Some(log) = log {
-                self.store.append_log(log).await?;
-            }
-            return Ok(self.report(combinations, Vec::new()));
-        }
-        if !self.policy.reset_cooloff_on_failure_during_lockout {
-            // As in Axes: a failure during a lockout records nothing, so the lock ends on time.
-            // Nothing is recorded, so the states read start nothing.
-            let states = self.peek(&identities).await?;
-            if states.iter().any(|state| state.lock_remaining.is_some()) {
-                return Ok(self.report(combinations, states));
-            }
-        }
         let generation = self.cache_generation();
         let states = self
             .store
@@ -321,16 +356,6 @@ impl<S: Store> Engine<S> {
             self.store.append_log(log).await?;
         }
         Ok(false)
-    }
-
-    /// Each identity's count and lock: in observe mode, the longer of its lock and its
-    /// would-be lock (every lock enforcing would refuse on).
-    async fn peek(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
-        if self.policy.observe {
-            self.store.peek_observed(identities).await
-        } else {
-            self.store.peek(identities).await
-        }
     }
 
     /// The verdict on an attempt whose identities are in `states`, read without recording:
@@ -473,6 +498,9 @@ impl<S: Store> Engine<S> {
         by: &str,
     ) -> Result<u64> {
         let target = self.counted(target);
+        if !dry_run {
+            self.revoke_devices_of(target.usernames()).await?;
+        }
         let removed = self.store.remove(&target, dry_run, progress).await?;
         if !dry_run {
             self.reset_event(target.one_ip(), || target.describe(), removed, by)
@@ -619,6 +647,8 @@ impl<S: Store> Engine<S> {
 
     /// The attempt's identities with the combination each comes from and its rule, its IP as
     /// it is counted (IPv6 per network); combinations whose fields the attempt lacks form none.
+    /// An attempt with a device (see `device_of`) forms its device's identity in place of the
+    /// combinations a device holder does not obey.
     fn identities(&self, attempt: &Attempt) -> Formed {
         let ip = self.policy.counted_ip(attempt.ip).to_string();
         let mut formed = Formed {
@@ -626,7 +656,12 @@ impl<S: Store> Engine<S> {
             identities: Vec::new(),
             rules: Vec::new(),
         };
-        for (combination, rule) in self.policy.combinations.iter().zip(&self.rules) {
+        let device = self.device.as_ref().filter(|_| attempt.device.is_some());
+        let combinations = self.policy.combinations.iter().zip(&self.rules);
+        let counted = combinations
+            .filter(|(combination, _)| device.is_none() || obeyed_with_a_device(combination))
+            .chain(device.map(|(combination, rule)| (combination, rule)));
+        for (combination, rule) in counted {
             if let Some(identity) = Identity::counted_as(attempt, &ip, combination) {
                 formed.combinations.push(combination.clone());
                 formed.identities.push(identity);
@@ -644,30 +679,30 @@ impl<S: Store> Engine<S> {
         self.identities(attempt).identities
     }
 
-    /// The identities the attempt forms for `combinations` (an answer's `locked_by`).
+    /// The identities the attempt forms for `combinations` (an answer's `locked_by`), with its
+    /// device and, as a revoked device's attempt counts, without.
     pub fn identities_of(&self, attempt: &Attempt, combinations: &[Combination]) -> Vec<Identity> {
-        let formed = self.identities(attempt);
-        formed
-            .combinations
-            .iter()
-            .zip(formed.identities)
-            .filter(|(combination, _)| combinations.contains(combination))
-            .map(|(_, identity)| identity)
-            .collect()
+        let mut formed = self.identities(attempt);
+        if self.device_of(attempt).is_some() {
+            let plain = self.identities(&attempt.clone().with_device(None));
+            formed.combinations.extend(plain.combinations);
+            formed.identities.extend(plain.identities);
+        }
+        let mut identities: Vec<Identity> = Vec::new();
+        for (combination, identity) in formed.combinations.iter().zip(formed.identities) {
+            if combinations.contains(combination) && !identities.contains(&identity) {
+                identities.push(identity);
+            }
+        }
+        identities
     }
 
     /// With the lock cache on and every identity of the attempt known locked: the refusal,
     /// answered without Redis, its recording queued for the cache's next flush.
-    fn refuse_from_cache(
-        &self,
-        attempt: &Attempt,
-        combinations: &[Combination],
-        identities: &[Identity],
-        rules: &[FailureRule],
-    ) -> Option<Lockout> {
+    fn refuse_from_cache(&self, attempt: &Attempt, formed: &Formed) -> Option<Lockout> {
         let retry_after = self.cache.as_ref()?.refuse(
-            identities,
-            rules,
+            &formed.identities,
+            &formed.rules,
             attempt,
             self.policy.reset_cooloff_on_failure_during_lockout,
             self.policy.access_log.is_some(),
@@ -675,7 +710,7 @@ impl<S: Store> Engine<S> {
         Some(Lockout {
             reason: LockReason::Lockout,
             retry_after: Some(retry_after),
-            locked_by: combinations.to_vec(),
+            locked_by: formed.combinations.clone(),
             started: Vec::new(),
         })
     }

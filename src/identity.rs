@@ -94,6 +94,23 @@ impl Identity {
         Ok(Identity::new(values))
     }
 
+    /// The same identity with a device's ID (a listed device record's `parameters`): it has a
+    /// username and no user agent, as a device's identity does.
+    pub fn with_device(self, device: Option<&str>) -> Result<Self> {
+        let Some(device) = device else {
+            return Ok(self);
+        };
+        let fields: Vec<Field> = self.values.iter().map(|(field, _)| *field).collect();
+        if fields != [Field::Username] || device.is_empty() {
+            return Err(Error::invalid(
+                "device: names a device record, whose only other field is a username",
+            ));
+        }
+        let mut values = self.values;
+        values.push((Field::Device, device.to_string()));
+        Ok(Identity::new(values))
+    }
+
     /// The identity whose `tag` this is; `None` for anything `tag` never produces.
     pub fn from_tag(tag: &str) -> Option<Self> {
         decode_identity(tag)
@@ -128,7 +145,7 @@ pub(crate) fn decode_identity(tag: &str) -> Option<Identity> {
     let mut values: Vec<(Field, String)> = Vec::new();
     for pair in tag.split('&') {
         let (name, encoded) = pair.split_once('=')?;
-        let field = Field::parse(name).ok().filter(|f| f.name() == name)?;
+        let field = Field::named(name)?;
         if values.last().is_some_and(|(last, _)| *last >= field) {
             return None;
         }

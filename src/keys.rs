@@ -12,7 +12,9 @@
 //! - `<prefix>:events:<n>`: the events, in `EVENT_SHARDS` streams by IP;
 //! - `<prefix>:lock_ends:<n>`: when each lock told as started will run out, in `EVENT_SHARDS`
 //!   sets by identity;
-//! - `<prefix>:lock_end_scopes`: the scopes with lock ends, by their latest.
+//! - `<prefix>:lock_end_scopes`: the scopes with lock ends, by their latest;
+//! - `<prefix>:devices:{<shard>}username=<username>`: when the username's device tokens were
+//!   last revoked (see `devices`).
 //!
 //! `<shard>` is one of `SHARDS` Redis Cluster hash tags (see `shard_tag`), chosen by an
 //! identity's first value (`ip=...` for every combination with the IP): the keys of an
@@ -217,6 +219,16 @@ impl Keyspace {
     pub fn reset_marker(&self, tag: &str) -> String {
         let shard = Self::shard_tag(Self::shard_of_tag(tag));
         format!("{}:reset:{{{shard}}}{tag}", self.prefix)
+    }
+
+    /// When the device tokens of `username` were last revoked, ms since the Unix epoch (see
+    /// `devices`): in the slot of the username's identity (`username=<username>`) and of its
+    /// devices' (`username=<username>&device=<id>`). Not an attempt record: `parse` does not
+    /// know it.
+    pub fn devices_revoked_key(&self, username: &str) -> String {
+        let tag = format!("username={}", encode_value(username));
+        let shard = Self::shard_tag(Self::shard_of_tag(&tag));
+        format!("{}:devices:{{{shard}}}{tag}", self.prefix)
     }
 
     /// The pub/sub channel on which resets name the identities they deleted (tags, one per

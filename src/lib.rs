@@ -6,6 +6,7 @@
 //! - [`policy`] and [`config`]: what is counted and for how long, validated once ([`secret`]
 //!   keeps passwords and tokens out of logs and `Debug`);
 //! - [`attempt`]: one login attempt; [`identity`]: the identities it forms and their tags;
+//!   [`devices`]: the device tokens that count a user's own device apart;
 //! - [`engine`]: the Axes decisions, over a [`store::Store`]; [`lock_cache`] spares Redis
 //!   the checks of identities known to be locked;
 //! - [`store`]: the Redis store, its Lua scripts (`scripts/`) and key layout ([`keys`]);
@@ -18,6 +19,7 @@
 pub mod attempt;
 pub mod cli;
 pub mod config;
+pub mod devices;
 pub mod engine;
 pub mod error;
 pub mod event;
@@ -28,6 +30,7 @@ pub mod policy;
 pub mod record;
 pub mod secret;
 pub mod server;
+mod signed;
 pub mod store;
 pub mod target;
 pub mod tls;

@@ -71,6 +71,15 @@ impl Target {
         }
     }
 
+    /// The usernames all of whose records the target selects (a reset of them revokes their
+    /// device tokens too: see `devices`).
+    pub fn usernames(&self) -> &[String] {
+        match self {
+            Target::Usernames(usernames) | Target::Either { usernames, .. } => usernames,
+            _ => &[],
+        }
+    }
+
     /// The records matching every given filter; no filter at all means every record.
     /// IPs must be canonical and usernames non-empty (see `attempt::parse_ip`, `parse_username`).
     pub fn matching(ips: Vec<IpAddr>, usernames: Vec<String>) -> Self {

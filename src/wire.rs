@@ -150,9 +150,13 @@ fn failure_counts(failures: &[FailureCount]) -> Vec<FailureCountAnswer> {
         .collect()
 }
 
-/// `{"reset":bool}`.
-pub fn success(reset: bool) -> Value {
-    json!({ "reset": reset })
+/// `{"reset":bool}`, and the `device_token` issued when device tokens are on.
+pub fn success(reset: bool, device_token: Option<String>) -> Value {
+    let mut answer = json!({ "reset": reset });
+    if let Some(token) = device_token {
+        answer["device_token"] = token.into();
+    }
+    answer
 }
 
 /// `{"attempts":[...]}`.
@@ -203,6 +207,11 @@ pub fn logs(entries: &[LogEntry]) -> Value {
     }).collect::<Vec<_>>() })
 }
 
+/// `{"revoked":true}`: device tokens revoked.
+pub fn revoked() -> Value {
+    json!({ "revoked": true })
+}
+
 /// `{"removed":N}`.
 pub fn removed(count: u64) -> Value {
     json!({ "removed": count })
@@ -244,6 +253,7 @@ pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
             let value = |name: &str| attempt.parameters.get(name).map(String::as_str);
             Ok(AttemptRecord {
                 identity: Identity::of_fields(value("ip"), value("username"), value("user_agent"))
+                    .and_then(|identity| identity.with_device(value("device")))
                     .map_err(|err| err.to_string())?,
                 failures: attempt.failures,
                 first_failure: attempt
@@ -489,7 +499,7 @@ mod tests {
                 }),
             ),
             (
-                written(marked(success(true), true)),
+                written(marked(success(true, None), true)),
                 json!({ "reset": true, "degraded": true, "store": "local" }),
             ),
         ] {

@@ -92,7 +92,7 @@ pub(super) async fn succeed<S: Store>(
         None,
     )?;
     let reset = engine.succeed(&attempt).await?;
-    output.print(wire::success(reset), || {
+    output.print(wire::success(reset, None), || {
         if reset {
             "success recorded; attempt records cleared".to_string()
         } else {

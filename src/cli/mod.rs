@@ -3,6 +3,7 @@
 //! Exit status: 0 when the command did its job (whatever the verdict), 1 when it failed,
 //! 2 for bad usage.
 
+mod devices;
 mod events;
 mod login;
 mod logs;
@@ -139,6 +140,20 @@ enum StoreCommand {
     AxesListAttempts,
     /// Print the events (lockouts started, resets), oldest first
     Events(EventsArgs),
+    /// Device tokens (`[devices]`): revoke a username's
+    #[command(subcommand)]
+    Devices(DevicesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DevicesCommand {
+    /// Void every device token of these usernames issued until now: their devices' next
+    /// attempts count as any stranger's (a reset of the username does it too)
+    Revoke {
+        /// A username whose device tokens go (repeatable)
+        #[arg(long, required = true, value_parser = username_arg)]
+        username: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -317,7 +332,7 @@ async fn run(cli: Cli) -> Result<()> {
         ..RedisOptions::default()
     };
     let store = RedisStore::connect(redis_of(&config)?, keys, options).await?;
-    let engine = Engine::new(store, config.policy);
+    let engine = Engine::new(store, config.policy).with_devices(config.devices.as_ref());
     match command {
         StoreCommand::Check(args) => login::check(&engine, args, output).await,
         StoreCommand::Fail(args) => login::fail(&engine, args, output).await,
@@ -348,6 +363,9 @@ async fn operate(records: &impl Records, command: StoreCommand, output: Output) 
             logs::axes_reset_logs(records, days.or(age), output).await
         }
         StoreCommand::Events(args) => events::events(records, args, output).await,
+        StoreCommand::Devices(DevicesCommand::Revoke { username }) => {
+            devices::revoke(records, &username, output).await
+        }
         StoreCommand::Check(_) | StoreCommand::Fail(_) | StoreCommand::Succeed(_) => Err(usage(
             "--server: check, fail and succeed are the login API's (POST /v1/check, ...); \
              --server serves the operator commands"

@@ -155,6 +155,7 @@ async fn probe(store: RedisStore) -> Vec<Step> {
         username: Some("lockout-ping".into()),
         user_agent: None,
         path: None,
+        device: None,
     };
     steps.push(Step::of(
         "failure",

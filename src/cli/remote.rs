@@ -194,4 +194,12 @@ impl Records for Remote {
         let answer = self.call(Method::GET, "/v1/events", &query).await?;
         wire::parse_events(answer).map_err(|err| self.unexpected(err))
     }
+
+    async fn revoke_devices(&self, usernames: &[String]) -> Result<()> {
+        for username in usernames {
+            let query = [("username", username.clone())];
+            self.call(Method::DELETE, "/v1/devices", &query).await?;
+        }
+        Ok(())
+    }
 }

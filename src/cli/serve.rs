@@ -64,6 +64,8 @@ over the file, which wins over the defaults):
            failure_limit = LOCKOUT_ADMIN_FAILURE_LIMIT  5 wrong admin logins lock the address out
            cooloff = LOCKOUT_ADMIN_COOLOFF      15m
   [[webhooks]] url, secret, events, name = LOCKOUT_WEBHOOKS (JSON: [{\"url\": ..., \"secret\": ...}])
+  [devices] secret = LOCKOUT_DEVICES_SECRET        empty; set: device tokens (successes answer one)
+            token_ttl = LOCKOUT_DEVICES_TOKEN_TTL  90d
 Logging: LOCKOUT_LOG (a tracing filter, default info). See lockout.example.toml.";
 
 pub(super) async fn serve(config: Config) -> Result<()> {

@@ -1,4 +1,5 @@
-//! Where the operator commands (`list`, `reset`, `logs`, `reset-logs`, the `axes_*` aliases)
+//! Where the operator commands (`list`, `reset`, `logs`, `reset-logs`, `events`, `devices
+//! revoke`, the `axes_*` aliases)
 //! find the records: Redis, through the engine, or a running service, through its admin API
 //! (`--server`). Both give the same records, so the commands print the same.
 
@@ -26,6 +27,9 @@ pub(super) trait Records {
 
     /// Up to `limit` events after `since`, oldest first.
     async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>>;
+
+    /// Voids the device tokens of `usernames` issued until now.
+    async fn revoke_devices(&self, usernames: &[String]) -> Result<()>;
 }
 
 impl<S: Store> Records for Engine<S> {
@@ -47,5 +51,9 @@ impl<S: Store> Records for Engine<S> {
 
     async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>> {
         Engine::events(self, since, limit).await
+    }
+
+    async fn revoke_devices(&self, usernames: &[String]) -> Result<()> {
+        Engine::revoke_devices(self, usernames).await
     }
 }

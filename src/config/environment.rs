@@ -8,7 +8,7 @@ use crate::error::Error;
 
 /// Keys whose values are text whatever they look like: figment reads `LOCKOUT_ADMIN_PASSWORD=
 /// 123456` as a number (and `0123` as 123), so these are taken from the environment as written.
-const TEXT_KEYS: [&str; 12] = [
+const TEXT_KEYS: [&str; 13] = [
     "redis_url",
     "redis_sentinel_master",
     "redis_tls_ca",
@@ -21,6 +21,7 @@ const TEXT_KEYS: [&str; 12] = [
     "admin.username",
     "admin.password",
     "admin.token",
+    "devices.secret",
 ];
 
 /// The Django integration's settings that are not the service's (`LOCKOUT_URL`,
@@ -30,7 +31,7 @@ const TEXT_KEYS: [&str; 12] = [
 const DJANGO_SETTINGS: [&str; 4] = ["url", "timeout", "on_error", "scope"];
 
 /// `LOCKOUT_POLICY_FAILURE_LIMIT` is `policy.failure_limit`, `LOCKOUT_ADMIN_PASSWORD` is
-/// `admin.password`; `LOCKOUT_CONFIG`, `LOCKOUT_LOG` and `LOCKOUT_SERVER` (the CLI's
+/// `admin.password`, `LOCKOUT_DEVICES_SECRET` is `devices.secret`; `LOCKOUT_CONFIG`, `LOCKOUT_LOG` and `LOCKOUT_SERVER` (the CLI's
 /// `--server`) are not configuration keys, and neither are the Django integration's
 /// `DJANGO_SETTINGS` nor the variables Kubernetes makes for a Service named `lockout`
 /// (`LOCKOUT_PORT`, `LOCKOUT_PORT_8080_TCP_ADDR`, `LOCKOUT_SERVICE_HOST`, ...). Any other
@@ -106,7 +107,7 @@ const JSON_KEYS: [&str; 3] = ["policy.lockout_parameters", "webhooks", "api_toke
 
 /// `policy_failure_limit` is `policy.failure_limit`.
 fn config_path(key: &str) -> String {
-    for section in ["policy", "admin"] {
+    for section in ["policy", "admin", "devices"] {
         if let Some(rest) = key.strip_prefix(section).and_then(|k| k.strip_prefix('_')) {
             return format!("{section}.{rest}");
         }
@@ -144,12 +145,13 @@ pub(super) fn describe(errors: figment::Error) -> Error {
 }
 
 /// Keys whose values (or parts of them) are secrets, which an error never shows.
-const SECRET_KEYS: [&str; 5] = [
+const SECRET_KEYS: [&str; 6] = [
     "api_token",
     "api_tokens",
     "admin.password",
     "admin.token",
     "webhooks",
+    "devices.secret",
 ];
 
 /// What is wrong with a secret's value, without the value.

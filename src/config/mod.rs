@@ -4,11 +4,12 @@
 //! the key.
 //!
 //! Here: `Config` and the raw configuration as written; `environment` (the `LOCKOUT_*`
-//! variables), `policy`, `api_tokens`, `webhooks`, `redis` (which Redis), `admin`, `listen`,
-//! and `validate` (the raw configuration into a `Config`).
+//! variables), `policy`, `api_tokens`, `webhooks`, `devices`, `redis` (which Redis), `admin`,
+//! `listen`, and `validate` (the raw configuration into a `Config`).
 
 mod admin;
 mod api_tokens;
+mod devices;
 mod environment;
 mod listen;
 mod policy;
@@ -25,6 +26,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::devices::Devices;
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
 use crate::policy::{IpList, Policy};
@@ -39,6 +41,7 @@ pub use listen::Listen;
 pub use policy::RequestPolicies;
 
 use api_tokens::RawApiToken;
+use devices::RawDevices;
 use environment::{describe, environment, json_environment, text_environment};
 use policy::{OneOrMany, RawPolicy};
 use webhooks::RawWebhook;
@@ -128,6 +131,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Where `serve` POSTs events (see `webhook`).
     pub webhooks: Vec<Webhook>,
+    /// Device tokens (see `devices`), when `devices.secret` is set.
+    pub devices: Option<Devices>,
 }
 
 /// Values given on the command line (or through clap's own environment variables), which win
@@ -260,6 +265,7 @@ struct RawConfig {
     policy: RawPolicy,
     admin: AdminConfig,
     webhooks: Vec<RawWebhook>,
+    devices: RawDevices,
 }
 
 impl Default for RawConfig {
@@ -294,6 +300,7 @@ impl Default for RawConfig {
             policy: RawPolicy::default(),
             admin: AdminConfig::default(),
             webhooks: Vec::new(),
+            devices: RawDevices::default(),
         }
     }
 }

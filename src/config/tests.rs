@@ -147,6 +147,36 @@ fn webhooks_are_read_from_toml_and_checked_each_with_its_place() {
 }
 
 #[test]
+fn device_tokens_are_on_with_a_secret_of_16_bytes() {
+    assert_eq!(load_toml("").unwrap().devices, None);
+    let config = load_toml("[devices]\nsecret = \"0123456789abcdef\"\n").unwrap();
+    let devices = config.devices.as_ref().unwrap();
+    assert_eq!(devices.token_ttl, Duration::from_secs(90 * 24 * 3600));
+    assert!(!format!("{config:?}").contains("0123456789abcdef"));
+    let config =
+        load_toml("[devices]\nsecret = \"0123456789abcdef\"\ntoken_ttl = \"30d\"\n").unwrap();
+    assert_eq!(
+        config.devices.unwrap().token_ttl,
+        Duration::from_secs(30 * 24 * 3600)
+    );
+    for (toml, wanted) in [
+        (
+            "[devices]\nsecret = \"short-s3cret\"\n",
+            "devices.secret: must be at least 16 bytes",
+        ),
+        (
+            "[devices]\ntoken_ttl = \"400d\"\n",
+            "devices.token_ttl: must be at most 365 days",
+        ),
+        ("[devices]\nttl = \"1d\"\n", "devices.ttl: unknown field"),
+    ] {
+        let error = load_toml(toml).unwrap_err();
+        assert!(error.contains(wanted), "{toml}: {error}");
+        assert!(!error.contains("short-s3cret"), "{error}");
+    }
+}
+
+#[test]
 fn combinations_may_set_limits_of_their_own() {
     let recipe = load_toml(
             "[policy]\nlockout_parameters = [\n  { fields = [\"ip\", \"username\"], failure_limit = 10, cooloff = \"90d\", lockout_duration = \"1h\" },\n  { fields = \"ip\", failure_limit = 100, cooloff = \"1d\" },\n  \"username\",\n]\n",

@@ -73,6 +73,7 @@ impl RawConfig {
             webhooks.push(webhook);
         }
         let api_tokens = api_tokens::validate(self.api_tokens, &self.api_token, &self.admin.token)?;
+        let devices = self.devices.validate()?;
         Ok(Config {
             redis,
             memory_max_identities: self.memory_max_identities,
@@ -100,6 +101,7 @@ impl RawConfig {
             body_read_timeout: self.body_read_timeout,
             drain_timeout: self.drain_timeout,
             webhooks,
+            devices,
         })
     }
 }

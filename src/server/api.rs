@@ -1,9 +1,10 @@
-//! The endpoints: login calls (`check`, `failure`, `success`), admin
-//! calls (attempts and logs), health. The JSON shapes come from `wire`, shared with the CLI.
+//! The endpoints: login calls (`check`, `failure`, `success`, with device tokens), admin
+//! calls (attempts, logs, device revocations), health. The JSON shapes come from `wire`,
+//! shared with the CLI.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,7 +20,7 @@ use super::input::{ApiJson, ApiQuery};
 use super::login_call::{Check, Fail, Inspect, Succeed};
 use super::views::{self, LogParameters, ViewParameters};
 use super::Service;
-use crate::attempt::Attempt;
+use crate::attempt::{parse_named_username, Attempt};
 use crate::config::OnStoreError;
 use crate::engine::Verdict;
 use crate::event::EventCursor;
@@ -45,6 +46,9 @@ pub struct CheckRequest {
     policy: Option<Box<RawValue>>,
     #[serde(default)]
     scope: Option<String>,
+    /// A token `success` answered (see `devices`).
+    #[serde(default)]
+    device_token: Option<String>,
     /// False: the check only reads, and the caller reports a refused attempt itself as a
     /// failure (Django Axes does), so that it is counted once.
     #[serde(default = "recorded")]
@@ -69,6 +73,9 @@ pub struct FailureRequest {
     policy: Option<Box<RawValue>>,
     #[serde(default)]
     scope: Option<String>,
+    /// A token `success` answered (see `devices`).
+    #[serde(default)]
+    device_token: Option<String>,
 }
 
 /// A success names the attempt as a failure does, so that every identity it formed (with a
@@ -76,15 +83,41 @@ pub struct FailureRequest {
 pub type SuccessRequest = FailureRequest;
 
 impl FailureRequest {
-    fn attempt(&self) -> Result<Attempt, ApiError> {
-        Attempt::parse(
+    fn attempt(&self, service: &Service) -> Result<Attempt, ApiError> {
+        let attempt = Attempt::parse(
             &self.ip,
             self.username.as_deref(),
             self.user_agent.as_deref(),
             self.path.as_deref(),
         )
-        .map_err(ApiError::bad_request)
+        .map_err(ApiError::bad_request)?;
+        Ok(with_device(
+            service,
+            attempt,
+            self.device_token.as_deref(),
+            self.scope.as_deref(),
+        ))
     }
+}
+
+/// `attempt` with the device its token names, when device tokens are on and the token is valid
+/// for its username and scope; any other token counts as none (see `Devices::verify`).
+fn with_device(
+    service: &Service,
+    attempt: Attempt,
+    token: Option<&str>,
+    scope: Option<&str>,
+) -> Attempt {
+    let (Some(devices), Some(token), Some(username)) =
+        (&service.devices, token, attempt.username.as_deref())
+    else {
+        return attempt;
+    };
+    let device = devices.verify(token, username, scope, SystemTime::now());
+    service
+        .metrics
+        .device_token(if device.is_some() { "valid" } else { "invalid" });
+    attempt.with_device(device)
 }
 
 /// `POST /v1/check`
@@ -101,6 +134,12 @@ pub async fn check(
         None,
     )
     .map_err(ApiError::bad_request)?;
+    let attempt = with_device(
+        &service,
+        attempt,
+        request.device_token.as_deref(),
+        request.scope.as_deref(),
+    );
     let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     if !request.record_refusal {
         let Ok(standing) = service
@@ -150,7 +189,7 @@ pub async fn failure(
     ApiJson(request): ApiJson<FailureRequest>,
 ) -> Result<Response, ApiError> {
     client.may_use(request.scope.as_deref())?;
-    let attempt = request.attempt()?;
+    let attempt = request.attempt(&service)?;
     let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     service.metrics.failure();
     let Ok(report) = service.login_call("failure", &engine, Fail(&attempt)).await else {
@@ -185,17 +224,39 @@ pub async fn success(
     ApiJson(request): ApiJson<SuccessRequest>,
 ) -> Result<Response, ApiError> {
     client.may_use(request.scope.as_deref())?;
-    let attempt = request.attempt()?;
+    let attempt = request.attempt(&service)?;
     let engine = service.engine_for(request.policy.as_deref(), request.scope.as_deref())?;
     service.metrics.success();
+    let device_token = issue_device_token(&service, &attempt, request.scope.as_deref());
     let Ok(reset) = service
         .login_call("success", &engine, Succeed(&attempt))
         .await
     else {
         service.metrics.degraded("success");
-        return Ok(Json(json!({ "reset": false, "degraded": true })).into_response());
+        let mut answer = wire::success(false, device_token);
+        answer["degraded"] = true.into();
+        return Ok(Json(answer).into_response());
     };
-    Ok(Json(wire::marked(wire::success(reset.value), reset.local)).into_response())
+    let answer = wire::success(reset.value, device_token);
+    Ok(Json(wire::marked(answer, reset.local)).into_response())
+}
+
+/// A token for a new device of the attempt's username in `scope`, when device tokens are on
+/// (the success proved the password, wherever the store is). No token, and an error logged,
+/// when the system gives no random bytes.
+fn issue_device_token(service: &Service, attempt: &Attempt, scope: Option<&str>) -> Option<String> {
+    let devices = service.devices.as_ref()?;
+    let username = attempt.username.as_deref()?;
+    match devices.issue(username, scope, SystemTime::now()) {
+        Ok(token) => {
+            service.metrics.device_token("issued");
+            Some(token)
+        }
+        Err(err) => {
+            tracing::error!(%err, "no device token issued");
+            None
+        }
+    }
 }
 
 /// The answer `on_store_error` dictates while Redis is away (with `local`, when even the local
@@ -449,6 +510,9 @@ pub struct RecordParameters {
     pub(super) username: Option<String>,
     #[serde(default)]
     pub(super) user_agent: Option<String>,
+    /// A device record's (see `devices`).
+    #[serde(default)]
+    pub(super) device: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -476,6 +540,7 @@ pub async fn delete_records(
                 record.username.as_deref(),
                 record.user_agent.as_deref(),
             )
+            .and_then(|identity| identity.with_device(record.device.as_deref()))
             .map_err(|err| ApiError::bad_request(format!("records[{i}].{err}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -491,6 +556,37 @@ pub async fn delete_records(
         "attempt records removed through the admin API"
     );
     Ok(Json(wire::removed(removed)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesQuery {
+    username: String,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `DELETE /v1/devices?username=&scope=`: voids every device token of the username issued
+/// until now (an operator's "revoke devices"); 400 when device tokens are off.
+pub async fn revoke_devices(
+    State(service): State<Arc<Service>>,
+    _: Admin,
+    ApiQuery(query): ApiQuery<DevicesQuery>,
+) -> Answer {
+    let username = parse_named_username(&query.username).map_err(ApiError::bad_request)?;
+    let engine = service.admin_engine(query.scope.as_deref()).await?;
+    service
+        .bulk_call(
+            "revoke_devices",
+            engine.revoke_devices(std::slice::from_ref(&username)),
+        )
+        .await?;
+    tracing::info!(
+        username,
+        scope = query.scope.as_deref().unwrap_or("-"),
+        "device tokens revoked through the admin API"
+    );
+    Ok(Json(wire::revoked()))
 }
 
 #[derive(Debug, Deserialize)]

@@ -76,6 +76,7 @@ impl RecordJson {
             parameters.username.as_deref(),
             parameters.user_agent.as_deref(),
         )
+        .and_then(|identity| identity.with_device(parameters.device.as_deref()))
         .map_err(|err| format!("parameters.{err}"))?;
         if !(1..=MAX_FAILURES).contains(&self.failures) {
             return Err(format!("failures: from 1 to {MAX_FAILURES}"));

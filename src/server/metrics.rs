@@ -41,6 +41,7 @@ pub struct Metrics {
     store_latency: Family<Label, Histogram, fn() -> Histogram>,
     deliveries: Family<DeliveryLabels, Counter>,
     lockouts_expired: Counter,
+    device_tokens: Family<Label, Counter>,
 }
 
 impl Default for Metrics {
@@ -65,6 +66,7 @@ impl Metrics {
             store_latency: Family::new_with_constructor(latency_histogram),
             deliveries: Family::default(),
             lockouts_expired: Counter::default(),
+            device_tokens: Family::default(),
         };
         let r = &mut metrics.registry;
         r.register("checks", "Login checks by verdict", metrics.checks.clone());
@@ -125,7 +127,18 @@ impl Metrics {
             "Locks that ran out unreset, told as events by this process",
             metrics.lockouts_expired.clone(),
         );
+        r.register(
+            "device_tokens",
+            "Device tokens issued (with a success), and given with checks and failures: valid \
+             (signed here, for the attempt's username and scope, unexpired) or invalid",
+            metrics.device_tokens.clone(),
+        );
         metrics
+    }
+
+    /// `token`: `issued`, `valid` or `invalid`.
+    pub fn device_token(&self, token: &'static str) {
+        self.device_tokens.get_or_create(&[("token", token)]).inc();
     }
 
     /// The webhook deliveries' counters, for the tasks that deliver (shared, not copied).

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use futures_util::FutureExt;
 use hmac::{Hmac, Mac};
@@ -95,6 +95,8 @@ pub struct Service {
     _lock_cache: Option<LockCacheTasks>,
     /// Lock ends told and webhooks served, when events are on; stopped with the service.
     _event_tasks: Option<event_tasks::EventTasks>,
+    /// Device tokens, when `devices.secret` is set.
+    devices: Option<crate::devices::Devices>,
 }
 
 impl Service {
@@ -114,7 +116,9 @@ impl Service {
                 &metrics,
             )
         });
-        let engine = engine.with_events_signal(appended);
+        let engine = engine
+            .with_events_signal(appended)
+            .with_devices(config.devices.as_ref());
         let (engine, lock_cache) = if config.lock_cache && !engine.store().is_in_process() {
             let (engine, tasks) = engine.with_lock_cache();
             (engine, Some(tasks))
@@ -155,7 +159,13 @@ impl Service {
                 drain_timeout: config.drain_timeout,
             },
             csrf_token: csrf_token(&config.admin),
+            devices: config.devices.clone(),
         }
+    }
+
+    /// An engine of `policy` on `store`, its resets revoking device tokens when they are on.
+    fn new_engine(&self, store: AnyStore, policy: crate::policy::Policy) -> Engine<AnyStore> {
+        Engine::new(store, policy).with_devices(self.devices.as_ref())
     }
 
     /// The engine for a request that may bring its own policy (the `[policy]` keys as JSON)
@@ -200,7 +210,7 @@ impl Service {
                 None => self.engine.store().clone(),
             };
             let policy = policy.unwrap_or_else(|| self.engine.policy().clone());
-            Some(Arc::new(Engine::new(store, policy)))
+            Some(Arc::new(self.new_engine(store, policy)))
         } else {
             None
         };
@@ -246,7 +256,7 @@ impl Service {
             Some(keys) => bulk.with_keys(keys),
             None => bulk.clone(),
         };
-        Ok(Engine::new(store, self.engine.policy().clone()))
+        Ok(self.new_engine(store, self.engine.policy().clone()))
     }
 
     /// Runs one login's engine call on `engine` (see `store_call`); with insurance, on the
@@ -460,6 +470,7 @@ pub fn app(service: Arc<Service>) -> Router {
         .route("/v1/attempts/record", get(views::record))
         .route("/v1/logs", get(api::list_logs).delete(api::delete_logs))
         .route("/v1/events", get(api::list_events))
+        .route("/v1/devices", delete(api::revoke_devices))
         .route("/livez", get(api::live))
         .route("/readyz", get(api::health))
         .route("/healthz", get(api::health))

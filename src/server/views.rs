@@ -120,10 +120,12 @@ pub struct RecordQuery {
     #[serde(default)]
     user_agent: Option<String>,
     #[serde(default)]
+    device: Option<String>,
+    #[serde(default)]
     scope: Option<String>,
 }
 
-/// `GET /v1/attempts/record?ip=&username=&user_agent=&scope=`: the record of exactly this
+/// `GET /v1/attempts/record?ip=&username=&user_agent=&device=&scope=`: the record of exactly this
 /// identity (a listed record's `parameters`).
 pub async fn record(
     State(service): State<Arc<Service>>,
@@ -135,6 +137,7 @@ pub async fn record(
         query.username.as_deref(),
         query.user_agent.as_deref(),
     )
+    .and_then(|identity| identity.with_device(query.device.as_deref()))
     .map_err(ApiError::bad_request)?;
     let engine = service.admin_engine(query.scope.as_deref()).await?;
     let record = service

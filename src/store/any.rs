@@ -197,4 +197,12 @@ impl Store for AnyStore {
     async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         on_the_store!(self, store => store.recent_events(limit).await)
     }
+
+    async fn devices_revoked(&self, username: &str) -> Result<Option<u64>> {
+        on_the_store!(self, store => store.devices_revoked(username).await)
+    }
+
+    async fn revoke_devices(&self, usernames: &[String], at: u64, ttl: Duration) -> Result<()> {
+        on_the_store!(self, store => store.revoke_devices(usernames, at, ttl).await)
+    }
 }

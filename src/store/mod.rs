@@ -2,8 +2,8 @@
 //! decisions: the engine decides, the store counts, locks and forgets atomically.
 //!
 //! Every method that serves a login (`lock_states`, `peek`, `record_failures`,
-//! `record_refusals`, `clear`, `append_log`) is one round trip, whatever the number of
-//! identities.
+//! `record_refusals`, `clear`, `append_log`, `devices_revoked`) is one round trip, whatever
+//! the number of identities.
 
 pub mod any;
 mod connection;
@@ -308,4 +308,18 @@ pub trait Store: Send + Sync {
 
     /// The newest `limit` events, newest first.
     fn recent_events(&self, limit: usize) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
+
+    /// When the device tokens of `username` were last revoked (ms since the Unix epoch:
+    /// tokens issued before are void), while the revocation is kept. Reads only: a
+    /// login sends it at once with its identities' reads.
+    fn devices_revoked(&self, username: &str) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// Voids the device tokens of `usernames` issued before `at` (ms since the Unix epoch),
+    /// kept for `ttl` (the longest a token lives). One round trip.
+    fn revoke_devices(
+        &self,
+        usernames: &[String],
+        at: u64,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<()>> + Send;
 }

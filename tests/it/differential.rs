@@ -1,7 +1,8 @@
 //! The in-process store answers as Redis does: random policies (some combinations with limits of
 //! their own, some with repeat offenders, some in observe mode) and random sequences of checks,
-//! inspections, failures, successes, resets (all, by IP, username, pair, either, prefixes; dry
-//! runs too), listings, access-log reads, log resets and switches between observing and
+//! inspections, failures, successes (some attempts with a device, issued before or after any
+//! revocation), resets (all, by IP, username, pair, either, prefixes; dry runs too), device
+//! revocations, listings, access-log reads, log resets and switches between observing and
 //! enforcing, over a few IPs and usernames so that identities collide, run
 //! side by side on a real Redis and on a fresh `MemoryStore`, with the same answer required at
 //! every step. Time moves through `Backend::advance`, never by waiting.
@@ -24,6 +25,7 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use lockout::attempt::parse_ip;
+use lockout::devices::{Device, Devices};
 use lockout::policy::{Backoff, Limits, Repeat};
 use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome};
 use lockout::{
@@ -56,6 +58,10 @@ const COMBINATIONS: &[&[&[&str]]] = &[
 ];
 /// Longer than all the advances of a case: a log reset of this age removes nothing.
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// Device IDs, and when their tokens were issued: long before any revocation, or after every
+/// one of a case.
+const DEVICES: &[&str] = &["d1", "d2"];
+const ISSUED: &[u64] = &[1, u64::MAX / 2];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -67,6 +73,7 @@ enum Op {
         target: Target,
         dry_run: bool,
     },
+    RevokeDevices(Vec<String>),
     List {
         target: Target,
         locked_only: bool,
@@ -91,6 +98,7 @@ enum Answer {
     Count(u64),
     Records(Vec<AttemptRecord>),
     Logs(Vec<LogEntry>),
+    Revoked,
     Advanced,
     Switched,
 }
@@ -129,16 +137,24 @@ async fn run_case(
     flush_all(redis);
     let started = Instant::now();
     let memory = Backend::memory();
+    // Revocations kept for 30 s: advances outlive some.
+    let devices = Devices {
+        secret: "differential-secret".into(),
+        token_ttl: Duration::from_secs(30),
+    };
     // The policy as drawn, and the same in the other mode, on the same keyspace.
     let switched = Policy {
         observe: !policy.observe,
         ..policy.clone()
     };
     let on_redis = [
-        Engine::new(store.clone(), policy.clone()),
-        Engine::new(store.clone(), switched.clone()),
+        Engine::new(store.clone(), policy.clone()).with_devices(Some(&devices)),
+        Engine::new(store.clone(), switched.clone()).with_devices(Some(&devices)),
     ];
-    let in_memory = [memory.engine(policy).await, memory.engine(switched).await];
+    let in_memory = [
+        memory.engine(policy).await.with_devices(Some(&devices)),
+        memory.engine(switched).await.with_devices(Some(&devices)),
+    ];
     let mut mode = 0;
     for (n, op) in ops.iter().enumerate() {
         if let Op::Switch = op {
@@ -230,6 +246,10 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
             Answer::Logs(entries)
         }
         Op::ResetLogs(age) => Answer::Count(engine.reset_logs(*age).await.unwrap()),
+        Op::RevokeDevices(usernames) => {
+            engine.revoke_devices(usernames).await.unwrap();
+            Answer::Revoked
+        }
         Op::Advance(by) => {
             backend.advance(*by);
             Answer::Advanced
@@ -335,6 +355,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => attempt().prop_map(Op::Succeed),
         3 => (target(), any::<bool>())
             .prop_map(|(target, dry_run)| Op::Reset { target, dry_run }),
+        1 => vec(username(), 1..=2).prop_map(Op::RevokeDevices),
         2 => (target(), any::<bool>())
             .prop_map(|(target, locked_only)| Op::List { target, locked_only }),
         2 => logs(),
@@ -352,9 +373,16 @@ fn attempt() -> impl Strategy<Value = Attempt> {
         option::weighted(0.8, select(USERNAMES)),
         option::of(select(USER_AGENTS)),
         option::of(select(PATHS)),
+        option::weighted(0.3, (select(DEVICES), select(ISSUED))),
     )
-        .prop_map(|(ip, username, user_agent, path)| {
-            Attempt::parse(ip, username, user_agent, path).unwrap()
+        .prop_map(|(ip, username, user_agent, path, device)| {
+            let device = device.map(|(id, issued)| Device {
+                id: id.to_string(),
+                issued,
+            });
+            Attempt::parse(ip, username, user_agent, path)
+                .unwrap()
+                .with_device(device)
         })
 }
 

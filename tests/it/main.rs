@@ -7,6 +7,7 @@ mod api_tokens;
 mod cli;
 mod cluster;
 mod compose;
+mod devices;
 mod differential;
 mod embedded;
 mod engine;

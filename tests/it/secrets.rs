@@ -200,6 +200,12 @@ fn a_secret_of_the_wrong_type_is_named_without_its_value() {
             "api_tokens: invalid map, expected a sequence",
             "hunter2",
         ),
+        (
+            "LOCKOUT_DEVICES_SECRET",
+            "hunter2",
+            "devices.secret: must be at least 16 bytes",
+            "hunter2",
+        ),
     ] {
         let output = lockout_command(&[(variable, value)])
             .arg("list")

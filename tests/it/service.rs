@@ -588,7 +588,14 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
 #[tokio::test]
 async fn random_bodies_never_get_a_5xx() {
     let redis = RedisServer::start();
-    let service = TestService::start(&redis, with_admin).await;
+    let service = TestService::start(&redis, |config| {
+        with_admin(config);
+        config.devices = Some(lockout::devices::Devices {
+            secret: "device-secret-0123456789".into(),
+            token_ttl: Duration::from_secs(3600),
+        });
+    })
+    .await;
     let client = http_client();
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let fields = [
@@ -600,6 +607,7 @@ async fn random_bodies_never_get_a_5xx() {
         "all",
         "limit",
         "older_than",
+        "device_token",
         "x",
     ];
     let values = [
@@ -626,6 +634,7 @@ async fn random_bodies_never_get_a_5xx() {
         (Method::DELETE, "/v1/attempts"),
         (Method::GET, "/v1/logs"),
         (Method::DELETE, "/v1/logs"),
+        (Method::DELETE, "/v1/devices"),
     ];
     let mut statuses = std::collections::BTreeMap::new();
     for round in 0..700 {

@@ -16,7 +16,8 @@
 //!
 //! Here: the store, its state's shape and the `Store` impl; the state's work by idea in
 //! `spaces` (keyspaces, expiry), `records` (counting, imports, locks, eviction), `lock_ends`, `logs`
-//! (access log and events), `bytes` (what each costs) and `selection`; `clock`.
+//! (access log and events), `stamps` (device revocations), `bytes` (what each costs) and
+//! `selection`; `clock`.
 
 mod bytes;
 mod clock;
@@ -25,6 +26,7 @@ mod logs;
 mod records;
 mod selection;
 mod spaces;
+mod stamps;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -106,6 +108,8 @@ struct State {
     /// Lockout counts (repeat offenders) by the end of their memory, then space and tag; as
     /// many as `max_identities`, the one nearest its end evicted first.
     lockout_ends: BTreeSet<(Instant, SpaceId, Tag)>,
+    /// Stamps (see `stamps`) by their end, then space and key.
+    stamp_ends: BTreeSet<(Instant, SpaceId, Tag)>,
     spaces: Spaces,
     /// The next space's ID.
     next_space: SpaceId,
@@ -123,6 +127,8 @@ struct Space {
     markers: HashMap<Tag, Instant>,
     /// Lockouts started within the lockout memory (repeat offenders): tag to count and end.
     lockouts: HashMap<Tag, (u64, Instant)>,
+    /// Values with an end (see `stamps`): key to value and end.
+    stamps: HashMap<Tag, (u64, Instant)>,
     /// Oldest first.
     log: VecDeque<(Instant, LogEntry)>,
     /// Oldest first.
@@ -209,6 +215,7 @@ impl MemoryStore {
             locked: BTreeSet::new(),
             marker_ends: VecDeque::new(),
             lockout_ends: BTreeSet::new(),
+            stamp_ends: BTreeSet::new(),
             spaces: Spaces::default(),
             next_space: 0,
             space_ids: HashMap::new(),
@@ -302,7 +309,7 @@ impl MemoryStore {
         }
     }
 
-    /// Empties every keyspace: records, reset markers, lockout counts and access logs.
+    /// Empties every keyspace: records, reset markers, lockout counts, stamps and access logs.
     pub fn forget_all(&self) {
         let mut state = self.lock();
         let State {
@@ -313,6 +320,7 @@ impl MemoryStore {
             locked,
             marker_ends,
             lockout_ends,
+            stamp_ends,
             spaces,
             ..
         } = &mut *state;
@@ -321,10 +329,12 @@ impl MemoryStore {
         locked.clear();
         marker_ends.clear();
         lockout_ends.clear();
+        stamp_ends.clear();
         for space in spaces.iter_mut() {
             space.records.clear();
             space.markers.clear();
             space.lockouts.clear();
+            space.stamps.clear();
             space.log.clear();
             space.events.clear();
             space.lock_ends.clear();
@@ -717,5 +727,25 @@ impl Store for MemoryStore {
         state.log_entries -= removed;
         state.bytes -= freed;
         Ok(removed as u64)
+    }
+
+    async fn devices_revoked(&self, username: &str) -> Result<Option<u64>> {
+        let (state, _) = self.state();
+        let space = state.space_of(&self.keys);
+        Ok(state.stamp_of(space, &self.keys.devices_revoked_key(username)))
+    }
+
+    async fn revoke_devices(&self, usernames: &[String], at: u64, ttl: Duration) -> Result<()> {
+        let (mut state, now) = self.state();
+        let space = state.space(&self.keys, now)?;
+        for username in usernames {
+            state.stamp(
+                space,
+                &self.keys.devices_revoked_key(username),
+                at,
+                now + ttl,
+            )?;
+        }
+        Ok(())
     }
 }

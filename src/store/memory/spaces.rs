@@ -70,6 +70,7 @@ impl Space {
         self.records.is_empty()
             && self.markers.is_empty()
             && self.lockouts.is_empty()
+            && self.stamps.is_empty()
             && self.kept_until.is_none_or(|until| until <= now)
             && self.lock_ends.is_empty()
             && self.notices.receiver_count() == 0
@@ -106,6 +107,7 @@ impl State {
                 records: HashMap::new(),
                 markers: HashMap::new(),
                 lockouts: HashMap::new(),
+                stamps: HashMap::new(),
                 log: VecDeque::new(),
                 events: VecDeque::new(),
                 kept_until: None,
@@ -188,5 +190,6 @@ impl State {
             self.lockout_ends.pop_first();
             self.spaces[space].lockouts.remove(&tag);
         }
+        self.expire_stamps(now);
     }
 }

@@ -9,9 +9,11 @@
 //!
 //! Here: the connection, its round trips and the `Store` impl; the work by idea in `logins`
 //! (`fail.lua` calls and lock reads), `listing` (scans and records), `resets`, `access_log`,
-//! `events`, `lock_ends` and `import` (`import.lua` calls).
+//! `events`, `lock_ends`, `import` (`import.lua` calls) and `devices` (device tokens'
+//! revocations).
 
 mod access_log;
+mod devices;
 mod events;
 mod import;
 mod listing;
@@ -358,6 +360,14 @@ impl Store for RedisStore {
 
     async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         events::recent_events(self, limit).await
+    }
+
+    async fn devices_revoked(&self, username: &str) -> Result<Option<u64>> {
+        devices::devices_revoked(self, username).await
+    }
+
+    async fn revoke_devices(&self, usernames: &[String], at: u64, ttl: Duration) -> Result<()> {
+        devices::revoke_devices(self, usernames, at, ttl).await
     }
 }
 

@@ -1,0 +1,49 @@
+//! `[devices]` as written, and its validation.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::bounded;
+use crate::devices::Devices;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::webhook::MIN_SECRET_BYTES;
+
+/// `[devices]` as written: device tokens are on when `secret` is set.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDevices {
+    secret: Secret,
+    #[serde(with = "humantime_serde")]
+    token_ttl: Duration,
+}
+
+impl Default for RawDevices {
+    fn default() -> Self {
+        RawDevices {
+            secret: Secret::default(),
+            token_ttl: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
+}
+
+impl RawDevices {
+    /// The device tokens' settings, `None` without a secret.
+    pub(super) fn validate(self) -> Result<Option<Devices>> {
+        bounded("devices.token_ttl", self.token_ttl)?;
+        if self.secret.is_empty() {
+            return Ok(None);
+        }
+        if self.secret.expose().len() < MIN_SECRET_BYTES {
+            return Err(Error::Config(format!(
+                "devices.secret: must be at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand \
+                 -hex 32`)"
+            )));
+        }
+        Ok(Some(Devices {
+            secret: self.secret,
+            token_ttl: self.token_ttl,
+        }))
+    }
+}
