@@ -24,11 +24,19 @@ const DEVICE_ID_BYTES: usize = 16;
 /// `[devices]` as configured, when its secret is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Devices {
+    /// Signs device tokens, and unlock tokens (see `unlock`).
     pub secret: Secret,
     /// How long a device token is valid: a token older than this now is void, whatever
     /// expiry it carries; and how long a revocation is kept.
     pub token_ttl: Duration,
+    /// How long an unlock token is valid.
+    pub unlock_token_ttl: Duration,
 }
+
+/// `token_ttl` by default: 90 days.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+/// `unlock_token_ttl` by default: an hour.
+pub const DEFAULT_UNLOCK_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// The claims a device token carries.
 #[derive(Serialize, Deserialize)]
@@ -64,6 +72,15 @@ impl Device {
 }
 
 impl Devices {
+    /// Device tokens signed with `secret`, valid for the default times.
+    pub fn new(secret: Secret) -> Self {
+        Devices {
+            secret,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            unlock_token_ttl: DEFAULT_UNLOCK_TOKEN_TTL,
+        }
+    }
+
     /// A token for a new device of `username` in `scope` (`None`: the unscoped records),
     /// issued at `now`.
     pub fn issue(&self, username: &str, scope: Option<&str>, now: SystemTime) -> Result<String> {
@@ -114,10 +131,7 @@ mod tests {
     const DAY: Duration = Duration::from_secs(24 * 3600);
 
     fn devices() -> Devices {
-        Devices {
-            secret: Secret::from("0123456789abcdef"),
-            token_ttl: 90 * DAY,
-        }
+        Devices::new(Secret::from("0123456789abcdef"))
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Axes decisions (what is locked, what is recorded) and the verdicts. No Redis in here.
 
 mod devices;
+mod unlock;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -501,7 +502,19 @@ impl<S: Store> Engine<S> {
         if !dry_run {
             self.revoke_devices_of(target.usernames()).await?;
         }
-        let removed = self.store.remove(&target, dry_run, progress).await?;
+        self.remove_selected(&target, dry_run, progress, by).await
+    }
+
+    /// Deletes the records `target` (its IPs as counted) selects, a reset `by` someone, and
+    /// tells it; answers how many records.
+    async fn remove_selected(
+        &self,
+        target: &Target,
+        dry_run: bool,
+        progress: Progress<'_>,
+        by: &str,
+    ) -> Result<u64> {
+        let removed = self.store.remove(target, dry_run, progress).await?;
         if !dry_run {
             self.reset_event(target.one_ip(), || target.describe(), removed, by)
                 .await;

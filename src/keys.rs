@@ -14,7 +14,8 @@
 //!   sets by identity;
 //! - `<prefix>:lock_end_scopes`: the scopes with lock ends, by their latest;
 //! - `<prefix>:devices:{<shard>}username=<username>`: when the username's device tokens were
-//!   last revoked (see `devices`).
+//!   last revoked (see `devices`);
+//! - `<prefix>:unlock:<id>`: an unlock token used (see `unlock`).
 //!
 //! `<shard>` is one of `SHARDS` Redis Cluster hash tags (see `shard_tag`), chosen by an
 //! identity's first value (`ip=...` for every combination with the IP): the keys of an
@@ -229,6 +230,12 @@ impl Keyspace {
         let tag = format!("username={}", encode_value(username));
         let shard = Self::shard_tag(Self::shard_of_tag(&tag));
         format!("{}:devices:{{{shard}}}{tag}", self.prefix)
+    }
+
+    /// An unlock token used (see `unlock`), by its ID (`A-Z a-z 0-9 - _` only: no hash tag,
+    /// no glob). Not an attempt record: `parse` does not know it.
+    pub fn unlock_key(&self, id: &str) -> String {
+        format!("{}:unlock:{id}", self.prefix)
     }
 
     /// The pub/sub channel on which resets name the identities they deleted (tags, one per

@@ -6,7 +6,8 @@
 //! - [`policy`] and [`config`]: what is counted and for how long, validated once ([`secret`]
 //!   keeps passwords and tokens out of logs and `Debug`);
 //! - [`attempt`]: one login attempt; [`identity`]: the identities it forms and their tags;
-//!   [`devices`]: the device tokens that count a user's own device apart;
+//!   [`devices`]: the device tokens that count a user's own device apart; [`unlock`]: the
+//!   tokens that let a user unlock their own username once;
 //! - [`engine`]: the Axes decisions, over a [`store::Store`]; [`lock_cache`] spares Redis
 //!   the checks of identities known to be locked;
 //! - [`store`]: the Redis store, its Lua scripts (`scripts/`) and key layout ([`keys`]);
@@ -34,6 +35,7 @@ mod signed;
 pub mod store;
 pub mod target;
 pub mod tls;
+pub mod unlock;
 pub mod view;
 pub mod webhook;
 pub mod wire;

@@ -66,6 +66,7 @@ over the file, which wins over the defaults):
   [[webhooks]] url, secret, events, name = LOCKOUT_WEBHOOKS (JSON: [{\"url\": ..., \"secret\": ...}])
   [devices] secret = LOCKOUT_DEVICES_SECRET        empty; set: device tokens (successes answer one)
             token_ttl = LOCKOUT_DEVICES_TOKEN_TTL  90d
+            unlock_token_ttl = LOCKOUT_DEVICES_UNLOCK_TOKEN_TTL  1h (self-service unlock)
 Logging: LOCKOUT_LOG (a tracing filter, default info). See lockout.example.toml.";
 
 pub(super) async fn serve(config: Config) -> Result<()> {

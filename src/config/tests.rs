@@ -152,6 +152,7 @@ fn device_tokens_are_on_with_a_secret_of_16_bytes() {
     let config = load_toml("[devices]\nsecret = \"0123456789abcdef\"\n").unwrap();
     let devices = config.devices.as_ref().unwrap();
     assert_eq!(devices.token_ttl, Duration::from_secs(90 * 24 * 3600));
+    assert_eq!(devices.unlock_token_ttl, Duration::from_secs(3600));
     assert!(!format!("{config:?}").contains("0123456789abcdef"));
     let config =
         load_toml("[devices]\nsecret = \"0123456789abcdef\"\ntoken_ttl = \"30d\"\n").unwrap();

@@ -20,6 +20,7 @@ pub use listener::Listener;
 mod login_call;
 mod metrics;
 mod outage;
+mod unlock;
 mod views;
 
 use std::collections::HashMap;
@@ -471,6 +472,8 @@ pub fn app(service: Arc<Service>) -> Router {
         .route("/v1/logs", get(api::list_logs).delete(api::delete_logs))
         .route("/v1/events", get(api::list_events))
         .route("/v1/devices", delete(api::revoke_devices))
+        .route("/v1/unlock-tokens", post(unlock::unlock_token))
+        .route("/v1/unlock", post(unlock::unlock))
         .route("/livez", get(api::live))
         .route("/readyz", get(api::health))
         .route("/healthz", get(api::health))

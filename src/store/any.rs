@@ -205,4 +205,8 @@ impl Store for AnyStore {
     async fn revoke_devices(&self, usernames: &[String], at: u64, ttl: Duration) -> Result<()> {
         on_the_store!(self, store => store.revoke_devices(usernames, at, ttl).await)
     }
+
+    async fn use_unlock_token(&self, id: &str, ttl: Duration) -> Result<bool> {
+        on_the_store!(self, store => store.use_unlock_token(id, ttl).await)
+    }
 }

@@ -322,4 +322,12 @@ pub trait Store: Send + Sync {
         at: u64,
         ttl: Duration,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Marks the unlock token `id` used, remembered for `ttl` (as long as it is valid);
+    /// answers whether it was not used before: of callers at once, exactly one gets true.
+    fn use_unlock_token(
+        &self,
+        id: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool>> + Send;
 }

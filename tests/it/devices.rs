@@ -22,10 +22,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 const ALICE_IP: &str = "198.51.100.7";
 
 fn devices() -> Devices {
-    Devices {
-        secret: SECRET.into(),
-        token_ttl: 90 * DAY,
-    }
+    Devices::new(SECRET.into())
 }
 
 /// Per username or per IP, 5 failures each; device tokens on; the admin API open.
@@ -125,18 +122,12 @@ async fn strangers_lock_out_strangers(service: TestService) {
         json!({ "locked": false })
     );
 
-    let expired = Devices {
-        secret: SECRET.into(),
-        token_ttl: 90 * DAY,
-    }
-    .issue("alice", None, SystemTime::now() - 91 * DAY)
-    .unwrap();
-    let other_secret = Devices {
-        secret: "another-secret-0123456789".into(),
-        token_ttl: 90 * DAY,
-    }
-    .issue("alice", None, SystemTime::now())
-    .unwrap();
+    let expired = devices()
+        .issue("alice", None, SystemTime::now() - 91 * DAY)
+        .unwrap();
+    let other_secret = Devices::new("another-secret-0123456789".into())
+        .issue("alice", None, SystemTime::now())
+        .unwrap();
     let scoped = devices()
         .issue("alice", Some("another-site"), SystemTime::now())
         .unwrap();

@@ -2,8 +2,9 @@
 //! their own, some with repeat offenders, some in observe mode) and random sequences of checks,
 //! inspections, failures, successes (some attempts with a device, issued before or after any
 //! revocation), resets (all, by IP, username, pair, either, prefixes; dry runs too), device
-//! revocations, listings, access-log reads, log resets and switches between observing and
-//! enforcing, over a few IPs and usernames so that identities collide, run
+//! revocations, unlock tokens redeemed (some twice, some after their use has expired), listings,
+//! access-log reads, log resets and switches between observing and enforcing, over a few IPs
+//! and usernames so that identities collide, run
 //! side by side on a real Redis and on a fresh `MemoryStore`, with the same answer required at
 //! every step. Time moves through `Backend::advance`, never by waiting.
 //!
@@ -22,12 +23,13 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use lockout::attempt::parse_ip;
-use lockout::devices::{Device, Devices};
+use lockout::devices::{epoch_millis, Device, Devices};
 use lockout::policy::{Backoff, Limits, Repeat};
 use lockout::record::{AttemptRecord, LogEntry, LogFilter, Outcome};
+use lockout::unlock::Unlock;
 use lockout::{
     AnyStore, Attempt, Engine, FailureReport, Lockout, Policy, Standing, Target, Verdict,
 };
@@ -74,6 +76,10 @@ enum Op {
         dry_run: bool,
     },
     RevokeDevices(Vec<String>),
+    Unlock {
+        username: String,
+        id: &'static str,
+    },
     List {
         target: Target,
         locked_only: bool,
@@ -99,6 +105,7 @@ enum Answer {
     Records(Vec<AttemptRecord>),
     Logs(Vec<LogEntry>),
     Revoked,
+    Unlocked(Option<u64>),
     Advanced,
     Switched,
 }
@@ -139,8 +146,8 @@ async fn run_case(
     let memory = Backend::memory();
     // Revocations kept for 30 s: advances outlive some.
     let devices = Devices {
-        secret: "differential-secret".into(),
         token_ttl: Duration::from_secs(30),
+        ..Devices::new("differential-secret".into())
     };
     // The policy as drawn, and the same in the other mode, on the same keyspace.
     let switched = Policy {
@@ -250,6 +257,16 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
             engine.revoke_devices(usernames).await.unwrap();
             Answer::Revoked
         }
+        Op::Unlock { username, id } => {
+            // Valid for 20 s: within a case's advances, or past them.
+            let unlock = Unlock {
+                username: username.clone(),
+                scope: None,
+                id: id.to_string(),
+                expires: epoch_millis(SystemTime::now() + Duration::from_secs(20)),
+            };
+            Answer::Unlocked(engine.unlock(&unlock).await.unwrap())
+        }
         Op::Advance(by) => {
             backend.advance(*by);
             Answer::Advanced
@@ -356,6 +373,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (target(), any::<bool>())
             .prop_map(|(target, dry_run)| Op::Reset { target, dry_run }),
         1 => vec(username(), 1..=2).prop_map(Op::RevokeDevices),
+        1 => (username(), select(&["u1", "u2"][..]))
+            .prop_map(|(username, id)| Op::Unlock { username, id }),
         2 => (target(), any::<bool>())
             .prop_map(|(target, locked_only)| Op::List { target, locked_only }),
         2 => logs(),

@@ -29,5 +29,6 @@ mod secrets;
 mod service;
 mod support;
 mod tls;
+mod unlock;
 mod views;
 mod webhooks;

@@ -16,8 +16,8 @@
 //!
 //! Here: the store, its state's shape and the `Store` impl; the state's work by idea in
 //! `spaces` (keyspaces, expiry), `records` (counting, imports, locks, eviction), `lock_ends`, `logs`
-//! (access log and events), `stamps` (device revocations), `bytes` (what each costs) and
-//! `selection`; `clock`.
+//! (access log and events), `stamps` (device revocations, unlock tokens used), `bytes` (what
+//! each costs) and `selection`; `clock`.
 
 mod bytes;
 mod clock;
@@ -747,5 +747,11 @@ impl Store for MemoryStore {
             )?;
         }
         Ok(())
+    }
+
+    async fn use_unlock_token(&self, id: &str, ttl: Duration) -> Result<bool> {
+        let (mut state, now) = self.state();
+        let space = state.space(&self.keys, now)?;
+        state.stamp_new(space, &self.keys.unlock_key(id), 1, now + ttl)
     }
 }

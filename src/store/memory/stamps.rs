@@ -1,7 +1,7 @@
 //! Values with an end, by key, as `SET key value PX ttl` keeps them in Redis: device tokens'
-//! revocations (see `devices`). At most `max_identities` of them in all spaces; past that a
-//! new one is refused rather than an old one dropped, since dropping a revocation would make
-//! void tokens valid again.
+//! revocations (see `devices`) and unlock tokens used (see `unlock`). At most
+//! `max_identities` of them in all spaces; past that a new one is refused rather than an old
+//! one dropped, since dropping one would make a void or used token valid again.
 
 use std::time::Instant;
 
@@ -30,8 +30,8 @@ impl State {
             }
             None if self.stamp_ends.len() >= self.max_identities => {
                 return Err(Error::invalid(format!(
-                    "the in-process store keeps at most {} device revocations at once (use \
-                     Redis for more)",
+                    "the in-process store keeps at most {} device revocations and used unlock \
+                     tokens at once (use Redis for more)",
                     self.max_identities
                 )))
             }
@@ -40,6 +40,22 @@ impl State {
         self.spaces[space].stamps.insert(key.clone(), (value, ends));
         self.stamp_ends.insert((ends, space, key));
         Ok(())
+    }
+
+    /// Sets `key` in `space` to `value` until `ends` unless it holds one (`SET ... NX`);
+    /// answers whether it did.
+    pub(super) fn stamp_new(
+        &mut self,
+        space: SpaceId,
+        key: &str,
+        value: u64,
+        ends: Instant,
+    ) -> Result<bool> {
+        if self.stamp_of(Some(space), key).is_some() {
+            return Ok(false);
+        }
+        self.stamp(space, key, value, ends)?;
+        Ok(true)
     }
 
     /// Drops the values that have ended by `now`.

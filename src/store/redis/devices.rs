@@ -1,5 +1,6 @@
 //! Device tokens' revocations: a time per username (`Keyspace::devices_revoked_key`), set by
-//! a revocation, read with a login's locks.
+//! a revocation, read with a login's locks; and unlock tokens' single use
+//! (`Keyspace::unlock_key`), signed with the same secret.
 
 use std::time::Duration;
 
@@ -32,4 +33,16 @@ pub(super) async fn revoke_devices(
         })
         .collect();
     store.round_trip(&requests).await.map(drop)
+}
+
+pub(super) async fn use_unlock_token(store: &RedisStore, id: &str, ttl: Duration) -> Result<bool> {
+    let command = redis::cmd("SET")
+        .arg(store.keys.unlock_key(id))
+        .arg(1)
+        .arg("NX")
+        .arg("PX")
+        .arg(millis(ttl).max(1))
+        .clone();
+    let reply = store.round_trip(&[command]).await?;
+    Ok(matches!(reply.first(), Some(redis::Value::Okay)))
 }

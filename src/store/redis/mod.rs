@@ -10,7 +10,7 @@
 //! Here: the connection, its round trips and the `Store` impl; the work by idea in `logins`
 //! (`fail.lua` calls and lock reads), `listing` (scans and records), `resets`, `access_log`,
 //! `events`, `lock_ends`, `import` (`import.lua` calls) and `devices` (device tokens'
-//! revocations).
+//! revocations, unlock tokens' single use).
 
 mod access_log;
 mod devices;
@@ -368,6 +368,10 @@ impl Store for RedisStore {
 
     async fn revoke_devices(&self, usernames: &[String], at: u64, ttl: Duration) -> Result<()> {
         devices::revoke_devices(self, usernames, at, ttl).await
+    }
+
+    async fn use_unlock_token(&self, id: &str, ttl: Duration) -> Result<bool> {
+        devices::use_unlock_token(self, id, ttl).await
     }
 }
 
