@@ -4,4 +4,4 @@ Set ``AXES_HANDLER = "lockout_axes.handler.LockoutHandler"``; README.md lists th
 CHANGELOG.md the changes of each version.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

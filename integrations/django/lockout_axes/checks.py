@@ -2,12 +2,17 @@
 middleware, and what the service itself says of them, so that a misconfiguration shows at
 start-up with its fix instead of in the first login.
 
+The settings: LOCKOUT_ON_ERROR (E001), LOCKOUT_TIMEOUT (E002), the middleware (E003),
+LOCKOUT_POLICY (E010: a key an Axes setting gives; E011: not a dict, or a key a site does not
+send), LOCKOUT_DEVICE_COOKIE (E012: not a cookie name of its own), LOCKOUT_UNLOCK_EMAIL (E013:
+not a bool, or on without the page of its links).
+
 The service checks reach it with a short timeout: a login call that only reads (the policy
-Axes' settings give, LOCKOUT_SCOPE, LOCKOUT_API_TOKEN) and a one-record listing with
-LOCKOUT_ADMIN_TOKEN. A refused token, scope or policy and a LOCKOUT_URL without the API are
-errors; an unreachable service is a warning (a deployment may start the site before the
-service) and an error under ``check --deploy``. A wrong admin token counts as a failed admin
-login at the service, as any other would.
+Axes' settings and LOCKOUT_POLICY give, LOCKOUT_SCOPE, LOCKOUT_API_TOKEN) and a one-record
+listing with LOCKOUT_ADMIN_TOKEN. A refused token, scope or policy and a LOCKOUT_URL without
+the API are errors; an unreachable service is a warning (a deployment may start the site
+before the service) and an error under ``check --deploy``. A wrong admin token counts as a
+failed admin login at the service, as any other would.
 """
 
 from axes.conf import settings as axes_settings
@@ -17,9 +22,10 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from lockout_axes import client, handler
+from lockout_axes import client, devices, handler, unlock
 
 TAG = "lockout"
 CHECK_TIMEOUT_SECONDS = 2
@@ -70,7 +76,46 @@ def check_settings(app_configs, **kwargs):
                 id="lockout_axes.E003",
             )
         )
+    for kind, message, fix in client.lockout_policy_problems():
+        check_id = "lockout_axes.E010" if kind == "axes" else "lockout_axes.E011"
+        errors.append(checks.Error(message, hint=fix, id=check_id))
+    cookie_problem = devices.cookie_name_problem()
+    if cookie_problem:
+        errors.append(
+            checks.Error(
+                cookie_problem,
+                hint='name a cookie of its own, such as LOCKOUT_DEVICE_COOKIE = "login_device"',
+                id="lockout_axes.E012",
+            )
+        )
+    errors.extend(_unlock_email_errors())
     return errors
+
+
+def _unlock_email_errors():
+    value = getattr(settings, "LOCKOUT_UNLOCK_EMAIL", False)
+    if not isinstance(value, bool):
+        return [
+            checks.Error(
+                f"LOCKOUT_UNLOCK_EMAIL must be True or False, not {value!r}",
+                hint="True mails the user of a locked username an unlock link",
+                id="lockout_axes.E013",
+            )
+        ]
+    if not value:
+        return []
+    try:
+        reverse(unlock.URL_NAME, kwargs={"token": "t"})
+    except NoReverseMatch:
+        return [
+            checks.Error(
+                "LOCKOUT_UNLOCK_EMAIL is on, but the site's URLs have no page for its links",
+                hint='add path("account/lockout/", include("lockout_axes.urls")) to the '
+                "site's urlpatterns",
+                id="lockout_axes.E013",
+            )
+        ]
+    return []
 
 
 def check_service(app_configs, **kwargs):
@@ -79,6 +124,8 @@ def check_service(app_configs, **kwargs):
     problems = []
     try:
         _probe_login()
+    except client.InvalidSetting:
+        pass  # check_settings reports it; the service never saw it.
     except client.ServiceUnavailable as error:
         problems.append(
             checks.Warning(
@@ -117,8 +164,8 @@ def check_service_for_deployment(app_configs, **kwargs):
                 id="lockout_axes.E009",
             )
         ]
-    except client.RequestRejected:
-        pass  # check_service reports it.
+    except (client.RequestRejected, client.InvalidSetting):
+        pass  # check_service and check_settings report them.
     return []
 
 
@@ -150,7 +197,10 @@ def _hint(error):
         return "the login calls carry LOCKOUT_API_TOKEN: set it to the service's api_token"
     if error.status in (404, 405):
         return "LOCKOUT_URL is the service's base URL, such as http://lockout:8080"
-    return "the error names the field: LOCKOUT_SCOPE, or the AXES_* setting behind the policy"
+    return (
+        "the error names the field: LOCKOUT_SCOPE, the AXES_* setting behind the policy, or "
+        "LOCKOUT_POLICY's key (policy.<key>)"
+    )
 
 
 def _rejection_id(error):

@@ -2,7 +2,8 @@
 
 Settings are read from ``django.conf.settings`` at every call (so ``override_settings`` works):
 ``LOCKOUT_URL``, ``LOCKOUT_API_TOKEN``, ``LOCKOUT_ADMIN_TOKEN``, ``LOCKOUT_TIMEOUT``,
-``LOCKOUT_ON_ERROR`` and ``LOCKOUT_SCOPE``. Calls go over a kept-alive connection per thread
+``LOCKOUT_ON_ERROR``, ``LOCKOUT_SCOPE`` and ``LOCKOUT_POLICY`` (merged into every login call's
+policy). Calls go over a kept-alive connection per thread
 (``lockout_axes.transport``); a call's connecting and reading share one ``LOCKOUT_TIMEOUT`` (a
 total timeout), and no call is retried.
 
@@ -73,6 +74,27 @@ class InvalidSetting(LockoutError, ImproperlyConfigured):
     """A LOCKOUT_* setting has a value it cannot have (the system checks name it at start-up)."""
 
 
+# The service's request policy keys that Axes has a setting for: Axes' setting stays the truth.
+AXES_POLICY_SETTINGS = {
+    "failure_limit": "AXES_FAILURE_LIMIT",
+    "cooloff": "AXES_COOLOFF_TIME",
+    "lockout_parameters": "AXES_LOCKOUT_PARAMETERS",
+    "lock_out_at_failure": "AXES_LOCK_OUT_AT_FAILURE",
+    "reset_on_success": "AXES_RESET_ON_SUCCESS",
+    "reset_cooloff_on_failure_during_lockout": "AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT",
+    "deny": "AXES_IP_BLACKLIST",
+    "never_lockout": "AXES_NEVER_LOCKOUT_WHITELIST",
+}
+# The service's request policy keys Axes has nothing for: what LOCKOUT_POLICY may hold.
+LOCKOUT_POLICY_KEYS = (
+    "lockout_duration",
+    "observe",
+    "spraying_limit",
+    "spraying_window",
+    "access_log_retention",
+    "access_log_max_entries",
+)
+
 # The service's configuration key that each token setting must match.
 SERVICE_TOKEN_KEYS = {"LOCKOUT_API_TOKEN": "api_token", "LOCKOUT_ADMIN_TOKEN": "admin.token"}
 
@@ -93,9 +115,18 @@ def login_call(path, body):
 
 def probe_call(path, body, timeout=None):
     """A login call that logs nothing, for the system checks (``timeout`` replaces
-    LOCKOUT_TIMEOUT)."""
-    scoped_body = {**body, **_scope()}
-    return _call("POST", path, body=scoped_body, token_setting="LOCKOUT_API_TOKEN", timeout=timeout)
+    LOCKOUT_TIMEOUT). LOCKOUT_POLICY's keys join the body's policy (Axes' settings)."""
+    site_body = {**body, **_scope()}
+    site_policy = lockout_policy()
+    if site_policy:
+        site_body["policy"] = {**body.get("policy", {}), **site_policy}
+    return _call("POST", path, body=site_body, token_setting="LOCKOUT_API_TOKEN", timeout=timeout)
+
+
+def unlock_call(token):
+    """``POST /v1/unlock`` with a token from an unlock email: ``{"username","removed"}``. The
+    token names its scope: the body has none."""
+    return _call("POST", "/v1/unlock", body={"token": token}, token_setting="LOCKOUT_API_TOKEN")
 
 
 def admin_call(method, path, body=None, *, timeout=None, **query):
@@ -170,6 +201,52 @@ def timeout_seconds():
             f"LOCKOUT_TIMEOUT must be a positive number of seconds, not {seconds!r}"
         )
     return seconds
+
+
+def lockout_policy():
+    """LOCKOUT_POLICY (a dict, by default empty), checked: the policy keys lockout has and Axes
+    does not. Their values are the service's to check (a login call's 400 names the key)."""
+    problems = lockout_policy_problems()
+    if problems:
+        _, message, fix = problems[0]
+        raise InvalidSetting(f"{message}; {fix}")
+    return _setting("LOCKOUT_POLICY") or {}
+
+
+def lockout_policy_problems():
+    """What is wrong with LOCKOUT_POLICY: ``(kind, message, fix)`` each, ``kind`` being
+    ``"axes"`` for a key an Axes setting gives, ``"invalid"`` for anything else."""
+    policy = _setting("LOCKOUT_POLICY") or {}
+    if not isinstance(policy, dict):
+        return [
+            (
+                "invalid",
+                f"LOCKOUT_POLICY must be a dict, not {type(policy).__name__}",
+                'write it as a dict of the service\'s policy keys, such as {"observe": True}',
+            )
+        ]
+    problems = []
+    for key in policy:
+        if key in AXES_POLICY_SETTINGS:
+            axes_setting = AXES_POLICY_SETTINGS[key]
+            problems.append(
+                (
+                    "axes",
+                    f"LOCKOUT_POLICY has {key!r}, which Axes' {axes_setting} gives: Axes' "
+                    "settings stay the truth",
+                    f"remove {key!r} from LOCKOUT_POLICY and set {axes_setting} instead",
+                )
+            )
+        elif key not in LOCKOUT_POLICY_KEYS:
+            problems.append(
+                (
+                    "invalid",
+                    f"LOCKOUT_POLICY has {key!r}, not a policy key a site sends",
+                    f"LOCKOUT_POLICY takes {', '.join(LOCKOUT_POLICY_KEYS)}; the service's other "
+                    "[policy] keys are its operator's, in its configuration",
+                )
+            )
+    return problems
 
 
 def _setting(name, default=None):

@@ -11,6 +11,12 @@ password is checked), and every failed login, a refused one included, is counted
 An answer that is not a verdict (the service unavailable or refusing the call) leaves the login
 to ``LOCKOUT_ON_ERROR``. With ``"deny"`` the login is refused as unavailable, not as locked out:
 no ``user_locked_out``, and ``lockout_axes.middleware.LockoutMiddleware`` answers 503.
+
+What lockout adds to Axes: ``LOCKOUT_POLICY``'s keys join each call's policy (the client adds
+them); in observe mode a lock the service withholds (``"would_lock"``) is logged, and the login
+goes on; ``LOCKOUT_DEVICE_COOKIE`` sends the browser's device token with each call and keeps the
+one a success answers (``lockout_axes.devices``); ``LOCKOUT_UNLOCK_EMAIL`` mails the user of a
+locked username an unlock link (``lockout_axes.unlock``).
 """
 
 from datetime import timedelta
@@ -29,13 +35,14 @@ from axes.helpers import (
 from axes.signals import user_locked_out
 from django.utils.module_loading import import_string
 
-from lockout_axes import client
+from lockout_axes import client, devices, unlock
 
 log = getLogger(__name__)
 
 # AXES_COOLOFF_TIME = None locks until an admin resets; the service wants every key to expire,
 # so such a lock lasts the longest cool-off it accepts.
 PERMANENT_COOLOFF = "365d"
+PERMANENT_COOLOFF_SECONDS = 365 * 24 * 3600
 # Axes' IP is None when it cannot tell the client's address; such requests share this one, as
 # the database handler's rows without an IP share one NULL.
 UNKNOWN_CLIENT_IP = "0.0.0.0"
@@ -45,6 +52,8 @@ MAX_USERNAME_CHARS = 255
 UNAVAILABLE_FLAG = "lockout_unavailable"
 # Set on a login refused because the service was unavailable and LOCKOUT_ON_ERROR is "deny".
 REFUSED_UNAVAILABLE_FLAG = "lockout_refused_unavailable"
+# The request's latest answer from the service, which its lockout's path reads.
+ANSWER_ATTRIBUTE = "lockout_answer"
 
 
 class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
@@ -53,7 +62,15 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
     def is_locked(self, request, credentials=None):
         if not settings.AXES_LOCK_OUT_AT_FAILURE:
             return False
-        return self._check(request, credentials)["locked"]
+        answer = self._check(request, credentials)
+        if answer.get("would_lock"):
+            _log_observed(
+                "would refuse the login of",
+                request,
+                get_client_username(request, credentials),
+                answer,
+            )
+        return answer["locked"]
 
     def get_failures(self, request, credentials=None):
         return _highest_count(self._check(request, credentials))
@@ -75,13 +92,15 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
         # Axes refused this attempt and must not extend the lock by counting it.
         if not settings.AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT and request.axes_locked_out:
             request.axes_credentials = credentials
-            _send_user_locked_out(request, username)
+            _send_user_locked_out(request, credentials, username)
             return
 
         if self.is_whitelisted(request, credentials):
             log.info("AXES: Login failed from whitelisted client %s.", client_str)
             return
 
+        # The check Axes made before the password (absent without AXES_LOCK_OUT_AT_FAILURE).
+        checked = getattr(request, ANSWER_ATTRIBUTE, None) or {}
         if get_lockout_parameters(request, credentials) == ["username"] and username is None:
             log.warning(
                 "AXES: Username is None and username is the only one lockout parameter, "
@@ -94,6 +113,7 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
                 "/v1/failure",
                 _attempt(request, credentials, username, path=request.axes_path_info),
             )
+            setattr(request, ANSWER_ATTRIBUTE, answer)
             log.warning(
                 "AXES: Login failure by %s. Count = %d of %d.",
                 client_str,
@@ -107,17 +127,20 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
 
         request.axes_failures_since_start = _highest_count(answer)
 
+        if answer.get("would_lock") and not checked.get("would_lock"):
+            _log_observed("would lock out", request, username, answer)
+
         if settings.AXES_LOCK_OUT_AT_FAILURE and answer["locked"]:
             log.warning("AXES: Locking out %s after repeated login failures.", client_str)
             request.axes_locked_out = True
             request.axes_credentials = credentials
-            _send_user_locked_out(request, username)
+            _send_user_locked_out(request, credentials, username)
 
     def user_logged_in(self, sender, request, user, **kwargs):
         username = user.get_username()
         log.info("AXES: Successful login by %s.", _client_str(request, username))
         body = _attempt(request, get_credentials(username), username, path=request.axes_path_info)
-        _answer(request, "/v1/success", body)
+        devices.keep(request, _answer(request, "/v1/success", body))
 
     def user_logged_out(self, sender, request, user, **kwargs):
         username = user.get_username() if user else None
@@ -155,7 +178,9 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
         """The read-only verdict and counts of this attempt: the check never counts a failure."""
         username = get_client_username(request, credentials)
         body = _attempt(request, credentials, username, record_refusal=False)
-        return _answer_or_fallback(request, "/v1/check", body)
+        answer = _answer_or_fallback(request, "/v1/check", body)
+        setattr(request, ANSWER_ATTRIBUTE, answer)
+        return answer
 
 
 def probe_body(request):
@@ -175,14 +200,23 @@ def in_use():
 
 
 def _attempt(request, credentials, username, **fields):
-    """The body of a login call: the attempt's identity fields and this request's policy."""
-    return {
+    """The body of a login call: the attempt's identity fields, the browser's device token and
+    this request's policy (Axes' settings)."""
+    body = {
         "ip": request.axes_ip_address or UNKNOWN_CLIENT_IP,
-        "username": None if username is None else str(username)[:MAX_USERNAME_CHARS],
+        "username": _counted_username(username),
         "user_agent": request.axes_user_agent,
         "policy": _policy(request, credentials),
         **fields,
     }
+    device_token = devices.token_of(request)
+    if device_token:
+        body["device_token"] = device_token
+    return body
+
+
+def _counted_username(username):
+    return None if username is None else str(username)[:MAX_USERNAME_CHARS]
 
 
 def _policy(request, credentials):
@@ -202,6 +236,12 @@ def _duration(cool_off):
     if cool_off is None:
         return PERMANENT_COOLOFF
     return f"{cool_off // timedelta(milliseconds=1)}ms"
+
+
+def _seconds(cool_off):
+    if cool_off is None:
+        return PERMANENT_COOLOFF_SECONDS
+    return max(1, cool_off // timedelta(seconds=1))
 
 
 def _answer(request, path, body):
@@ -249,9 +289,38 @@ def _client_str(request, username):
     )
 
 
-def _send_user_locked_out(request, username):
+def _send_user_locked_out(request, credentials, username):
     user_locked_out.send(
         "axes", request=request, username=username, ip_address=request.axes_ip_address
+    )
+    answer = getattr(request, ANSWER_ATTRIBUTE, None)
+    if unlock.enabled() and _locks_username(answer, get_failure_limit(request, credentials)):
+        lock_seconds = answer.get("retry_after_secs") or _seconds(get_cool_off(request))
+        unlock.offer(request, _counted_username(username), lock_seconds)
+
+
+def _locks_username(answer, failure_limit):
+    """Whether the answer locks the attempt's username (not only its address: an unlock link
+    removes the username's locks only). A check names the locks; a failure gives the counts."""
+    if not answer or not answer["locked"]:
+        return False
+    if "locked_by" in answer:
+        return any("username" in combination for combination in answer["locked_by"])
+    return any(
+        "username" in failure["parameters"] and failure["count"] >= failure_limit
+        for failure in answer.get("failures", [])
+    )
+
+
+def _log_observed(what, request, username, answer):
+    """Observe mode: the lock the service withheld, in the log; the login goes on."""
+    observed = answer.get("observed", {})
+    log.warning(
+        "AXES: Observe mode: lockout %s %s (locked by %s, for %s s); nothing is refused.",
+        what,
+        _client_str(request, username),
+        observed.get("locked_by"),
+        observed.get("retry_after_secs"),
     )
 
 

@@ -2,7 +2,9 @@
 unavailable (LOCKOUT_ON_ERROR = "deny"): HTTP 503 saying that logging in is temporarily
 unavailable, from the template ``lockout_axes/unavailable.html`` (a site overrides it as any app
 template), or JSON for XHR and API requests, where Axes' lockout page would tell the user that
-they are locked out. Every other response passes through unchanged.
+they are locked out. With ``LOCKOUT_DEVICE_COOKIE``, the response of a successful login gets
+the device cookie the handler kept on the request (``lockout_axes.devices``: Axes' handler API
+sees no response). Every other response passes through unchanged.
 
 It goes right before Axes' ``AxesMiddleware``, which stays where it is (last, as Axes asks, and
 as Axes' own check ``axes.W002`` wants it): on the way out it sees the response Axes' middleware
@@ -16,6 +18,7 @@ from django.http import HttpResponse, JsonResponse
 from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
 
+from lockout_axes import devices
 from lockout_axes.handler import REFUSED_UNAVAILABLE_FLAG
 
 UNAVAILABLE_TEMPLATE = "lockout_axes/unavailable.html"
@@ -38,12 +41,14 @@ class LockoutMiddleware:
         response = self.get_response(request)
         if _refused_unavailable(request):
             return unavailable_response(request)
+        devices.set_cookie(request, response)
         return response
 
     async def __acall__(self, request):
         response = await self.get_response(request)
         if _refused_unavailable(request):
             return await sync_to_async(unavailable_response, thread_sensitive=True)(request)
+        devices.set_cookie(request, response)
         return response
 
 

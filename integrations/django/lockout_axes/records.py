@@ -3,7 +3,8 @@
 (``GET /v1/events?subject=``), and deletion by name (``POST /v1/attempts/delete``).
 
 A record is named by its identity, the fields of its lockout combination that the service lists
-as ``parameters`` (``ip``, ``username``, ``user_agent``). In a form or a URL, an identity travels
+as ``parameters`` (``ip``, ``username``, ``user_agent``; ``device`` for a device token's own
+record). In a form or a URL, an identity travels
 as its ``pk``: those fields as compact JSON.
 """
 
@@ -19,7 +20,12 @@ from django.utils.dateparse import parse_datetime
 
 from lockout_axes import client
 
-IDENTITY_LABELS = {"ip": "IP", "username": "username", "user_agent": "user agent"}
+IDENTITY_LABELS = {
+    "ip": "IP",
+    "username": "username",
+    "user_agent": "user agent",
+    "device": "device",
+}
 # The orders a view takes (docs/api.md, "Views of the records"); the first is the default.
 ORDERS = ("-last_failure", "last_failure", "-failures", "failures")
 # A record's events read for its page: its latest ones, and the service's own bound per request.
@@ -32,6 +38,7 @@ class Identity:
     ip: str | None = None
     username: str | None = None
     user_agent: str | None = None
+    device: str | None = None
 
     @classmethod
     def from_pk(cls, pk):
@@ -71,6 +78,8 @@ class AttemptRecord:
     failures: int
     locked: bool
     retry_after: timedelta | None
+    # Observe mode's would-be lock, which refuses nothing: how long it has left.
+    would_lock_for: timedelta | None
     first_failure: datetime | None
     last_failure: datetime | None
     user_agent: str | None
@@ -79,13 +88,13 @@ class AttemptRecord:
 
     @classmethod
     def from_listing(cls, record):
-        retry_after_secs = record.get("retry_after_secs")
         return cls(
             identity=Identity(**record["parameters"]),
             key=record.get("identity"),
             failures=record["failures"],
             locked=record["locked"],
-            retry_after=None if retry_after_secs is None else timedelta(seconds=retry_after_secs),
+            retry_after=_seconds(record.get("retry_after_secs")),
+            would_lock_for=_seconds(record.get("would_lock_secs")),
             first_failure=parse_time(record.get("first_failure")),
             last_failure=parse_time(record.get("last_failure")),
             user_agent=record.get("user_agent"),
@@ -212,3 +221,7 @@ def instant(moment):
     if moment is None:
         return None
     return moment.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _seconds(seconds):
+    return None if seconds is None else timedelta(seconds=seconds)

@@ -6,6 +6,7 @@ with ``--ds=lockout_tests.climweb_site.settings``, and only they run there.
 """
 
 import os
+import secrets
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,11 @@ def lockout_binary():
 
 @pytest.fixture(scope="session")
 def lockout_service(lockout_binary, redis_url, workdir):
-    with services.lockout_serve(lockout_binary, redis_url, workdir) as service:
+    """The service of every test, with device and unlock tokens on."""
+    secret = secrets.token_urlsafe(24)
+    with services.lockout_serve(
+        lockout_binary, redis_url, workdir, devices_secret=secret
+    ) as service:
         yield service
 
 

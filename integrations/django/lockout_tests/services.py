@@ -61,11 +61,19 @@ def shut_down_redis(url):
 
 @contextmanager
 def lockout_serve(
-    binary, redis_url, workdir, *, api_token=None, api_tokens=None, on_store_error=None, port=None
+    binary,
+    redis_url,
+    workdir,
+    *,
+    api_token=None,
+    api_tokens=None,
+    on_store_error=None,
+    port=None,
+    devices_secret=None,
 ):
     """``lockout serve`` on its own prefix (that of its port: a free one unless given), with a
-    fresh admin token (and ``api_tokens``, tokens bound to scopes, when given); yields a
-    Service."""
+    fresh admin token (and ``api_tokens``, tokens bound to scopes, when given; device and unlock
+    tokens with ``devices_secret``); yields a Service."""
     port = port or free_port()
     admin_token = secrets.token_urlsafe(24)
     prefix = f"lockout-django-{port}"
@@ -83,6 +91,8 @@ def lockout_serve(
         env["LOCKOUT_API_TOKENS"] = json.dumps(api_tokens)
     if on_store_error:
         env["LOCKOUT_ON_STORE_ERROR"] = on_store_error
+    if devices_secret:
+        env["LOCKOUT_DEVICES_SECRET"] = devices_secret
     url = f"http://127.0.0.1:{port}"
     log = workdir / f"lockout-{port}.log"
     with _process([str(binary), "serve"], log, lambda: _answers(f"{url}/healthz"), env=env):

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.admin.models import DELETION, LogEntry
 from django.urls import reverse
 
+from lockout_axes import client
 from lockout_axes.admin.attempts import AccessAttemptAdmin
 from lockout_axes.records import Identity
 from lockout_tests.admin_support import (
@@ -17,14 +18,17 @@ from lockout_tests.admin_support import (
     ATTEMPT_DELETE,
     ATTEMPTS,
     BOB,
+    BROWSER,
     CAROL,
     FAILURE_LIMIT,
+    LOGIN_PATH,
     backdate,
     clone_record,
     current_page,
     fail,
     identities,
     local_now,
+    login_body,
     messages_of,
     page_links,
     record_url,
@@ -279,6 +283,30 @@ def test_a_records_page_shows_every_field_its_events_and_its_access_log(admin_cl
     assert "Locked out for 30\xa0minutes" in page
     assert 'class="deletelink"' in page
     assert f'?ip={MALLORY.ip}"' in page and '?username=mallory"' in page
+
+
+def test_a_device_tokens_record_and_a_would_be_lock_are_shown(admin_client):
+    """A device token's own record (its parameters: username and device) and observe mode's
+    would-be lock, as the service lists them."""
+    alice = login_body(ALICE.ip, ALICE.username, BROWSER, LOGIN_PATH, [["ip", "username"]])
+    token = client.login_call("/v1/success", alice)["device_token"]
+    client.login_call("/v1/failure", {**alice, "device_token": token})
+    bob = login_body(BOB.ip, BOB.username, BROWSER, LOGIN_PATH, [["ip", "username"]])
+    for _ in range(FAILURE_LIMIT):
+        client.login_call("/v1/failure", {**bob, "policy": {**bob["policy"], "observe": True}})
+
+    statuses = {
+        record.identity.username: AccessAttemptAdmin.status(None, record)
+        for record in shown(get(admin_client))
+    }
+    assert statuses == {
+        "alice": f"{FAILURE_LIMIT - 1} attempts remaining",
+        "bob": "Would be locked out (observe mode), 30\xa0minutes left",
+    }
+    [device] = [identity for identity in identities() if identity.device]
+    assert device.username == "alice" and device.ip is None
+    fields = dict(admin_client.get(record_url(ATTEMPT, device)).context["fields"])
+    assert fields["Device (of a device token)"] == device.device
 
 
 def test_a_records_page_of_a_record_gone_redirects_to_the_list(admin_client):

@@ -139,11 +139,16 @@ class AccessAttemptAdmin(RecordPages, AxesPermissions, ServiceListAdmin):
         return super().changelist_view(request, extra_context)
 
     def status(self, record):
-        """Locked out and for how long, or how many failures are left before the lock."""
+        """Locked out and for how long (or would be, in observe mode), or how many failures are
+        left before the lock."""
         if record.locked:
             if record.retry_after is None:
                 return gettext("Locked out")
             return gettext("Locked out, %(time)s left") % {"time": _time_left(record.retry_after)}
+        if record.would_lock_for is not None:
+            return gettext("Would be locked out (observe mode), %(time)s left") % {
+                "time": _time_left(record.would_lock_for)
+            }
         limit = settings.AXES_FAILURE_LIMIT
         # A callable limit depends on the request; Axes' admin shows no count then either.
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:

@@ -149,6 +149,7 @@ class RecordPages:
             (gettext("IP address"), identity.ip),
             (gettext("Username"), identity.username),
             (gettext("User agent (of the identity)"), identity.user_agent),
+            (gettext("Device (of a device token)"), identity.device),
             (gettext("Failures"), record.failures),
             (gettext("Status"), self.status(record)),
             (gettext("First failure"), record.first_failure),

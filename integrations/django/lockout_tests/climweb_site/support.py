@@ -1,4 +1,5 @@
-"""The login pages of the Climweb-like site and how each one posts its form."""
+"""The login pages of the Climweb-like site and how each one posts its form, and requests from
+distinct client addresses."""
 
 from dataclasses import dataclass
 
@@ -19,3 +20,13 @@ LOGIN_PAGES = [
     LoginPage("django-admin", "/dj-ad-admin/login/", "username"),
     LoginPage("allauth", "/auth/login/", "login"),
 ]
+
+
+# Where Axes finds the client behind Climweb's two proxies, as docs/django.md advises a site
+# behind two proxies (Climweb's own settings find no address: every login is from 0.0.0.0).
+BEHIND_TWO_PROXIES = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+
+
+def from_ip(ip):
+    """The headers of a request from ``ip`` through two proxies, for BEHIND_TWO_PROXIES."""
+    return {"HTTP_X_FORWARDED_FOR": f"{ip}, 10.0.0.1, 10.0.0.2", "REMOTE_ADDR": "10.0.0.3"}

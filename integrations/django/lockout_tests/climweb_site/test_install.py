@@ -22,8 +22,10 @@ settings.configure(INSTALLED_APPS=["django.contrib.auth", "django.contrib.conten
                                    "lockout_axes", "axes"])
 django.setup()
 import lockout_axes, lockout_axes.handler, lockout_axes.middleware, lockout_axes.checks
-template = files("lockout_axes") / "templates" / "lockout_axes" / "unavailable.html"
-print(lockout_axes.__version__, template.is_file())
+import lockout_axes.urls
+templates = files("lockout_axes") / "templates" / "lockout_axes"
+names = ["unavailable.html", "unlock.html", "unlock_email.txt", "unlock_email_subject.txt"]
+print(lockout_axes.__version__, all((templates / name).is_file() for name in names))
 """
 
 

@@ -52,6 +52,30 @@ def unreachable(settings, service, api_token_service, closed_port):
     settings.LOCKOUT_URL = closed_port
 
 
+def axes_setting_in_lockout_policy(settings, service, api_token_service, closed_port):
+    settings.LOCKOUT_POLICY = {"observe": True, "failure_limit": 10}
+
+
+def operators_key_in_lockout_policy(settings, service, api_token_service, closed_port):
+    settings.LOCKOUT_POLICY = {"ipv6_prefix_length": 48}
+
+
+def lockout_policy_not_a_dict(settings, service, api_token_service, closed_port):
+    settings.LOCKOUT_POLICY = [("observe", True)]
+
+
+def refused_lockout_policy_value(settings, service, api_token_service, closed_port):
+    settings.LOCKOUT_POLICY = {"lockout_duration": "until further notice"}
+
+
+def device_cookie_named_as_the_session(settings, service, api_token_service, closed_port):
+    settings.LOCKOUT_DEVICE_COOKIE = "sessionid"
+
+
+def unlock_email_not_a_bool(settings, service, api_token_service, closed_port):
+    settings.LOCKOUT_UNLOCK_EMAIL = "yes"
+
+
 # Each misconfiguration: the checks it fails, what the log's warning names, and whether the
 # login calls lose their verdict.
 MISCONFIGURATIONS = {
@@ -64,6 +88,12 @@ MISCONFIGURATIONS = {
     missing_admin_token: (["lockout_axes.E007"], None, False),
     wrong_admin_token: (["lockout_axes.E008"], None, False),
     unreachable: (["lockout_axes.W001"], "Connection refused", True),
+    axes_setting_in_lockout_policy: (["lockout_axes.E010"], "set AXES_FAILURE_LIMIT", True),
+    operators_key_in_lockout_policy: (["lockout_axes.E011"], "'ipv6_prefix_length'", True),
+    lockout_policy_not_a_dict: (["lockout_axes.E011"], "must be a dict", True),
+    refused_lockout_policy_value: (["lockout_axes.E006"], "policy.lockout_duration", True),
+    device_cookie_named_as_the_session: (["lockout_axes.E012"], None, False),
+    unlock_email_not_a_bool: (["lockout_axes.E013"], None, False),
 }
 LOGINS_WITHOUT_VERDICT = [name for name, (_, _, lost) in MISCONFIGURATIONS.items() if lost]
 
@@ -101,6 +131,15 @@ def test_an_unreachable_service_is_an_error_under_deploy(misconfigure):
         checks.WARNING,
         checks.ERROR,
     ]
+
+
+def test_unlock_emails_without_the_page_of_their_links_are_an_error(settings):
+    settings.LOCKOUT_UNLOCK_EMAIL = True
+    assert lockout_checks() == []
+    settings.ROOT_URLCONF = "lockout_tests.admin_urls"
+    [error] = lockout_checks()
+    assert error.id == "lockout_axes.E013"
+    assert 'include("lockout_axes.urls")' in error.hint
 
 
 def test_a_missing_or_misplaced_lockout_middleware_is_an_error(settings):
