@@ -150,11 +150,13 @@ fn failure_counts(failures: &[FailureCount]) -> Vec<FailureCountAnswer> {
         .collect()
 }
 
-/// `{"reset":bool}`, and the `device_token` issued when device tokens are on.
-pub fn success(reset: bool, device_token: Option<String>) -> Value {
+/// `{"reset":bool}`, and the `device_token` issued when device tokens are on, with how long
+/// it is valid (`device_token_expires_in_secs`: a site's cookie lasts as long).
+pub fn success(reset: bool, device_token: Option<(String, Duration)>) -> Value {
     let mut answer = json!({ "reset": reset });
-    if let Some(token) = device_token {
+    if let Some((token, valid_for)) = device_token {
         answer["device_token"] = token.into();
+        answer["device_token_expires_in_secs"] = valid_for.as_secs().into();
     }
     answer
 }

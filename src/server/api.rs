@@ -249,15 +249,19 @@ pub async fn success(
 }
 
 /// A token for a new device of the attempt's username in `scope`, when device tokens are on
-/// (the success proved the password, wherever the store is). No token, and an error logged,
-/// when the system gives no random bytes.
-fn issue_device_token(service: &Service, attempt: &Attempt, scope: Option<&str>) -> Option<String> {
+/// (the success proved the password, wherever the store is), and how long it is valid. No
+/// token, and an error logged, when the system gives no random bytes.
+fn issue_device_token(
+    service: &Service,
+    attempt: &Attempt,
+    scope: Option<&str>,
+) -> Option<(String, Duration)> {
     let devices = service.devices.as_ref()?;
     let username = attempt.username.as_deref()?;
     match devices.issue(username, scope, SystemTime::now()) {
         Ok(token) => {
             service.metrics.device_token("issued");
-            Some(token)
+            Some((token, devices.token_ttl))
         }
         Err(err) => {
             tracing::error!(%err, "no device token issued");

@@ -49,6 +49,11 @@ impl Site<'_> {
             body["device_token"] = token.into();
         }
         let answer = self.call("/v1/success", body).await;
+        assert_eq!(
+            answer["device_token_expires_in_secs"],
+            devices().token_ttl.as_secs(),
+            "how long a cookie should keep it: {answer}"
+        );
         answer["device_token"]
             .as_str()
             .unwrap_or_else(|| panic!("no device token: {answer}"))

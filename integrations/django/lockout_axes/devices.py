@@ -16,10 +16,10 @@ from django.conf import settings
 
 log = getLogger(__name__)
 
-# The success answer does not say how long its token is valid: the cookie lasts the service's
-# default devices.token_ttl. A token that expires sooner counts as none, and the next login
-# replaces it.
-MAX_AGE = timedelta(days=90)
+# How long the cookie lasts when the success answer does not say how long its token is valid
+# (a service older than device_token_expires_in_secs): the service's default devices.token_ttl.
+# A token that expires sooner counts as none, and the next login replaces it.
+DEFAULT_MAX_AGE = timedelta(days=90)
 # The service counts a longer token as none; sending one could only make the call too large
 # to take (a lost verdict, which LOCKOUT_ON_ERROR = "allow" would turn into no protection).
 MAX_TOKEN_CHARS = 4096
@@ -70,7 +70,12 @@ def keep(request, answer):
         return
     token = answer.get("device_token")
     if token:
-        setattr(request, TOKEN_ATTRIBUTE, token)
+        valid_for = answer.get("device_token_expires_in_secs")
+        if isinstance(valid_for, int) and valid_for > 0:
+            max_age = timedelta(seconds=valid_for)
+        else:
+            max_age = DEFAULT_MAX_AGE
+        setattr(request, TOKEN_ATTRIBUTE, (token, max_age))
     elif not _told_no_tokens:
         _told_no_tokens = True
         log.warning(
@@ -81,9 +86,10 @@ def keep(request, answer):
 
 def set_cookie(request, response):
     """The cookie of the device token a successful login got, on that login's response."""
-    token = getattr(request, TOKEN_ATTRIBUTE, None)
+    kept = getattr(request, TOKEN_ATTRIBUTE, None)
     name = cookie_name()
-    if token and name:
+    if kept and name:
+        token, max_age = kept
         response.set_cookie(
-            name, token, max_age=MAX_AGE, secure=True, httponly=True, samesite="Lax"
+            name, token, max_age=max_age, secure=True, httponly=True, samesite="Lax"
         )

@@ -93,6 +93,8 @@ def lockout_serve(
         env["LOCKOUT_ON_STORE_ERROR"] = on_store_error
     if devices_secret:
         env["LOCKOUT_DEVICES_SECRET"] = devices_secret
+        # Not the default 90 days: a site's cookie lasts what the service's answer says.
+        env["LOCKOUT_DEVICES_TOKEN_TTL"] = "30d"
     url = f"http://127.0.0.1:{port}"
     log = workdir / f"lockout-{port}.log"
     with _process([str(binary), "serve"], log, lambda: _answers(f"{url}/healthz"), env=env):
