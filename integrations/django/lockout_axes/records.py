@@ -80,6 +80,8 @@ class AttemptRecord:
     retry_after: timedelta | None
     # Observe mode's would-be lock, which refuses nothing: how long it has left.
     would_lock_for: timedelta | None
+    # An IP's lock for password spraying (too many usernames): how long it has left.
+    spraying_for: timedelta | None
     first_failure: datetime | None
     last_failure: datetime | None
     user_agent: str | None
@@ -95,6 +97,7 @@ class AttemptRecord:
             locked=record["locked"],
             retry_after=_seconds(record.get("retry_after_secs")),
             would_lock_for=_seconds(record.get("would_lock_secs")),
+            spraying_for=_seconds((record.get("spraying") or {}).get("retry_after_secs")),
             first_failure=parse_time(record.get("first_failure")),
             last_failure=parse_time(record.get("last_failure")),
             user_agent=record.get("user_agent"),

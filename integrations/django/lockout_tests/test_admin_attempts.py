@@ -309,6 +309,21 @@ def test_a_device_tokens_record_and_a_would_be_lock_are_shown(admin_client):
     assert fields["Device (of a device token)"] == device.device
 
 
+def test_an_ips_lock_for_password_spraying_is_shown(admin_client):
+    """An IP locked for naming too many usernames (a site's LOCKOUT_POLICY spraying_limit),
+    whose own combinations are not locked: its record says so, and for how long."""
+    for username in ("alice", "bob"):
+        body = login_body(MALLORY.ip, username, BROWSER, LOGIN_PATH, [["ip", "username"]])
+        body["policy"] = {**body["policy"], "spraying_limit": 2, "spraying_window": "1h"}
+        client.login_call("/v1/failure", body)
+
+    [sprayer] = [record for record in shown(get(admin_client)) if record.identity.username is None]
+    assert sprayer.identity.ip == MALLORY.ip
+    assert AccessAttemptAdmin.status(None, sprayer) == (
+        "Locked out for password spraying, 30\xa0minutes left"
+    )
+
+
 def test_a_records_page_of_a_record_gone_redirects_to_the_list(admin_client):
     response = admin_client.get(record_url(ATTEMPT, ALICE), follow=True)
 

@@ -142,9 +142,15 @@ class AccessAttemptAdmin(RecordPages, AxesPermissions, ServiceListAdmin):
         """Locked out and for how long (or would be, in observe mode), or how many failures are
         left before the lock."""
         if record.locked:
-            if record.retry_after is None:
-                return gettext("Locked out")
-            return gettext("Locked out, %(time)s left") % {"time": _time_left(record.retry_after)}
+            if record.retry_after is not None:
+                return gettext("Locked out, %(time)s left") % {
+                    "time": _time_left(record.retry_after)
+                }
+            if record.spraying_for is not None:
+                return gettext("Locked out for password spraying, %(time)s left") % {
+                    "time": _time_left(record.spraying_for)
+                }
+            return gettext("Locked out")
         if record.would_lock_for is not None:
             return gettext("Would be locked out (observe mode), %(time)s left") % {
                 "time": _time_left(record.would_lock_for)
