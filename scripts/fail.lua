@@ -18,7 +18,8 @@
 --            during an outage) counted before the reset are dropped instead of counting
 --            against it (or locking it again)
 --   spraying only with the spraying arguments (below), the IP's: its set of usernames' members
---            (lockout:spraying:{31.71}ip=10.0.0.1), its lock flag (lockout:spraying_lock:...),
+--            (lockout:spraying:{31.71}ip=10.0.0.1), its lock flag (lockout:spraying_lock:...;
+--            in observe mode its would-be lock, lockout:spraying_would_lock:...),
 --            its lockout count when its lockout memory is not 0 (lockout:spraying_lockouts:...),
 --            and its reset marker (lockout:reset:{31.71}ip=10.0.0.1) for refused attempts
 --   last     the access log (stream)                 lockout:log:{31.71}

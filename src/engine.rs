@@ -403,15 +403,14 @@ impl<S: Store> Engine<S> {
     }
 
     /// Each identity's count and lock: in observe mode, the longer of its lock and its
-    /// would-be lock (every lock enforcing would refuse on).
-    /// (No spraying is counted in observe mode: see `spraying_rule_of`.)
+    /// would-be lock (every lock enforcing would refuse on); then the IP's spraying count's.
     async fn peek(
         &self,
         identities: &[Identity],
         spraying: Option<&Identity>,
     ) -> Result<Vec<IdentityState>> {
         if self.policy.observe {
-            self.store.peek_observed(identities).await
+            self.store.peek_observed(identities, spraying).await
         } else {
             self.store.peek(identities, spraying).await
         }
@@ -448,17 +447,22 @@ impl<S: Store> Engine<S> {
         if !self.policy.observe || !report.locked {
             return report;
         }
+        let reason = if report.locked_by.is_empty() {
+            LockReason::Spraying
+        } else {
+            LockReason::Lockout
+        };
         FailureReport {
             locked: false,
             retry_after: None,
             started: Vec::new(),
             locked_by: Vec::new(),
             would_lock: Some(Lockout {
-                reason: LockReason::Lockout,
+                reason,
                 retry_after: report.retry_after,
                 locked_by: report.locked_by,
                 started: report.started,
-                spraying_started: false,
+                spraying_started: report.spraying_started,
             }),
             failures: report.failures,
             spraying_started: false,
@@ -938,17 +942,14 @@ fn rule_of(policy: &Policy, combination: &Combination) -> FailureRule {
 /// The rule an IP's spraying count locks under (see `SprayingCount::rule`), when the policy
 /// counts spraying and locks at all.
 fn spraying_rule_of(policy: &Policy) -> Option<FailureRule> {
-    // Observe mode does not count spraying yet: its lock would be a real one (docs/design.md).
-    let spraying = policy
-        .spraying
-        .filter(|_| policy.lock_out_at_failure && !policy.observe)?;
+    let spraying = policy.spraying.filter(|_| policy.lock_out_at_failure)?;
     Some(FailureRule {
         cooloff: spraying.window,
         lockout_duration: policy.lockout_duration,
         failure_limit: spraying.limit.get(),
         lock_out_at_failure: true,
         repeat: policy.repeat,
-        observe: false,
+        observe: policy.observe,
     })
 }
 

@@ -8,10 +8,11 @@
 //!   the lockout memory (repeat offenders; absent when off);
 //! - `<prefix>:would_lock:{<shard>}<identity>`: the identity's would-be lock in observe mode,
 //!   alive for the lockout duration, refusing nothing;
-//! - `<prefix>:spraying:{<shard>}ip=<ip>`, `<prefix>:spraying_lock:{<shard>}ip=<ip>` and
-//!   `<prefix>:spraying_lockouts:{<shard>}ip=<ip>`: an IP's password spraying (see
-//!   `spraying`): the usernames its failures named, its lock and its lockout count, in the
-//!   IP's shard;
+//! - `<prefix>:spraying:{<shard>}ip=<ip>`, `<prefix>:spraying_lock:{<shard>}ip=<ip>`,
+//!   `<prefix>:spraying_lockouts:{<shard>}ip=<ip>` and
+//!   `<prefix>:spraying_would_lock:{<shard>}ip=<ip>`: an IP's password spraying (see
+//!   `spraying`): the usernames its failures named, its lock, its lockout count and its
+//!   would-be lock in observe mode, in the IP's shard;
 //! - `<prefix>:log:{<shard>}`: the access log, a stream per shard;
 //! - `<prefix>:events:<n>`: the events, in `EVENT_SHARDS` streams by IP;
 //! - `<prefix>:lock_ends:<n>`: when each lock told as started will run out, in `EVENT_SHARDS`
@@ -113,10 +114,12 @@ pub enum KeyKind {
     SprayingLock,
     /// How many spraying lockouts an IP started (repeat offenders).
     SprayingLockouts,
+    /// An IP's spraying lock set in observe mode (see `FailureRule::observe`).
+    SprayingWouldLock,
 }
 
 impl KeyKind {
-    const ALL: [KeyKind; 7] = [
+    const ALL: [KeyKind; 8] = [
         KeyKind::Attempt,
         KeyKind::Lock,
         KeyKind::Lockouts,
@@ -124,6 +127,7 @@ impl KeyKind {
         KeyKind::Spraying,
         KeyKind::SprayingLock,
         KeyKind::SprayingLockouts,
+        KeyKind::SprayingWouldLock,
     ];
 
     fn segment(self) -> &'static str {
@@ -135,6 +139,7 @@ impl KeyKind {
             KeyKind::Spraying => "spraying",
             KeyKind::SprayingLock => "spraying_lock",
             KeyKind::SprayingLockouts => "spraying_lockouts",
+            KeyKind::SprayingWouldLock => "spraying_would_lock",
         }
     }
 
@@ -142,7 +147,10 @@ impl KeyKind {
     pub fn is_spraying(self) -> bool {
         matches!(
             self,
-            KeyKind::Spraying | KeyKind::SprayingLock | KeyKind::SprayingLockouts
+            KeyKind::Spraying
+                | KeyKind::SprayingLock
+                | KeyKind::SprayingLockouts
+                | KeyKind::SprayingWouldLock
         )
     }
 }

@@ -64,6 +64,8 @@ impl AttemptRecord {
 pub struct SprayingRecord {
     pub usernames: u64,
     pub lock_remaining: Option<Duration>,
+    /// Remaining time of the would-be spraying lock observe mode set (it refuses nothing).
+    pub would_lock_remaining: Option<Duration>,
     pub lockouts: u64,
 }
 

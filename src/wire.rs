@@ -191,6 +191,8 @@ pub fn attempt(record: &AttemptRecord) -> Value {
             "usernames": spraying.usernames,
             "locked": spraying.lock_remaining.is_some(),
             "retry_after_secs": spraying.lock_remaining.map(seconds),
+            "would_lock": spraying.would_lock_remaining.is_some(),
+            "would_lock_secs": spraying.would_lock_remaining.map(seconds),
             "lockouts": spraying.lockouts,
         })),
     })
@@ -260,6 +262,8 @@ pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
     struct Spraying {
         usernames: u64,
         retry_after_secs: Option<u64>,
+        #[serde(default)]
+        would_lock_secs: Option<u64>,
         lockouts: u64,
     }
     let Attempts { attempts } = serde_json::from_value(answer).map_err(|err| err.to_string())?;
@@ -290,6 +294,7 @@ pub fn parse_attempts(answer: Value) -> Result<Vec<AttemptRecord>, String> {
                 spraying: attempt.spraying.map(|spraying| SprayingRecord {
                     usernames: spraying.usernames,
                     lock_remaining: spraying.retry_after_secs.map(Duration::from_secs),
+                    would_lock_remaining: spraying.would_lock_secs.map(Duration::from_secs),
                     lockouts: spraying.lockouts,
                 }),
             })

@@ -44,13 +44,18 @@ pub(super) async fn list(records: &impl Records, args: ListArgs, output: Output)
                 ));
             }
             if let Some(spraying) = record.spraying {
-                let sprayed = match spraying.lock_remaining {
-                    Some(remaining) => format!(
+                let sprayed = match (spraying.lock_remaining, spraying.would_lock_remaining) {
+                    (Some(remaining), _) => format!(
                         "locked for spraying, {} s left ({} usernames)",
                         wire::seconds(remaining),
                         spraying.usernames
                     ),
-                    None => format!(
+                    (None, Some(remaining)) => format!(
+                        "would be locked for spraying, {} s left ({} usernames)",
+                        wire::seconds(remaining),
+                        spraying.usernames
+                    ),
+                    (None, None) => format!(
                         "{} usernames within the spraying window",
                         spraying.usernames
                     ),

@@ -219,17 +219,25 @@ impl Row {
     fn new(record: &AttemptRecord, policy: &Policy) -> Self {
         let field = |field| record.identity.value(field).unwrap_or("—").to_string();
         let sprayed = record.spraying.and_then(|spraying| spraying.lock_remaining);
-        let mut status = match (record.lock_remaining, sprayed, record.would_lock_remaining) {
-            (Some(remaining), _, _) => format!("Locked out, {} left", human(remaining)),
-            (None, Some(remaining), _) => format!(
+        let would_spray = record
+            .spraying
+            .and_then(|spraying| spraying.would_lock_remaining);
+        let would_lock = record.would_lock_remaining;
+        let mut status = match (record.lock_remaining, sprayed, would_lock, would_spray) {
+            (Some(remaining), ..) => format!("Locked out, {} left", human(remaining)),
+            (None, Some(remaining), ..) => format!(
                 "Locked out for password spraying, {} left",
                 human(remaining)
             ),
-            (None, None, Some(remaining)) => format!(
+            (None, None, Some(remaining), _) => format!(
                 "Would be locked out (observe mode), {} left",
                 human(remaining)
             ),
-            (None, None, None) => {
+            (None, None, None, Some(remaining)) => format!(
+                "Would be locked out for password spraying (observe mode), {} left",
+                human(remaining)
+            ),
+            (None, None, None, None) => {
                 let fields: Vec<Field> = record
                     .identity
                     .values()
@@ -279,7 +287,7 @@ impl Row {
             first_failure: record.first_failure.map(timestamp).unwrap_or_default(),
             last_failure: record.last_failure.map(timestamp).unwrap_or_default(),
             locked: record.is_locked(),
-            would_lock: record.would_lock_remaining.is_some(),
+            would_lock: would_lock.or(would_spray).is_some(),
             status,
         }
     }

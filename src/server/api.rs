@@ -22,7 +22,7 @@ use super::views::{self, LogParameters, ViewParameters};
 use super::Service;
 use crate::attempt::{parse_named_username, Attempt};
 use crate::config::OnStoreError;
-use crate::engine::Verdict;
+use crate::engine::{Lockout, Verdict};
 use crate::event::EventCursor;
 use crate::identity::Identity;
 use crate::target::Target;
@@ -218,7 +218,7 @@ pub async fn failure(
     );
     if let Some(lockout) = &report.value.would_lock {
         service.metrics.would_refuse("failure");
-        log_would_lockouts(&attempt, &lockout.started, lockout.retry_after);
+        log_would_lockouts(&attempt, lockout);
     }
     let answer = wire::marked(wire::failure(&report.value), report.local);
     Ok(Json(answer).into_response())
@@ -311,18 +311,17 @@ fn log_lockouts(
     }
 }
 
-/// One log line per identity whose would-be lock this attempt started (observe mode).
-fn log_would_lockouts(
-    attempt: &Attempt,
-    started: &[crate::policy::Combination],
-    retry_after: Option<Duration>,
-) {
-    for combination in started {
+/// One log line per identity whose would-be lock this attempt started (observe mode), and
+/// for its IP's would-be spraying lock when it started one.
+fn log_would_lockouts(attempt: &Attempt, lockout: &Lockout) {
+    let by = lockout.started.iter().map(ToString::to_string);
+    let spraying = lockout.spraying_started.then(|| "spraying".to_string());
+    for by in by.chain(spraying) {
         tracing::info!(
             ip = %attempt.ip,
             username = attempt.username.as_deref().unwrap_or("-"),
-            by = %combination,
-            retry_after_secs = retry_after.map(wire::seconds),
+            by,
+            retry_after_secs = lockout.retry_after.map(wire::seconds),
             "lockout would start (observe mode: nothing refused)"
         );
     }

@@ -108,8 +108,12 @@ impl Store for AnyStore {
         on_the_store!(self, store => store.peek(identities, spraying).await)
     }
 
-    async fn peek_observed(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
-        on_the_store!(self, store => store.peek_observed(identities).await)
+    async fn peek_observed(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<IdentityState>> {
+        on_the_store!(self, store => store.peek_observed(identities, spraying).await)
     }
 
     async fn record_failures(

@@ -183,12 +183,13 @@ pub trait Store: Send + Sync {
         spraying: Option<&Identity>,
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 
-    /// Failures of each identity, in order, and as its lock the longer of its lock and its
+    /// As `peek`, with as each lock (the spraying lock too) the longer of the lock and its
     /// would-be lock (see `FailureRule::observe`): what a policy in observe mode reads, every
     /// lock that enforcing would refuse on. Reads only.
     fn peek_observed(
         &self,
         identities: &[Identity],
+        spraying: Option<&Identity>,
     ) -> impl Future<Output = Result<Vec<IdentityState>>> + Send;
 
     /// Adds one failure to each identity under its rule (`rules`, in order: locking at the

@@ -233,6 +233,7 @@ async fn step(backend: &Backend, engine: &Engine<AnyStore>, op: &Op) -> Answer {
                     would_lock_remaining: whole(record.would_lock_remaining),
                     spraying: record.spraying.map(|spraying| SprayingRecord {
                         lock_remaining: whole(spraying.lock_remaining),
+                        would_lock_remaining: whole(spraying.would_lock_remaining),
                         ..spraying
                     }),
                     ..record

@@ -27,6 +27,7 @@ crate::on_all!(
     a_reset_of_the_ip_clears_its_spraying_and_a_success_does_not,
     allow_and_deny_lists_still_apply,
     a_spraying_lock_that_runs_out_is_told,
+    observe_mode_counts_spraying_and_enforcing_locks_at_the_next_failure,
 );
 
 crate::on_both!(every_spraying_key_has_a_ttl);
@@ -283,6 +284,123 @@ async fn a_spraying_lock_that_runs_out_is_told(backend: Backend) {
     assert_eq!(expired.event.ip, Some(ip.parse().unwrap()));
 }
 
+/// Observe mode counts an IP's usernames as enforcing does and sets a would-be spraying lock,
+/// refusing nothing, told as a would-be lockout and listed; enforcing on the same keyspace
+/// refuses nobody for it, and the IP's next failure at the limit locks for real.
+async fn observe_mode_counts_spraying_and_enforcing_locks_at_the_next_failure(backend: Backend) {
+    let by_pair = spraying(policy(5, &[&["ip", "username"]]), 3, WINDOW);
+    let observing = backend
+        .engine(Policy {
+            observe: true,
+            ..by_pair.clone()
+        })
+        .await;
+    let enforcing = backend.engine(by_pair).await;
+    let ip = "203.0.113.77";
+    let about_half_an_hour = |lockout: &lockout::Lockout| {
+        let left = lockout.retry_after.unwrap();
+        assert!(left > Duration::from_secs(29 * 60), "{lockout:?}");
+        assert!(left <= Duration::from_secs(30 * 60), "{lockout:?}");
+    };
+    for (n, username) in users(0..5).enumerate() {
+        let attempt = attempt(ip, &username);
+        // Before this attempt's failure the IP has named `n` usernames.
+        match observing.check(&attempt).await.unwrap() {
+            Verdict::Allowed => assert!(n < 3, "{username}"),
+            Verdict::WouldLock(lockout) => {
+                assert!(n >= 3, "{username}");
+                assert_eq!(lockout.reason, LockReason::Spraying);
+                assert!(lockout.locked_by.is_empty() && !lockout.spraying_started);
+                about_half_an_hour(&lockout);
+            }
+            Verdict::Locked(lockout) => panic!("refused in observe mode: {lockout:?}"),
+        }
+        let report = observing.fail(&attempt).await.unwrap();
+        assert!(!report.locked && !report.spraying_started, "{report:?}");
+        assert!(report.retry_after.is_none() && report.locked_by.is_empty());
+        match &report.would_lock {
+            None => assert!(n < 2, "{report:?}"),
+            Some(lockout) => {
+                assert!(n >= 2, "{report:?}");
+                assert_eq!(lockout.reason, LockReason::Spraying);
+                assert_eq!(lockout.spraying_started, n == 2, "{lockout:?}");
+                about_half_an_hour(lockout);
+            }
+        }
+    }
+    let standing = observing.inspect(&attempt(ip, "anyone")).await.unwrap();
+    assert!(matches!(standing.verdict, Verdict::WouldLock(ref lockout)
+        if lockout.reason == LockReason::Spraying));
+
+    // Told once, as a would-be lockout for spraying; listed as would-be.
+    let events = observing
+        .events(&EventCursor::default(), 100)
+        .await
+        .unwrap();
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|stored| (stored.event.kind, stored.event.subject.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(EventKind::WouldLockoutStarted, "spraying:ip=203.0.113.77")]
+    );
+    assert_eq!(events[0].event.reason.as_deref(), Some("spraying"));
+    let by_ip = Target::Ips(vec![ip.parse().unwrap()]);
+    let records = observing.list(&by_ip, false).await.unwrap();
+    let record = records
+        .iter()
+        .find(|record| record.identity.tag() == "ip=203.0.113.77")
+        .expect("the IP's record");
+    let sprayed = record.spraying.expect("its spraying");
+    assert_eq!(sprayed.usernames, 3);
+    assert!(sprayed.lock_remaining.is_none() && sprayed.would_lock_remaining.is_some());
+    assert!(!record.is_locked());
+    if !matches!(backend, Backend::Memory { .. }) {
+        let key = |kind| crate::support::key_of("lockout", kind, "ip=203.0.113.77");
+        assert_eq!(backend.pttl(&key(KeyKind::SprayingLock)), -2);
+        let would_lock = backend.pttl(&key(KeyKind::SprayingWouldLock));
+        assert!(
+            (29 * 60_000..=30 * 60_000).contains(&would_lock),
+            "{would_lock}"
+        );
+    }
+
+    // Enforcing: nobody refused for what was observed; the next failure locks for real.
+    let next = attempt(ip, "user5@example.org");
+    assert_eq!(enforcing.check(&next).await.unwrap(), Verdict::Allowed);
+    let report = enforcing.fail(&next).await.unwrap();
+    assert!(report.locked && report.spraying_started, "{report:?}");
+    assert!(report.locked_by.is_empty() && report.would_lock.is_none());
+    let verdict = enforcing
+        .check(&attempt(ip, "user6@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(reason(&verdict), Some(LockReason::Spraying), "{verdict:?}");
+    let events = enforcing
+        .events(&EventCursor::default(), 100)
+        .await
+        .unwrap();
+    assert!(events
+        .iter()
+        .any(|stored| stored.event.kind == EventKind::LockoutStarted
+            && stored.event.reason.as_deref() == Some("spraying")));
+
+    // A reset of the IP removes the would-be lock with the rest.
+    enforcing
+        .reset(&by_ip, false, &mut |_| {}, "test")
+        .await
+        .unwrap();
+    assert!(observing.list(&by_ip, false).await.unwrap().is_empty());
+    assert_eq!(
+        observing
+            .check(&attempt(ip, "user7@example.org"))
+            .await
+            .unwrap(),
+        Verdict::Allowed
+    );
+}
+
 /// The set, the lock and the lockout count all expire; the set holds 8-byte integers.
 async fn every_spraying_key_has_a_ttl(backend: Backend) {
     let engine = backend
@@ -504,6 +622,7 @@ async fn the_service_answers_spraying_and_resets_it() {
 #[tokio::test]
 async fn the_service_on_the_in_process_store_answers_spraying() {
     let service = TestService::start_with(|config| {
+        with_admin(config);
         config.policy = climweb();
     })
     .await;
@@ -519,4 +638,29 @@ async fn the_service_on_the_in_process_store_answers_spraying() {
         (&json!(true), &json!("spraying")),
         "{answer}"
     );
+    // A request observing: the 10th username's failure and the checks after it would lock.
+    let observing = |username: &str| json!({"ip": "203.0.113.8", "username": username, "policy": {"observe": true}});
+    let mut last = Value::Null;
+    for username in users(0..10) {
+        last = post(&client, service.at("/v1/failure"), observing(&username))
+            .await
+            .1;
+    }
+    let (_, check) = post(&client, service.at("/v1/check"), observing("new")).await;
+    for answer in [&last, &check] {
+        assert_eq!(answer["locked"], false, "{answer}");
+        assert_eq!(answer["would_lock"], true, "{answer}");
+        assert_eq!(answer["observed"]["reason"], "spraying", "{answer}");
+        assert_eq!(answer["observed"]["locked_by"], json!([]), "{answer}");
+    }
+    let url = service.at("/v1/attempts?ip=203.0.113.8");
+    let (_, attempts) = admin(&client, Method::GET, url).await;
+    let ip_alone = attempts["attempts"].as_array().unwrap().iter();
+    let ip_alone = ip_alone.filter(|record| record["identity"] == "ip=203.0.113.8");
+    let [record] = &ip_alone.collect::<Vec<_>>()[..] else {
+        panic!("one record of the IP alone: {attempts}");
+    };
+    let spraying = &record["spraying"];
+    assert_eq!(spraying["would_lock"], true, "{attempts}");
+    assert_eq!(spraying["locked"], false, "{attempts}");
 }

@@ -430,13 +430,18 @@ impl Store for MemoryStore {
         Ok(states.chain(spraying).collect())
     }
 
-    async fn peek_observed(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
+    async fn peek_observed(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<IdentityState>> {
         let (state, now) = self.state();
         let space = state.space_of(&self.keys);
-        Ok(identities
+        let states = identities
             .iter()
-            .map(|identity| state.observed_state_of(space, identity.tag(), now))
-            .collect())
+            .map(|identity| state.observed_state_of(space, identity.tag(), now));
+        let spraying = spraying.map(|ip| state.observed_spraying_state(space, ip.tag(), now));
+        Ok(states.chain(spraying).collect())
     }
 
     async fn record_failures(

@@ -1,10 +1,10 @@
 //! IPs' password spraying (see `spraying`): `fail.lua`'s spraying count rule for rule, its
-//! set, lock and lockout count held in one entry per IP whose parts end apart, as the three
-//! keys do in Redis. At most `max_identities` entries in all spaces (bounded by count, as
+//! set, lock, lockout count and would-be lock held in one entry per IP whose parts end apart,
+//! as the four keys do in Redis. At most `max_identities` entries in all spaces (bounded by count, as
 //! lockout counts are: each holds at most the limit's 8-byte members); the one whose last part
 //! ends nearest goes first.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{SpaceId, State, Tag};
 use crate::record::{IdentityState, SprayingRecord};
@@ -17,6 +17,8 @@ pub(super) struct Spraying {
     /// When the set ends: the window from its first username, or its lock's end if later.
     ends: Instant,
     lock_ends: Option<Instant>,
+    /// When the would-be lock observe mode set ends (see `FailureRule::observe`).
+    would_lock_ends: Option<Instant>,
     /// Spraying lockouts started (repeat offenders), and when the count ends.
     lockouts: Option<(u64, Instant)>,
 }
@@ -26,6 +28,7 @@ impl Spraying {
     fn last_end(&self) -> Instant {
         let lockouts = self.lockouts.map(|(_, ends)| ends);
         self.lock_ends
+            .max(self.would_lock_ends)
             .max(lockouts)
             .map_or(self.ends, |end| end.max(self.ends))
     }
@@ -38,10 +41,12 @@ impl Spraying {
         }
     }
 
-    fn lock_remaining(&self, now: Instant) -> Option<std::time::Duration> {
-        self.lock_ends
-            .filter(|&ends| ends > now)
-            .map(|ends| ends - now)
+    fn lock_remaining(&self, now: Instant) -> Option<Duration> {
+        remaining(self.lock_ends, now)
+    }
+
+    fn would_lock_remaining(&self, now: Instant) -> Option<Duration> {
+        remaining(self.would_lock_ends, now)
     }
 
     fn lockouts(&self, now: Instant) -> Option<u64> {
@@ -69,6 +74,24 @@ impl State {
         }
     }
 
+    /// As `spraying_state`, with as its lock the longer of its lock and its would-be lock
+    /// (see `Store::peek_observed`).
+    pub(super) fn observed_spraying_state(
+        &self,
+        space: Option<SpaceId>,
+        tag: &str,
+        now: Instant,
+    ) -> IdentityState {
+        let state = self.spraying_state(space, tag, now);
+        let would_lock = space
+            .and_then(|space| self.spraying_of(space, tag))
+            .and_then(|spraying| spraying.would_lock_remaining(now));
+        IdentityState {
+            lock_remaining: state.lock_remaining.max(would_lock),
+            ..state
+        }
+    }
+
     /// The IP's spraying as its record shows it, if it has any count or lock.
     pub(super) fn spraying_record(
         &self,
@@ -80,9 +103,13 @@ impl State {
         let record = SprayingRecord {
             usernames: spraying.members(now).len() as u64,
             lock_remaining: spraying.lock_remaining(now),
+            would_lock_remaining: spraying.would_lock_remaining(now),
             lockouts: spraying.lockouts(now).unwrap_or(0),
         };
-        (record.usernames > 0 || record.lock_remaining.is_some()).then_some(record)
+        let any = record.usernames > 0
+            || record.lock_remaining.is_some()
+            || record.would_lock_remaining.is_some();
+        any.then_some(record)
     }
 
     fn spraying_of(&self, space: SpaceId, tag: &str) -> Option<&Spraying> {
@@ -91,7 +118,8 @@ impl State {
 
     /// `fail.lua`'s spraying part: `count`'s member joins its IP's set while the set holds
     /// fewer than the limit (a new set lives the window); at the limit the IP's spraying lock
-    /// is set as an identity's at its limit, and the set lives as long as the lock.
+    /// is set as an identity's at its limit (in observe mode, the would-be lock), and the set
+    /// lives as long as the lock.
     pub(super) fn spray(
         &mut self,
         space: SpaceId,
@@ -108,6 +136,7 @@ impl State {
                 members: Vec::new(),
                 ends: now,
                 lock_ends: None,
+                would_lock_ends: None,
                 lockouts: None,
             };
             (Tag::from(tag), spraying)
@@ -116,6 +145,7 @@ impl State {
             spraying.members.clear();
         }
         spraying.lock_ends = spraying.lock_ends.filter(|&ends| ends > now);
+        spraying.would_lock_ends = spraying.would_lock_ends.filter(|&ends| ends > now);
         spraying.lockouts = spraying.lockouts.filter(|&(_, ends)| ends > now);
         let rule = count.rule;
         let limit = rule.failure_limit as usize;
@@ -129,8 +159,13 @@ impl State {
             }
         }
         let (mut lock_started, mut lockouts) = (false, 0);
+        let lock_ends = if rule.observe {
+            &mut spraying.would_lock_ends
+        } else {
+            &mut spraying.lock_ends
+        };
         if spraying.members.len() >= limit {
-            lock_started = spraying.lock_ends.is_none();
+            lock_started = lock_ends.is_none();
             let duration = match rule.repeat {
                 None => rule.lockout_duration,
                 Some(repeat) => {
@@ -144,12 +179,16 @@ impl State {
                     rule.lockout_for(lockouts)
                 }
             };
-            spraying.lock_ends = Some(now + duration);
+            *lock_ends = Some(now + duration);
             spraying.ends = spraying.ends.max(now + duration);
         }
         let state = IdentityState {
             failures: spraying.members.len() as u64,
-            lock_remaining: spraying.lock_remaining(now),
+            lock_remaining: if rule.observe {
+                spraying.would_lock_remaining(now)
+            } else {
+                spraying.lock_remaining(now)
+            },
             lock_started,
             lockouts,
         };
@@ -160,7 +199,7 @@ impl State {
         state
     }
 
-    /// Drops the IP's spraying count, lock and lockout count; answers whether it had any.
+    /// Drops the IP's spraying count, locks and lockout count; answers whether it had any.
     pub(super) fn forget_spraying(&mut self, space: SpaceId, tag: &str) -> bool {
         self.unlink_spraying(space, tag).is_some()
     }
@@ -211,4 +250,9 @@ impl State {
             .lock_ends
             .filter(|&ends| ends > now)
     }
+}
+
+/// What is left of a part that ends at `ends`, if it has not ended by `now`.
+fn remaining(ends: Option<Instant>, now: Instant) -> Option<Duration> {
+    ends.filter(|&ends| ends > now).map(|ends| ends - now)
 }

@@ -90,7 +90,7 @@ impl RedisStore {
     }
 
     async fn fetch_records(&self, identities: &[Identity]) -> Result<Vec<AttemptRecord>> {
-        let mut requests: Vec<Cmd> = Vec::with_capacity(4 * identities.len());
+        let mut requests: Vec<Cmd> = Vec::with_capacity(8 * identities.len());
         for identity in identities {
             let [record, lock, lockouts] = self.identity_keys(identity);
             requests.push(redis::cmd("HGETALL").arg(record).clone());
@@ -99,10 +99,11 @@ impl RedisStore {
             let would_lock = self.keys.key(KeyKind::WouldLock, identity);
             requests.push(redis::cmd("PTTL").arg(would_lock).clone());
             if spraying::is_counted(identity) {
-                let [set, lock, lockouts] = self.spraying_keys(identity);
+                let [set, lock, lockouts, would_lock] = self.spraying_keys(identity);
                 requests.push(redis::cmd("SCARD").arg(set).clone());
                 requests.push(redis::cmd("PTTL").arg(lock).clone());
                 requests.push(redis::cmd("GET").arg(lockouts).clone());
+                requests.push(redis::cmd("PTTL").arg(would_lock).clone());
             }
         }
         let mut replies = self.round_trip(&requests).await?.into_iter();
@@ -117,9 +118,12 @@ impl RedisStore {
                 let usernames: u64 = self.parse(next())?;
                 let lock_remaining = remaining(self.parse(next())?);
                 let lockouts: Option<u64> = self.parse(next())?;
-                (usernames > 0 || lock_remaining.is_some()).then_some(SprayingRecord {
+                let would_lock_remaining = remaining(self.parse(next())?);
+                let any = usernames > 0 || lock_remaining.is_some();
+                (any || would_lock_remaining.is_some()).then_some(SprayingRecord {
                     usernames,
                     lock_remaining,
+                    would_lock_remaining,
                     lockouts: lockouts.unwrap_or(0),
                 })
             } else {

@@ -78,8 +78,13 @@ impl RedisStore {
             }
         }
         if let Some(spraying) = spraying {
-            let [set, lock, lockouts] = self.spraying_keys(spraying.ip);
-            keys.extend([set, lock]);
+            let [set, lock, lockouts, would_lock] = self.spraying_keys(spraying.ip);
+            keys.push(set);
+            keys.push(if spraying.rule.observe {
+                would_lock
+            } else {
+                lock
+            });
             if repeats(&spraying.rule).is_some() {
                 keys.push(lockouts);
             }
@@ -272,7 +277,7 @@ pub(super) async fn lock_states(
         })
         .collect();
     if let Some(ip) = spraying {
-        let [_, lock, _] = store.spraying_keys(ip);
+        let [_, lock, _, _] = store.spraying_keys(ip);
         requests.push(redis::cmd("PTTL").arg(lock).clone());
     }
     store
@@ -294,12 +299,13 @@ pub(super) async fn peek(
 pub(super) async fn peek_observed(
     store: &RedisStore,
     identities: &[Identity],
+    spraying: Option<&Identity>,
 ) -> Result<Vec<IdentityState>> {
-    read_states(store, identities, true, None).await
+    read_states(store, identities, true, spraying).await
 }
 
-/// Each identity's count and lock, and with `observed` the longer of its lock and its
-/// would-be lock, then `spraying`'s distinct usernames and lock, in one round trip.
+/// Each identity's count and lock, then `spraying`'s distinct usernames and lock, and with
+/// `observed` as each lock the longer of the lock and the would-be lock, in one round trip.
 async fn read_states(
     store: &RedisStore,
     identities: &[Identity],
@@ -329,9 +335,12 @@ async fn read_states(
         })
         .collect();
     if let Some(ip) = spraying {
-        let [set, lock, _] = store.spraying_keys(ip);
+        let [set, lock, _, would_lock] = store.spraying_keys(ip);
         requests.push(redis::cmd("SCARD").arg(set).clone());
         requests.push(redis::cmd("PTTL").arg(lock).clone());
+        if observed {
+            requests.push(redis::cmd("PTTL").arg(would_lock).clone());
+        }
     }
     let mut replies = store.round_trip(&requests).await?.into_iter();
     let mut states = Vec::with_capacity(identities.len() + 1);
@@ -350,10 +359,14 @@ async fn read_states(
             ..IdentityState::CLEAN
         });
     }
-    if let (Some(usernames), Some(pttl)) = (replies.next(), replies.next()) {
+    if let Some(usernames) = replies.next() {
+        let mut lock_remaining = None;
+        for pttl in replies {
+            lock_remaining = lock_remaining.max(remaining(store.parse(pttl)?));
+        }
         states.push(IdentityState {
             failures: store.parse(usernames)?,
-            lock_remaining: remaining(store.parse(pttl)?),
+            lock_remaining,
             ..IdentityState::CLEAN
         });
     }

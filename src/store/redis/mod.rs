@@ -257,12 +257,13 @@ impl RedisStore {
     }
 
     /// An IP's spraying keys (see `spraying`), in its identity's slot: the set of usernames'
-    /// members, the lock flag, the lockout count.
-    fn spraying_keys(&self, ip: &Identity) -> [String; 3] {
+    /// members, the lock flag, the lockout count, the would-be lock flag (observe mode).
+    fn spraying_keys(&self, ip: &Identity) -> [String; 4] {
         [
             self.keys.key(KeyKind::Spraying, ip),
             self.keys.key(KeyKind::SprayingLock, ip),
             self.keys.key(KeyKind::SprayingLockouts, ip),
+            self.keys.key(KeyKind::SprayingWouldLock, ip),
         ]
     }
 }
@@ -284,8 +285,12 @@ impl Store for RedisStore {
         logins::peek(self, identities, spraying).await
     }
 
-    async fn peek_observed(&self, identities: &[Identity]) -> Result<Vec<IdentityState>> {
-        logins::peek_observed(self, identities).await
+    async fn peek_observed(
+        &self,
+        identities: &[Identity],
+        spraying: Option<&Identity>,
+    ) -> Result<Vec<IdentityState>> {
+        logins::peek_observed(self, identities, spraying).await
     }
 
     async fn record_failures(
