@@ -40,3 +40,16 @@ def test_observe_mode_refuses_nobody_and_logs_each_would_be_lock(
     assert all("would refuse the login of" in line for line in observed[1:])
     assert all("locked by [['ip', 'username']], for 1800 s" in line for line in observed)
     assert lockout_signals == []
+
+
+@pytest.mark.django_db
+def test_spraying_from_one_address_locks_it_out_for_every_username(settings, operator):
+    """Password spraying through the site's login page: Climweb's pair combination never
+    reaches Axes' limit (each username fails once), but LOCKOUT_POLICY's spraying_limit locks
+    the address after 3 usernames, whatever username it tries next."""
+    settings.LOCKOUT_POLICY = {"spraying_limit": 3, "spraying_window": "1h"}
+    statuses = [PAGE.post(Client(), name, "Spring2026!").status_code for name in "abc"]
+    assert statuses == [200, 200, 429], "the third username locks the address"
+    assert PAGE.post(Client(), USERNAME, PASSWORD).status_code == 429, "whatever username"
+    [sprayer] = [record for record in client.iter_attempts() if record.get("spraying")]
+    assert sprayer["spraying"]["usernames"] == 3 and sprayer["spraying"]["locked"]
