@@ -1,31 +1,31 @@
 //! The policy applied to a store: allow and deny lists, identities per combination, the
 //! Axes decisions (what is locked, what is recorded), an IP's password spraying, and the
-//! verdicts. No Redis in here.
+//! verdicts. No Redis in here. The operator's work on the records is in `records`, events in
+//! `events`, device tokens in `devices`, unlock tokens in `unlock`.
 
 mod devices;
+mod events;
+mod records;
 mod unlock;
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use devices::{device_identity, obeyed_with_a_device};
+use events::named;
 
-use crate::attempt::{Attempt, Field};
+use crate::attempt::Attempt;
 use crate::devices::Devices;
 use crate::error::{Error, Result};
-use crate::event::{Event, EventCursor, EventId, EventKind, StoredEvent};
 use crate::identity::Identity;
 use crate::lock_cache::{self, LockCache, LockCacheTasks};
 use crate::policy::{Combination, Policy};
-use crate::record::{AttemptRecord, IdentityState, LogEntry, LogFilter, Outcome};
+use crate::record::{IdentityState, Outcome};
 use crate::spraying;
-use crate::store::{FailureRule, ImportedRecord, LogAppend, Page, Progress, SprayingCount, Store};
-use crate::target::Target;
-use crate::view::{RecordView, Viewed};
+use crate::store::{FailureRule, LogAppend, SprayingCount, Store};
 
 /// The answer to "may this attempt proceed to the password check?".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -469,281 +469,6 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// The attempt records `target` selects (only locked ones with `locked_only`).
-    pub async fn list(&self, target: &Target, locked_only: bool) -> Result<Vec<AttemptRecord>> {
-        let mut records = self.store.list(&self.counted(target)).await?;
-        if locked_only {
-            records.retain(AttemptRecord::is_locked);
-        }
-        Ok(records)
-    }
-
-    /// One page of the attempt records `target` selects (only locked ones with
-    /// `locked_only`), for browsing millions of them; see `Store::page`.
-    pub async fn page(
-        &self,
-        target: &Target,
-        locked_only: bool,
-        cursor: Option<&str>,
-        size: usize,
-    ) -> Result<Page> {
-        let mut page = self.store.page(&self.counted(target), cursor, size).await?;
-        if locked_only {
-            page.records.retain(AttemptRecord::is_locked);
-        }
-        Ok(page)
-    }
-
-    /// The page of the records `target` selects that `view` shows, from at most about
-    /// `bound` records read (docs/api.md, "Views of the records"): a store keeps no order
-    /// over its records, so sorting or searching them reads them.
-    pub async fn view(&self, target: &Target, view: &RecordView, bound: usize) -> Result<Viewed> {
-        let target = self.counted(target);
-        let mut seen = HashSet::new();
-        let mut records = Vec::new();
-        let mut cursor = None;
-        let complete = loop {
-            let size = bound.saturating_sub(records.len()).clamp(1, VIEW_READ_PAGE);
-            let page = self.store.page(&target, cursor.as_deref(), size).await?;
-            // A record that several scan patterns match (Target::Either), or that a scan
-            // gives twice, counts once.
-            records.extend(
-                page.records
-                    .into_iter()
-                    .filter(|record| seen.insert(record.identity.tag().to_string())),
-            );
-            match page.next {
-                None => break true,
-                Some(_) if records.len() >= bound => break false,
-                next => cursor = next,
-            }
-        };
-        Ok(view.cut(records, complete))
-    }
-
-    /// The record of exactly this identity (its IP as counted), if there is one.
-    pub async fn record(&self, identity: &Identity) -> Result<Option<AttemptRecord>> {
-        let records = self.store.records(std::slice::from_ref(identity)).await?;
-        Ok(records.into_iter().next())
-    }
-
-    /// Deletes these identities' records and locks (an IP's, its spraying count and lock too),
-    /// a reset `by` someone (see `Event::by`); answers how many had any.
-    pub async fn remove(&self, identities: &[Identity], by: &str) -> Result<u64> {
-        let removed = self.store.clear(identities, true, None).await?;
-        self.reset_event(None, || named(identities), removed, by)
-            .await;
-        Ok(removed)
-    }
-
-    /// Merges records counted elsewhere into the store (see `Store::import_records`), an
-    /// import `by` someone (see `Event::by`), and appends a `lockout_started` event for each
-    /// lock it set where none was, so that followers learn of it and its end is told as any
-    /// other's. Answers each record's state.
-    pub async fn import(&self, records: &[ImportedRecord], by: &str) -> Result<Vec<IdentityState>> {
-        let states = self.store.import_records(records).await?;
-        let events: Vec<Event> = records
-            .iter()
-            .zip(&states)
-            .filter(|(_, state)| state.lock_started)
-            .map(|(record, state)| Event {
-                kind: EventKind::LockoutStarted,
-                ip: record
-                    .identity
-                    .value(Field::Ip)
-                    .and_then(|ip| ip.parse().ok()),
-                subject: record.identity.tag().to_string(),
-                lockout: state.lock_remaining,
-                lockouts: None,
-                by: Some(by.to_string()),
-                removed: None,
-                reason: Some(LockReason::Lockout.name().to_string()),
-            })
-            .collect();
-        self.append_events(&events).await;
-        Ok(states)
-    }
-
-    /// Deletes the attempt records (and locks) `target` selects, a reset `by` someone;
-    /// answers how many records.
-    pub async fn reset(
-        &self,
-        target: &Target,
-        dry_run: bool,
-        progress: Progress<'_>,
-        by: &str,
-    ) -> Result<u64> {
-        let target = self.counted(target);
-        if !dry_run {
-            self.revoke_devices_of(target.usernames()).await?;
-        }
-        self.remove_selected(&target, dry_run, progress, by).await
-    }
-
-    /// Deletes the records `target` (its IPs as counted) selects, a reset `by` someone, and
-    /// tells it; answers how many records.
-    async fn remove_selected(
-        &self,
-        target: &Target,
-        dry_run: bool,
-        progress: Progress<'_>,
-        by: &str,
-    ) -> Result<u64> {
-        let removed = self.store.remove(target, dry_run, progress).await?;
-        if !dry_run {
-            self.reset_event(target.one_ip(), || target.describe(), removed, by)
-                .await;
-        }
-        Ok(removed)
-    }
-
-    /// The events after `since`, oldest first, at most `limit` (the cursor after them:
-    /// `since.after(&events)`).
-    pub async fn events(&self, since: &EventCursor, limit: usize) -> Result<Vec<StoredEvent>> {
-        self.store.events(since, limit).await
-    }
-
-    /// Up to `limit` of the events after `since` that name `subject` (an identity's tag: a
-    /// lockout of it, or a reset listing it), oldest first, from at most `bound` events read;
-    /// and the `since` that continues the read, when the limit or the bound stopped it.
-    pub async fn events_naming(
-        &self,
-        subject: &str,
-        since: &EventCursor,
-        limit: usize,
-        bound: usize,
-    ) -> Result<(Vec<StoredEvent>, Option<EventCursor>)> {
-        let mut cursor = since.clone();
-        let (mut named, mut read) = (Vec::new(), 0);
-        loop {
-            let size = bound.saturating_sub(read).clamp(1, VIEW_READ_PAGE);
-            let events = self.store.events(&cursor, size).await?;
-            let exhausted = events.len() < size;
-            read += events.len();
-            for stored in events {
-                if let Some(id) = EventId::parse(&stored.id) {
-                    cursor.advance(&id);
-                }
-                if stored.event.names(subject) {
-                    named.push(stored);
-                    if named.len() == limit {
-                        return Ok((named, Some(cursor)));
-                    }
-                }
-            }
-            if exhausted {
-                return Ok((named, None));
-            }
-            if read >= bound {
-                return Ok((named, Some(cursor)));
-            }
-        }
-    }
-
-    fn tell_events_appended(&self) {
-        if let Some(signal) = &self.events_signal {
-            signal.send_replace(());
-        }
-    }
-
-    /// The newest `limit` events, newest first.
-    pub async fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
-        self.store.recent_events(limit).await
-    }
-
-    /// Appends an event for each lockout (in observe mode, would-be lockout) this write
-    /// started, of its identities and of the IP's `spraying` count (its identity and state).
-    /// An event that cannot be written does not undo the login it tells of: it is logged, and
-    /// lost.
-    async fn lockouts_started(
-        &self,
-        attempt: &Attempt,
-        identities: &[Identity],
-        states: &[IdentityState],
-        spraying: Option<(&Identity, IdentityState)>,
-    ) {
-        let kind = if self.policy.observe {
-            EventKind::WouldLockoutStarted
-        } else {
-            EventKind::LockoutStarted
-        };
-        let started = |subject: String, state: &IdentityState, reason: LockReason| Event {
-            kind,
-            ip: Some(attempt.ip),
-            subject,
-            lockout: state.lock_remaining,
-            lockouts: Some(state.lockouts).filter(|&n| n > 0),
-            by: None,
-            removed: None,
-            reason: Some(reason.name().to_string()),
-        };
-        let mut events: Vec<Event> = identities
-            .iter()
-            .zip(states)
-            .filter(|(_, state)| state.lock_started)
-            .map(|(identity, state)| {
-                started(identity.tag().to_string(), state, LockReason::Lockout)
-            })
-            .collect();
-        if let Some((ip, state)) = spraying.filter(|(_, state)| state.lock_started) {
-            events.push(started(spraying::subject(ip), &state, LockReason::Spraying));
-        }
-        self.append_events(&events).await;
-    }
-
-    /// Appends a reset's event, when it removed anything.
-    async fn reset_event(
-        &self,
-        ip: Option<std::net::IpAddr>,
-        subject: impl FnOnce() -> String,
-        removed: u64,
-        by: &str,
-    ) {
-        if removed == 0 {
-            return;
-        }
-        let event = Event {
-            kind: EventKind::LockoutReset,
-            ip,
-            subject: subject(),
-            lockout: None,
-            lockouts: None,
-            by: Some(by.to_string()),
-            removed: Some(removed),
-            reason: None,
-        };
-        self.append_events(&[event]).await;
-    }
-
-    async fn append_events(&self, events: &[Event]) {
-        let Some(bounds) = self.policy.events else {
-            return;
-        };
-        if events.is_empty() {
-            return;
-        }
-        match self.store.append_events(events, bounds).await {
-            Ok(()) => self.tell_events_appended(),
-            Err(err) => tracing::warn!(%err, events = events.len(), "events lost"),
-        }
-    }
-
-    /// Up to `limit` access-log entries, newest first.
-    pub async fn logs(&self, filter: &LogFilter, limit: usize) -> Result<Vec<LogEntry>> {
-        let max_age = self.policy.access_log.map(|log| log.retention);
-        self.store.logs(filter, limit, max_age).await
-    }
-
-    /// Deletes access-log entries at least `age` old (`0` removes all); answers how many.
-    pub async fn reset_logs(&self, age: Duration) -> Result<u64> {
-        self.store.trim_logs(age).await
-    }
-
-    /// `target` with its IPs as they are counted (IPv6 per network).
-    fn counted(&self, target: &Target) -> Target {
-        target.counted(|ip| self.policy.counted_ip(ip))
-    }
-
     /// The attempt's identities with the combination each comes from and its rule, its IP as
     /// it is counted (IPv6 per network); combinations whose fields the attempt lacks form none.
     /// An attempt with a device (see `device_of`) forms its device's identity in place of the
@@ -907,24 +632,6 @@ impl Lockout {
 
 /// Records or events a view reads from the store per call.
 const VIEW_READ_PAGE: usize = 1000;
-
-/// Identities an event names at most; more are counted.
-const NAMED_IN_AN_EVENT: usize = 10;
-
-/// The identities' tags, for an event's subject: the first few, and how many more.
-fn named(identities: &[Identity]) -> String {
-    let mut named: Vec<&str> = identities
-        .iter()
-        .take(NAMED_IN_AN_EVENT)
-        .map(Identity::tag)
-        .collect();
-    let more = identities.len().saturating_sub(NAMED_IN_AN_EVENT);
-    let more = format!("and {more} more");
-    if identities.len() > NAMED_IN_AN_EVENT {
-        named.push(&more);
-    }
-    named.join(" ")
-}
 
 /// The rule `combination` counts under: its own limits, else the policy's.
 fn rule_of(policy: &Policy, combination: &Combination) -> FailureRule {
