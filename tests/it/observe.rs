@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use crate::on_all;
 use crate::support::{
-    admin, http_client, json_of, lockout_command, metric, policy, with_admin, Backend, RedisServer,
-    TestService,
+    admin, http_client, json_of, lockout_command, metric, policy, text_of, with_admin, Backend,
+    RedisServer, TestService,
 };
 
 /// Three failures lock a username and an IP alike, for 30 minutes (Axes' defaults).
@@ -273,15 +273,12 @@ async fn listings_show_the_identities_that_would_be_locked() {
         assert_eq!(counting["would_lock_secs"], Value::Null, "{counting}");
     }
 
-    let page = client
-        .get(service.at("/dj-ad-admin/"))
-        .basic_auth("admin", Some("s3cret"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text_of(
+        client
+            .get(service.at("/dj-ad-admin/"))
+            .basic_auth("admin", Some("s3cret")),
+    )
+    .await;
     let row = page
         .split("<tr>")
         .find(|row| row.contains("10.0.0.1"))

@@ -507,14 +507,7 @@ async fn the_service_answers_spraying_and_resets_it() {
         false
     );
 
-    let metrics = client
-        .get(service.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(client.get(service.at("/metrics"))).await;
     assert!(
         metrics.contains("lockout_spraying_lockouts_started_total 1"),
         "{metrics}"
